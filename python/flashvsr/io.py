@@ -1,0 +1,11 @@
+"""Media helpers of the native engine: probing, reading clips and images, writing a synthetic test clip."""
+
+from ._C import io as _io
+
+probe = _io.probe
+read_video_rgb24 = _io.read_video_rgb24
+read_image = _io.read_image
+write_image = _io.write_image
+write_synthetic_clip = _io.write_synthetic_clip
+
+__all__ = ["probe", "read_video_rgb24", "read_image", "write_image", "write_synthetic_clip"]

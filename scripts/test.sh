@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# README command 2: every test (GoogleTest under CTest, then pytest), setting up first if needed.
+# Tests labelled `gpu` need a CUDA device; they run only when FLASHVSR_GPU_TESTS=1.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+t0=$SECONDS
+bash scripts/setup.sh --with-tests || exit 1
+
+echo; echo "==> ctest"
+ctest_filter=(-LE gpu)
+[ "${FLASHVSR_GPU_TESTS:-0}" = 1 ] && ctest_filter=()
+ctest --test-dir build --output-on-failure -j"$(nproc)" "${ctest_filter[@]}"
+ctest_rc=$?
+
+echo; echo "==> pytest"
+.venv/bin/python -m pytest tests/python -q
+pytest_rc=$?
+if [ $pytest_rc -eq 5 ]; then
+    echo "pytest collected no tests: that is a failure here" >&2
+fi
+
+echo; echo "==> tests done in $((SECONDS - t0)) s (ctest rc=$ctest_rc, pytest rc=$pytest_rc)"
+[ $ctest_rc -eq 0 ] && [ $pytest_rc -eq 0 ]

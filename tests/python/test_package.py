@@ -1,0 +1,86 @@
+"""The installed package: version, build information, the op registry, errors, media helpers, the CLI."""
+
+import json
+import re
+import subprocess
+
+import pytest
+import torch
+
+import flashvsr
+
+
+def test_version_is_the_project_version(repo_root):
+    cmake = (repo_root / "CMakeLists.txt").read_text()
+    expected = re.search(r"project\(flashvsr VERSION ([0-9.]+)", cmake).group(1)
+    assert flashvsr.__version__ == expected
+    assert flashvsr.build_info()["version"] == expected
+
+
+def test_build_info_contract():
+    info = flashvsr.build_info()
+    for key in ("version", "torch", "cuda_compiled", "cuda_available", "ffmpeg", "opencv"):
+        assert key in info
+    assert isinstance(info["cuda_compiled"], bool)
+    assert isinstance(info["cuda_available"], bool)
+    # The native module was built against the torch that is running (an ABI requirement).
+    assert info["torch"] == torch.__version__.split("+")[0]
+    assert info["cuda_available"] == torch.cuda.is_available()
+    assert info["ffmpeg"]["libavcodec"].startswith("59.")
+    assert info["ffmpeg"]["libavformat"].startswith("59.")
+    assert set(info["ffmpeg"]) == {"libavcodec", "libavformat", "libavutil", "libswscale", "libswresample"}
+    assert info["opencv"].startswith("4.")
+
+
+def test_error_hierarchy():
+    assert issubclass(flashvsr.Error, RuntimeError)
+    for cls in (flashvsr.InputError, flashvsr.ModelError, flashvsr.Cancelled):
+        assert issubclass(cls, flashvsr.Error)
+    with pytest.raises(flashvsr.InputError, match="nope.png"):
+        flashvsr.io.read_image("/nonexistent/nope.png")
+
+
+def test_blend_op_is_registered_for_cpu_and_meta():
+    canvas = torch.zeros(2, 40, 70, 3)
+    ones = torch.ones(2, 40, 40, 3)
+    # two tiles overlapping by 10 columns: complementary ramps sum to exactly one
+    torch.ops.flashvsr.blend_accumulate(canvas, ones, 0, 0, [0, 0, 0, 10])
+    torch.ops.flashvsr.blend_accumulate(canvas, ones, 0, 30, [0, 0, 10, 0])
+    assert torch.allclose(canvas, torch.ones_like(canvas), atol=1e-6)
+    meta = torch.empty(2, 40, 70, 3, device="meta")
+    torch.ops.flashvsr.blend_accumulate(meta, ones.to("meta"), 0, 0, [0, 0, 0, 10])
+    with pytest.raises(RuntimeError, match="does not fit inside canvas"):
+        torch.ops.flashvsr.blend_accumulate(canvas, ones, 5, 40, [0, 0, 0, 0])
+
+
+def test_media_helpers_round_trip(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    flashvsr.io.write_synthetic_clip(str(clip), width=128, height=64, frames=9, fps_num=25, fps_den=1)
+    info = flashvsr.io.probe(str(clip))
+    video = info["streams"][info["best_video"]]
+    assert (video["codec"], video["width"], video["height"], video["fps"]) == ("h264", 128, 64, (25, 1))
+    assert [s["type"] for s in info["streams"]].count("audio") == 1
+    frames = flashvsr.io.read_video_rgb24(str(clip))
+    assert frames.shape == (9, 64, 128, 3) and frames.dtype == torch.uint8
+
+    img = torch.rand(10, 12, 3)
+    flashvsr.io.write_image(str(tmp_path / "a.png"), img, bits=16)
+    back = flashvsr.io.read_image(str(tmp_path / "a.png"))
+    assert back.dtype == torch.float32 and back.shape == (10, 12, 3)
+    assert (back - img).abs().max().item() <= 0.5 / 65535 + 1e-6
+
+
+def test_cli_version_and_build_info(cli):
+    out = subprocess.run([str(cli), "--version"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith(f"flashvsr {flashvsr.__version__} (torch ")
+    info = json.loads(subprocess.run([str(cli), "build-info"], capture_output=True, text=True, check=True).stdout)
+    assert info["version"] == flashvsr.__version__
+    assert info["ffmpeg"] == flashvsr.build_info()["ffmpeg"]
+    bad = subprocess.run([str(cli), "frobnicate"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown command 'frobnicate'" in bad.stderr
+
+
+def test_cli_runs_without_python_environment(cli, tmp_path):
+    # No PYTHONPATH, no LD_LIBRARY_PATH, another working directory: the RUNPATHs must suffice.
+    out = subprocess.run([str(cli), "--version"], capture_output=True, text=True, cwd=tmp_path, env={}, check=True)
+    assert "flashvsr" in out.stdout
