@@ -1,0 +1,68 @@
+// Checkpoint contracts shared by the four networks: the tensor map read from files, the table that maps
+// checkpoint keys onto a network's weight members, and strict loading with errors naming file and key.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace flashvsr::models {
+
+/// Tensors of one checkpoint file by key (ordered by key). Values may be zero-copy views of a
+/// memory-mapped file (read-only: clone before writing).
+using TensorMap = std::map<std::string, at::Tensor>;
+
+/// One parameter of a network: its checkpoint key and shape.
+struct ParamSpec {
+    std::string name;
+    std::vector<int64_t> shape;
+    int64_t numel() const;
+};
+
+/// Where and in which dtype a network keeps its weights.
+struct LoadOptions {
+    at::ScalarType dtype = at::kFloat;
+    at::Device device = at::kCPU;
+};
+
+/// Maps checkpoint keys to a network's tensor members, in registration (= checkpoint) order.
+class ParamTable {
+  public:
+    /// Registers `slot` under `name` with the expected `shape`.
+    void add(std::string name, at::Tensor* slot, std::vector<int64_t> shape);
+
+    const std::vector<ParamSpec>& specs() const { return specs_; }
+    size_t size() const { return specs_.size(); }
+    int64_t numel() const;
+
+    /// Strict load from `tensors` (keys are looked up as `prefix + name`): a missing key, a key under
+    /// `prefix` that no parameter claims (unless `ignore(key)` is true) or a wrong shape throws
+    /// flashvsr::ModelError naming `source` (the file), the key and the got/expected shapes.
+    /// Each tensor is converted to opts.dtype/opts.device (one copy at most; none when already matching).
+    void load(const TensorMap& tensors, const std::string& source, const LoadOptions& opts,
+              const std::string& prefix = "",
+              const std::function<bool(const std::string&)>& ignore = nullptr) const;
+
+    /// Fills every slot with zeros of its shape (for tests that set weights by hand).
+    void zero_init(const LoadOptions& opts) const;
+
+  private:
+    std::vector<ParamSpec> specs_;
+    std::vector<at::Tensor*> slots_;
+};
+
+/// Total parameter count of a manifest.
+int64_t manifest_numel(const std::vector<ParamSpec>& specs);
+
+/// DiffSynth's model-detection hash: for each entry append "key:d0_d1_..." and "key", sort all strings,
+/// join with ",", MD5 as 32 lowercase hex digits.
+std::string key_hash(const std::vector<ParamSpec>& specs);
+
+/// Shape of a tensor in `tensors` or a ModelError naming `source` and `key` when absent.
+std::vector<int64_t> require_shape(const TensorMap& tensors, const std::string& key, const std::string& source);
+
+}  // namespace flashvsr::models

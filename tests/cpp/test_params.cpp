@@ -1,0 +1,49 @@
+#include <flashvsr/flashvsr.h>
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include "core/md5.h"
+#include "models/common/params.h"
+
+using namespace flashvsr::models;
+
+TEST(Md5, KnownVectors) {
+    EXPECT_EQ(flashvsr::md5_hex(""), "d41d8cd98f00b204e9800998ecf8427e");
+    EXPECT_EQ(flashvsr::md5_hex("abc"), "900150983cd24fb0d6963f7d28e17f72");
+    EXPECT_EQ(flashvsr::md5_hex("The quick brown fox jumps over the lazy dog"), "9e107d9d372bb6826bd81d3542a419d6");
+    std::string million(1000000, 'a');
+    EXPECT_EQ(flashvsr::md5_hex(million), "7707d6ae4e027c70eea2a935c2296f21");
+}
+
+TEST(KeyHash, DiffSynthFormula) {
+    // "b:3" and "a:1_2" plus the bare keys, sorted: "a", "a:1_2", "b", "b:3".
+    const std::vector<ParamSpec> specs{{"b", {3}}, {"a", {1, 2}}};
+    EXPECT_EQ(key_hash(specs), flashvsr::md5_hex("a,a:1_2,b,b:3"));
+}
+
+TEST(ParamTable, StrictLoadNamesFileAndKey) {
+    at::Tensor w, b;
+    ParamTable t;
+    t.add("lin.weight", &w, {4, 3});
+    t.add("lin.bias", &b, {4});
+    EXPECT_EQ(t.numel(), 16);
+    TensorMap ok{{"lin.weight", at::ones({4, 3})}, {"lin.bias", at::zeros({4})}};
+    t.load(ok, "f.safetensors", LoadOptions{at::kBFloat16});
+    EXPECT_EQ(w.scalar_type(), at::kBFloat16);
+    EXPECT_NE(w.data_ptr(), ok["lin.weight"].data_ptr());  // own copy
+    auto msg = [&](const TensorMap& m) {
+        try {
+            t.load(m, "f.safetensors", LoadOptions{});
+        } catch (const flashvsr::ModelError& e) {
+            return std::string(e.what());
+        }
+        return std::string("<no error>");
+    };
+    EXPECT_EQ(msg({{"lin.weight", at::ones({4, 3})}}),
+              "f.safetensors: missing key 'lin.bias' (expected shape [4])");
+    EXPECT_EQ(msg({{"lin.weight", at::ones({4, 2})}, {"lin.bias", at::zeros({4})}}),
+              "f.safetensors: key 'lin.weight' has shape [4, 2], expected [4, 3]");
+    EXPECT_EQ(msg({{"lin.weight", at::ones({4, 3})}, {"lin.bias", at::zeros({4})}, {"extra", at::zeros({1})}}),
+              "f.safetensors: unexpected key 'extra' with shape [1]");
+}
