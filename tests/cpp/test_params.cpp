@@ -47,3 +47,23 @@ TEST(ParamTable, StrictLoadNamesFileAndKey) {
     EXPECT_EQ(msg({{"lin.weight", at::ones({4, 3})}, {"lin.bias", at::zeros({4})}, {"extra", at::zeros({1})}}),
               "f.safetensors: unexpected key 'extra' with shape [1]");
 }
+
+#include "models/common/random_weights.h"
+
+TEST(RandomWeights, DeterministicAndScaled) {
+    const std::vector<ParamSpec> specs{{"conv.weight", {64, 32, 3, 3}},
+                                       {"conv.bias", {64}},
+                                       {"norm1.gamma", {64, 1, 1, 1}},
+                                       {"blocks.0.modulation", {1, 6, 256}}};
+    const TensorMap a = random_weights(specs, 5);
+    const TensorMap b = random_weights(specs, 5, at::kBFloat16);
+    ASSERT_EQ(a.size(), 4u);
+    EXPECT_EQ(a.at("conv.weight").scalar_type(), at::kFloat);
+    EXPECT_EQ(b.at("conv.weight").scalar_type(), at::kBFloat16);
+    EXPECT_TRUE(at::allclose(a.at("conv.weight"), b.at("conv.weight").to(at::kFloat), 1e-2, 1e-3));
+    EXPECT_FALSE(at::equal(a.at("conv.weight"), random_weights(specs, 6).at("conv.weight")));
+    EXPECT_NEAR(a.at("conv.weight").std().item<double>(), 1.0 / std::sqrt(32.0 * 9.0), 0.01);
+    EXPECT_NEAR(a.at("norm1.gamma").mean().item<double>(), 1.0, 0.05);
+    EXPECT_NEAR(a.at("blocks.0.modulation").std().item<double>(), 1.0 / 16.0, 0.01);
+    EXPECT_LT(a.at("conv.bias").abs().max().item<double>(), 0.5);
+}

@@ -1,0 +1,38 @@
+#include "models/common/random_weights.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <string>
+
+namespace flashvsr::models {
+namespace {
+
+bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+
+}  // namespace
+
+TensorMap random_weights(const std::vector<ParamSpec>& specs, uint64_t seed, at::ScalarType dtype) {
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    const auto opts = at::TensorOptions().dtype(at::kDouble);
+    TensorMap out;
+    for (const ParamSpec& s : specs) {
+        at::Tensor t = at::randn(s.shape, gen, opts);
+        if (contains(s.name, "gamma") || contains(s.name, "norm_q") || contains(s.name, "norm_k") ||
+            contains(s.name, "norm3.weight")) {
+            t = 1.0 + 0.1 * t;
+        } else if (contains(s.name, "modulation")) {
+            t = t / std::sqrt(static_cast<double>(s.shape.empty() ? 1 : s.shape.back()));
+        } else if (s.shape.size() <= 1) {
+            t = 0.1 * t;
+        } else {
+            const int64_t fan_in = s.shape[0] > 0 ? s.numel() / s.shape[0] : 1;
+            t = t / std::sqrt(static_cast<double>(std::max<int64_t>(fan_in, 1)));
+        }
+        out.emplace(s.name, t.to(dtype));
+    }
+    return out;
+}
+
+}  // namespace flashvsr::models
