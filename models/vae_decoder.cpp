@@ -20,9 +20,10 @@ struct LevelPlan {
 };
 
 std::vector<LevelPlan> decoder_levels(const VAEDecoderConfig& cfg) {
-    TORCH_CHECK(!cfg.dim_mult.empty() && cfg.temporal_upsample.size() + 1 == cfg.dim_mult.size(),
-                "vae_decoder: config needs dim_mult of L >= 1 entries and L - 1 temporal_upsample flags, got ",
-                cfg.dim_mult.size(), " and ", cfg.temporal_upsample.size());
+    TORCH_CHECK(
+        !cfg.dim_mult.empty() && cfg.temporal_upsample.size() + 1 == cfg.dim_mult.size(),
+        "vae_decoder: config needs dim_mult of L >= 1 entries and L - 1 temporal_upsample flags, got ",
+        cfg.dim_mult.size(), " and ", cfg.temporal_upsample.size());
     TORCH_CHECK(cfg.dim > 0 && cfg.z_dim > 0 && cfg.num_res_blocks >= 0, "vae_decoder: invalid config");
     const size_t n = cfg.dim_mult.size();
     std::vector<LevelPlan> levels(n);
@@ -223,7 +224,8 @@ void VAEDecoder::register_params(const Config& cfg, Weights& w, ParamTable& t) {
     for (size_t i = 0; i < levels.size(); ++i) {
         int64_t in = levels[i].in;
         for (int64_t r = 0; r <= cfg.num_res_blocks; ++r, ++k) {
-            add_residual(t, "decoder.upsamples." + std::to_string(k) + ".", in, levels[i].out, w.upsamples[k].res);
+            add_residual(t, "decoder.upsamples." + std::to_string(k) + ".", in, levels[i].out,
+                         w.upsamples[k].res);
             in = levels[i].out;
         }
         if (i + 1 < levels.size()) {
@@ -304,7 +306,7 @@ std::vector<ParamSpec> VAEDecoder::file_manifest(const Config& cfg) {
 }
 
 const std::array<float, 16>& VAEDecoder::latent_mean() {
-    static const std::array<float, 16> mean{-0.7571f, -0.7089f, -0.9113f, 0.1075f, -0.1745f, 0.9653f,
+    static const std::array<float, 16> mean{-0.7571f, -0.7089f, -0.9113f, 0.1075f,  -0.1745f, 0.9653f,
                                             -0.1517f, 1.5508f,  0.4134f,  -0.0715f, 0.5517f,  -0.3632f,
                                             -0.1922f, -0.9497f, 0.2503f,  -0.2921f};
     return mean;
@@ -361,7 +363,7 @@ at::Tensor attention_block(const at::Tensor& x, const Attn& a) {
                          .reshape({b * t, 1, 3 * c, h * w})  // [BT,3C,H,W] -> [BT,1,3C,HW]
                          .permute({0, 1, 3, 2})              // [BT,1,3C,HW] -> [BT,1,HW,3C]
                          .contiguous();
-    const auto qkv3 = qkv.chunk(3, -1);  // q, k, v: [BT,1,HW,C] each
+    const auto qkv3 = qkv.chunk(3, -1);                                          // q, k, v: [BT,1,HW,C] each
     at::Tensor o = at::scaled_dot_product_attention(qkv3[0], qkv3[1], qkv3[2]);  // scale 1/sqrt(C)
     o = o.squeeze(1).permute({0, 2, 1}).reshape({b * t, c, h, w});  // [BT,1,HW,C] -> [BT,C,HW] -> [BT,C,H,W]
     o = at::conv2d(o, a.proj.weight, a.proj.bias);
@@ -390,15 +392,15 @@ at::Tensor VAEDecoder::decode_step(const at::Tensor& x_in, VAEDecodeState& st) c
             const int64_t t = x.size(2), h = x.size(3), w = x.size(4);
             x = causal_conv3(x, u.time_conv.weight, u.time_conv.bias, 0, c.time_conv, true);  // [B,2C,T,H,W]
             // Channel half 0 becomes frame 2i, half 1 frame 2i+1.
-            x = x.reshape({b, 2, ch, t, h, w})           // [B,2C,T,H,W] -> [B,2,C,T,H,W]
-                    .permute({0, 2, 3, 1, 4, 5})         // -> [B,C,T,2,H,W]
-                    .reshape({b, ch, 2 * t, h, w});      // -> [B,C,2T,H,W]
+            x = x.reshape({b, 2, ch, t, h, w})       // [B,2C,T,H,W] -> [B,2,C,T,H,W]
+                    .permute({0, 2, 3, 1, 4, 5})     // -> [B,C,T,2,H,W]
+                    .reshape({b, ch, 2 * t, h, w});  // -> [B,C,2T,H,W]
         }
         const int64_t t = x.size(2), h = x.size(3), w = x.size(4);
-        at::Tensor y = x.permute({0, 2, 1, 3, 4}).reshape({b * t, ch, h, w});  // [B,C,T,H,W] -> [BT,C,H,W]
-        y = at::_upsample_nearest_exact2d(y, {2 * h, 2 * w}, 2.0, 2.0);         // resample.0
+        at::Tensor y = x.permute({0, 2, 1, 3, 4}).reshape({b * t, ch, h, w});     // [B,C,T,H,W] -> [BT,C,H,W]
+        y = at::_upsample_nearest_exact2d(y, {2 * h, 2 * w}, 2.0, 2.0);           // resample.0
         y = at::conv2d(y, u.resample1.weight, u.resample1.bias, {1, 1}, {1, 1});  // [BT,C/2,2H,2W]
-        x = y.reshape({b, t, ch / 2, 2 * h, 2 * w}).permute({0, 2, 1, 3, 4});  // -> [B,C/2,T,2H,2W]
+        x = y.reshape({b, t, ch / 2, 2 * h, 2 * w}).permute({0, 2, 1, 3, 4});     // -> [B,C/2,T,2H,2W]
     }
     x = at::silu(rms_norm(x, w_.head_gamma));
     return causal_conv3(x, w_.head2.weight, w_.head2.bias, 1, st.head2, false);
@@ -409,7 +411,8 @@ at::Tensor VAEDecoder::decode(const at::Tensor& z, VAEDecodeState& st) const {
                 ", T, h, w], got ", z.sizes());
     const at::Tensor& w0 = w_.conv2.weight;
     TORCH_CHECK(z.scalar_type() == w0.scalar_type() && z.device() == w0.device(), "vae_decoder: z is ",
-                z.scalar_type(), " on ", z.device(), ", the weights are ", w0.scalar_type(), " on ", w0.device());
+                z.scalar_type(), " on ", z.device(), ", the weights are ", w0.scalar_type(), " on ",
+                w0.device());
     if (st.upsamples.size() != w_.upsamples.size()) {
         TORCH_CHECK(!st.started, "vae_decoder: the state was started by another decoder; reset() it");
         st.upsamples.assign(w_.upsamples.size(), VAEUpsampleCache{});
@@ -417,11 +420,11 @@ at::Tensor VAEDecoder::decode(const at::Tensor& z, VAEDecodeState& st) const {
     const int64_t b = z.size(0), t = z.size(2), h = z.size(3), w = z.size(4);
     if (st.started) {
         const at::Tensor& c = st.conv1;
-        TORCH_CHECK(c.size(0) == b && c.size(3) == h && c.size(4) == w && c.scalar_type() == z.scalar_type() &&
-                        c.device() == z.device(),
-                    "vae_decoder: the stream was started with latents [", c.size(0), ", ", cfg_.z_dim, ", T, ",
-                    c.size(3), ", ", c.size(4), "] ", c.scalar_type(), ", got ", z.sizes(), " ", z.scalar_type(),
-                    "; reset() the state first");
+        TORCH_CHECK(c.size(0) == b && c.size(3) == h && c.size(4) == w &&
+                        c.scalar_type() == z.scalar_type() && c.device() == z.device(),
+                    "vae_decoder: the stream was started with latents [", c.size(0), ", ", cfg_.z_dim,
+                    ", T, ", c.size(3), ", ", c.size(4), "] ", c.scalar_type(), ", got ", z.sizes(), " ",
+                    z.scalar_type(), "; reset() the state first");
     }
     const int64_t f = cfg_.spatial_factor();
     if (t == 0) {
@@ -433,9 +436,9 @@ at::Tensor VAEDecoder::decode(const at::Tensor& z, VAEDecodeState& st) const {
     frames.reserve(t);
     for (int64_t i = 0; i < t; ++i) {
         // Frame by frame from the start (also conv2), so any chunking runs the very same kernels.
-        at::Tensor x = z.narrow(2, i, 1) / inv_std + mean;            // un-normalise: z * std + mean
-        x = at::conv3d(x, w_.conv2.weight, w_.conv2.bias);          // conv2, 1x1x1, uncached
-        frames.push_back(decode_step(x, st));  // [B,3,1|tf,H,W]
+        at::Tensor x = z.narrow(2, i, 1) / inv_std + mean;  // un-normalise: z * std + mean
+        x = at::conv3d(x, w_.conv2.weight, w_.conv2.bias);  // conv2, 1x1x1, uncached
+        frames.push_back(decode_step(x, st));               // [B,3,1|tf,H,W]
         st.started = true;
     }
     return at::cat(frames, 2).clamp_(-1.0, 1.0);  // [B,3,n,h*f,w*f]

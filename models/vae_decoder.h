@@ -19,10 +19,10 @@ namespace flashvsr::models {
 /// with dim * dim_mult[L-1-i] output channels, and every level but the last ends in a Resample that
 /// doubles H and W (and, where temporal_upsample[i], the frame count) and halves the channels.
 struct VAEDecoderConfig {
-    int64_t dim = 96;                                   ///< base width (input channels of decoder.head.2)
-    int64_t z_dim = 16;                                 ///< latent channels (must be 16: the latent statistics)
-    std::vector<int64_t> dim_mult{1, 2, 4, 4};          ///< channel multipliers, encoder order (dim_mult[0] == 1)
-    int64_t num_res_blocks = 2;                         ///< encoder count; the decoder has one more per level
+    int64_t dim = 96;                           ///< base width (input channels of decoder.head.2)
+    int64_t z_dim = 16;                         ///< latent channels (must be 16: the latent statistics)
+    std::vector<int64_t> dim_mult{1, 2, 4, 4};  ///< channel multipliers, encoder order (dim_mult[0] == 1)
+    int64_t num_res_blocks = 2;                 ///< encoder count; the decoder has one more per level
     std::vector<bool> temporal_upsample{true, true, false};  ///< per Resample: upsample3d (true) / upsample2d
 
     /// Reads z_dim from decoder.conv1, the level layout from the decoder.upsamples.* keys and the widths from
@@ -53,12 +53,12 @@ struct VAEUpsampleCache {
 /// Streaming state of one decoded video (or tile): one cache per cached causal conv (the 1x1x1 shortcut
 /// and conv2 are uncached), named after the checkpoint key of the conv it feeds. Use, then update.
 struct VAEDecodeState {
-    at::Tensor conv1;                          ///< decoder.conv1 input, [B, z_dim, 1|2, h, w]
-    VAEResidualCache middle0;                  ///< decoder.middle.0
-    VAEResidualCache middle2;                  ///< decoder.middle.2
-    std::vector<VAEUpsampleCache> upsamples;   ///< decoder.upsamples.{i}; sized on the first decode
-    at::Tensor head2;                          ///< decoder.head.2 input, [B, dim, 1|2, H, W]
-    bool started = false;                      ///< a latent frame was decoded since reset()
+    at::Tensor conv1;                         ///< decoder.conv1 input, [B, z_dim, 1|2, h, w]
+    VAEResidualCache middle0;                 ///< decoder.middle.0
+    VAEResidualCache middle2;                 ///< decoder.middle.2
+    std::vector<VAEUpsampleCache> upsamples;  ///< decoder.upsamples.{i}; sized on the first decode
+    at::Tensor head2;                         ///< decoder.head.2 input, [B, dim, 1|2, H, W]
+    bool started = false;                     ///< a latent frame was decoded since reset()
 
     void reset();
     int64_t bytes() const;  ///< bytes held by all cache tensors
@@ -87,10 +87,12 @@ class VAEDecoder {
     const Config& config() const { return cfg_; }
 
     /// Decodes the next latent frames of a stream.
-    /// z: [B, z_dim, T, h, w] normalised DiT latents, same dtype/device as the weights.
+    /// z: [B, z_dim, T, h, w] normalised DiT latents, same dtype/device as the weights; un-normalised as
+    /// z / (1/std) + mean with 1/std rounded in float32 (upstream's form of z * std + mean).
     /// Returns [B, 3, n, h*8, w*8] in [-1, 1] (clamped), n = 4T - 3 on the first call after reset(), 4T later
-    /// (Wan2.1 factors). Chunking is exact: decode(z) equals decode(z[:, :, :a]) ++ decode(z[:, :, a:]) on one
-    /// state, bit for bit. The state must keep B, h and w until reset().
+    /// (Wan2.1 factors). Chunking is exact: decode(z) equals decode(z[:, :, :a]) ++ decode(z[:, :, a:]) on
+    /// one state, bit for bit. The state must keep B, h and w until reset(); after an exception it is
+    /// undefined (reset() it). The clamp comes last, as in upstream's single_decode.
     at::Tensor decode(const at::Tensor& z, VAEDecodeState& state) const;
 
   private:

@@ -74,7 +74,8 @@ class VAEDecoderTiny : public ::testing::Test {
   protected:
     static void SetUpTestSuite() {
         const auto cfg = VAEDecoderConfig::preset("tiny");
-        dec_ = new VAEDecoder(random_weights(VAEDecoder::manifest(cfg), 7), "tiny.pth", LoadOptions{at::kDouble});
+        dec_ = new VAEDecoder(random_weights(VAEDecoder::manifest(cfg), 7), "tiny.pth",
+                              LoadOptions{at::kDouble});
         z_ = new at::Tensor(random_latents(10, 2, 3, 11));
         VAEDecodeState st;
         ref_ = new at::Tensor(dec_->decode(*z_, st));  // one call over all 10 latents
@@ -118,9 +119,12 @@ TEST(VAEDecoderKeys, FullFileManifestMatchesPublishedFile) {
     EXPECT_EQ(dec.front().name, "conv2.weight");
     EXPECT_EQ(dec.back().name, "decoder.head.2.bias");
     ASSERT_NE(find_spec(dec, "decoder.upsamples.4.shortcut.weight"), nullptr);
-    EXPECT_EQ(find_spec(dec, "decoder.upsamples.4.shortcut.weight")->shape, (std::vector<int64_t>{384, 192, 1, 1, 1}));
-    EXPECT_EQ(find_spec(dec, "decoder.upsamples.7.time_conv.weight")->shape, (std::vector<int64_t>{768, 384, 3, 1, 1}));
-    EXPECT_EQ(find_spec(dec, "decoder.upsamples.11.resample.1.weight")->shape, (std::vector<int64_t>{96, 192, 3, 3}));
+    EXPECT_EQ(find_spec(dec, "decoder.upsamples.4.shortcut.weight")->shape,
+              (std::vector<int64_t>{384, 192, 1, 1, 1}));
+    EXPECT_EQ(find_spec(dec, "decoder.upsamples.7.time_conv.weight")->shape,
+              (std::vector<int64_t>{768, 384, 3, 1, 1}));
+    EXPECT_EQ(find_spec(dec, "decoder.upsamples.11.resample.1.weight")->shape,
+              (std::vector<int64_t>{96, 192, 3, 3}));
     EXPECT_EQ(find_spec(dec, "decoder.upsamples.11.time_conv.weight"), nullptr);
     EXPECT_EQ(find_spec(dec, "decoder.middle.1.norm.gamma")->shape, (std::vector<int64_t>{384, 1, 1}));
 }
@@ -140,7 +144,8 @@ TEST(VAEDecoderKeys, TinyManifestsMatchOfficialModule) {
 TEST(VAEDecoderConfig, FromTensorsRecoversPresetsAndReducedLayouts) {
     for (const char* size : {"tiny", "small", "full"}) {
         const auto cfg = VAEDecoderConfig::preset(size);
-        EXPECT_EQ(VAEDecoderConfig::from_tensors(meta_tensors(VAEDecoder::file_manifest(cfg)), "f"), cfg) << size;
+        EXPECT_EQ(VAEDecoderConfig::from_tensors(meta_tensors(VAEDecoder::file_manifest(cfg)), "f"), cfg)
+            << size;
     }
     const auto full = VAEDecoderConfig::preset("full");
     EXPECT_EQ(full.spatial_factor(), 8);
@@ -166,8 +171,9 @@ TEST(VAEDecoderLoad, StrictAndSkipsEncoder) {
     EXPECT_EQ(load_error(m), "vae.pth: missing key 'decoder.head.2.bias' (expected shape [3])");
     m = file;
     m["decoder.middle.1.proj.weight"] = at::zeros({64, 64, 1, 1, 1}, at::kDouble);
-    EXPECT_EQ(load_error(m), "vae.pth: key 'decoder.middle.1.proj.weight' has shape [64, 64, 1, 1, 1], "
-                             "expected [64, 64, 1, 1]");
+    EXPECT_EQ(load_error(m),
+              "vae.pth: key 'decoder.middle.1.proj.weight' has shape [64, 64, 1, 1, 1], "
+              "expected [64, 64, 1, 1]");
     m = file;
     m["decoder.middle.1.extra"] = at::zeros({2}, at::kDouble);
     EXPECT_EQ(load_error(m), "vae.pth: unexpected key 'decoder.middle.1.extra' with shape [2]");
