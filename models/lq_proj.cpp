@@ -48,7 +48,8 @@ LQProjConfig LQProjConfig::from_tensors(const TensorMap& tensors, const std::str
     const auto c2 = require_shape(tensors, "conv2.weight", source);
     const auto lin = require_shape(tensors, "linear_layers.0.weight", source);
     if (c1.size() != 5 || c2.size() != 5 || lin.size() != 2) {
-        throw ModelError(source + ": LQ projector expects 5-D conv1/conv2 weights and a 2-D linear_layers.0.weight");
+        throw ModelError(source +
+                         ": LQ projector expects 5-D conv1/conv2 weights and a 2-D linear_layers.0.weight");
     }
     LQProjConfig c;
     c.in_channels = c1[1];
@@ -97,9 +98,10 @@ at::Tensor lq_pixel_unshuffle(const at::Tensor& video) {
     const int64_t h = video.size(3) / kUnshuffle, w = video.size(4) / kUnshuffle;
     TORCH_CHECK(video.size(3) % kUnshuffle == 0 && video.size(4) % kUnshuffle == 0,
                 "lq_pixel_unshuffle: H and W must be multiples of 16, got ", video.sizes());
-    return video.reshape({b, c, f, h, kUnshuffle, w, kUnshuffle})  // [B,C,F,H,W] -> [B,C,F,h,dy,w,dx]
-        .permute({0, 1, 4, 6, 2, 3, 5})                          // -> [B,C,dy,dx,F,h,w]
-        .reshape({b, c * kUnshuffle * kUnshuffle, f, h, w});    // -> [B, C·256, F, h, w]
+    return video
+        .reshape({b, c, f, h, kUnshuffle, w, kUnshuffle})     // [B,C,F,H,W] -> [B,C,F,h,dy,w,dx]
+        .permute({0, 1, 4, 6, 2, 3, 5})                       // -> [B,C,dy,dx,F,h,w]
+        .reshape({b, c * kUnshuffle * kUnshuffle, f, h, w});  // -> [B, C·256, F, h, w]
 }
 
 LQProj::LQProj(const TensorMap& tensors, const std::string& source, const LoadOptions& opts)
@@ -139,9 +141,11 @@ at::Tensor LQProj::stream(const at::Tensor& clip, LQProjState& state, CacheOrder
 
     if (state.clip_index == 0) {
         // Priming: [f0] -> [f0, f0, f0, f0]; conv1 with its own front padding, conv2 does not run.
-        TORCH_CHECK(clip.size(2) == 1, "lq_proj: the first clip after reset must be one frame, got ", clip.sizes());
+        TORCH_CHECK(clip.size(2) == 1, "lq_proj: the first clip after reset must be one frame, got ",
+                    clip.sizes());
         const at::Tensor x = lq_pixel_unshuffle(clip.expand({1, 3, kClipFrames, clip.size(3), clip.size(4)}));
-        const at::Tensor y = rms_norm_silu(causal_conv(x, at::Tensor(), conv1_weight_, conv1_bias_), norm1_gamma_);
+        const at::Tensor y =
+            rms_norm_silu(causal_conv(x, at::Tensor(), conv1_weight_, conv1_bias_), norm1_gamma_);
         state.conv1_cache = tail_frames(x);
         state.conv2_cache = tail_frames(y);
         state.clip_index = 1;
@@ -152,7 +156,8 @@ at::Tensor LQProj::stream(const at::Tensor& clip, LQProjState& state, CacheOrder
     const at::Tensor x = lq_pixel_unshuffle(clip);  // [1, 3, 4, H, W] -> [1, 768, 4, h, w]
     TORCH_CHECK(state.conv1_cache.defined() && state.conv1_cache.size(3) == x.size(3) &&
                     state.conv1_cache.size(4) == x.size(4),
-                "lq_proj: the clip size ", clip.sizes(), " differs from the stream's (reset the state first)");
+                "lq_proj: the clip size ", clip.sizes(),
+                " differs from the stream's (reset the state first)");
 
     at::Tensor y, z;
     if (order == CacheOrder::UseThenUpdate) {
@@ -170,7 +175,7 @@ at::Tensor LQProj::stream(const at::Tensor& clip, LQProjState& state, CacheOrder
     ++state.clip_index;
 
     // z: [1, C2, 1, h, w] -> tokens [1, h·w, C2] in (t, y, x) order.
-    const at::Tensor tokens = z.flatten(2).transpose(1, 2);  // [1, C2, 1, h, w] -> [1, h·w, C2]
+    const at::Tensor tokens = z.flatten(2).transpose(1, 2);   // [1, C2, 1, h, w] -> [1, h·w, C2]
     return at::linear(tokens, linear_weight_, linear_bias_);  // [1, h·w, C2] -> [1, h·w, D]
 }
 

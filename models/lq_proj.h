@@ -22,9 +22,11 @@ struct LQProjConfig {
     int64_t out_dim = 1536;         ///< the DiT width (linear_layers.0 output)
 
     /// From `conv1.weight` [C1, 768, 4, 3, 3], `conv2.weight` [C2, C1, 4, 3, 3] and
-    /// `linear_layers.0.weight` [D, C2]; a missing key or a wrong rank/kernel throws ModelError naming `source`.
+    /// `linear_layers.0.weight` [D, C2]; a missing key or a wrong rank/kernel throws ModelError naming
+    /// `source`.
     static LQProjConfig from_tensors(const TensorMap& tensors, const std::string& source);
-    /// "tiny" {64, 96, 256}, "small" {256, 384, 512}, "full" {2048, 3072, 1536}; anything else throws InputError.
+    /// "tiny" {64, 96, 256}, "small" {256, 384, 512}, "full" {2048, 3072, 1536}; anything else throws
+    /// InputError.
     static LQProjConfig preset(const std::string& size);
 };
 
@@ -75,10 +77,10 @@ class LQProj {
     ParamTable table();
 
     Config config_;
-    at::Tensor conv1_weight_, conv1_bias_;  // conv1: CausalConv3d 768 -> C1, kernel (4,3,3), stride (2,1,1)
-    at::Tensor norm1_gamma_;                // norm1: RMS_norm(C1), no bias; then SiLU (parameterless)
-    at::Tensor conv2_weight_, conv2_bias_;  // conv2: CausalConv3d C1 -> C2
-    at::Tensor norm2_gamma_;                // norm2: RMS_norm(C2); then SiLU
+    at::Tensor conv1_weight_, conv1_bias_;    // conv1: CausalConv3d 768 -> C1, kernel (4,3,3), stride (2,1,1)
+    at::Tensor norm1_gamma_;                  // norm1: RMS_norm(C1), no bias; then SiLU (parameterless)
+    at::Tensor conv2_weight_, conv2_bias_;    // conv2: CausalConv3d C1 -> C2
+    at::Tensor norm2_gamma_;                  // norm2: RMS_norm(C2); then SiLU
     at::Tensor linear_weight_, linear_bias_;  // linear_layers.0: Linear C2 -> D (layer_num = 1)
 };
 

@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <utility>
+
 namespace flashvsr::models {
 namespace {
 
@@ -23,7 +25,7 @@ at::Tensor upsample2(const at::Tensor& x) {
 /// TGrow: 1x1 conv C -> s·C, then each step's channel groups become s consecutive steps.
 at::Tensor tgrow(const at::Tensor& x, const at::Tensor& w) {
     const int64_t c = x.size(1), stride = w.size(0) / c;
-    const at::Tensor y = at::conv2d(x, w);                         // [n, C, H, W] -> [n, s·C, H, W]
+    const at::Tensor y = at::conv2d(x, w);                            // [n, C, H, W] -> [n, s·C, H, W]
     return y.reshape({x.size(0) * stride, c, x.size(2), x.size(3)});  // [n, s·C, H, W] -> [n·s, C, H, W]
 }
 
@@ -63,34 +65,38 @@ TCDecoderConfig TCDecoderConfig::preset(const std::string& size) {
     return c;
 }
 
+namespace {
+
+/// The nine memory slots of TCDecoderState by MemBlock checkpoint index.
+constexpr std::pair<int, at::Tensor TCDecoderState::*> kMemSlots[] = {
+    {5, &TCDecoderState::mem_5},   {6, &TCDecoderState::mem_6},   {7, &TCDecoderState::mem_7},
+    {11, &TCDecoderState::mem_11}, {12, &TCDecoderState::mem_12}, {13, &TCDecoderState::mem_13},
+    {17, &TCDecoderState::mem_17}, {18, &TCDecoderState::mem_18}, {19, &TCDecoderState::mem_19},
+};
+
+}  // namespace
+
 at::Tensor& TCDecoderState::memory(int layer) {
-    switch (layer) {
-        case 5: return mem_5;
-        case 6: return mem_6;
-        case 7: return mem_7;
-        case 11: return mem_11;
-        case 12: return mem_12;
-        case 13: return mem_13;
-        case 17: return mem_17;
-        case 18: return mem_18;
-        case 19: return mem_19;
-        default: TORCH_CHECK(false, "tc_decoder: layer ", layer, " is not a MemBlock");
+    for (const auto& [index, slot] : kMemSlots) {
+        if (index == layer) {
+            return this->*slot;
+        }
     }
+    TORCH_CHECK(false, "tc_decoder: layer ", layer, " is not a MemBlock");
 }
 
 void TCDecoderState::reset() {
-    for (int layer : {5, 6, 7, 11, 12, 13, 17, 18, 19}) {
-        memory(layer) = at::Tensor();
+    for (const auto& [index, slot] : kMemSlots) {
+        (this->*slot) = at::Tensor();
     }
     started = false;
 }
 
 int64_t TCDecoderState::bytes() const {
     int64_t n = 0;
-    for (const at::Tensor* t : {&mem_5, &mem_6, &mem_7, &mem_11, &mem_12, &mem_13, &mem_17, &mem_18, &mem_19}) {
-        if (t->defined()) {
-            n += static_cast<int64_t>(t->nbytes());
-        }
+    for (const auto& [index, slot] : kMemSlots) {
+        const at::Tensor& t = this->*slot;
+        n += t.defined() ? static_cast<int64_t>(t.nbytes()) : 0;
     }
     return n;
 }
@@ -108,7 +114,8 @@ at::Tensor tc_condition(const at::Tensor& cond) {
     }
     const int64_t b = x.size(0), t = x.size(2) / kCondT;
     const int64_t h = x.size(3) / kCondXY, w = x.size(4) / kCondXY;
-    return x.reshape({b, kRgb, t, kCondT, h, kCondXY, w, kCondXY})  // -> [B,c,T,dt,h,dy,w,dx]
+    return x
+        .reshape({b, kRgb, t, kCondT, h, kCondXY, w, kCondXY})      // -> [B,c,T,dt,h,dy,w,dx]
         .permute({0, 2, 1, 3, 5, 7, 4, 6})                          // -> [B,T,c,dt,dy,dx,h,w]
         .reshape({b, t, kRgb * kCondT * kCondXY * kCondXY, h, w});  // -> [B,T,768,h,w]
 }
@@ -164,8 +171,8 @@ at::Tensor TCDecoder::mem_block(const at::Tensor& x, const MemBlockWeights& m, a
     // x: [n, C, H, W], one row per time step. past_t = x_{t-1}; past_0 = memory (zeros after a reset).
     const int64_t n = x.size(0);
     const at::Tensor prev = memory.defined() ? memory : at::zeros_like(x.narrow(0, 0, 1));
-    const at::Tensor past = at::cat({prev, x.narrow(0, 0, n - 1)}, 0);  // [1 + (n-1), C, H, W]
-    memory = x.narrow(0, n - 1, 1).clone(at::MemoryFormat::Contiguous);  // used above, updated now
+    const at::Tensor past = at::cat({prev, x.narrow(0, 0, n - 1)}, 0);    // [1 + (n-1), C, H, W]
+    memory = x.narrow(0, n - 1, 1).clone(at::MemoryFormat::Contiguous);   // used above, updated now
     at::Tensor y = at::relu(conv3x3(at::cat({x, past}, 1), m.w0, m.b0));  // [n, 2C, H, W] -> [n, C, H, W]
     y = at::relu(conv3x3(y, m.w2, m.b2));
     y = conv3x3(y, m.w4, m.b4);
@@ -175,7 +182,8 @@ at::Tensor TCDecoder::mem_block(const at::Tensor& x, const MemBlockWeights& m, a
 at::Tensor TCDecoder::decode(const at::Tensor& latents, const at::Tensor& cond, TCDecoderState& state) const {
     TORCH_CHECK(latents.dim() == 5 && latents.size(0) == 1 && latents.size(1) == config_.latent_channels &&
                     latents.size(2) > 0,
-                "tc_decoder: expected latents [1,", config_.latent_channels, ",T,h,w], got ", latents.sizes());
+                "tc_decoder: expected latents [1,", config_.latent_channels, ",T,h,w], got ",
+                latents.sizes());
     const int64_t t = latents.size(2), h = latents.size(3), w = latents.size(4);
     TORCH_CHECK(cond.dim() == 5 && cond.size(0) == 1 && cond.size(3) == h * kSpaceUpscale &&
                     cond.size(4) == w * kSpaceUpscale && (cond.size(2) + kCondT - 1) / kCondT == t,
@@ -186,11 +194,12 @@ at::Tensor TCDecoder::decode(const at::Tensor& latents, const at::Tensor& cond, 
                     "tc_decoder: input is ", x->scalar_type(), " on ", x->device(), ", weights are ",
                     conv1_weight_.scalar_type(), " on ", conv1_weight_.device());
     }
-    TORCH_CHECK(!state.started || (state.mem_5.defined() && state.mem_5.size(2) == h && state.mem_5.size(3) == w),
-                "tc_decoder: latents ", latents.sizes(), " differ in size from the stream's (reset the state first)");
+    TORCH_CHECK(
+        !state.started || (state.mem_5.defined() && state.mem_5.size(2) == h && state.mem_5.size(3) == w),
+        "tc_decoder: latents ", latents.sizes(), " differ in size from the stream's (reset the state first)");
     const int64_t trim = state.started ? 0 : kFramesToTrim;
 
-    const at::Tensor c = tc_condition(cond).squeeze(0);     // [1,T,768,h,w] -> [T,768,h,w]
+    const at::Tensor c = tc_condition(cond).squeeze(0);       // [1,T,768,h,w] -> [T,768,h,w]
     const at::Tensor z = latents.squeeze(0).transpose(0, 1);  // [1,16,T,h,w] -> [T,16,h,w]
     at::Tensor x = at::cat({c, z}, 1);                        // -> [T, 784, h, w], condition first
     x = at::tanh(x / 3.0) * 3.0;                              // 0: Clamp

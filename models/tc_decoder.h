@@ -18,7 +18,7 @@ namespace flashvsr::models {
 struct TCDecoderConfig {
     std::array<int64_t, 4> channels{512, 256, 128, 128};  ///< n_f: stage widths (decoder.1/10/16/22 outputs)
     int64_t latent_channels = 16;                         ///< DiT latent channels
-    int64_t cond_channels = 768;                          ///< 3·4·8·8: the (4,8,8) unshuffle of the LQ frames
+    int64_t cond_channels = 768;  ///< 3·4·8·8: the (4,8,8) unshuffle of the LQ frames
 
     /// From decoder.1/10/16/22.weight; cond_channels is fixed by the unshuffle geometry and the latent
     /// channels are the rest of decoder.1's input. A missing key throws ModelError naming `source`.
@@ -81,18 +81,18 @@ class TCDecoder {
 
     Config config_;
     // 0 is Clamp (3·tanh(x/3)), parameterless.
-    at::Tensor conv1_weight_, conv1_bias_;  // 1: Conv 784->c0, 3x3; 2 is ReLU
-    at::Tensor conv3_weight_;               // 3: "IdentityConv2d" c0->c0, no bias; 4 is ReLU
-    std::array<MemBlockWeights, 3> stage0_;  // 5, 6, 7: MemBlock(c0); 8 is Upsample ×2
-    at::Tensor tgrow9_weight_;               // 9: TGrow(c0, stride 1), 1x1 conv
-    at::Tensor conv10_weight_;               // 10: Conv c0->c1, no bias
-    std::array<MemBlockWeights, 3> stage1_;  // 11, 12, 13: MemBlock(c1); 14 is Upsample ×2
-    at::Tensor tgrow15_weight_;              // 15: TGrow(c1, stride 2), 1x1 conv c1 -> 2·c1
-    at::Tensor conv16_weight_;               // 16: Conv c1->c2, no bias
-    std::array<MemBlockWeights, 3> stage2_;  // 17, 18, 19: MemBlock(c2); 20 is Upsample ×2
-    at::Tensor tgrow21_weight_;              // 21: TGrow(c2, stride 2), 1x1 conv c2 -> 2·c2
-    at::Tensor conv22_weight_;               // 22: Conv c2->c3, no bias; 23 is ReLU
-    at::Tensor conv24_weight_;               // 24: "IdentityConv2d" c3->c3, no bias; 25 is ReLU
+    at::Tensor conv1_weight_, conv1_bias_;    // 1: Conv 784->c0, 3x3; 2 is ReLU
+    at::Tensor conv3_weight_;                 // 3: "IdentityConv2d" c0->c0, no bias; 4 is ReLU
+    std::array<MemBlockWeights, 3> stage0_;   // 5, 6, 7: MemBlock(c0); 8 is Upsample ×2
+    at::Tensor tgrow9_weight_;                // 9: TGrow(c0, stride 1), 1x1 conv
+    at::Tensor conv10_weight_;                // 10: Conv c0->c1, no bias
+    std::array<MemBlockWeights, 3> stage1_;   // 11, 12, 13: MemBlock(c1); 14 is Upsample ×2
+    at::Tensor tgrow15_weight_;               // 15: TGrow(c1, stride 2), 1x1 conv c1 -> 2·c1
+    at::Tensor conv16_weight_;                // 16: Conv c1->c2, no bias
+    std::array<MemBlockWeights, 3> stage2_;   // 17, 18, 19: MemBlock(c2); 20 is Upsample ×2
+    at::Tensor tgrow21_weight_;               // 21: TGrow(c2, stride 2), 1x1 conv c2 -> 2·c2
+    at::Tensor conv22_weight_;                // 22: Conv c2->c3, no bias; 23 is ReLU
+    at::Tensor conv24_weight_;                // 24: "IdentityConv2d" c3->c3, no bias; 25 is ReLU
     at::Tensor conv26_weight_, conv26_bias_;  // 26: Conv c3->3, bias (output, no clamp)
 };
 

@@ -18,14 +18,18 @@ namespace {
 constexpr int64_t kH = 32, kW = 48;  // output frames; latents are 4 x 6
 const auto kF64 = at::TensorOptions().dtype(at::kDouble);
 
-struct TinyDecoder {
-    TensorMap weights;
-    TCDecoder dec;
-    static TensorMap make() {
+/// Tiny-preset random weights, drawn once per test binary.
+const TensorMap& tiny_weights() {
+    static const TensorMap m = [] {
         at::manual_seed(21);
         return random_weights(TCDecoder::manifest(TCDecoderConfig::preset("tiny")));
-    }
-    TinyDecoder() : weights(make()), dec(weights, "tc.ckpt", LoadOptions{at::kDouble}) {}
+    }();
+    return m;
+}
+
+struct TinyDecoder {
+    const TensorMap& weights = tiny_weights();
+    TCDecoder dec{weights, "tc.ckpt", LoadOptions{at::kDouble}};
 };
 
 at::Tensor random_latents(int64_t t) { return at::randn({1, 16, t, kH / 8, kW / 8}, kF64); }
@@ -38,7 +42,9 @@ struct SequentialReference {
     std::map<int, at::Tensor> mem;
     std::vector<at::Tensor> frames;
 
-    at::Tensor w(int i, const std::string& rest = ".weight") const { return m.at("decoder." + std::to_string(i) + rest); }
+    at::Tensor w(int i, const std::string& rest = ".weight") const {
+        return m.at("decoder." + std::to_string(i) + rest);
+    }
     at::Tensor conv(const at::Tensor& x, int i, bool bias) const {
         return at::conv2d(x, w(i), bias ? w(i, ".bias") : at::Tensor(), 1, 1);
     }
@@ -67,7 +73,8 @@ struct SequentialReference {
                 const at::Tensor past = mem.count(i) ? mem[i] : at::zeros_like(x);
                 mem[i] = x;
                 const std::string p = "decoder." + std::to_string(i) + ".conv.";
-                at::Tensor y = at::relu(at::conv2d(at::cat({x, past}, 1), m.at(p + "0.weight"), m.at(p + "0.bias"), 1, 1));
+                at::Tensor y = at::relu(
+                    at::conv2d(at::cat({x, past}, 1), m.at(p + "0.weight"), m.at(p + "0.bias"), 1, 1));
                 y = at::relu(at::conv2d(y, m.at(p + "2.weight"), m.at(p + "2.bias"), 1, 1));
                 y = at::conv2d(y, m.at(p + "4.weight"), m.at(p + "4.bias"), 1, 1);
                 x = at::relu(y + x);
@@ -124,15 +131,18 @@ TEST(TcDecoder, ConfigFromShapesAndStrictLoading) {
               "tc.ckpt: key 'decoder.15.conv.weight' has shape [32, 32, 1, 1], expected [64, 32, 1, 1]");
     m = t.weights;
     m["decoder.23.weight"] = at::zeros({1});
-    EXPECT_EQ(error_message([&] { TCDecoder d(m, "tc.ckpt"); }), "tc.ckpt: unexpected key 'decoder.23.weight' with shape [1]");
+    EXPECT_EQ(error_message([&] { TCDecoder d(m, "tc.ckpt"); }),
+              "tc.ckpt: unexpected key 'decoder.23.weight' with shape [1]");
     m = t.weights;
     m.erase("decoder.16.weight");
     EXPECT_EQ(error_message([&] { TCDecoder d(m, "tc.ckpt"); }), "tc.ckpt: missing key 'decoder.16.weight'");
 }
 
 TEST(TcDecoder, ConditionUnshuffleOneHot) {
-    // Invariant 9: LQ pixel (c, frame 4t + dt, 8y + dy, 8x + dx) -> step t, channel c·256 + dt·64 + dy·8 + dx.
-    const int64_t cases[][4] = {{0, 0, 0, 0}, {1, 7, 10, 23}, {2, 5, 31, 47}, {2, 2, 9, 8}};  // c, frame, py, px
+    // Invariant 9: LQ pixel (c, frame 4t + dt, 8y + dy, 8x + dx) -> step t, channel c·256 + dt·64 + dy·8 +
+    // dx.
+    const int64_t cases[][4] = {
+        {0, 0, 0, 0}, {1, 7, 10, 23}, {2, 5, 31, 47}, {2, 2, 9, 8}};  // c, frame, py, px
     for (const auto& k : cases) {
         const int64_t c = k[0], f = k[1], py = k[2], px = k[3];
         at::Tensor v = at::zeros({1, 3, 8, kH, kW}, kF64);
@@ -140,7 +150,8 @@ TEST(TcDecoder, ConditionUnshuffleOneHot) {
         const at::Tensor u = tc_condition(v);
         ASSERT_EQ(u.sizes(), (at::IntArrayRef{1, 2, 768, 4, 6}));
         EXPECT_EQ(u.sum().item<double>(), 1.0);
-        EXPECT_EQ(u[0][f / 4][c * 256 + (f % 4) * 64 + (py % 8) * 8 + px % 8][py / 8][px / 8].item<double>(), 1.0);
+        EXPECT_EQ(u[0][f / 4][c * 256 + (f % 4) * 64 + (py % 8) * 8 + px % 8][py / 8][px / 8].item<double>(),
+                  1.0);
     }
     // Fc = 5: three copies of frame 0 are prepended, so frame 0 fills all of group 0 (dt = 0..3).
     at::Tensor v = at::zeros({1, 3, 5, kH, kW}, kF64);
@@ -213,9 +224,9 @@ TEST(TcDecoder, RejectsBadInputs) {
     TinyDecoder t;
     TCDecoderState s;
     const at::Tensor z = random_latents(2);
-    EXPECT_THROW(t.dec.decode(z, random_lq(9), s), c10::Error);    // ceil(9/4) = 3 != 2
+    EXPECT_THROW(t.dec.decode(z, random_lq(9), s), c10::Error);                        // ceil(9/4) = 3 != 2
     EXPECT_THROW(t.dec.decode(z, at::zeros({1, 3, 8, 40, 48}, kF64), s), c10::Error);  // wrong size
-    EXPECT_THROW(t.dec.decode(z.to(at::kFloat), random_lq(8).to(at::kFloat), s), c10::Error);  // dtype
+    EXPECT_THROW(t.dec.decode(z.to(at::kFloat), random_lq(8).to(at::kFloat), s), c10::Error);   // dtype
     EXPECT_THROW(t.dec.decode(at::zeros({1, 8, 2, 4, 6}, kF64), random_lq(8), s), c10::Error);  // channels
     EXPECT_FALSE(s.started);
     t.dec.decode(z, random_lq(5), s);
