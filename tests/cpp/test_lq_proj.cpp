@@ -113,6 +113,9 @@ TEST(LqProj, StrictLoadingNamesFileAndKey) {
     EXPECT_EQ(error_message([&] { LQProj p(m, "lq.ckpt"); }),
               "lq.ckpt: key 'conv2.bias' has shape [95], expected [96]");
     m = t.weights;
+    m["conv1.weight"] = at::zeros({64, 96, 4, 3, 3});
+    EXPECT_EQ(error_message([&] { LQProj p(m, "lq.ckpt"); }),
+              "lq.ckpt: key 'conv1.weight' has 96 input channels, expected 768 (3 x 16 x 16)");
     m.erase("conv1.weight");
     EXPECT_EQ(error_message([&] { LQProj p(m, "lq.ckpt"); }), "lq.ckpt: missing key 'conv1.weight'");
 }

@@ -212,6 +212,9 @@ TEST(TcDecoder, StateResetAndIndependence) {
     const at::Tensor a2 = t.dec.decode(za, la, s);
     EXPECT_EQ((a1 - a2).abs().max().item<double>(), 0.0);
     EXPECT_EQ(a2.size(2), 9);
+    EXPECT_TRUE(s.memory(19).is_same(s.mem_19));
+    EXPECT_EQ(s.mem_19.sizes(), (at::IntArrayRef{1, 16, 16, 24}));
+    EXPECT_THROW(s.memory(8), c10::Error);
     // Different memory gives a different continuation (the memory is actually used).
     TCDecoderState s2;
     t.dec.decode(zb, lb, s2);
