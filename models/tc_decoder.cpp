@@ -218,14 +218,25 @@ at::Tensor TCDecoder::decode(const at::Tensor& latents, const at::Tensor& cond, 
     for (int i = 0; i < 3; ++i) {
         x = mem_block(x, stage2_[i], state.memory(17 + i));  // 17, 18, 19
     }
-    x = tgrow(upsample2(x), tgrow21_weight_);      // 20, 21: [4T, c2, 8h, 8w]
-    x = at::relu(conv3x3(x, conv22_weight_));      // 22, 23
-    x = at::relu(conv3x3(x, conv24_weight_));      // 24, 25
-    x = conv3x3(x, conv26_weight_, conv26_bias_);  // 26: [4T, 3, 8h, 8w]
     state.started = true;
 
-    x = x.narrow(0, trim, x.size(0) - trim);             // [4T, 3, H, W] -> [4T - trim, 3, H, W]
-    return x.transpose(0, 1).unsqueeze(0).contiguous();  // -> [1, 3, 4T - trim, H, W]
+    // 20-26 act on each time step alone: run them one step (2 output frames) at a time so the peak
+    // holds 2 full-resolution activations instead of 4T (bit-identical: conv rows are independent).
+    const int64_t height = h * kSpaceUpscale, width = w * kSpaceUpscale;
+    at::Tensor out = at::empty({1, kRgb, kTimeUpscale * t - trim, height, width}, x.options());
+    for (int64_t step = 0; step < x.size(0); ++step) {
+        at::Tensor y = tgrow(upsample2(x.narrow(0, step, 1)), tgrow21_weight_);  // 20, 21: [2, c2, H, W]
+        y = at::relu(conv3x3(y, conv22_weight_));                                // 22, 23
+        y = at::relu(conv3x3(y, conv24_weight_));                                // 24, 25
+        y = conv3x3(y, conv26_weight_, conv26_bias_);                            // 26: [2, 3, H, W]
+        for (int64_t r = 0; r < y.size(0); ++r) {
+            const int64_t frame = step * y.size(0) + r - trim;  // the first `trim` frames are dropped
+            if (frame >= 0) {
+                out.select(2, frame).copy_(y.narrow(0, r, 1));  // [1, 3, H, W] -> out[:, :, frame]
+            }
+        }
+    }
+    return out;
 }
 
 }  // namespace flashvsr::models

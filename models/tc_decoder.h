@@ -67,7 +67,8 @@ class TCDecoder {
     /// LQ frames in [-1, 1] with ceil(Fc/4) == T; both in the weights' dtype and device.
     /// Returns frames [1, 3, 4T - trim, 8h, 8w], roughly [0, 1] (not clamped); trim = 3 on the first call
     /// after state.reset(), 0 afterwards. Layer-wise over time (spec §4.4): each MemBlock sees
-    /// past = [memory, x_0 … x_{n-2}] and keeps x_{n-1}.
+    /// past = [memory, x_0 … x_{n-2}] and keeps x_{n-1}; the full-resolution tail (layers 20-26) runs one
+    /// time step at a time, so peak memory holds 2 output-size activations, not 4T.
     at::Tensor decode(const at::Tensor& latents, const at::Tensor& cond, TCDecoderState& state) const;
 
   private:
