@@ -35,7 +35,7 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
     if (fd < 0) {
         throw ModelError(path + ": cannot open (" + errno_text() + ")");
     }
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
         throw ModelError(path + ": not a regular file");
@@ -48,7 +48,8 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
         if (p == MAP_FAILED) {
             const std::string err = errno_text();
             ::close(fd);
-            throw ModelError(path + ": cannot memory-map " + std::to_string(f->size_) + " bytes (" + err + ")");
+            throw ModelError(path + ": cannot memory-map " + std::to_string(f->size_) + " bytes (" + err +
+                             ")");
         }
         f->data_ = static_cast<const uint8_t*>(p);
     }
@@ -103,7 +104,8 @@ void write_file_atomically(const std::string& path, const std::function<void(std
         {
             std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
             if (!os) {
-                throw ModelError(path + ": cannot create temporary file '" + tmp + "' (" + errno_text() + ")");
+                throw ModelError(path + ": cannot create temporary file '" + tmp + "' (" + errno_text() +
+                                 ")");
             }
             write(os);
             os.flush();

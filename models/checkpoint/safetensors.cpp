@@ -94,7 +94,8 @@ struct Entry {
     uint64_t begin, end;
 };
 
-Entry parse_entry(const std::string& path, const std::string& key, const nlohmann::json& info, uint64_t buffer_size) {
+Entry parse_entry(const std::string& path, const std::string& key, const nlohmann::json& info,
+                  uint64_t buffer_size) {
     const std::string where = path + ": tensor '" + key + "'";
     if (!info.is_object()) {
         throw ModelError(where + ": header entry must be a JSON object, got " + short_json(info));
@@ -114,7 +115,8 @@ Entry parse_entry(const std::string& path, const std::string& key, const nlohman
         throw ModelError(where + ": unknown dtype '" + dname + "'");
     }
     if (!d->type) {
-        throw ModelError(where + ": dtype '" + dname + "' is not supported (supported: F64 F32 F16 BF16 I64 "
+        throw ModelError(where + ": dtype '" + dname +
+                         "' is not supported (supported: F64 F32 F16 BF16 I64 "
                          "I32 I16 I8 U8 BOOL F8_E4M3 F8_E5M2)");
     }
     Entry e{key, *d->type, {}, 0, 0};
@@ -148,8 +150,9 @@ Entry parse_entry(const std::string& path, const std::string& key, const nlohman
                          "] outside the data buffer of " + std::to_string(buffer_size) + " bytes");
     }
     if (e.end - e.begin != nbytes) {
-        throw ModelError(where + ": data_offsets span " + std::to_string(e.end - e.begin) + " bytes, but shape " +
-                         short_json(js) + " of " + dname + " needs " + std::to_string(nbytes));
+        throw ModelError(where + ": data_offsets span " + std::to_string(e.end - e.begin) +
+                         " bytes, but shape " + short_json(js) + " of " + dname + " needs " +
+                         std::to_string(nbytes));
     }
     return e;
 }
@@ -166,12 +169,12 @@ SafetensorsFile read_safetensors(const std::string& path) {
     uint64_t n = 0;
     std::memcpy(&n, file->data(), 8);  // little-endian (x86-64 / aarch64)
     if (n > kMaxHeaderBytes) {
-        throw ModelError(path + ": safetensors header length " + std::to_string(n) + " exceeds the limit of " +
-                         std::to_string(kMaxHeaderBytes) + " bytes");
+        throw ModelError(path + ": safetensors header length " + std::to_string(n) +
+                         " exceeds the limit of " + std::to_string(kMaxHeaderBytes) + " bytes");
     }
     if (8 + n > size) {
-        throw ModelError(path + ": safetensors header length " + std::to_string(n) + " runs past the end of the " +
-                         std::to_string(size) + "-byte file (truncated?)");
+        throw ModelError(path + ": safetensors header length " + std::to_string(n) +
+                         " runs past the end of the " + std::to_string(size) + "-byte file (truncated?)");
     }
     const char* hdr = reinterpret_cast<const char*>(file->data() + 8);
     if (n == 0 || hdr[0] != '{') {
@@ -182,9 +185,9 @@ SafetensorsFile read_safetensors(const std::string& path) {
     std::set<std::string> seen;
     std::optional<std::string> duplicate;
     const nlohmann::json::parser_callback_t cb = [&](int depth, nlohmann::json::parse_event_t ev,
-                                                    nlohmann::json& parsed) {
-        if (ev == nlohmann::json::parse_event_t::key && depth == 1 && !seen.insert(parsed.get<std::string>()).second &&
-            !duplicate) {
+                                                     nlohmann::json& parsed) {
+        if (ev == nlohmann::json::parse_event_t::key && depth == 1 &&
+            !seen.insert(parsed.get<std::string>()).second && !duplicate) {
             duplicate = parsed.get<std::string>();
         }
         return true;
@@ -234,10 +237,10 @@ SafetensorsFile read_safetensors(const std::string& path) {
     std::sort(order.begin(), order.end(), [](const Entry* a, const Entry* b) { return a->begin < b->begin; });
     for (size_t i = 1; i < order.size(); ++i) {
         if (order[i]->begin < order[i - 1]->end) {
-            throw ModelError(path + ": tensors '" + order[i - 1]->key + "' [" + std::to_string(order[i - 1]->begin) +
-                             ", " + std::to_string(order[i - 1]->end) + ") and '" + order[i]->key + "' [" +
-                             std::to_string(order[i]->begin) + ", " + std::to_string(order[i]->end) +
-                             ") overlap in the data buffer");
+            throw ModelError(path + ": tensors '" + order[i - 1]->key + "' [" +
+                             std::to_string(order[i - 1]->begin) + ", " + std::to_string(order[i - 1]->end) +
+                             ") and '" + order[i]->key + "' [" + std::to_string(order[i]->begin) + ", " +
+                             std::to_string(order[i]->end) + ") overlap in the data buffer");
         }
     }
 
@@ -295,7 +298,8 @@ void write_safetensors(const std::string& path, const TensorMap& tensors,
         os.write(reinterpret_cast<const char*>(&n), 8);
         os.write(text.data(), static_cast<std::streamsize>(text.size()));
         for (const auto& it : items) {
-            os.write(static_cast<const char*>(it.data.data_ptr()), static_cast<std::streamsize>(it.data.nbytes()));
+            os.write(static_cast<const char*>(it.data.data_ptr()),
+                     static_cast<std::streamsize>(it.data.nbytes()));
         }
     });
 }

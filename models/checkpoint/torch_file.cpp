@@ -21,7 +21,8 @@ using caffe2::serialize::PyTorchStreamReader;
 using caffe2::serialize::PyTorchStreamWriter;
 
 // A legacy torch.save file starts with pickle PROTO 2 and LONG1 of the magic 0x1950a86a20f9469cfc6c.
-constexpr uint8_t kLegacyMagic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+constexpr uint8_t kLegacyMagic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c,
+                                    0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
 constexpr size_t kZipLocalHeaderBytes = 30;
 
 std::string first_line(const std::string& s) {
@@ -58,7 +59,8 @@ c10::Storage load_storage(PyTorchStreamReader& reader, const MappedFile& file, c
     const std::string& path = file.path();
     const std::string name = "data/" + key;
     if (!reader.hasRecord(name)) {
-        throw ModelError(path + ": storage record '" + name + "' named by the pickle is missing from the archive");
+        throw ModelError(path + ": storage record '" + name +
+                         "' named by the pickle is missing from the archive");
     }
     const uint64_t rec = reader.getRecordSize(name);
     if (rec < nbytes) {
@@ -94,10 +96,12 @@ void check_format(const MappedFile& file) {
         return;
     }
     if (n >= sizeof(kLegacyMagic) && std::memcmp(d, kLegacyMagic, sizeof(kLegacyMagic)) == 0) {
-        throw ModelError(path + ": legacy (pre-1.6, non-zip) torch.save format is not supported" + kResaveHint);
+        throw ModelError(path + ": legacy (pre-1.6, non-zip) torch.save format is not supported" +
+                         kResaveHint);
     }
     if (n >= 1 && d[0] == 0x80) {
-        throw ModelError(path + ": a raw pickle, not a torch.save zip archive, is not supported" + kResaveHint);
+        throw ModelError(path + ": a raw pickle, not a torch.save zip archive, is not supported" +
+                         kResaveHint);
     }
     throw ModelError(path + ": not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle; " +
                      std::to_string(n) + " bytes)");
@@ -119,7 +123,8 @@ Prepared prepare(const std::string& path, const std::vector<std::pair<std::strin
         if (t.layout() != at::kStrided || t.is_quantized()) {
             throw ModelError(path + ": tensor '" + name + "' is not a dense tensor");
         }
-        has_typed_storage(t.scalar_type(), path + ": tensor '" + name + "'");  // throws for unsupported dtypes
+        has_typed_storage(t.scalar_type(),
+                          path + ": tensor '" + name + "'");  // throws for unsupported dtypes
         const at::Tensor c = t.resolve_conj().resolve_neg().to(at::kCPU);
         const auto* impl = c.storage().unsafeGetStorageImpl();
         auto it = seen.find(impl);
@@ -128,11 +133,13 @@ Prepared prepare(const std::string& path, const std::vector<std::pair<std::strin
             p.records.emplace_back(it->second.first, c);
         } else if (it->second.second != c.scalar_type()) {
             throw ModelError(path + ": tensor '" + name + "' views a storage that another tensor views as " +
-                             std::string(c10::toString(it->second.second)) + " (torch.save rejects this too)");
+                             std::string(c10::toString(it->second.second)) +
+                             " (torch.save rejects this too)");
         }
         const uint64_t item = c.element_size();
-        p.refs.emplace_back(name, PickledTensorRef{it->second.first, c.scalar_type(), c.storage().nbytes() / item,
-                                                   c.storage_offset(), c.sizes().vec(), c.strides().vec()});
+        p.refs.emplace_back(name,
+                            PickledTensorRef{it->second.first, c.scalar_type(), c.storage().nbytes() / item,
+                                             c.storage_offset(), c.sizes().vec(), c.strides().vec()});
     }
     return p;
 }
@@ -160,7 +167,8 @@ void write_archive(const std::string& path, const std::string& pickle, const Pre
             writer.writeEndOfFile();
         });
     } catch (const c10::Error& e) {
-        throw ModelError(path + ": writing the archive failed (" + first_line(e.what_without_backtrace()) + ")");
+        throw ModelError(path + ": writing the archive failed (" + first_line(e.what_without_backtrace()) +
+                         ")");
     }
 }
 
@@ -173,13 +181,15 @@ TorchFile read_torch_file(const std::string& path) {
     try {
         reader = std::make_unique<PyTorchStreamReader>(std::make_shared<MappedReadAdapter>(file));
     } catch (const c10::Error& e) {
-        throw ModelError(path + ": not a valid torch.save zip archive (" + first_line(e.what_without_backtrace()) + ")");
+        throw ModelError(path + ": not a valid torch.save zip archive (" +
+                         first_line(e.what_without_backtrace()) + ")");
     }
     TorchFile out;
     try {
         if (!reader->hasRecord("data.pkl")) {
-            throw ModelError(path + ": zip archive without data.pkl (not written by torch.save; a TorchScript "
-                                    "or other archive?)");
+            throw ModelError(path +
+                             ": zip archive without data.pkl (not written by torch.save; a TorchScript "
+                             "or other archive?)");
         }
         if (reader->hasRecord("byteorder")) {
             auto [bo, n] = reader->getRecord("byteorder");
@@ -192,14 +202,14 @@ TorchFile read_torch_file(const std::string& path) {
         const StorageLoader loader = [&](const std::string& key, uint64_t nbytes) {
             return load_storage(*reader, *file, key, nbytes);
         };
-        UnpickledTensors u =
-            unpickle_tensors(static_cast<const uint8_t*>(pkl.get()), pkl_size, path, loader);
+        UnpickledTensors u = unpickle_tensors(static_cast<const uint8_t*>(pkl.get()), pkl_size, path, loader);
         out.tensor = std::move(u.tensor);
         for (auto& [k, t] : u.items) {
             out.tensors[k] = std::move(t);
         }
     } catch (const c10::Error& e) {
-        throw ModelError(path + ": reading the archive failed (" + first_line(e.what_without_backtrace()) + ")");
+        throw ModelError(path + ": reading the archive failed (" + first_line(e.what_without_backtrace()) +
+                         ")");
     }
     return out;
 }

@@ -1,6 +1,7 @@
 // The pickle part of `torch.save` files (the `data.pkl` record of the zip): a restricted unpickler
-// that understands only what torch.save emits for tensors and (Ordered)dicts of tensors, and a pickler
-// that emits the same. Internal to models/checkpoint (torch_file.cpp is the user).
+// (torch_unpickle.cpp) that understands only what torch.save emits for tensors and (Ordered)dicts of
+// tensors, and a pickler (torch_pickle.cpp) that emits the same. Internal to models/checkpoint
+// (torch_file.cpp is the user).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -13,6 +14,20 @@
 #include <vector>
 
 namespace flashvsr::models {
+
+/// A dtype torch files can hold: its legacy typed-storage class and its dtype global.
+struct TorchDtype {
+    at::ScalarType type;
+    const char* storage;  // torch.<storage> class for _rebuild_tensor_v2, or nullptr (UntypedStorage + v3)
+    const char* name;     // torch.<name> dtype global (v3)
+};
+
+/// The dtypes the reader and writer support (float32/16/64, bfloat16, int64/32/16/8, uint8, bool,
+/// float8_e4m3fn/e5m2).
+const std::vector<TorchDtype>& torch_dtypes();
+
+/// The entry of `t` or a flashvsr::ModelError naming `source`.
+const TorchDtype& torch_dtype(at::ScalarType t, const std::string& source);
 
 /// Returns the bytes of the storage record `key` (data/<key> in the zip) as an untyped storage of at
 /// least `nbytes` bytes; called once per key (the unpickler caches the result, so tensors naming the
