@@ -71,12 +71,14 @@ c10::Storage load_storage(PyTorchStreamReader& reader, const MappedFile& file, c
         return c10::Storage(c10::Storage::use_byte_size_t(), 0, c10::GetCPUAllocator(), false);
     }
     const uint64_t hdr = reader.getRecordHeaderOffset(name);
-    if (hdr + kZipLocalHeaderBytes <= file.size() && std::memcmp(file.data() + hdr, "PK\x03\x04", 4) == 0) {
+    if (hdr <= file.size() && file.size() - hdr >= kZipLocalHeaderBytes &&
+        std::memcmp(file.data() + hdr, "PK\x03\x04", 4) == 0) {
         uint16_t method = 0;
         std::memcpy(&method, file.data() + hdr + 8, 2);
         if (method == 0) {  // stored
             const uint64_t off = reader.getRecordOffset(name);
-            if (off + nbytes <= file.size() && reinterpret_cast<uintptr_t>(file.data() + off) % 8 == 0) {
+            if (off <= file.size() && nbytes <= file.size() - off &&
+                reinterpret_cast<uintptr_t>(file.data() + off) % 8 == 0) {
                 return file.storage(static_cast<size_t>(off), static_cast<size_t>(nbytes));
             }
         }

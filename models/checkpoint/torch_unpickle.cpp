@@ -55,12 +55,13 @@ struct Value {
     bool b = false;
     int64_t i = 0;
     double f = 0;
-    std::string s;                                    // String; Global: "module.name"
-    std::vector<ValuePtr> items;                      // Tuple, List
-    std::vector<std::pair<ValuePtr, ValuePtr>> dict;  // Dict, in insertion order
-    std::optional<at::ScalarType> storage_dtype;      // Storage: typed storage dtype (nullopt: untyped)
-    c10::Storage storage;                             // Storage
-    at::Tensor tensor;                                // Tensor
+    std::string s;                                     // String; Global: "module.name"
+    std::vector<ValuePtr> items;                       // Tuple, List
+    std::vector<std::pair<ValuePtr, ValuePtr>> dict;   // Dict, in insertion order
+    std::unordered_map<std::string, size_t> str_keys;  // Dict: position of each str key in `dict`
+    std::optional<at::ScalarType> storage_dtype;       // Storage: typed storage dtype (nullopt: untyped)
+    c10::Storage storage;                              // Storage
+    at::Tensor tensor;                                 // Tensor
 };
 
 // The allow-list. Nothing here is ever executed: each name maps to a C++ re-implementation below.
@@ -179,9 +180,10 @@ class Unpickler {
         if (d.kind != Kind::Dict) {
             fail(std::string("SETITEM on a ") + kind_name(d.kind));
         }
-        for (auto& kv : d.dict) {  // a repeated key replaces the value (Python semantics)
-            if (kv.first->kind == Kind::String && k->kind == Kind::String && kv.first->s == k->s) {
-                kv.second = std::move(v);
+        if (k->kind == Kind::String) {  // a repeated key replaces the value in place (Python semantics)
+            const auto [it, fresh] = d.str_keys.emplace(k->s, d.dict.size());
+            if (!fresh) {
+                d.dict[it->second].second = std::move(v);
                 return;
             }
         }
