@@ -290,7 +290,12 @@ void write_safetensors(const std::string& path, const TensorMap& tensors,
         header[*it.key] = std::move(e);
         offset += nbytes;
     }
-    std::string text = header.dump();
+    std::string text;
+    try {
+        text = header.dump();
+    } catch (const nlohmann::json::exception& e) {  // e.g. a key or metadata string that is not UTF-8
+        throw ModelError(path + ": cannot write the safetensors header (" + e.what() + ")");
+    }
     text.append((8 - text.size() % 8) % 8, ' ');
 
     write_file_atomically(path, [&](std::ostream& os) {

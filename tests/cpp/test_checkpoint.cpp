@@ -482,6 +482,10 @@ TEST(Safetensors, WriterRejectsUnsupportedDtypeAndKeepsOldFile) {
         write_safetensors(path, {{"z", at::ones({2}, at::kComplexFloat)}});
     });
     EXPECT_CONTAINS(msg, "tensor 'z' has dtype ComplexFloat");
+    EXPECT_CONTAINS(error_of([&] {
+                        write_safetensors(path, {{"bad\xff", at::ones({1})}});
+                    }),
+                    "cannot write the safetensors header");
     EXPECT_EQ(read_bytes(path), before);
     for (const auto& e : fs::directory_iterator(fs::path(path).parent_path())) {
         EXPECT_EQ(e.path().filename().string().find(".keep.safetensors.tmp"), std::string::npos) << e.path();
