@@ -27,7 +27,7 @@ struct SafetensorsFile {
 /// overlapping spans, duplicate keys) throws flashvsr::ModelError naming the file and the key/value.
 SafetensorsFile read_safetensors(const std::string& path);
 
-/// Writes `tensors` (any device/layout with a supported dtype; copied to contiguous CPU bytes) in the
+/// Writes `tensors` (dense, any device, a supported dtype; copied to contiguous CPU bytes) in the
 /// reference writer's layout: tensors ordered by descending dtype (size) then name, JSON header padded
 /// with spaces to a multiple of 8, "__metadata__" first when `metadata` is not empty. Written to a
 /// temporary name in the same folder and renamed when complete.
