@@ -34,8 +34,11 @@ void check_windows(const at::Tensor& w, const char* what) {
 RopeSplit rope_split(int64_t head_dim) {
     TORCH_CHECK(head_dim > 0 && head_dim % 2 == 0, "rope: head_dim must be even and positive, got ",
                 head_dim);
-    const int64_t hw = 2 * (head_dim / 6);
-    TORCH_CHECK(hw > 0, "rope: head_dim ", head_dim, " too small for a 3-axis split");
+    // DiffSynth: h = w = floor(hd/3) channels, t = hd - 2*floor(hd/3). An odd floor(hd/3) has no
+    // consistent pairing upstream (its tables would not cover hd/2 pairs), so it is rejected.
+    const int64_t hw = head_dim / 3;
+    TORCH_CHECK(hw > 0 && hw % 2 == 0, "rope: head_dim ", head_dim, " gives an odd or empty axis split (",
+                hw, " channels for height/width)");
     return RopeSplit{head_dim - 2 * hw, hw, hw};
 }
 

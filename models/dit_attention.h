@@ -21,7 +21,8 @@ inline constexpr int64_t kWindowW = 8;
 inline constexpr int64_t kWindowTokens = kWindowT * kWindowH * kWindowW;
 
 /// Channels of one head given to each RoPE axis (temporal, height, width); each is even.
-/// Upstream rule: h = w = 2*floor(hd/6), t = hd - h - w (128 -> 44/42/42 = 22/21/21 complex pairs).
+/// Upstream (DiffSynth) rule: h = w = floor(hd/3), t = hd - 2*floor(hd/3) (128 -> 44/42/42 =
+/// 22/21/21 complex pairs); head dims with an odd floor(hd/3) (e.g. 64) are rejected.
 struct RopeSplit {
     int64_t t, h, w;
 };

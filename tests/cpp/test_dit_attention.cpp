@@ -180,6 +180,8 @@ TEST(DitRope, SplitPairingAndTables) {
     EXPECT_EQ(rope_split(128).w, 42);
     EXPECT_EQ(rope_split(32).t, 12);
     EXPECT_EQ(rope_split(32).h, 10);
+    EXPECT_EQ(rope_split(96).t, 32);
+    EXPECT_THROW(rope_split(64), c10::Error);  // floor(64/3) = 21 channels: no pairing
     // One token at (t=1, y=1, x=1); one-hot inputs at the first pair of each axis.
     const auto tab = rope_tables(128, 1, 1, 2, 2, at::kCPU);
     ASSERT_EQ(tab.cos.sizes(), at::IntArrayRef({4, 64}));
