@@ -85,7 +85,8 @@ struct DiT::Weights {
             const std::string p = "blocks." + std::to_string(i) + ".";
             Block& b = blocks[static_cast<size_t>(i)];
             table.add(p + "modulation", &b.modulation, {1, 6, d});
-            for (auto [name, a] : {std::pair{"self_attn", &b.self_attn}, std::pair{"cross_attn", &b.cross_attn}}) {
+            for (auto [name, a] :
+                 {std::pair{"self_attn", &b.self_attn}, std::pair{"cross_attn", &b.cross_attn}}) {
                 const std::string q = p + name + ".";
                 lin(q + "q", a->q, d, d);
                 lin(q + "k", a->k, d, d);
@@ -125,7 +126,8 @@ DiTConfig DiTConfig::from_tensors(const TensorMap& tensors, const std::string& s
     c.text_dim = require_shape(tensors, "text_embedding.0.weight", source).at(1);
     c.freq_dim = require_shape(tensors, "time_embedding.0.weight", source).at(1);
     c.ffn_dim = require_shape(tensors, "blocks.0.ffn.0.weight", source).at(0);
-    c.out_dim = require_shape(tensors, "head.head.weight", source).at(0) / (c.patch_t * c.patch_h * c.patch_w);
+    c.out_dim =
+        require_shape(tensors, "head.head.weight", source).at(0) / (c.patch_t * c.patch_h * c.patch_w);
     std::set<int64_t> ids;
     for (const auto& [key, t] : tensors) {
         if (key.rfind("blocks.", 0) == 0) {
@@ -219,8 +221,8 @@ DiTConstants DiT::prepare(const at::Tensor& prompt) const {
     const auto ang = at::outer(at::full({1}, 1000.0, at::kDouble), freqs);  // [1] x [half] -> [1, half]
     const auto emb = at::cat({at::cos(ang), at::sin(ang)}, 1).to(dev, dt);  // [1, freq_dim]
     DiTConstants c;
-    c.t = linear(at::silu(linear(emb, w_->time0)), w_->time2);                   // [1, dim]
-    c.t_mod = linear(at::silu(c.t), w_->time_proj1).view({1, 6, cfg_.dim});     // [1, 6*dim] -> [1, 6, dim]
+    c.t = linear(at::silu(linear(emb, w_->time0)), w_->time2);               // [1, dim]
+    c.t_mod = linear(at::silu(c.t), w_->time_proj1).view({1, 6, cfg_.dim});  // [1, 6*dim] -> [1, 6, dim]
     const auto ctx = prompt.to(dev, dt);
     const auto e = linear(at::gelu(linear(ctx, w_->text0), "tanh"), w_->text2);  // [1, L, dim]
     for (const Block& b : w_->blocks) {
@@ -235,23 +237,28 @@ at::Tensor DiT::patchify(const at::Tensor& latents) const {
                     latents.size(3) % 2 == 0 && latents.size(4) % 2 == 0,
                 "dit: latents expected [1, ", cfg_.in_dim, ", f, 2h, 2w], got ", latents.sizes());
     const int64_t c = cfg_.in_dim, f = latents.size(2), h = latents.size(3) / 2, w = latents.size(4) / 2;
-    const auto tok = latents.reshape({c, f, h, 2, w, 2})  // [1,C,f,2h,2w] -> [C,f,h,2,w,2]
-                         .permute({1, 2, 4, 0, 3, 5})     // -> [f,h,w,C,2,2]
+    const auto tok = latents
+                         .reshape({c, f, h, 2, w, 2})      // [1,C,f,2h,2w] -> [C,f,h,2,w,2]
+                         .permute({1, 2, 4, 0, 3, 5})      // -> [f,h,w,C,2,2]
                          .reshape({1, f * h * w, c * 4});  // -> [1,fhw,C*4] (c, py, px)
-    return at::linear(tok, w_->patch_weight.view({cfg_.dim, c * 4}), w_->patch_bias);  // [dim,C,1,2,2] -> [dim,C*4]
+    const auto weight = w_->patch_weight.view({cfg_.dim, c * 4});  // [dim,C,1,2,2] -> [dim,C*4]
+    return at::linear(tok, weight, w_->patch_bias);
 }
 
 at::Tensor DiT::unpatchify(const at::Tensor& tokens, int64_t f, int64_t h, int64_t w) const {
     const int64_t c = cfg_.out_dim;
-    TORCH_CHECK(tokens.dim() == 3 && tokens.size(0) == 1 && tokens.size(1) == f * h * w && tokens.size(2) == c * 4,
-                "dit: unpatchify expected [1, ", f * h * w, ", ", c * 4, "], got ", tokens.sizes());
-    return tokens.reshape({f, h, w, 2, 2, c})  // [1,fhw,4C] -> [f,h,w,py,px,C]
-        .permute({5, 0, 1, 3, 2, 4})            // -> [C,f,h,py,w,px]
-        .reshape({1, c, f, 2 * h, 2 * w});      // -> [1,C,f,2h,2w]
+    TORCH_CHECK(
+        tokens.dim() == 3 && tokens.size(0) == 1 && tokens.size(1) == f * h * w && tokens.size(2) == c * 4,
+        "dit: unpatchify expected [1, ", f * h * w, ", ", c * 4, "], got ", tokens.sizes());
+    return tokens
+        .reshape({f, h, w, 2, 2, c})        // [1,fhw,4C] -> [f,h,w,py,px,C]
+        .permute({5, 0, 1, 3, 2, 4})        // -> [C,f,h,py,w,px]
+        .reshape({1, c, f, 2 * h, 2 * w});  // -> [1,C,f,2h,2w]
 }
 
-at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_tokens, const DiTConstants& consts,
-                              DiTState& state, const AttentionOptions& opts) const {
+at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_tokens,
+                              const DiTConstants& consts, DiTState& state,
+                              const AttentionOptions& opts) const {
     TORCH_CHECK(latents.dim() == 5 && latents.size(0) == 1 && latents.size(1) == cfg_.in_dim,
                 "dit: latents expected [1, ", cfg_.in_dim, ", f, H/8, W/8], got ", latents.sizes());
     const int64_t f = latents.size(2), lh = latents.size(3), lw = latents.size(4);
@@ -265,8 +272,8 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
     if (!first) {
         TORCH_CHECK(state.grid_h == h && state.grid_w == w && state.k_cache.size() == n_layers &&
                         state.v_cache.size() == n_layers,
-                    "dit: state belongs to a ", state.grid_h, "x", state.grid_w, " token grid, got ", h, "x", w,
-                    " (reset the state for a new stream)");
+                    "dit: state belongs to a ", state.grid_h, "x", state.grid_w, " token grid, got ", h, "x",
+                    w, " (reset the state for a new stream)");
     }
     TORCH_CHECK(consts.cross_k.size() == n_layers && consts.cross_v.size() == n_layers && consts.t.defined(),
                 "dit: constants were not made by prepare() of this model");
@@ -318,10 +325,10 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
 
         // Cross-attention on LN3(x) (affine), dense, against the constant prompt K/V; no gate.
         const Attention& ca = b.cross_attn;
-        const auto xq = rms_norm(linear(layer_norm(x, cfg_.eps, b.norm3_weight, b.norm3_bias), ca.q), ca.norm_q,
-                                 cfg_.eps);
+        const auto xq = rms_norm(linear(layer_norm(x, cfg_.eps, b.norm3_weight, b.norm3_bias), ca.q),
+                                 ca.norm_q, cfg_.eps);
         const int64_t lc = consts.cross_k[i].size(1);
-        const auto qh = xq.view({1, l, heads, hd}).transpose(1, 2);                   // -> [1,heads,L,hd]
+        const auto qh = xq.view({1, l, heads, hd}).transpose(1, 2);                  // -> [1,heads,L,hd]
         const auto kh = consts.cross_k[i].view({1, lc, heads, hd}).transpose(1, 2);  // -> [1,heads,Lc,hd]
         const auto vh = consts.cross_v[i].view({1, lc, heads, hd}).transpose(1, 2);
         const auto co = at::scaled_dot_product_attention(qh, kh, vh);
@@ -332,7 +339,7 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
         x = x + mod[5] * linear(at::gelu(linear(bm, b.ffn0), "tanh"), b.ffn2);
     }
     // Head: modulation + t (not t_mod) -> shift, scale.
-    const auto hm = (w_->head_modulation + consts.t.unsqueeze(1)).chunk(2, 1);  // 2 x [1, 1, dim]
+    const auto hm = (w_->head_modulation + consts.t.unsqueeze(1)).chunk(2, 1);           // 2 x [1, 1, dim]
     const auto out = linear(modulate(layer_norm(x, cfg_.eps), hm[0], hm[1]), w_->head);  // [1, L, out*4]
 
     state.k_cache = std::move(new_k);

@@ -30,7 +30,8 @@ struct DiTConfig {
     int64_t num_heads() const { return dim / head_dim; }
 
     /// From the shapes of a DiT checkpoint (keys as in spec §1.2); throws ModelError naming `source`.
-    static DiTConfig from_tensors(const TensorMap& tensors, const std::string& source, int64_t head_dim = 128);
+    static DiTConfig from_tensors(const TensorMap& tensors, const std::string& source,
+                                  int64_t head_dim = 128);
     /// "tiny" {256, 2 layers, ffn 512, text 64}, "small" {512, 4, 1024, 256}, "full" (the release).
     static DiTConfig preset(const std::string& size);
     /// Checkpoint keys and shapes in state-dict order (825 entries for "full"); allocates nothing.
@@ -39,10 +40,10 @@ struct DiTConfig {
 
 /// Model-lifetime constants computed once from the prompt tensor (spec §2.2), in the weights' dtype.
 struct DiTConstants {
-    at::Tensor t;                      ///< [1, dim] time embedding of timestep 1000
-    at::Tensor t_mod;                  ///< [1, 6, dim]
-    std::vector<at::Tensor> cross_k;   ///< per block [1, L, dim], RMS-normed keys
-    std::vector<at::Tensor> cross_v;   ///< per block [1, L, dim]
+    at::Tensor t;                     ///< [1, dim] time embedding of timestep 1000
+    at::Tensor t_mod;                 ///< [1, 6, dim]
+    std::vector<at::Tensor> cross_k;  ///< per block [1, L, dim], RMS-normed keys
+    std::vector<at::Tensor> cross_v;  ///< per block [1, L, dim]
     int64_t bytes() const;
 };
 
@@ -72,7 +73,8 @@ class DiT {
     using Config = DiTConfig;
 
     /// Strict load of every key of `cfg`'s manifest (config from shapes); errors name `source` and key.
-    DiT(const TensorMap& tensors, const std::string& source, const LoadOptions& opts = {}, int64_t head_dim = 128);
+    DiT(const TensorMap& tensors, const std::string& source, const LoadOptions& opts = {},
+        int64_t head_dim = 128);
     /// Zero weights of `cfg` (tests set weights through params()).
     DiT(const DiTConfig& cfg, const LoadOptions& opts);
     ~DiT();
@@ -91,8 +93,9 @@ class DiT {
     /// of 128), lq_tokens [1, f*(H/16)*(W/16), dim] added before block 0 (undefined = none). Uses, then
     /// updates `state` (K/V windows trimmed per kv_ratio, chunk_index + 1). Returns the predicted
     /// velocity [1, out_dim, f, H/8, W/8] in the weights' dtype (caller: latent = noise - v).
-    at::Tensor forward_chunk(const at::Tensor& latents, const at::Tensor& lq_tokens, const DiTConstants& consts,
-                             DiTState& state, const AttentionOptions& opts = {}) const;
+    at::Tensor forward_chunk(const at::Tensor& latents, const at::Tensor& lq_tokens,
+                             const DiTConstants& consts, DiTState& state,
+                             const AttentionOptions& opts = {}) const;
 
     /// Conv3d(kernel = stride = (1,2,2)) as a matmul: [1, in_dim, f, 2h, 2w] -> [1, f*h*w, dim].
     at::Tensor patchify(const at::Tensor& latents) const;

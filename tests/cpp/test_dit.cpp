@@ -132,7 +132,8 @@ TEST(DitManifest, StrictLoadingNamesTheKey) {
     EXPECT_EQ(load_error(good), "<no error>");
     auto missing = good;
     missing.erase("blocks.1.ffn.2.bias");
-    EXPECT_EQ(load_error(missing), "dit.safetensors: missing key 'blocks.1.ffn.2.bias' (expected shape [256])");
+    EXPECT_EQ(load_error(missing),
+              "dit.safetensors: missing key 'blocks.1.ffn.2.bias' (expected shape [256])");
     auto wrong = good;
     wrong["blocks.0.self_attn.norm_q.weight"] = at::zeros({255});
     EXPECT_EQ(load_error(wrong),
@@ -158,10 +159,12 @@ TEST(DitConstants, TimeEmbeddingAndCrossKv) {
         emb[0][i] = std::cos(a);
         emb[0][32 + i] = std::sin(a);
     }
-    const auto t = at::linear(at::silu(at::linear(emb, w.at("time_embedding.0.weight"), w.at("time_embedding.0.bias"))),
-                              w.at("time_embedding.2.weight"), w.at("time_embedding.2.bias"));
+    const auto t =
+        at::linear(at::silu(at::linear(emb, w.at("time_embedding.0.weight"), w.at("time_embedding.0.bias"))),
+                   w.at("time_embedding.2.weight"), w.at("time_embedding.2.bias"));
     EXPECT_LT(max_abs(fx.consts.t, t), 1e-12);
-    const auto t_mod = at::linear(at::silu(t), w.at("time_projection.1.weight"), w.at("time_projection.1.bias"));
+    const auto t_mod =
+        at::linear(at::silu(t), w.at("time_projection.1.weight"), w.at("time_projection.1.bias"));
     EXPECT_LT(max_abs(fx.consts.t_mod, t_mod.view({1, 6, 64})), 1e-12);
     ASSERT_EQ(fx.consts.cross_k.size(), 2u);
     ASSERT_EQ(fx.consts.cross_k[1].sizes(), at::IntArrayRef({1, 7, 64}));
@@ -177,9 +180,13 @@ TEST(DitPatchify, RoundTripAndConvEquivalence) {
     TensorMap w = random_weights(c, 2);
     // Identity-like patch embedding: output channel (py*2+px)*16 + ch <- input (ch, py, px).
     auto pw = at::zeros({64, 16, 1, 2, 2}, kF64);
-    for (int64_t ch = 0; ch < 16; ++ch)
-        for (int64_t py = 0; py < 2; ++py)
-            for (int64_t px = 0; px < 2; ++px) pw[(py * 2 + px) * 16 + ch][ch][0][py][px] = 1.0;
+    for (int64_t ch = 0; ch < 16; ++ch) {
+        for (int64_t py = 0; py < 2; ++py) {
+            for (int64_t px = 0; px < 2; ++px) {
+                pw[(py * 2 + px) * 16 + ch][ch][0][py][px] = 1.0;
+            }
+        }
+    }
     w["patch_embedding.weight"] = pw;
     w["patch_embedding.bias"] = at::zeros({64}, kF64);
     dit.params().load(w, "mem", LoadOptions{at::kDouble});
@@ -192,7 +199,8 @@ TEST(DitPatchify, RoundTripAndConvEquivalence) {
     w["patch_embedding.weight"] = rw;
     w["patch_embedding.bias"] = rb;
     dit.params().load(w, "mem", LoadOptions{at::kDouble});
-    const auto conv = at::conv3d(x, rw, rb, {1, 2, 2}).flatten(2).transpose(1, 2);  // [1,64,f,h,w] -> [1,L,64]
+    const auto conv =
+        at::conv3d(x, rw, rb, {1, 2, 2}).flatten(2).transpose(1, 2);  // [1,64,f,h,w] -> [1,L,64]
     EXPECT_LT(max_abs(dit.patchify(x), conv), 1e-12);
 }
 
@@ -245,7 +253,7 @@ TEST(DitForward, KvTrimmingSlicesAndRatioOneEqualsTwo) {
     for (size_t k = 0; k < chunks.size(); ++k) {
         EXPECT_TRUE(at::equal(outs[0][k], outs[1][k])) << "kv 1.0 vs 2.0, chunk " << k;
     }
-    EXPECT_TRUE(at::equal(outs[0][0], outs[2][0]));  // chunk 0 does not depend on the ratio
+    EXPECT_TRUE(at::equal(outs[0][0], outs[2][0]));   // chunk 0 does not depend on the ratio
     EXPECT_GT(max_abs(outs[0][2], outs[2][2]), 0.0);  // later chunks see a different span
 }
 
@@ -277,7 +285,8 @@ TEST(DitForward, StateBytesFlatAndResetReproduces) {
         if (k < others.size()) {
             fx.dit.forward_chunk(others[k].latents, others[k].lq, fx.consts, other, opts);
         }
-        EXPECT_TRUE(at::equal(fx.dit.forward_chunk(chunks[k].latents, chunks[k].lq, fx.consts, st, opts), first[k]))
+        EXPECT_TRUE(
+            at::equal(fx.dit.forward_chunk(chunks[k].latents, chunks[k].lq, fx.consts, st, opts), first[k]))
             << "chunk " << k;
     }
 }
@@ -286,15 +295,19 @@ TEST(DitForward, InputContractErrors) {
     Fixture fx;
     DiTState st;
     const auto opts = sparse_options();
-    EXPECT_THROW(fx.dit.forward_chunk(at::randn({1, 16, 2, 16, 48}, kF64), {}, fx.consts, st, opts), c10::Error);
-    EXPECT_THROW(fx.dit.forward_chunk(at::randn({1, 16, 6, 24, 48}, kF64), {}, fx.consts, st, opts), c10::Error);
+    EXPECT_THROW(fx.dit.forward_chunk(at::randn({1, 16, 2, 16, 48}, kF64), {}, fx.consts, st, opts),
+                 c10::Error);
+    EXPECT_THROW(fx.dit.forward_chunk(at::randn({1, 16, 6, 24, 48}, kF64), {}, fx.consts, st, opts),
+                 c10::Error);
     EXPECT_EQ(st.chunk_index, 0);
     fx.dit.forward_chunk(at::randn({1, 16, 6, 16, 48}, kF64), {}, fx.consts, st, opts);
     // Later chunks: 2 frames on the same grid.
-    EXPECT_THROW(fx.dit.forward_chunk(at::randn({1, 16, 6, 16, 48}, kF64), {}, fx.consts, st, opts), c10::Error);
-    EXPECT_THROW(fx.dit.forward_chunk(at::randn({1, 16, 2, 16, 32}, kF64), {}, fx.consts, st, opts), c10::Error);
-    EXPECT_THROW(fx.dit.forward_chunk(at::randn({1, 16, 2, 16, 48}, kF64), at::zeros({1, 5, 64}, kF64), fx.consts,
-                                      st, opts),
+    EXPECT_THROW(fx.dit.forward_chunk(at::randn({1, 16, 6, 16, 48}, kF64), {}, fx.consts, st, opts),
+                 c10::Error);
+    EXPECT_THROW(fx.dit.forward_chunk(at::randn({1, 16, 2, 16, 32}, kF64), {}, fx.consts, st, opts),
+                 c10::Error);
+    EXPECT_THROW(fx.dit.forward_chunk(at::randn({1, 16, 2, 16, 48}, kF64), at::zeros({1, 5, 64}, kF64),
+                                      fx.consts, st, opts),
                  c10::Error);
     EXPECT_EQ(st.chunk_index, 1);  // failed calls leave the state untouched
 }

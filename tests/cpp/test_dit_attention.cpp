@@ -20,16 +20,20 @@ double max_abs(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().
 
 /// Independent draft mask: explicit loops for pooling, scores, local mask, softmax and the global
 /// strictly-greater top-k of each (head, query slice).
-at::Tensor reference_draft_mask(const at::Tensor& qw, const at::Tensor& kw, int64_t heads, int64_t hb, int64_t wb,
-                                int64_t range, int64_t topk) {
+at::Tensor reference_draft_mask(const at::Tensor& qw, const at::Tensor& kw, int64_t heads, int64_t hb,
+                                int64_t wb, int64_t range, int64_t topk) {
     const int64_t nq = qw.size(0), nk = kw.size(0), c = qw.size(2), hd = c / heads, s = hb * wb;
     auto q = qw.accessor<double, 3>();
     auto k = kw.accessor<double, 3>();
     auto pool = [&](auto& a, int64_t n) {
         std::vector<std::vector<double>> m(n, std::vector<double>(c, 0.0));
-        for (int64_t i = 0; i < n; ++i)
-            for (int64_t t = 0; t < 128; ++t)
-                for (int64_t ch = 0; ch < c; ++ch) m[i][ch] += a[i][t][ch] / 128.0;
+        for (int64_t i = 0; i < n; ++i) {
+            for (int64_t t = 0; t < 128; ++t) {
+                for (int64_t ch = 0; ch < c; ++ch) {
+                    m[i][ch] += a[i][t][ch] / 128.0;
+                }
+            }
+        }
         return m;
     };
     const auto pq = pool(q, nq), pk = pool(k, nk);
@@ -47,22 +51,35 @@ at::Tensor reference_draft_mask(const at::Tensor& qw, const at::Tensor& kw, int6
             std::vector<double> sc(nk);
             for (int64_t j = 0; j < nk; ++j) {
                 double d = 0.0;
-                for (int64_t e = 0; e < hd; ++e) d += pq[i][h * hd + e] * pk[j][h * hd + e];
+                for (int64_t e = 0; e < hd; ++e) {
+                    d += pq[i][h * hd + e] * pk[j][h * hd + e];
+                }
                 sc[j] = d / std::sqrt(static_cast<double>(hd));
-                if (visible(i, j)) mx = std::max(mx, sc[j]);
+                if (visible(i, j)) {
+                    mx = std::max(mx, sc[j]);
+                }
             }
-            for (int64_t j = 0; j < nk; ++j) sum += visible(i, j) ? std::exp(sc[j] - mx) : 0.0;
-            for (int64_t j = 0; j < nk; ++j) p[i][j] = visible(i, j) ? std::exp(sc[j] - mx) / sum : 0.0;
+            for (int64_t j = 0; j < nk; ++j) {
+                sum += visible(i, j) ? std::exp(sc[j] - mx) : 0.0;
+            }
+            for (int64_t j = 0; j < nk; ++j) {
+                p[i][j] = visible(i, j) ? std::exp(sc[j] - mx) / sum : 0.0;
+            }
         }
         for (int64_t sl = 0; sl < nq / s; ++sl) {
             std::vector<double> flat;
-            for (int64_t i = sl * s; i < (sl + 1) * s; ++i) flat.insert(flat.end(), p[i].begin(), p[i].end());
+            for (int64_t i = sl * s; i < (sl + 1) * s; ++i) {
+                flat.insert(flat.end(), p[i].begin(), p[i].end());
+            }
             std::vector<double> sorted = flat;
             std::sort(sorted.begin(), sorted.end(), std::greater<double>());
             const int64_t kstar = std::min<int64_t>(static_cast<int64_t>(flat.size()) - 1, topk);
             const double thr = sorted[static_cast<size_t>(kstar)];
-            for (int64_t i = sl * s; i < (sl + 1) * s; ++i)
-                for (int64_t j = 0; j < nk; ++j) o[h][i][j] = p[i][j] > thr;
+            for (int64_t i = sl * s; i < (sl + 1) * s; ++i) {
+                for (int64_t j = 0; j < nk; ++j) {
+                    o[h][i][j] = p[i][j] > thr;
+                }
+            }
         }
     }
     return out;
@@ -81,9 +98,11 @@ TEST(DitLocalMask, SymmetricDiagonalRowCounts) {
             return std::min(n - 1, i - range / 2 + range - 1) - std::max<int64_t>(0, i - range / 2) + 1;
         };
         const auto counts = m.sum(1);
-        for (int64_t r = 0; r < hb; ++r)
-            for (int64_t c = 0; c < wb; ++c)
+        for (int64_t r = 0; r < hb; ++r) {
+            for (int64_t c = 0; c < wb; ++c) {
                 EXPECT_EQ(counts[r * wb + c].item<int64_t>(), overlap(r, hb) * overlap(c, wb));
+            }
+        }
     }
     // Even range: window [r-R/2, r+R/2-1], not symmetric, still contains the diagonal.
     const auto m4 = local_window_mask(1, 6, 4);
@@ -95,7 +114,8 @@ TEST(DitLocalMask, SymmetricDiagonalRowCounts) {
 TEST(DitDraftMask, OfficialTopkExpression) {
     EXPECT_EQ(draft_topk(2.0, 768, 1408, 66), 7919);  // spec §2.9
     EXPECT_EQ(draft_topk(2.0, 256, 384, 6), 719);
-    EXPECT_EQ(draft_topk(1.5, 1024, 1024, 64), static_cast<int64_t>(64.0 * 64 * (1.5 * 768 * 1280 / (1024.0 * 1024))) - 1);
+    EXPECT_EQ(draft_topk(1.5, 1024, 1024, 64),
+              static_cast<int64_t>(64.0 * 64 * (1.5 * 768 * 1280 / (1024.0 * 1024))) - 1);
     EXPECT_THROW(draft_topk(0.001, 128, 128, 1), c10::Error);
 }
 
@@ -112,7 +132,8 @@ TEST(DitDraftMask, MatchesIndependentImplementationAndContract) {
             EXPECT_TRUE(at::equal(mask, reference_draft_mask(qw, kw, heads, hb, wb, range, topk)))
                 << "nk_slices " << nk_slices << " topk " << topk;
             const auto allowed = local.repeat({2, nk_slices});
-            EXPECT_FALSE((mask & allowed.logical_not()).any().item<bool>()) << "selected outside the local mask";
+            EXPECT_FALSE((mask & allowed.logical_not()).any().item<bool>())
+                << "selected outside the local mask";
             const int64_t len = s * nk_slices * s;
             const int64_t kstar = std::min(topk, len - 1);
             const int64_t allowed_per_slice = allowed.narrow(0, 0, s).sum().item<int64_t>();
@@ -133,7 +154,8 @@ TEST(DitDraftMask, MatchesIndependentImplementationAndContract) {
 TEST(DitBlockSparse, EmptyBlocksZeroAndMatchesDenseOracle) {
     at::manual_seed(3);
     const int64_t heads = 2, nq = 6, nk = 12, c = 64, hd = 32;
-    const auto q = at::randn({nq, 128, c}, kF64), k = at::randn({nk, 128, c}, kF64), v = at::randn({nk, 128, c}, kF64);
+    const auto q = at::randn({nq, 128, c}, kF64), k = at::randn({nk, 128, c}, kF64),
+               v = at::randn({nk, 128, c}, kF64);
     auto mask = at::rand({heads, nq, nk}, kF64).lt(0.3);
     mask[0][1].fill_(false);
     mask[1][4].fill_(false);
@@ -160,7 +182,10 @@ TEST(DitBlockSparse, EmptyBlocksZeroAndMatchesDenseOracle) {
     EXPECT_LT(max_abs(got, ref), 1e-12);
 
     // Nothing selected at all: exactly zero.
-    EXPECT_TRUE(block_sparse_attention(q, k, v, at::zeros({heads, nq, nk}, at::kBool), heads).eq(0).all().item<bool>());
+    EXPECT_TRUE(block_sparse_attention(q, k, v, at::zeros({heads, nq, nk}, at::kBool), heads)
+                    .eq(0)
+                    .all()
+                    .item<bool>());
 }
 
 TEST(DitWindows, PartitionReverseIdentityAndOrder) {
@@ -199,7 +224,8 @@ TEST(DitRope, SplitPairingAndTables) {
     // Token (y=0, x=1): height pairs unrotated.
     EXPECT_EQ(tab.cos[1][22].item<double>(), 1.0);
     // No table cap: position 100000.
-    EXPECT_NEAR(rope_tables(128, 100000, 1, 1, 1, at::kCPU).cos[0][0].item<double>(), std::cos(100000.0), 1e-12);
+    EXPECT_NEAR(rope_tables(128, 100000, 1, 1, 1, at::kCPU).cos[0][0].item<double>(), std::cos(100000.0),
+                1e-12);
 }
 
 TEST(DitRope, ScoresDependOnlyOnOffsets) {
