@@ -232,6 +232,11 @@ DiTConstants DiT::prepare(const at::Tensor& prompt) const {
     return c;
 }
 
+int64_t DiT::first_frame_position(int64_t chunk_index) {
+    TORCH_CHECK(chunk_index >= 0, "dit: negative chunk index ", chunk_index);
+    return chunk_index == 0 ? 0 : 4 + 2 * chunk_index;
+}
+
 at::Tensor DiT::patchify(const at::Tensor& latents) const {
     TORCH_CHECK(latents.dim() == 5 && latents.size(0) == 1 && latents.size(1) == cfg_.in_dim &&
                     latents.size(3) % 2 == 0 && latents.size(4) % 2 == 0,
@@ -287,7 +292,7 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
                     ", ", cfg_.dim, "], got ", lq_tokens.sizes());
         x = x + lq_tokens.to(dev, dt);  // before block 0 only
     }
-    const int64_t t0 = first ? 0 : 4 + 2 * state.chunk_index;  // absolute temporal RoPE position
+    const int64_t t0 = first_frame_position(state.chunk_index);
     const auto rope = rope_tables(hd, t0, f, h, w, dev);
     const int64_t hb = h / kWindowH, wb = w / kWindowW, s = hb * wb;
     const auto local = local_window_mask(hb, wb, opts.local_range).to(dev);

@@ -97,6 +97,10 @@ class DiT {
                              const DiTConstants& consts, DiTState& state,
                              const AttentionOptions& opts = {}) const;
 
+    /// Absolute RoPE temporal position of the first latent frame of chunk `chunk_index`
+    /// (0 for chunk 0 with frames 0..5; 4 + 2k for chunk k >= 1).
+    static int64_t first_frame_position(int64_t chunk_index);
+
     /// Conv3d(kernel = stride = (1,2,2)) as a matmul: [1, in_dim, f, 2h, 2w] -> [1, f*h*w, dim].
     at::Tensor patchify(const at::Tensor& latents) const;
     /// [1, f*h*w, out_dim*4] (channels (py, px, c), c fastest) -> [1, out_dim, f, 2h, 2w].

@@ -207,19 +207,25 @@ TEST(DitPatchify, RoundTripAndConvEquivalence) {
 TEST(DitForward, FastPathEqualsDenseOracleOverThreeChunks) {
     Fixture fx;
     const auto chunks = make_chunks(3, 64, 21);
-    auto opts = sparse_options();
-    auto oracle = opts;
-    oracle.dense_oracle = true;
-    DiTState a, b;
-    for (const auto& ch : chunks) {
-        const auto va = fx.dit.forward_chunk(ch.latents, ch.lq, fx.consts, a, opts);
-        const auto vb = fx.dit.forward_chunk(ch.latents, ch.lq, fx.consts, b, oracle);
-        ASSERT_EQ(va.sizes(), ch.latents.sizes());
-        EXPECT_LT(max_abs(va, vb), 1e-10) << "chunk " << a.chunk_index - 1;
-        EXPECT_FALSE(va.isnan().any().item<bool>());
-        EXPECT_GT(va.abs().max().item<double>(), 1e-3);
+    // sparse_ratio 0.02: topk = int(9 * 0.4) - 1 = 2, so each (head, slice) of 3 query windows keeps 2
+    // key windows and at least one query window is empty in every block.
+    for (double ratio : {0.05, 0.02}) {
+        auto opts = sparse_options();
+        opts.sparse_ratio = ratio;
+        auto oracle = opts;
+        oracle.dense_oracle = true;
+        DiTState a, b;
+        for (const auto& ch : chunks) {
+            const auto va = fx.dit.forward_chunk(ch.latents, ch.lq, fx.consts, a, opts);
+            const auto vb = fx.dit.forward_chunk(ch.latents, ch.lq, fx.consts, b, oracle);
+            ASSERT_EQ(va.sizes(), ch.latents.sizes());
+            EXPECT_LT(max_abs(va, vb), 1e-10) << "sparse_ratio " << ratio << " chunk " << a.chunk_index - 1;
+            EXPECT_FALSE(va.isnan().any().item<bool>());
+            EXPECT_GT(va.abs().max().item<double>(), 1e-3);
+        }
     }
     // The LQ tokens matter (they are added before block 0).
+    const auto opts = sparse_options();
     DiTState c;
     const auto with = fx.dit.forward_chunk(chunks[0].latents, chunks[0].lq, fx.consts, c, opts);
     c.reset();
@@ -242,11 +248,23 @@ TEST(DitForward, KvTrimmingSlicesAndRatioOneEqualsTwo) {
         DiTState st;
         outs.emplace_back();
         for (size_t k = 0; k < chunks.size(); ++k) {
+            const std::vector<at::Tensor> prev_k = st.k_cache, prev_v = st.v_cache;
             outs.back().push_back(fx.dit.forward_chunk(chunks[k].latents, chunks[k].lq, fx.consts, st, opts));
             for (size_t b = 0; b < 2; ++b) {
-                EXPECT_EQ(st.k_cache[b].size(0), (k == 0 ? cs.after0 : cs.later) * s)
+                const int64_t n = st.k_cache[b].size(0);
+                EXPECT_EQ(n, (k == 0 ? cs.after0 : cs.later) * s)
                     << "kv_ratio " << cs.ratio << " chunk " << k;
                 EXPECT_EQ(st.v_cache[b].sizes(), st.k_cache[b].sizes());
+                if (k > 0) {
+                    // Oldest slices dropped first: the kept old windows are the newest of the previous
+                    // cache, followed by this chunk's slice.
+                    const int64_t old = n - s;
+                    const int64_t np = prev_k[b].size(0);
+                    EXPECT_TRUE(
+                        at::equal(st.k_cache[b].narrow(0, 0, old), prev_k[b].narrow(0, np - old, old)));
+                    EXPECT_TRUE(
+                        at::equal(st.v_cache[b].narrow(0, 0, old), prev_v[b].narrow(0, np - old, old)));
+                }
             }
         }
     }
@@ -289,6 +307,14 @@ TEST(DitForward, StateBytesFlatAndResetReproduces) {
             at::equal(fx.dit.forward_chunk(chunks[k].latents, chunks[k].lq, fx.consts, st, opts), first[k]))
             << "chunk " << k;
     }
+}
+
+TEST(DitForward, AbsoluteTemporalPositions) {
+    // Chunk 0 covers latent frames 0..5, chunk k >= 1 frames 4+2k, 5+2k (spec §2.6.2).
+    EXPECT_EQ(DiT::first_frame_position(0), 0);
+    EXPECT_EQ(DiT::first_frame_position(1), 6);
+    EXPECT_EQ(DiT::first_frame_position(2), 8);
+    EXPECT_EQ(DiT::first_frame_position(600), 1204);  // beyond upstream's 1024-row table
 }
 
 TEST(DitForward, InputContractErrors) {
