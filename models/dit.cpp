@@ -243,9 +243,9 @@ at::Tensor DiT::patchify(const at::Tensor& latents) const {
                 "dit: latents expected [1, ", cfg_.in_dim, ", f, 2h, 2w], got ", latents.sizes());
     const int64_t c = cfg_.in_dim, f = latents.size(2), h = latents.size(3) / 2, w = latents.size(4) / 2;
     const auto tok = latents
-                         .reshape({c, f, h, 2, w, 2})      // [1,C,f,2h,2w] -> [C,f,h,2,w,2]
-                         .permute({1, 2, 4, 0, 3, 5})      // -> [f,h,w,C,2,2]
-                         .reshape({1, f * h * w, c * 4});  // -> [1,fhw,C*4] (c, py, px)
+                         .reshape({c, f, h, 2, w, 2})              // [1,C,f,2h,2w] -> [C,f,h,2,w,2]
+                         .permute({1, 2, 4, 0, 3, 5})              // -> [f,h,w,C,2,2]
+                         .reshape({1, f * h * w, c * 4});          // -> [1,fhw,C*4] (c, py, px)
     const auto weight = w_->patch_weight.view({cfg_.dim, c * 4});  // [dim,C,1,2,2] -> [dim,C*4]
     return at::linear(tok, weight, w_->patch_bias);
 }
@@ -335,7 +335,7 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
         const int64_t lc = consts.cross_k[i].size(1);
         const auto qh = xq.view({1, l, heads, hd}).transpose(1, 2);                  // -> [1,heads,L,hd]
         const auto kh = consts.cross_k[i].view({1, lc, heads, hd}).transpose(1, 2);  // -> [1,heads,Lc,hd]
-        const auto vh = consts.cross_v[i].view({1, lc, heads, hd}).transpose(1, 2);
+        const auto vh = consts.cross_v[i].view({1, lc, heads, hd}).transpose(1, 2);  // -> [1,heads,Lc,hd]
         const auto co = at::scaled_dot_product_attention(qh, kh, vh);
         x = x + linear(co.transpose(1, 2).reshape({1, l, cfg_.dim}), ca.o);  // [1,heads,L,hd] -> [1,L,dim]
 

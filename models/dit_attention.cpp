@@ -45,9 +45,15 @@ RopeSplit rope_split(int64_t head_dim) {
 RopeTables rope_tables(int64_t head_dim, int64_t t0, int64_t f, int64_t h, int64_t w, at::Device device) {
     TORCH_CHECK(t0 >= 0 && f > 0 && h > 0 && w > 0, "rope: bad grid t0=", t0, " f=", f, " h=", h, " w=", w);
     const RopeSplit s = rope_split(head_dim);
-    const auto at_ = axis_angles(t0, f, s.t).view({f, 1, 1, s.t / 2}).expand({f, h, w, s.t / 2});
-    const auto ah = axis_angles(0, h, s.h).view({1, h, 1, s.h / 2}).expand({f, h, w, s.h / 2});
-    const auto aw = axis_angles(0, w, s.w).view({1, 1, w, s.w / 2}).expand({f, h, w, s.w / 2});
+    const auto at_ = axis_angles(t0, f, s.t)
+                         .view({f, 1, 1, s.t / 2})
+                         .expand({f, h, w, s.t / 2});  // [f,Dt/2] -> [f,h,w,Dt/2]
+    const auto ah = axis_angles(0, h, s.h)
+                        .view({1, h, 1, s.h / 2})
+                        .expand({f, h, w, s.h / 2});  // [h,Dh/2] -> [f,h,w,Dh/2]
+    const auto aw = axis_angles(0, w, s.w)
+                        .view({1, 1, w, s.w / 2})
+                        .expand({f, h, w, s.w / 2});  // [w,Dw/2] -> [f,h,w,Dw/2]
     const auto ang =
         at::cat({at_, ah, aw}, -1).reshape({f * h * w, head_dim / 2});  // [f,h,w,hd/2] -> [L,hd/2]
     return RopeTables{at::cos(ang).to(device), at::sin(ang).to(device)};
@@ -62,8 +68,8 @@ at::Tensor apply_rope(const at::Tensor& x, const RopeTables& tables, int64_t num
     const auto ct = stats_type(x.scalar_type());
     const auto xr = x.to(ct).reshape({b, l, num_heads, hd / 2, 2});  // [B,L,C] -> [B,L,heads,hd/2,2]
     const auto re = xr.select(-1, 0), im = xr.select(-1, 1);
-    const auto c = tables.cos.to(ct).view({1, l, 1, hd / 2});  // [L,hd/2] -> [1,L,1,hd/2]
-    const auto s = tables.sin.to(ct).view({1, l, 1, hd / 2});
+    const auto c = tables.cos.to(ct).view({1, l, 1, hd / 2});            // [L,hd/2] -> [1,L,1,hd/2]
+    const auto s = tables.sin.to(ct).view({1, l, 1, hd / 2});            // [L,hd/2] -> [1,L,1,hd/2]
     const auto out = at::stack({re * c - im * s, re * s + im * c}, -1);  // [B,L,heads,hd/2,2]
     return out.reshape({b, l, num_heads * hd}).to(x.scalar_type());      // [B,L,heads,hd/2,2] -> [B,L,C]
 }
@@ -140,7 +146,8 @@ at::Tensor draft_block_mask(const at::Tensor& q_windows, const at::Tensor& k_win
         q_windows.mean(1).view({nq, num_heads, hd}).permute({1, 0, 2});  // [nq,C] -> [heads,nq,hd]
     const auto km =
         k_windows.mean(1).view({nk, num_heads, hd}).permute({1, 0, 2});  // [nk,C] -> [heads,nk,hd]
-    const auto scores = at::matmul(qm, km.transpose(1, 2)).div(std::sqrt(static_cast<double>(hd)));
+    const auto scores =
+        at::matmul(qm, km.transpose(1, 2)).div(std::sqrt(static_cast<double>(hd)));  // [heads,nq,nk]
     const auto allowed =
         local.to(q_windows.device(), at::kBool).repeat({nq / s, nk / s});  // [S,S] -> [nq,nk]
     const auto probs =
@@ -170,45 +177,51 @@ at::Tensor block_sparse_attention(const at::Tensor& q_windows, const at::Tensor&
     const int64_t hd = c / num_heads, t = kWindowTokens, rows = num_heads * nq;
     auto out = at::zeros({num_heads, nq, t, hd}, q_windows.options());
     const auto m = mask.to(at::kBool).reshape({rows, nk});  // [heads,nq,nk] -> [heads*nq,nk]
-    const auto counts = m.sum(-1);                          // [rows]
-    const int64_t maxc = counts.max().item<int64_t>();
-    if (maxc > 0) {
-        // Selected key windows first, in ascending index order (stable sort of "not selected").
-        const auto idx = std::get<1>(at::sort(m.logical_not().to(at::kByte), /*stable=*/true, -1, false))
-                             .narrow(-1, 0, maxc);                                            // [rows,maxc]
-        const auto head_of_row = at::arange(num_heads, idx.options()).repeat_interleave(nq);  // [rows]
-        const auto gidx = idx + head_of_row.unsqueeze(1) * nk;  // index into [heads*nk] windows
-        // Empty rows attend to one dummy window (finite values) and are zeroed below.
-        const auto valid = at::arange(maxc, idx.options()).unsqueeze(0) < counts.clamp_min(1).unsqueeze(1);
-        const bool padded = !valid.all().item<bool>();
-        const auto nonempty = counts.gt(0);
-        const auto q = q_windows.view({nq, t, num_heads, hd}).permute({2, 0, 1, 3}).reshape({rows, t, hd});
-        // [nq,128,C] -> [heads,nq,128,hd] -> [rows,128,hd]
-        const auto k =
-            k_windows.view({nk, t, num_heads, hd}).permute({2, 0, 1, 3}).reshape({num_heads * nk, t, hd});
-        const auto v =
-            v_windows.view({nk, t, num_heads, hd}).permute({2, 0, 1, 3}).reshape({num_heads * nk, t, hd});
-        // [nk,128,C] -> [heads,nk,128,hd] -> [heads*nk,128,hd]
-        auto out_rows = out.view({rows, t, hd});
-        const int64_t budget = int64_t{1} << 25;  // gathered K elements per SDPA call (bounds memory)
-        const int64_t batch = std::max<int64_t>(1, budget / (maxc * t * hd));
-        const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-        for (int64_t r0 = 0; r0 < rows; r0 += batch) {
-            const int64_t n = std::min(batch, rows - r0);
-            const auto gi = gidx.narrow(0, r0, n).reshape({n * maxc});
-            const auto kg =
-                k.index_select(0, gi).view({n, maxc * t, hd});  // [n*maxc,128,hd] -> [n,maxc*128,hd]
-            const auto vg = v.index_select(0, gi).view({n, maxc * t, hd});
-            std::optional<at::Tensor> key_mask;
-            if (padded) {
-                key_mask = valid.narrow(0, r0, n).repeat_interleave(t, 1).view({n, 1, maxc * t});
-                // [n,maxc] -> [n,maxc*128] -> [n,1,maxc*128]
-            }
-            auto o =
-                at::scaled_dot_product_attention(q.narrow(0, r0, n), kg, vg, key_mask, 0.0, false, scale);
-            o = at::where(nonempty.narrow(0, r0, n).view({n, 1, 1}), o, at::zeros({}, o.options()));
-            out_rows.narrow(0, r0, n).copy_(o);
+    const auto counts = m.sum(-1);                          // [rows] selected key windows per row
+    // Rows by descending count, so that each batch pads only to its own first (largest) count;
+    // rows with no selected window are never computed and keep their exact zeros.
+    const auto order = std::get<1>(at::sort(counts, /*stable=*/true, 0, /*descending=*/true));  // [rows]
+    const auto counts_host = counts.index_select(0, order).to(at::kCPU, at::kLong).contiguous();
+    const int64_t* cs = counts_host.data_ptr<int64_t>();
+    if (rows == 0 || cs[0] == 0) {
+        return out.permute({1, 2, 0, 3}).reshape({nq, t, c});  // [heads,nq,128,hd] -> [nq,128,C]
+    }
+    const int64_t maxc = cs[0];
+    // Selected key windows first, in ascending index order (stable sort of "not selected").
+    const auto idx = std::get<1>(at::sort(m.logical_not().to(at::kByte), /*stable=*/true, -1, false))
+                         .narrow(-1, 0, maxc);                                            // [rows,maxc]
+    const auto head_of_row = at::arange(num_heads, idx.options()).repeat_interleave(nq);  // [rows]
+    const auto gidx = idx + head_of_row.unsqueeze(1) * nk;  // index into the [heads*nk] windows
+    const auto q = q_windows.view({nq, t, num_heads, hd}).permute({2, 0, 1, 3}).reshape({rows, t, hd});
+    // [nq,128,C] -> [heads,nq,128,hd] -> [rows,128,hd]
+    const auto k =
+        k_windows.view({nk, t, num_heads, hd}).permute({2, 0, 1, 3}).reshape({num_heads * nk, t, hd});
+    const auto v =
+        v_windows.view({nk, t, num_heads, hd}).permute({2, 0, 1, 3}).reshape({num_heads * nk, t, hd});
+    // [nk,128,C] -> [heads,nk,128,hd] -> [heads*nk,128,hd]
+    auto out_rows = out.view({rows, t, hd});  // [heads,nq,128,hd] -> [rows,128,hd]
+    const int64_t budget = int64_t{1} << 25;  // gathered K elements per SDPA call (bounds memory)
+    const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+    for (int64_t r0 = 0; r0 < rows && cs[r0] > 0;) {
+        const int64_t mc = cs[r0];
+        int64_t n = std::min(std::max<int64_t>(1, budget / (mc * t * hd)), rows - r0);
+        while (cs[r0 + n - 1] == 0) {
+            --n;  // stop at the first empty row
         }
+        const auto sel = order.narrow(0, r0, n);                                       // [n] row ids
+        const auto gi = gidx.index_select(0, sel).narrow(1, 0, mc).reshape({n * mc});  // [n,mc] -> [n*mc]
+        const auto kg = k.index_select(0, gi).view({n, mc * t, hd});  // [n*mc,128,hd] -> [n,mc*128,hd]
+        const auto vg = v.index_select(0, gi).view({n, mc * t, hd});
+        std::optional<at::Tensor> key_mask;
+        if (cs[r0 + n - 1] < mc) {
+            const auto valid = at::arange(mc, counts.options()).unsqueeze(0) <
+                               counts.index_select(0, sel).unsqueeze(1);    // [n,mc]
+            key_mask = valid.repeat_interleave(t, 1).view({n, 1, mc * t});  // [n,mc] -> [n,1,mc*128]
+        }
+        const auto o =
+            at::scaled_dot_product_attention(q.index_select(0, sel), kg, vg, key_mask, 0.0, false, scale);
+        out_rows.index_copy_(0, sel, o);  // [n,128,hd] scattered back to their rows
+        r0 += n;
     }
     return out.permute({1, 2, 0, 3}).reshape({nq, t, c});  // [heads,nq,128,hd] -> [nq,128,C]
 }
@@ -224,10 +237,11 @@ at::Tensor masked_dense_attention(const at::Tensor& q_windows, const at::Tensor&
     const int64_t hd = c / num_heads, t = kWindowTokens;
     const auto q = q_windows.reshape({nq * t, num_heads, hd}).permute({1, 0, 2});  // -> [heads,Lq,hd]
     const auto k = k_windows.reshape({nk * t, num_heads, hd}).permute({1, 0, 2});  // -> [heads,Lk,hd]
-    const auto v = v_windows.reshape({nk * t, num_heads, hd}).permute({1, 0, 2});
+    const auto v = v_windows.reshape({nk * t, num_heads, hd}).permute({1, 0, 2});  // -> [heads,Lk,hd]
     const auto dense = mask.to(at::kBool).repeat_interleave(t, 1).repeat_interleave(t, 2);  // [heads,Lq,Lk]
     const auto ct = stats_type(q.scalar_type());
-    const auto scores = at::matmul(q.to(ct), k.to(ct).transpose(1, 2)) / std::sqrt(static_cast<double>(hd));
+    const auto scores =
+        at::matmul(q.to(ct), k.to(ct).transpose(1, 2)) / std::sqrt(static_cast<double>(hd));  // [heads,Lq,Lk]
     auto p =
         at::softmax(scores.masked_fill(dense.logical_not(), -std::numeric_limits<double>::infinity()), -1);
     p = at::where(dense.any(-1, true), p, at::zeros({}, p.options()));   // empty rows -> 0 (not NaN)
