@@ -215,12 +215,13 @@ at::Tensor block_sparse_attention(const at::Tensor& q_windows, const at::Tensor&
         std::optional<at::Tensor> key_mask;
         if (cs[r0 + n - 1] < mc) {
             const auto valid = at::arange(mc, counts.options()).unsqueeze(0) <
-                               counts.index_select(0, sel).unsqueeze(1);    // [n,mc]
-            key_mask = valid.repeat_interleave(t, 1).view({n, 1, mc * t});  // [n,mc] -> [n,1,mc*128]
+                               counts.index_select(0, sel).unsqueeze(1);       // [n,mc]
+            key_mask = valid.repeat_interleave(t, 1).view({n, 1, 1, mc * t});  // [n,mc] -> [n,1,1,mc*128]
         }
-        const auto o =
-            at::scaled_dot_product_attention(q.index_select(0, sel), kg, vg, key_mask, 0.0, false, scale);
-        out_rows.index_copy_(0, sel, o);  // [n,128,hd] scattered back to their rows
+        // 4-D [batch, 1 head, tokens, hd] so that fused SDPA kernels apply on GPUs.
+        const auto o = at::scaled_dot_product_attention(q.index_select(0, sel).unsqueeze(1), kg.unsqueeze(1),
+                                                        vg.unsqueeze(1), key_mask, 0.0, false, scale);
+        out_rows.index_copy_(0, sel, o.squeeze(1));  // [n,1,128,hd] -> [n,128,hd], back to their rows
         r0 += n;
     }
     return out.permute({1, 2, 0, 3}).reshape({nq, t, c});  // [heads,nq,128,hd] -> [nq,128,C]
