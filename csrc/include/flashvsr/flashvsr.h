@@ -2,23 +2,32 @@
 //
 //   #include <flashvsr/flashvsr.h>
 //
-//   std::cout << flashvsr::version() << "\n";
-//   flashvsr::BuildInfo info = flashvsr::build_info();
-//   if (!info.cuda_available) std::cout << "running on the CPU\n";
-//   try {
-//       ...                                   // engine calls arrive with the streaming-engine issue
-//   } catch (const flashvsr::InputError& e) {  // bad user input: message names file/parameter/value
-//       std::cerr << e.what() << "\n";
-//   } catch (const flashvsr::Error& e) {       // every library error derives from flashvsr::Error
-//       std::cerr << e.what() << "\n";
-//   }
+//   flashvsr::EngineOptions eo;
+//   eo.model_dir = "models/FlashVSR-v1.1";              // version from the folder name (or eo.version)
+//   auto engine = flashvsr::Engine::load(eo);           // weights, loaded once, shareable
+//   flashvsr::UpscaleOptions uo;                        // scale 4, adain colour fix, seed 0, ...
+//   at::Tensor out = engine->upscale(frames, uo);       // [F,H,W,3] in [0,1] -> float32 [F,4H,4W,3]
 //
-// Thread safety: the free functions here are thread-safe. Library code never aborts or exits;
-// it throws a flashvsr::Error (or c10::Error from LibTorch for tensor-contract violations).
+//   flashvsr::Stream s = engine->stream(uo);             // long videos in bounded memory:
+//   while (read(batch)) { s.push(batch); emit(s.pull()); }
+//   s.finish(); emit(s.pull());                          // N frames in, N frames out
+//
+// Errors: every library error derives from flashvsr::Error (InputError: bad input, naming the file,
+// parameter or value; ModelError: model folder/checkpoint; Cancelled); tensor-contract violations throw
+// c10::Error. Library code never aborts or exits.
+// Thread safety: an Engine is immutable after load and may be shared by threads and streams; a Stream is
+// used by one thread at a time. The free functions are thread-safe.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace flashvsr {
 
@@ -68,5 +77,123 @@ BuildInfo build_info();
 
 /// The same as a JSON object (keys as the struct fields; "ffmpeg" is a nested object).
 std::string build_info_json(const BuildInfo& info, int indent = 2);
+
+// ---- engine --------------------------------------------------------------------------------------------
+
+/// How to load the model. Defaults are what a user without opinions wants.
+struct EngineOptions {
+    std::string model_dir;                // folder with the published files (FlashVSR/ or FlashVSR-v1.1/)
+    std::string version;                  // "" = from the folder's manifest, else its name; "v1.0" | "v1.1"
+    std::string mode = "tiny";            // "tiny" | "tiny-long" (TCDecoder) | "full" (Wan VAE decoder)
+    std::string device = "auto";          // "auto" (cuda if available, else cpu) | "cpu" | "cuda" | "cuda:N"
+    std::string dtype = "auto";           // "auto" (bf16 on cuda, fp32 on cpu) | "bf16" | "fp16" | "fp32"
+    bool legacy_v10_cache_order = false;  // reproduce the official v1.0 LQ-projector cache order (opt-in)
+    int64_t head_dim = 128;               // DiT head width (not derivable from the weights)
+
+    /// Throws InputError naming the option and value when one is invalid.
+    void validate() const;
+    std::string to_string() const;
+};
+
+/// How to upscale one video.
+struct UpscaleOptions {
+    int64_t scale = 4;                // 2, 3 or 4
+    std::string color_fix = "adain";  // "adain" | "wavelet" | "none"
+    double sparse_ratio = 2.0;        // LCSA top-k budget (1.5 = faster)
+    double kv_ratio = 3.0;            // K/V window length in 2-latent-frame slices (int part is used)
+    int64_t local_range = 11;         // LCSA locality window in 8x8-token windows (odd)
+    uint64_t seed = 0;                // noise seed
+
+    void validate() const;
+    std::string to_string() const;
+};
+
+/// Progress callback: frames finished so far and the total (-1 while unknown); return false to cancel.
+using ProgressFn = std::function<bool(int64_t done, int64_t total)>;
+
+/// Cancels work from another thread; checked at least once per chunk.
+class CancelToken {
+  public:
+    void cancel() { flag_.store(true); }
+    bool cancelled() const { return flag_.load(); }
+
+  private:
+    std::atomic<bool> flag_{false};
+};
+
+/// What was loaded.
+struct EngineInfo {
+    std::string model_dir;
+    std::string version;         // "v1.0" | "v1.1"
+    std::string version_source;  // "option" | "manifest" | "folder name"
+    std::string mode;
+    std::string device;          // e.g. "cpu", "cuda:0"
+    std::string dtype;           // "bf16" | "fp16" | "fp32"
+    std::vector<std::string> files;
+    std::vector<std::string> warnings;  // e.g. mixed v1.0/v1.1 files
+    int64_t weight_bytes = 0;
+};
+
+class Stream;
+
+/// The loaded networks (immutable, shareable). Create with Engine::load; destroying the last reference
+/// (the Engine and every Stream made from it) frees the weights.
+class Engine {
+  public:
+    struct Impl;
+
+    static std::shared_ptr<Engine> load(const EngineOptions& options);
+
+    const EngineInfo& info() const;
+
+    /// A new stream (its own caches, decoder memory and noise).
+    Stream stream(const UpscaleOptions& options) const;
+
+    /// frames [F, H, W, 3] (float in [0, 1] or uint8, any device) -> float32 [F, H*s, W*s, 3] in [0, 1] on
+    /// the CPU; F >= 1 frames in, F out. `progress` and `cancel` are checked once per chunk; cancelling
+    /// throws flashvsr::Cancelled.
+    at::Tensor upscale(const at::Tensor& frames, const UpscaleOptions& options, const ProgressFn& progress = {},
+                       const CancelToken* cancel = nullptr) const;
+
+    explicit Engine(std::shared_ptr<const Impl> impl);
+
+  private:
+    std::shared_ptr<const Impl> impl_;
+};
+
+/// One video (or tile) in flight: LQ-projector caches, DiT K/V windows, decoder memory, noise position and
+/// pending frames. Memory stays flat however long the video is. Move-only; destroying it frees all state.
+class Stream {
+  public:
+    struct State;
+
+    Stream(std::shared_ptr<const Engine::Impl> engine, const UpscaleOptions& options);
+    ~Stream();
+    Stream(Stream&&) noexcept;
+    Stream& operator=(Stream&&) noexcept;
+
+    /// Appends low-res frames [n, H, W, 3] (float [0, 1] or uint8; same H, W every time) and runs every
+    /// chunk that has become possible.
+    void push(const at::Tensor& frames);
+    /// Finished frames so far, float32 [m, H*s, W*s, 3] in [0, 1] on the CPU (m may be 0); each frame once.
+    at::Tensor pull();
+    /// No more input: pads the tail with copies of the last frame, runs the remaining chunks. After
+    /// finish(), pull() returns the rest, so that exactly as many frames come out as went in.
+    void finish();
+
+    void set_progress(ProgressFn progress);
+    void set_cancel(const CancelToken* cancel);
+    /// Parity runs: noise for latent frames [t0, t0+nt) of the whole (padded) latent grid, [1,16,nt,h,w].
+    void set_noise_provider(std::function<at::Tensor(int64_t t0, int64_t nt)> provider);
+
+    int64_t frames_pushed() const;
+    int64_t frames_done() const;
+    int64_t chunks_done() const;
+    /// Bytes of the per-stream state (K/V windows, LQ caches, decoder memory, pending LQ frames).
+    int64_t state_bytes() const;
+
+  private:
+    std::unique_ptr<State> s_;
+};
 
 }  // namespace flashvsr
