@@ -63,6 +63,21 @@ MappedFile::~MappedFile() {
     }
 }
 
+bool release_mapped_pages(const at::Tensor& t) {
+    if (!t.defined() || !t.has_storage() || t.storage().data_ptr().get_deleter() != &delete_mapping_ref) {
+        return false;
+    }
+    const long page = ::sysconf(_SC_PAGESIZE);
+    const auto begin = reinterpret_cast<uintptr_t>(t.storage().data());
+    const uintptr_t end = begin + t.storage().nbytes();
+    const uintptr_t first = (begin + page - 1) / page * page;
+    const uintptr_t last = end / page * page;
+    if (last > first) {
+        ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+    }
+    return true;
+}
+
 c10::Storage MappedFile::storage(size_t offset, size_t nbytes) const {
     void* ptr = const_cast<uint8_t*>(data_ + offset);  // read-only pages: writing faults (documented)
     auto* ref = new MappingRef{shared_from_this()};

@@ -43,6 +43,13 @@ class MappedFile : public std::enable_shared_from_this<MappedFile> {
     size_t size_ = 0;
 };
 
+/// When `t` views pages of a MappedFile, tells the kernel it may drop them from this process' resident set
+/// (madvise MADV_DONTNEED on the whole pages inside t's storage; the mapping is private and never written,
+/// so a later read simply faults the file in again). Loaders call it after copying a tensor out, which
+/// keeps peak memory near the size of the converted weights. Returns false (and does nothing) for tensors
+/// that do not view a mapping.
+bool release_mapped_pages(const at::Tensor& t);
+
 /// Writes a file atomically: `write(stream)` fills a temporary file in the folder of `path`, which is
 /// then renamed to `path`. On any error (also one thrown by `write`) the temporary file is removed,
 /// `path` is left untouched and flashvsr::ModelError names the file.

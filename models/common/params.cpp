@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/md5.h"
+#include "models/checkpoint/mapped_file.h"
 
 namespace flashvsr::models {
 namespace {
@@ -75,6 +76,7 @@ void ParamTable::load(const TensorMap& tensors, const std::string& source, const
         if (slots_[i]->data_ptr() == it->second.data_ptr()) {
             *slots_[i] = slots_[i]->clone();  // never keep a read-only view of a mapped file
         }
+        release_mapped_pages(it->second);  // the file's pages leave the resident set once copied
     }
 }
 

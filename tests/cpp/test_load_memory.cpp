@@ -1,0 +1,88 @@
+// Loading peak memory: at most 1.25x the loaded weights in the target dtype (no double copies), and
+// loading/unloading an engine repeatedly does not leak.
+#include <flashvsr/flashvsr.h>
+#include <gtest/gtest.h>
+
+#include <malloc.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "models/test_weights.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+long status_kib(const char* field) {
+    std::ifstream f("/proc/self/status");
+    std::string line;
+    while (std::getline(f, line)) {
+        if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::string(field).size()));
+    }
+    return -1;
+}
+
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+// Large blocks come from mmap and go back to the kernel when freed, so RSS measures what is live now
+// (with glibc's dynamic threshold, memory freed by earlier tests would be reused invisibly).
+void return_freed_memory() {
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+    malloc_trim(0);
+}
+
+class LoadMemory : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() {
+        dir_ = new fs::path(fs::temp_directory_path() / ("flashvsr_loadmem_" + std::to_string(::getpid())) /
+                            "FlashVSR-v1.1");
+        flashvsr::models::TestWeightsOptions o;
+        o.size = "small";
+        flashvsr::models::make_test_weights(dir_->string(), o);
+    }
+    static void TearDownTestSuite() {
+        fs::remove_all(dir_->parent_path());
+        delete dir_;
+    }
+    static fs::path* dir_;
+};
+fs::path* LoadMemory::dir_ = nullptr;
+
+}  // namespace
+
+TEST_F(LoadMemory, PeakIsAtMostOneQuarterAboveTheWeights) {
+    for (const char* dtype : {"fp32", "bf16"}) {
+        flashvsr::EngineOptions eo;
+        eo.model_dir = dir_->string();
+        eo.device = "cpu";
+        eo.dtype = dtype;
+        {  // warm-up: first-use allocations of LibTorch itself are not the loader's
+            auto e = flashvsr::Engine::load(eo);
+        }
+        return_freed_memory();
+        const long before = status_kib("VmRSS:");
+        reset_peak_rss();
+        auto e = flashvsr::Engine::load(eo);
+        const long peak = status_kib("VmHWM:");
+        const double weights_kib = static_cast<double>(e->info().weight_bytes) / 1024.0;
+        ASSERT_GT(weights_kib, 20000) << "the small preset should weigh tens of MB";
+        EXPECT_LE(peak - before, 1.25 * weights_kib)
+            << dtype << ": peak " << (peak - before) << " KiB for " << weights_kib << " KiB of weights";
+    }
+}
+
+TEST_F(LoadMemory, RepeatedLoadsDoNotLeak) {
+    flashvsr::EngineOptions eo;
+    eo.model_dir = dir_->string();
+    eo.device = "cpu";
+    { auto e = flashvsr::Engine::load(eo); }
+    return_freed_memory();
+    const long after_first = status_kib("VmRSS:");
+    for (int i = 0; i < 10; ++i) {
+        auto e = flashvsr::Engine::load(eo);
+    }
+    malloc_trim(0);
+    EXPECT_LT(status_kib("VmRSS:") - after_first, 5 * 1024);  // 5 MB
+}
