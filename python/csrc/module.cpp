@@ -5,6 +5,9 @@ namespace flashvsr::python {
 void bind_errors(pybind11::module_& m);
 void bind_build_info(pybind11::module_& m);
 void bind_io(pybind11::module_& m);
+void bind_models(pybind11::module_& m);
+void bind_engine(pybind11::module_& m);
+void bind_nn(pybind11::module_& m);
 }  // namespace flashvsr::python
 
 PYBIND11_MODULE(_C, m) {
@@ -13,4 +16,7 @@ PYBIND11_MODULE(_C, m) {
     flashvsr::python::bind_errors(m);
     flashvsr::python::bind_build_info(m);
     flashvsr::python::bind_io(m);
+    flashvsr::python::bind_models(m);
+    flashvsr::python::bind_engine(m);
+    flashvsr::python::bind_nn(m);
 }

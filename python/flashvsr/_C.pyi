@@ -1,5 +1,6 @@
 # Type stubs for the compiled module flashvsr._C.
 from types import ModuleType
+from typing import Callable, Optional
 
 import torch
 
@@ -12,6 +13,59 @@ class Cancelled(Error): ...
 
 def version() -> str: ...
 def build_info() -> dict: ...
+
+ProgressFn = Callable[[int, int], Optional[bool]]
+
+class Stream:
+    def push(self, frames: torch.Tensor) -> None: ...
+    def pull(self) -> torch.Tensor: ...
+    def finish(self) -> None: ...
+    def set_progress(self, progress: Optional[ProgressFn]) -> None: ...
+    @property
+    def frames_pushed(self) -> int: ...
+    @property
+    def frames_done(self) -> int: ...
+    @property
+    def chunks_done(self) -> int: ...
+    @property
+    def state_bytes(self) -> int: ...
+
+class Engine:
+    def __init__(
+        self,
+        model_dir: str,
+        version: Optional[str] = None,
+        mode: str = "tiny",
+        device: str = "auto",
+        dtype: str = "auto",
+        legacy_v10_cache_order: bool = False,
+    ) -> None: ...
+    @property
+    def info(self) -> dict: ...
+    @property
+    def closed(self) -> bool: ...
+    def close(self) -> None: ...
+    def upscale(
+        self,
+        frames: torch.Tensor,
+        scale: int = 4,
+        color_fix: str = "adain",
+        sparse_ratio: float = 2.0,
+        kv_ratio: float = 3.0,
+        local_range: int = 11,
+        seed: int = 0,
+        progress: Optional[ProgressFn] = None,
+    ) -> torch.Tensor: ...
+    def stream(
+        self,
+        scale: int = 4,
+        color_fix: str = "adain",
+        sparse_ratio: float = 2.0,
+        kv_ratio: float = 3.0,
+        local_range: int = 11,
+        seed: int = 0,
+        progress: Optional[ProgressFn] = None,
+    ) -> Stream: ...
 
 class _IO(ModuleType):
     def probe(self, path: str) -> dict: ...
@@ -31,4 +85,15 @@ class _IO(ModuleType):
         video_encoder: str = "libx264",
     ) -> None: ...
 
+class _Models(ModuleType):
+    def parameter_manifest(self, component: str, size: str = "full") -> list: ...
+    def key_hash(self, manifest: list) -> str: ...
+    def inspect_json(self, dir: str, version: Optional[str] = None) -> str: ...
+    def load_tensors(self, path: str) -> dict: ...
+    def make_test_weights(
+        self, dir: str, size: str = "tiny", version: str = "v1.1", seed: int = 0, prompt_tokens: int = 512
+    ) -> list: ...
+
 io: _IO
+models: _Models
+nn: ModuleType

@@ -1,0 +1,119 @@
+// flashvsr._C.Engine / Stream: the streaming engine. Every compute call releases the GIL; Python callbacks
+// re-acquire it.
+#include <flashvsr/flashvsr.h>
+#include <torch/python.h>
+
+namespace py = pybind11;
+
+namespace flashvsr::python {
+namespace {
+
+// Wraps a Python progress callable (done, total) -> bool|None for use with the GIL released.
+ProgressFn wrap_progress(const py::object& progress) {
+    if (progress.is_none()) return {};
+    auto fn = std::make_shared<py::object>(progress);
+    return [fn](int64_t done, int64_t total) {
+        py::gil_scoped_acquire gil;
+        const py::object r = (*fn)(done, total);
+        return r.is_none() || r.cast<bool>();
+    };
+}
+
+UpscaleOptions upscale_options(int64_t scale, const std::string& color_fix, double sparse_ratio, double kv_ratio,
+                               int64_t local_range, uint64_t seed) {
+    UpscaleOptions o;
+    o.scale = scale;
+    o.color_fix = color_fix;
+    o.sparse_ratio = sparse_ratio;
+    o.kv_ratio = kv_ratio;
+    o.local_range = local_range;
+    o.seed = seed;
+    o.validate();
+    return o;
+}
+
+// The Python-side handle: close() drops the engine's weights (streams already made keep them alive).
+struct PyEngine {
+    std::shared_ptr<Engine> engine;
+    Engine& get() const {
+        if (!engine) throw InputError("this engine was closed");
+        return *engine;
+    }
+};
+
+py::dict info_dict(const EngineInfo& i) {
+    py::dict d;
+    d["model_dir"] = i.model_dir;
+    d["version"] = i.version;
+    d["version_source"] = i.version_source;
+    d["mode"] = i.mode;
+    d["device"] = i.device;
+    d["dtype"] = i.dtype;
+    d["files"] = i.files;
+    d["warnings"] = i.warnings;
+    d["weight_bytes"] = i.weight_bytes;
+    return d;
+}
+
+}  // namespace
+
+void bind_engine(py::module_& m) {
+    py::class_<Stream>(m, "Stream")
+        .def("push", &Stream::push, py::arg("frames"), py::call_guard<py::gil_scoped_release>())
+        .def("pull", &Stream::pull, py::call_guard<py::gil_scoped_release>())
+        .def("finish", &Stream::finish, py::call_guard<py::gil_scoped_release>())
+        .def("set_progress", [](Stream& s, const py::object& p) { s.set_progress(wrap_progress(p)); })
+        .def_property_readonly("frames_pushed", &Stream::frames_pushed)
+        .def_property_readonly("frames_done", &Stream::frames_done)
+        .def_property_readonly("chunks_done", &Stream::chunks_done)
+        .def_property_readonly("state_bytes", &Stream::state_bytes);
+
+    py::class_<PyEngine>(m, "Engine")
+        .def(py::init([](const std::string& model_dir, const std::optional<std::string>& version,
+                         const std::string& mode, const std::string& device, const std::string& dtype,
+                         bool legacy_v10_cache_order) {
+                 EngineOptions o;
+                 o.model_dir = model_dir;
+                 o.version = version.value_or("");
+                 o.mode = mode;
+                 o.device = device;
+                 o.dtype = dtype;
+                 o.legacy_v10_cache_order = legacy_v10_cache_order;
+                 py::gil_scoped_release release;
+                 return PyEngine{Engine::load(o)};
+             }),
+             py::arg("model_dir"), py::arg("version") = py::none(), py::arg("mode") = "tiny",
+             py::arg("device") = "auto", py::arg("dtype") = "auto", py::arg("legacy_v10_cache_order") = false)
+        .def_property_readonly("info", [](const PyEngine& e) { return info_dict(e.get().info()); })
+        .def_property_readonly("closed", [](const PyEngine& e) { return !e.engine; })
+        .def("close", [](PyEngine& e) {
+            py::gil_scoped_release release;
+            e.engine.reset();
+        })
+        .def(
+            "upscale",
+            [](const PyEngine& e, const at::Tensor& frames, int64_t scale, const std::string& color_fix,
+               double sparse_ratio, double kv_ratio, int64_t local_range, uint64_t seed, const py::object& progress) {
+                const UpscaleOptions o = upscale_options(scale, color_fix, sparse_ratio, kv_ratio, local_range, seed);
+                const ProgressFn p = wrap_progress(progress);
+                Engine& engine = e.get();
+                py::gil_scoped_release release;
+                return engine.upscale(frames, o, p);
+            },
+            py::arg("frames"), py::arg("scale") = 4, py::arg("color_fix") = "adain", py::arg("sparse_ratio") = 2.0,
+            py::arg("kv_ratio") = 3.0, py::arg("local_range") = 11, py::arg("seed") = 0,
+            py::arg("progress") = py::none())
+        .def(
+            "stream",
+            [](const PyEngine& e, int64_t scale, const std::string& color_fix, double sparse_ratio, double kv_ratio,
+               int64_t local_range, uint64_t seed, const py::object& progress) {
+                Stream s = e.get().stream(upscale_options(scale, color_fix, sparse_ratio, kv_ratio, local_range, seed));
+                s.set_progress(wrap_progress(progress));
+                return s;
+            },
+            py::arg("scale") = 4, py::arg("color_fix") = "adain", py::arg("sparse_ratio") = 2.0,
+            py::arg("kv_ratio") = 3.0, py::arg("local_range") = 11, py::arg("seed") = 0,
+            py::arg("progress") = py::none());
+}
+
+}  // namespace flashvsr::python
