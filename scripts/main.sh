@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# README command 1: set everything up, then run the main job.
-# (The main job grows with the product: today it reports the build; later it runs a demo upscale.)
+# README command 1: set everything up, then run the main job: a demo upscale of a synthetic clip through the
+# Python API (tiny random weights unless FLASHVSR_MODEL_DIR points at a real model folder), plus the build
+# report. The main job grows with the product.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 echo
 .venv/bin/flashvsr --version
-.venv/bin/flashvsr build-info
-.venv/bin/python -c 'import flashvsr; print("python: flashvsr", flashvsr.__version__, "cuda_available =", flashvsr.build_info()["cuda_available"])'
+.venv/bin/python examples/upscale_frames.py --out flashvsr_demo_out
