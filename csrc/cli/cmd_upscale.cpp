@@ -263,12 +263,13 @@ int run_upscale(const UpscaleJob& job) {
     CancelToken& cancel = job.cancel != nullptr ? *job.cancel : token;
     io::VideoDecoder dec(job.input, job.decoder);
     const io::VideoStreamInfo& vi = dec.info();
+    const int64_t s = job.upscale.scale;
+    // The encoder first: its errors (encoder, pixel format, options, unwritable output) come before the load.
+    io::VideoEncoder enc(job.output, static_cast<int>(vi.width * s), static_cast<int>(vi.height * s), vi, dec.format(),
+                         dec.offset_pts(), job.encoder);
     const auto t_load0 = Clock::now();
     const std::shared_ptr<Engine> engine = Engine::load(job.engine);
     const double load_s = std::chrono::duration<double>(Clock::now() - t_load0).count();
-    const int64_t s = job.upscale.scale;
-    io::VideoEncoder enc(job.output, static_cast<int>(vi.width * s), static_cast<int>(vi.height * s), vi, dec.format(),
-                         dec.offset_pts(), job.encoder);
     for (const std::string& w : enc.warnings()) std::cerr << "flashvsr: warning: " << w << "\n";
     for (const std::string& w : engine->info().warnings) std::cerr << "flashvsr: warning: " << w << "\n";
     dec.set_packet_sink([&enc](AVPacket* p) { enc.write_packet(p); });

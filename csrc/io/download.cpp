@@ -57,19 +57,23 @@ DownloadResult download_file(const std::string& url, const std::string& dest, in
     AvioPtr in;
     if (have > kOverlap) {
         // Resume: ask for the last kOverlap bytes again; they must match what we have.
-        in = open_at(url, have - kOverlap);
+        try {
+            in = open_at(url, have - kOverlap);
+        } catch (const InputError&) {
+            in.reset();  // e.g. libav refuses a server that answered a ranged request with the whole file
+        }
         std::vector<uint8_t> tail(kOverlap), got;
         {
             std::ifstream f(part, std::ios::binary);
             f.seekg(have - kOverlap);
             f.read(reinterpret_cast<char*>(tail.data()), kOverlap);
         }
-        while (static_cast<int64_t>(got.size()) < kOverlap) {
+        while (in && static_cast<int64_t>(got.size()) < kOverlap) {
             const int n = read_some(in.get(), buf.data(), static_cast<int>(kOverlap - got.size()), url);
             if (n == 0) break;
             got.insert(got.end(), buf.begin(), buf.begin() + n);
         }
-        if (got == tail) {
+        if (in && got == tail) {
             res.resumed_from = have;
         } else {  // the server ignored the offset (or the file changed): start over
             in.reset();

@@ -65,7 +65,7 @@ VideoDecoder::VideoDecoder(const std::string& path, const DecoderOptions& option
     dec_->thread_count = 0;
     av_check(avcodec_open2(dec_.get(), codec, nullptr), "cannot open the video decoder", path);
     if (dec_->width <= 0 || dec_->height <= 0 || dec_->pix_fmt == AV_PIX_FMT_NONE) {
-        throw InputError(squote(path) + ": the video stream has no frame size or pixel format");
+        throw InputError(squote(path) + " is truncated or corrupt: no decodable video data (no frame size or pixel format)");
     }
 
     info_.stream_index = vi;

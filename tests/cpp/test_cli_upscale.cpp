@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -75,7 +77,7 @@ TEST_F(CliUpscale, FramesTimestampsSizeAudioSubtitlesKept) {
     const std::string src = "-f lavfi -i testsrc2=size=32x24:rate=";
     const std::vector<Case> cases = {
         {"one.mp4", src + "25 -frames:v 1 -c:v libx264 -pix_fmt yuv420p", 1, false, false},
-        {"ntsc.mkv", src + "24000/1001:duration=0.876 -f lavfi -i sine=f=440:duration=0.875 -i " + path("s.srt") +
+        {"ntsc.mkv", src + "24000/1001:duration=0.875 -f lavfi -i sine=f=440:duration=0.875 -i " + path("s.srt") +
                          " -map 0:v -map 1:a -map 2:s -c:v libx264 -pix_fmt yuv420p -c:a aac -c:s srt",
          21, true, true},
         {"2997.mp4", src + "30000/1001:duration=0.667 -f lavfi -i sine=f=300:duration=0.667 -c:v libx264 -pix_fmt yuv420p -c:a aac",
@@ -111,7 +113,7 @@ TEST_F(CliUpscale, FramesTimestampsSizeAudioSubtitlesKept) {
         EXPECT_EQ(j["frames_out"], c.frames);
         EXPECT_GT(j["fps"].get<double>(), 0.0);
         EXPECT_GT(j["peak_rss_bytes"].get<int64_t>(), 0);
-        EXPECT_EQ(j["model"]["files"].size(), 4u) << j["model"].dump();
+        EXPECT_GE(j["model"]["files"].size(), 4u) << j["model"].dump();
         std::cout << "[cli] " << c.name << ": " << c.frames << " frames 32x24 -> 64x48, " << j["fps"].get<double>()
                   << " fps, peak RSS " << j["peak_rss_bytes"].get<int64_t>() / 1048576 << " MiB\n";
     }
@@ -119,12 +121,12 @@ TEST_F(CliUpscale, FramesTimestampsSizeAudioSubtitlesKept) {
 
 TEST_F(CliUpscale, BadInputsOneLineErrorNoOutput) {
     ffmpeg("-f lavfi -i sine=f=440 -t 0.5 -c:a aac " + path("audio.m4a"));
-    ffmpeg("-f lavfi -i testsrc2=size=128x96:rate=25 -frames:v 100 -c:v libx264 -pix_fmt yuv420p -movflags +faststart " +
+    ffmpeg("-f lavfi -i testsrc2=size=64x48:rate=25 -frames:v 100 -c:v libx264 -pix_fmt yuv420p -movflags +faststart " +
            path("good.mp4"));
     {
         std::ifstream f(path("good.mp4"), std::ios::binary);
         std::string b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-        std::ofstream(path("cut.mp4"), std::ios::binary).write(b.data(), static_cast<std::streamsize>(b.size() * 6 / 10));
+        std::ofstream(path("cut.mp4"), std::ios::binary).write(b.data(), static_cast<std::streamsize>(b.size() * 62 / 100));
     }
     { std::ofstream(path("text.mp4")) << "not a video\n"; }
     { std::ofstream(path("exists.mp4")) << "keep"; }
@@ -254,4 +256,27 @@ TEST_F(CliUpscale, DemoRunsEndToEndAndSaysWeightsAreRandom) {
     EXPECT_EQ(dec.info().height, 128);
     EXPECT_EQ(frame_times(out).size(), 33u);
     EXPECT_NE(first_of(read_packets(out), AVMEDIA_TYPE_AUDIO), nullptr);
+}
+
+// Peak RSS of a 400-frame run within 3 % of a 100-frame run (memory does not grow with the video's length).
+// Slow on 2 shared cores (500 frames through the engine): runs when FLASHVSR_SLOW_TESTS=1.
+TEST_F(CliUpscale, PeakMemoryFlatWithVideoLength) {
+    if (std::getenv("FLASHVSR_SLOW_TESTS") == nullptr) GTEST_SKIP() << "set FLASHVSR_SLOW_TESTS=1";
+    int64_t peak[2] = {0, 0};
+    const int frames[2] = {100, 400};
+    for (int i = 0; i < 2; ++i) {
+        const std::string n = std::to_string(frames[i]);
+        const std::string in = path("m" + n + ".mp4"), rep = path("m" + n + ".json");
+        ffmpeg("-f lavfi -i testsrc2=size=32x24:rate=25 -f lavfi -i sine -frames:v " + n + " -t " +
+               std::to_string(frames[i] / 25.0) + " -c:v libx264 -pix_fmt yuv420p -c:a aac " + in);
+        const CmdResult r = cli(upscale_args(in, path("o" + n + ".mp4")) + " --report " + rep);
+        ASSERT_EQ(r.code, 0) << r.output;
+        std::ifstream rf(rep);
+        const auto j = nlohmann::json::parse(rf);
+        ASSERT_EQ(j["frames_out"], frames[i]);
+        peak[i] = j["peak_rss_bytes"].get<int64_t>();
+        std::cout << "[cli] " << n << " frames: peak RSS " << peak[i] / 1048576.0 << " MiB, " << j["fps"].get<double>()
+                  << " fps\n";
+    }
+    EXPECT_LT(std::abs(double(peak[1]) / double(peak[0]) - 1.0), 0.03);
 }
