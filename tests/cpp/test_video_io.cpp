@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 
@@ -131,6 +132,29 @@ TEST_F(VideoIo, FrameCountsAndTimestampsKept) {
         const auto ti = frame_times(in);
         ASSERT_EQ(static_cast<int>(ti.size()), n);
         expect_same_times(ti, frame_times(out));
+    }
+}
+
+TEST_F(VideoIo, ChaptersAndContainerMetadataKept) {
+    {
+        std::ofstream m(path("meta.txt"));
+        m << ";FFMETADATA1\ntitle=demo clip\nartist=flashvsr tests\n"
+             "[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=400\ntitle=first\n"
+             "[CHAPTER]\nTIMEBASE=1/1000\nSTART=400\nEND=1000\ntitle=second\n";
+    }
+    const std::string in = path("ch.mkv");
+    ffmpeg("-f lavfi -i testsrc2=size=32x24:rate=25:duration=1 -i " + path("meta.txt") +
+           " -map_metadata 1 -map_chapters 1 -c:v libx264 -pix_fmt yuv420p " + in);
+    for (const std::string out : {path("out.mkv"), path("out.mp4")}) {
+        SCOPED_TRACE(out);
+        transcode(in, out);
+        auto r = run_cmd("ffprobe -v error -show_chapters -show_entries format_tags=title,artist -of compact " + out);
+        for (char& c : r.output) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        EXPECT_NE(r.output.find("end_time=0.400000|tag:title=first"), std::string::npos) << r.output;
+        EXPECT_NE(r.output.find("start_time=0.400000"), std::string::npos) << r.output;
+        EXPECT_NE(r.output.find("end_time=1.000000|tag:title=second"), std::string::npos) << r.output;
+        EXPECT_NE(r.output.find("tag:title=demo clip"), std::string::npos) << r.output;
+        EXPECT_NE(r.output.find("artist=flashvsr tests"), std::string::npos) << r.output;
     }
 }
 
