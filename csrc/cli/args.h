@@ -19,8 +19,8 @@ class Args {
   public:
     /// `valued`: options that take a value; `flags`: boolean options. Names include the dashes.
     /// `repeated`: valued options that may be given several times (read with get_all).
-    Args(const std::vector<std::string>& argv, const std::set<std::string>& valued, const std::set<std::string>& flags,
-         const std::set<std::string>& repeated = {});
+    Args(const std::vector<std::string>& argv, const std::set<std::string>& valued,
+         const std::set<std::string>& flags, const std::set<std::string>& repeated = {});
 
     const std::vector<std::string>& positionals() const { return positionals_; }
     bool has(const std::string& name) const { return values_.count(name) != 0 || flags_.count(name) != 0; }

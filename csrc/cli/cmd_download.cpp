@@ -22,13 +22,17 @@ int cmd_download(const std::vector<std::string>& argv) {
     const std::string repo = v10 ? "JunhaoZhuang/FlashVSR" : "JunhaoZhuang/FlashVSR-v1.1";
     const std::string default_base = "https://huggingface.co/" + repo + "/resolve/main/";
     if (args.has("--help") || args.has("-h")) {
-        std::cout << "usage: flashvsr download [--version v1.0|v1.1] [--to DIR] [--base-url URL]\n\n"
-                     "Fetches the five published files (DiT, LQ projector, TCDecoder, Wan2.1 VAE, prompt) into DIR\n"
-                     "[default: " << default_model_dir(ver) << "], where `flashvsr upscale` finds them.\n"
-                     "Interrupted downloads resume (FILE.part); sizes are checked against the server's.\n"
-                     "  --version   v1.0|v1.1 [default: v1.1]\n"
-                     "  --to        the model folder to fill\n"
-                     "  --base-url  where the files are [default: https://huggingface.co/<repo>/resolve/main/]\n";
+        std::cout
+            << "usage: flashvsr download [--version v1.0|v1.1] [--to DIR] [--base-url URL]\n\n"
+               "Fetches the five published files (DiT, LQ projector, TCDecoder, Wan2.1 VAE, prompt) into "
+               "DIR\n"
+               "[default: "
+            << default_model_dir(ver)
+            << "], where `flashvsr upscale` finds them.\n"
+               "Interrupted downloads resume (FILE.part); sizes are checked against the server's.\n"
+               "  --version   v1.0|v1.1 [default: v1.1]\n"
+               "  --to        the model folder to fill\n"
+               "  --base-url  where the files are [default: https://huggingface.co/<repo>/resolve/main/]\n";
         return 0;
     }
     if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals()[0] + "'");
@@ -40,8 +44,9 @@ int cmd_download(const std::vector<std::string>& argv) {
     models::Manifest manifest;
     manifest.version = ver;
     manifest.origin = "download " + base;
-    for (const char* name : {models::ModelFiles::kDiT, models::ModelFiles::kLQProj, models::ModelFiles::kTCDecoder,
-                             models::ModelFiles::kVAE, models::ModelFiles::kPrompt}) {
+    for (const char* name :
+         {models::ModelFiles::kDiT, models::ModelFiles::kLQProj, models::ModelFiles::kTCDecoder,
+          models::ModelFiles::kVAE, models::ModelFiles::kPrompt}) {
         const std::string dest = dir + "/" + name;
         std::cerr << "flashvsr: " << base + name << " -> " << dest << "\n";
         const auto progress = [&](int64_t done, int64_t total) {
@@ -52,7 +57,8 @@ int cmd_download(const std::vector<std::string>& argv) {
         };
         const io::DownloadResult r = io::download_file(base + name, dest, -1, progress);
         if (tty) std::cerr << "\n";
-        std::cerr << "  " << r.bytes << " bytes" << (r.resumed_from > 0 ? " (resumed at " + std::to_string(r.resumed_from) + ")" : "")
+        std::cerr << "  " << r.bytes << " bytes"
+                  << (r.resumed_from > 0 ? " (resumed at " + std::to_string(r.resumed_from) + ")" : "")
                   << "\n";
         manifest.files[name] = models::ManifestEntry{manifest.version, r.bytes, ""};
     }

@@ -58,13 +58,15 @@ std::vector<OptSpec> upscale_options() {
         return s.str();
     };
     return {
-        {"-o", "OUT", "", "output video; the container follows the extension (.mp4, .mkv, .mov, ...). Required"},
+        {"-o", "OUT", "",
+         "output video; the container follows the extension (.mp4, .mkv, .mov, ...). Required"},
         {"--model-dir", "DIR", "search",
          "model folder; without it: $FLASHVSR_MODEL_DIR, then ./models/<name>, "
          "$XDG_DATA_HOME/flashvsr/<name> (~/.local/share), $XDG_CACHE_HOME/flashvsr/<name> (~/.cache, where "
          "`flashvsr download` puts it); <name> is FlashVSR-v1.1 (FlashVSR for v1.0)"},
         {"--version", "v1.0|v1.1", "from the folder", "model version (manifest, else folder name)"},
-        {"--mode", "tiny|tiny-long|full", e.mode, "decoder: tiny (TCDecoder), tiny-long, full (Wan VAE decoder)"},
+        {"--mode", "tiny|tiny-long|full", e.mode,
+         "decoder: tiny (TCDecoder), tiny-long, full (Wan VAE decoder)"},
         {"--scale", "2|3|4", std::to_string(u.scale), "upscaling factor"},
         {"--color-fix", "adain|wavelet|none", u.color_fix, "colour correction toward the input"},
         {"--sparse-ratio", "F", num(u.sparse_ratio), "sparse attention budget (1.5 = faster, 2.0 = quality)"},
@@ -74,14 +76,18 @@ std::vector<OptSpec> upscale_options() {
         {"--dtype", "auto|bf16|fp16|fp32", e.dtype, "compute type (auto: bf16 on CUDA, fp32 on CPU)"},
         {"--device", "auto|cpu|cuda|cuda:N", e.device, "device (auto: CUDA if available)"},
         {"-c:v", "ENCODER", c.codec, "any libavcodec video encoder (libx264, libx265, ffv1, prores_ks, ...)"},
-        {"-e", "KEY=VALUE", "", "encoder private option, repeatable (e.g. -e preset=slow -e tune=film)", true},
-        {"--pix-fmt", "FMT", "yuv420p", "output pixel format (10-bit input: yuv420p10le where the encoder has it)"},
-        {"--crf", "N", std::to_string(c.crf), "constant rate factor (encoders with a crf option; -1: encoder's)"},
+        {"-e", "KEY=VALUE", "", "encoder private option, repeatable (e.g. -e preset=slow -e tune=film)",
+         true},
+        {"--pix-fmt", "FMT", "yuv420p",
+         "output pixel format (10-bit input: yuv420p10le where the encoder has it)"},
+        {"--crf", "N", std::to_string(c.crf),
+         "constant rate factor (encoders with a crf option; -1: encoder's)"},
         {"--no-audio", nullptr, "", "do not copy the audio streams"},
         {"--no-subtitles", nullptr, "", "do not copy the subtitle streams"},
         {"--start", "T", "0", "start time (seconds or [hh:]mm:ss[.ms]); output timestamps start at 0"},
         {"--end", "T", "end", "end time (exclusive)"},
-        {"--report", "FILE.json", "", "write a JSON summary (timings per stage, fps, peak memory, model files)"},
+        {"--report", "FILE.json", "",
+         "write a JSON summary (timings per stage, fps, peak memory, model files)"},
         {"--overwrite", nullptr, "", "replace an existing output file"},
         {"--no-progress", nullptr, "", "no progress output"},
         {"--progress-interval", "S", "0.25 on a terminal, 5 otherwise", "seconds between progress updates"},
@@ -92,8 +98,10 @@ std::vector<OptSpec> upscale_options() {
 
 void print_upscale_help(std::ostream& os) {
     os << "usage: flashvsr upscale IN -o OUT [options]\n\n"
-          "Upscales the video stream of IN with FlashVSR; audio and subtitle streams are copied packet for packet,\n"
-          "timestamps are kept (N frames in, N frames out). Ctrl-C stops within a chunk and keeps the frames done\n"
+          "Upscales the video stream of IN with FlashVSR; audio and subtitle streams are copied packet for "
+          "packet,\n"
+          "timestamps are kept (N frames in, N frames out). Ctrl-C stops within a chunk and keeps the frames "
+          "done\n"
           "in OUT.partial.EXT (exit code 130).\n\nOptions:\n";
     for (const OptSpec& o : upscale_options()) {
         std::string head = std::string("  ") + o.name + (o.meta ? std::string(" ") + o.meta : "");
@@ -111,7 +119,8 @@ double parse_time(const std::string& name, const std::string& v) {
     try {
         while (true) {
             const size_t colon = v.find(':', pos);
-            const std::string part = v.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos);
+            const std::string part =
+                v.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos);
             size_t used = 0;
             const double x = std::stod(part, &used);
             if (used != part.size() || x < 0) throw std::invalid_argument("bad");
@@ -123,7 +132,8 @@ double parse_time(const std::string& name, const std::string& v) {
     } catch (const std::exception&) {
         throw UsageError("option " + name + " needs a time (seconds or [hh:]mm:ss), got '" + v + "'");
     }
-    if (parts > 3) throw UsageError("option " + name + " needs a time (seconds or [hh:]mm:ss), got '" + v + "'");
+    if (parts > 3)
+        throw UsageError("option " + name + " needs a time (seconds or [hh:]mm:ss), got '" + v + "'");
     return total;
 }
 
@@ -185,7 +195,12 @@ std::string hms(double s) {
 class Progress {
   public:
     Progress(bool enabled, int64_t total, double interval_s)
-        : enabled_(enabled), tty_(::isatty(2) != 0), total_(total), interval_(interval_s >= 0 ? interval_s : tty_ ? 0.25 : 5.0) {}
+        : enabled_(enabled),
+          tty_(::isatty(2) != 0),
+          total_(total),
+          interval_(interval_s >= 0 ? interval_s
+                    : tty_          ? 0.25
+                                    : 5.0) {}
     void update(int64_t done, bool final = false) {
         if (!enabled_) return;
         const auto now = Clock::now();
@@ -265,8 +280,8 @@ int run_upscale(const UpscaleJob& job) {
     const io::VideoStreamInfo& vi = dec.info();
     const int64_t s = job.upscale.scale;
     // The encoder first: its errors (encoder, pixel format, options, unwritable output) come before the load.
-    io::VideoEncoder enc(job.output, static_cast<int>(vi.width * s), static_cast<int>(vi.height * s), vi, dec.format(),
-                         dec.offset_pts(), job.encoder);
+    io::VideoEncoder enc(job.output, static_cast<int>(vi.width * s), static_cast<int>(vi.height * s), vi,
+                         dec.format(), dec.offset_pts(), job.encoder);
     const auto t_load0 = Clock::now();
     const std::shared_ptr<Engine> engine = Engine::load(job.engine);
     const double load_s = std::chrono::duration<double>(Clock::now() - t_load0).count();
@@ -274,10 +289,10 @@ int run_upscale(const UpscaleJob& job) {
     for (const std::string& w : engine->info().warnings) std::cerr << "flashvsr: warning: " << w << "\n";
     dec.set_packet_sink([&enc](AVPacket* p) { enc.write_packet(p); });
     if (job.progress) {
-        std::cerr << "flashvsr: " << job.input << " " << vi.width << "x" << vi.height << " " << vi.pix_fmt << " -> "
-                  << job.output << " " << vi.width * s << "x" << vi.height * s << " " << job.encoder.codec << " "
-                  << enc.pix_fmt() << "\n  engine: " << job.engine.to_string() << "\n  upscale: "
-                  << job.upscale.to_string() << "\n";
+        std::cerr << "flashvsr: " << job.input << " " << vi.width << "x" << vi.height << " " << vi.pix_fmt
+                  << " -> " << job.output << " " << vi.width * s << "x" << vi.height * s << " "
+                  << job.encoder.codec << " " << enc.pix_fmt() << "\n  engine: " << job.engine.to_string()
+                  << "\n  upscale: " << job.upscale.to_string() << "\n";
     }
 
     Stream stream = engine->stream(job.upscale);
@@ -351,7 +366,8 @@ int run_upscale(const UpscaleJob& job) {
                     std::to_string(enc.frames_written()) + " out");
     }
     const double total_s = std::chrono::duration<double>(Clock::now() - t_start).count();
-    const double fps = (decode_s + engine_s + encode_s) > 0 ? enc.frames_written() / (decode_s + engine_s + encode_s) : 0;
+    const double fps =
+        (decode_s + engine_s + encode_s) > 0 ? enc.frames_written() / (decode_s + engine_s + encode_s) : 0;
     if (!job.report.empty()) {
         nlohmann::json r;
         r["status"] = cancelled ? "cancelled" : "completed";
@@ -364,14 +380,22 @@ int run_upscale(const UpscaleJob& job) {
         r["input_pix_fmt"] = vi.pix_fmt;
         r["encoder"] = job.encoder.codec;
         r["pix_fmt"] = enc.pix_fmt();
-        r["timings_s"] = {{"load", load_s}, {"decode", decode_s}, {"engine", engine_s}, {"encode", encode_s},
+        r["timings_s"] = {{"load", load_s},
+                          {"decode", decode_s},
+                          {"engine", engine_s},
+                          {"encode", encode_s},
                           {"total", total_s}};
         r["fps"] = fps;
         r["peak_rss_bytes"] = proc_status_kb("VmHWM") * 1024;
         r["stream_state_bytes"] = stream.state_bytes();
         const EngineInfo& ei = engine->info();
-        r["model"] = {{"dir", ei.model_dir}, {"version", ei.version}, {"mode", ei.mode}, {"device", ei.device},
-                      {"dtype", ei.dtype}, {"files", ei.files}, {"weight_bytes", ei.weight_bytes}};
+        r["model"] = {{"dir", ei.model_dir},
+                      {"version", ei.version},
+                      {"mode", ei.mode},
+                      {"device", ei.device},
+                      {"dtype", ei.dtype},
+                      {"files", ei.files},
+                      {"weight_bytes", ei.weight_bytes}};
         r["engine_options"] = job.engine.to_string();
         r["upscale_options"] = job.upscale.to_string();
         r["warnings"] = enc.warnings();
@@ -380,13 +404,14 @@ int run_upscale(const UpscaleJob& job) {
         f << r.dump(2) << "\n";
     }
     if (cancelled) {
-        std::cerr << "flashvsr: interrupted: " << enc.frames_written() << " frames done, kept in " << written << "\n";
+        std::cerr << "flashvsr: interrupted: " << enc.frames_written() << " frames done, kept in " << written
+                  << "\n";
         return 130;
     }
     if (job.progress) {
-        std::cerr << "flashvsr: wrote " << written << " (" << enc.frames_written() << " frames, " << std::fixed
-                  << std::setprecision(2) << fps << " fps, peak memory " << proc_status_kb("VmHWM") / 1024
-                  << " MiB)\n";
+        std::cerr << "flashvsr: wrote " << written << " (" << enc.frames_written() << " frames, "
+                  << std::fixed << std::setprecision(2) << fps << " fps, peak memory "
+                  << proc_status_kb("VmHWM") / 1024 << " MiB)\n";
     }
     return 0;
 }
@@ -412,7 +437,8 @@ int cmd_upscale(const std::vector<std::string>& argv) {
     job.input = args.positionals()[0];
     job.output = args.get("-o", "");
     job.engine.version = args.get("--version", "");
-    job.engine.model_dir = args.has("--model-dir") ? args.get("--model-dir", "") : find_model_dir(job.engine.version);
+    job.engine.model_dir =
+        args.has("--model-dir") ? args.get("--model-dir", "") : find_model_dir(job.engine.version);
     job.engine.mode = args.get("--mode", job.engine.mode);
     job.engine.device = args.get("--device", job.engine.device);
     job.engine.dtype = args.get("--dtype", job.engine.dtype);
@@ -450,10 +476,11 @@ int cmd_upscale(const std::vector<std::string>& argv) {
 int cmd_demo(const std::vector<std::string>& argv) {
     const Args args(argv, {"-o"}, {"--overwrite", "--help", "-h"});
     if (args.has("--help") || args.has("-h")) {
-        std::cout << "usage: flashvsr demo [-o OUT] [--overwrite]\n\n"
-                     "Writes a short synthetic clip (moving pattern + 440 Hz tone), makes tiny RANDOM weights in\n"
-                     "the cache folder ($XDG_CACHE_HOME/flashvsr or ~/.cache/flashvsr) and upscales the clip x2\n"
-                     "end to end [default OUT: flashvsr_demo.mp4]. Random weights produce no real detail.\n";
+        std::cout
+            << "usage: flashvsr demo [-o OUT] [--overwrite]\n\n"
+               "Writes a short synthetic clip (moving pattern + 440 Hz tone), makes tiny RANDOM weights in\n"
+               "the cache folder ($XDG_CACHE_HOME/flashvsr or ~/.cache/flashvsr) and upscales the clip x2\n"
+               "end to end [default OUT: flashvsr_demo.mp4]. Random weights produce no real detail.\n";
         return 0;
     }
     if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals()[0] + "'");
@@ -485,18 +512,19 @@ int cmd_demo(const std::vector<std::string>& argv) {
     job.engine.device = "cpu";
     job.upscale.scale = 2;
     job.encoder.overwrite = args.has("--overwrite");
-    std::cout << "flashvsr demo: input " << clip.string() << " (" << so.width << "x" << so.height << ", " << so.frames
-              << " frames at 23.976 fps, 440 Hz tone)\n"
+    std::cout << "flashvsr demo: input " << clip.string() << " (" << so.width << "x" << so.height << ", "
+              << so.frames << " frames at 23.976 fps, 440 Hz tone)\n"
               << "flashvsr demo: using RANDOM tiny weights in " << weights.string() << "\n";
     const int rc = run_upscale(job);
     if (rc != 0) return rc;
-    std::cout << "flashvsr demo: wrote " << job.output << " (" << so.width * 2 << "x" << so.height * 2
-              << ", audio kept)\n\n"
-                 "NOTE: these weights are random, so the output has NO real detail: it only shows that decoding,\n"
-                 "the streaming engine, encoding, audio copy and timestamps work on this machine.\n"
-                 "For real results get the published FlashVSR weights (Hugging Face JunhaoZhuang/FlashVSR-v1.1):\n"
-                 "  flashvsr download --version v1.1      (or download the folder by hand)\n"
-                 "  flashvsr upscale input.mp4 -o output.mp4 --model-dir /path/to/FlashVSR-v1.1\n";
+    std::cout
+        << "flashvsr demo: wrote " << job.output << " (" << so.width * 2 << "x" << so.height * 2
+        << ", audio kept)\n\n"
+           "NOTE: these weights are random, so the output has NO real detail: it only shows that decoding,\n"
+           "the streaming engine, encoding, audio copy and timestamps work on this machine.\n"
+           "For real results get the published FlashVSR weights (Hugging Face JunhaoZhuang/FlashVSR-v1.1):\n"
+           "  flashvsr download --version v1.1      (or download the folder by hand)\n"
+           "  flashvsr upscale input.mp4 -o output.mp4 --model-dir /path/to/FlashVSR-v1.1\n";
     return 0;
 }
 

@@ -32,11 +32,11 @@ struct UpscaleJob {
     UpscaleOptions upscale;
     io::EncoderOptions encoder;
     io::DecoderOptions decoder;
-    std::string report;            // JSON summary path ("" = none)
-    bool progress = true;          // progress lines on stderr
+    std::string report;               // JSON summary path ("" = none)
+    bool progress = true;             // progress lines on stderr
     double progress_interval_s = -1;  // < 0: 0.25 s on a terminal, 5 s otherwise
-    int64_t batch = 4;             // frames decoded per step
-    CancelToken* cancel = nullptr; // external token (SIGINT/SIGTERM cancel it too); null = an internal one
+    int64_t batch = 4;                // frames decoded per step
+    CancelToken* cancel = nullptr;    // external token (SIGINT/SIGTERM cancel it too); null = an internal one
 };
 
 /// Decode -> engine -> encode. Returns 0, or 130 when cancelled (the frames done are in OUT.partial.EXT).

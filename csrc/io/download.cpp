@@ -86,8 +86,8 @@ DownloadResult download_file(const std::string& url, const std::string& dest, in
     const int64_t size = avio_size(in.get());  // the whole file's size when the server says (-1 otherwise)
     const int64_t total = expected_size >= 0 ? expected_size : size;
     if (expected_size >= 0 && size > 0 && size != expected_size) {
-        throw InputError("download of " + url + ": the server reports " + std::to_string(size) + " bytes, expected " +
-                         std::to_string(expected_size));
+        throw InputError("download of " + url + ": the server reports " + std::to_string(size) +
+                         " bytes, expected " + std::to_string(expected_size));
     }
     std::ofstream out(part, have > 0 ? std::ios::binary | std::ios::app : std::ios::binary | std::ios::trunc);
     if (!out) throw InputError("cannot write '" + part + "'");

@@ -10,8 +10,8 @@
 namespace flashvsr::io {
 
 struct DownloadResult {
-    int64_t bytes = 0;        // size of the finished file
-    int64_t resumed_from = 0; // bytes kept from an earlier partial download (0 = started over)
+    int64_t bytes = 0;         // size of the finished file
+    int64_t resumed_from = 0;  // bytes kept from an earlier partial download (0 = started over)
 };
 
 /// Fetches `url` into `dest` (written as dest + ".part", renamed when complete). `expected_size` >= 0 is

@@ -19,12 +19,17 @@ namespace {
 
 int sws_matrix(int colorspace) {
     switch (colorspace) {
-        case AVCOL_SPC_BT709: return SWS_CS_ITU709;
+        case AVCOL_SPC_BT709:
+            return SWS_CS_ITU709;
         case AVCOL_SPC_BT2020_NCL:
-        case AVCOL_SPC_BT2020_CL: return SWS_CS_BT2020;
-        case AVCOL_SPC_FCC: return SWS_CS_FCC;
-        case AVCOL_SPC_SMPTE240M: return SWS_CS_SMPTE240M;
-        default: return SWS_CS_ITU601;
+        case AVCOL_SPC_BT2020_CL:
+            return SWS_CS_BT2020;
+        case AVCOL_SPC_FCC:
+            return SWS_CS_FCC;
+        case AVCOL_SPC_SMPTE240M:
+            return SWS_CS_SMPTE240M;
+        default:
+            return SWS_CS_ITU601;
     }
 }
 
@@ -37,7 +42,8 @@ std::string squote(const std::string& p) { return "'" + p + "'"; }
 
 }  // namespace
 
-VideoDecoder::VideoDecoder(const std::string& path, const DecoderOptions& options) : path_(path), opt_(options) {
+VideoDecoder::VideoDecoder(const std::string& path, const DecoderOptions& options)
+    : path_(path), opt_(options) {
     namespace fs = std::filesystem;
     std::error_code ec;
     if (!fs::exists(path, ec)) throw InputError("cannot open " + squote(path) + ": no such file");
@@ -65,7 +71,8 @@ VideoDecoder::VideoDecoder(const std::string& path, const DecoderOptions& option
     dec_->thread_count = 0;
     av_check(avcodec_open2(dec_.get(), codec, nullptr), "cannot open the video decoder", path);
     if (dec_->width <= 0 || dec_->height <= 0 || dec_->pix_fmt == AV_PIX_FMT_NONE) {
-        throw InputError(squote(path) + " is truncated or corrupt: no decodable video data (no frame size or pixel format)");
+        throw InputError(squote(path) +
+                         " is truncated or corrupt: no decodable video data (no frame size or pixel format)");
     }
 
     info_.stream_index = vi;
@@ -95,8 +102,8 @@ VideoDecoder::VideoDecoder(const std::string& path, const DecoderOptions& option
     const auto to_tb = [&](double s) { return t0 + static_cast<int64_t>(std::llround(s * tb.den / tb.num)); };
     if (opt_.start_s < 0) throw InputError("--start must be >= 0, got " + std::to_string(opt_.start_s));
     if (opt_.end_s >= 0 && opt_.end_s <= opt_.start_s) {
-        throw InputError("--end must be after --start (" + std::to_string(opt_.end_s) + " <= " +
-                         std::to_string(opt_.start_s) + ")");
+        throw InputError("--end must be after --start (" + std::to_string(opt_.end_s) +
+                         " <= " + std::to_string(opt_.start_s) + ")");
     }
     if (opt_.start_s > 0) {
         begin_pts_ = to_tb(opt_.start_s);
@@ -112,7 +119,8 @@ VideoDecoder::VideoDecoder(const std::string& path, const DecoderOptions& option
     if (vs->nb_frames > 0) {
         info_.frames_estimate = vs->nb_frames;
     } else if (fps > 0 && fmt_->duration > 0) {
-        info_.frames_estimate = static_cast<int64_t>(std::llround(fmt_->duration / double(AV_TIME_BASE) * fps));
+        info_.frames_estimate =
+            static_cast<int64_t>(std::llround(fmt_->duration / double(AV_TIME_BASE) * fps));
     }
     if (info_.frames_estimate > 0 && fps > 0 && (opt_.start_s > 0 || opt_.end_s >= 0)) {
         const double total_s = info_.frames_estimate / fps;
@@ -130,14 +138,14 @@ VideoDecoder& VideoDecoder::operator=(VideoDecoder&&) noexcept = default;
 void VideoDecoder::convert(const AVFrame* f, uint8_t* dst) {
     const bool deep = info_.bits > 8;
     SwsContext* prev = sws_.release();
-    SwsContext* sws = sws_getCachedContext(prev, f->width, f->height, static_cast<AVPixelFormat>(f->format), f->width,
-                                           f->height, deep ? AV_PIX_FMT_RGB48LE : AV_PIX_FMT_RGB24,
-                                           SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr,
-                                           nullptr);
+    SwsContext* sws =
+        sws_getCachedContext(prev, f->width, f->height, static_cast<AVPixelFormat>(f->format), f->width,
+                             f->height, deep ? AV_PIX_FMT_RGB48LE : AV_PIX_FMT_RGB24,
+                             SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr);
     sws_.reset(sws);
     if (sws == nullptr) throw InputError("cannot convert the pixel format of " + squote(path_) + " to RGB");
-    const int matrix = default_matrix(f->colorspace != AVCOL_SPC_UNSPECIFIED ? f->colorspace : info_.colorspace,
-                                      f->height);
+    const int matrix =
+        default_matrix(f->colorspace != AVCOL_SPC_UNSPECIFIED ? f->colorspace : info_.colorspace, f->height);
     const int range = f->color_range == AVCOL_RANGE_JPEG ||
                               (f->color_range == AVCOL_RANGE_UNSPECIFIED && info_.range == AVCOL_RANGE_JPEG)
                           ? 1
@@ -156,15 +164,16 @@ bool VideoDecoder::decode_one() {
         if (ret == 0) {
             AVFrame* f = frame_.get();
             int64_t pts = f->best_effort_timestamp;
-            if (pts == AV_NOPTS_VALUE) pts = last_pts_ == INT64_MIN ? 0 : last_pts_ + std::max<int64_t>(last_dur_, 1);
+            if (pts == AV_NOPTS_VALUE)
+                pts = last_pts_ == INT64_MIN ? 0 : last_pts_ + std::max<int64_t>(last_dur_, 1);
             int64_t dur = f->pkt_duration;
             if (dur <= 0 && info_.fps_num > 0) {
                 dur = av_rescale_q(1, AVRational{info_.fps_den, info_.fps_num}, vs->time_base);
             }
             if ((f->flags & AV_FRAME_FLAG_CORRUPT) != 0 || f->decode_error_flags != 0) {
                 av_frame_unref(f);
-                throw InputError(squote(path_) + " is corrupt: video frame " + std::to_string(frames_decoded_) +
-                                 " could not be decoded cleanly");
+                throw InputError(squote(path_) + " is corrupt: video frame " +
+                                 std::to_string(frames_decoded_) + " could not be decoded cleanly");
             }
             ++frames_decoded_;
             if (pts < begin_pts_) {
@@ -179,9 +188,9 @@ bool VideoDecoder::decode_one() {
             }
             if (f->width != info_.width || f->height != info_.height) {
                 av_frame_unref(f);
-                throw InputError(squote(path_) + ": the frame size changes mid-stream (" + std::to_string(f->width) +
-                                 "x" + std::to_string(f->height) + " at frame " + std::to_string(frames_read_) +
-                                 "), which is not supported");
+                throw InputError(squote(path_) + ": the frame size changes mid-stream (" +
+                                 std::to_string(f->width) + "x" + std::to_string(f->height) + " at frame " +
+                                 std::to_string(frames_read_) + "), which is not supported");
             }
             at::Tensor t = at::empty({info_.height, info_.width, 3}, info_.bits > 8 ? at::kShort : at::kByte);
             convert(f, static_cast<uint8_t*>(t.data_ptr()));
@@ -235,8 +244,10 @@ bool VideoDecoder::decode_one() {
                 const int64_t ts = pkt_->pts != AV_NOPTS_VALUE ? pkt_->pts : pkt_->dts;
                 bool keep = true;
                 if (ts != AV_NOPTS_VALUE) {
-                    if (begin_pts_ != INT64_MIN && ts < av_rescale_q(begin_pts_, vs->time_base, otb)) keep = false;
-                    if (end_pts_ != INT64_MAX && ts >= av_rescale_q(end_pts_, vs->time_base, otb)) keep = false;
+                    if (begin_pts_ != INT64_MIN && ts < av_rescale_q(begin_pts_, vs->time_base, otb))
+                        keep = false;
+                    if (end_pts_ != INT64_MAX && ts >= av_rescale_q(end_pts_, vs->time_base, otb))
+                        keep = false;
                 }
                 if (keep) sink_(pkt_.get());
             }
@@ -249,8 +260,9 @@ bool VideoDecoder::decode_one() {
                              : squote(path_) + " contains no video frames");
     }
     if (!past_end_ && begin_pts_ == INT64_MIN && vs->nb_frames > 0 && packets_read_ < vs->nb_frames) {
-        throw InputError(squote(path_) + " is truncated or corrupt: its header lists " + std::to_string(vs->nb_frames) +
-                         " video frames, the file holds only " + std::to_string(packets_read_));
+        throw InputError(squote(path_) + " is truncated or corrupt: its header lists " +
+                         std::to_string(vs->nb_frames) + " video frames, the file holds only " +
+                         std::to_string(packets_read_));
     }
     return false;
 }

@@ -23,25 +23,25 @@ struct VideoStreamInfo {
     int stream_index = -1;
     int width = 0;
     int height = 0;
-    std::string pix_fmt;        // decoder's pixel format, e.g. "yuv420p10le"
-    int bits = 8;               // bits per component of the source
-    int tb_num = 1;             // stream time base (the unit of every pts below)
+    std::string pix_fmt;  // decoder's pixel format, e.g. "yuv420p10le"
+    int bits = 8;         // bits per component of the source
+    int tb_num = 1;       // stream time base (the unit of every pts below)
     int tb_den = 1;
-    int fps_num = 0;            // av_guess_frame_rate (0/1 unknown); only for the encoder's rate control
+    int fps_num = 0;  // av_guess_frame_rate (0/1 unknown); only for the encoder's rate control
     int fps_den = 1;
-    int sar_num = 0;            // sample aspect ratio (0/1 unknown)
+    int sar_num = 0;  // sample aspect ratio (0/1 unknown)
     int sar_den = 1;
     int64_t frames_estimate = -1;  // nb_frames of the header, else duration x fps (-1 unknown)
     // Colour (AVColorSpace / AVColorRange / AVColorPrimaries / AVColorTransferCharacteristic /
     // AVChromaLocation values). `matrix` and `range` are what the conversion uses: an unspecified matrix is
     // BT.601 below 720 lines and BT.709 from 720 up (as FFmpeg), an unspecified range is limited.
-    int colorspace = 2;         // AVCOL_SPC_UNSPECIFIED
-    int color_range = 0;        // AVCOL_RANGE_UNSPECIFIED
+    int colorspace = 2;   // AVCOL_SPC_UNSPECIFIED
+    int color_range = 0;  // AVCOL_RANGE_UNSPECIFIED
     int color_primaries = 2;
     int color_trc = 2;
     int chroma_location = 0;
-    int matrix = 0;             // AVColorSpace used for YUV->RGB (never unspecified)
-    int range = 1;              // AVCOL_RANGE_MPEG (1) or AVCOL_RANGE_JPEG (2) used for YUV->RGB
+    int matrix = 0;  // AVColorSpace used for YUV->RGB (never unspecified)
+    int range = 1;   // AVCOL_RANGE_MPEG (1) or AVCOL_RANGE_JPEG (2) used for YUV->RGB
 };
 
 /// A batch of decoded frames: rgb float32 [n, H, W, 3] in [0, 1] (n may be 0 at the end) and, per frame,

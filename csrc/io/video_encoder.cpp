@@ -24,12 +24,17 @@ std::string squote(const std::string& p) { return "'" + p + "'"; }
 
 int sws_matrix(int colorspace) {
     switch (colorspace) {
-        case AVCOL_SPC_BT709: return SWS_CS_ITU709;
+        case AVCOL_SPC_BT709:
+            return SWS_CS_ITU709;
         case AVCOL_SPC_BT2020_NCL:
-        case AVCOL_SPC_BT2020_CL: return SWS_CS_BT2020;
-        case AVCOL_SPC_FCC: return SWS_CS_FCC;
-        case AVCOL_SPC_SMPTE240M: return SWS_CS_SMPTE240M;
-        default: return SWS_CS_ITU601;
+        case AVCOL_SPC_BT2020_CL:
+            return SWS_CS_BT2020;
+        case AVCOL_SPC_FCC:
+            return SWS_CS_FCC;
+        case AVCOL_SPC_SMPTE240M:
+            return SWS_CS_SMPTE240M;
+        default:
+            return SWS_CS_ITU601;
     }
 }
 
@@ -64,7 +69,8 @@ std::string partial_path(const std::string& path) {
 }
 
 VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const VideoStreamInfo& source,
-                           const AVFormatContext* copy_from, int64_t offset_pts, const EncoderOptions& options)
+                           const AVFormatContext* copy_from, int64_t offset_pts,
+                           const EncoderOptions& options)
     : path_(path), opt_(options), src_(source), in_(copy_from), offset_pts_(offset_pts) {
     std::error_code fec;
     if (fs::exists(path, fec) && !opt_.overwrite) {
@@ -72,7 +78,8 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
     }
     if (fs::is_directory(path, fec)) throw InputError("the output " + squote(path) + " is a folder");
     const fs::path p(path);
-    tmp_ = (p.parent_path() / (p.stem().string() + ".tmp-" + std::to_string(::getpid()) + p.extension().string()))
+    tmp_ = (p.parent_path() /
+            (p.stem().string() + ".tmp-" + std::to_string(::getpid()) + p.extension().string()))
                .string();
 
     AVFormatContext* raw = nullptr;
@@ -133,8 +140,8 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
     for (const auto& [k, v] : opt_.private_options) {
         const int r = av_opt_set(ec, k.c_str(), v.c_str(), AV_OPT_SEARCH_CHILDREN);
         if (r < 0) {
-            throw InputError("encoder " + opt_.codec + " rejects option " + k + "=" + v + " (" + av_error_string(r) +
-                             ")");
+            throw InputError("encoder " + opt_.codec + " rejects option " + k + "=" + v + " (" +
+                             av_error_string(r) + ")");
         }
     }
     const int oret = avcodec_open2(ec, enc, nullptr);
@@ -166,7 +173,8 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
                 continue;
             }
             const AVMediaType t = is->codecpar->codec_type;
-            if ((t == AVMEDIA_TYPE_AUDIO && !opt_.copy_audio) || (t == AVMEDIA_TYPE_SUBTITLE && !opt_.copy_subtitles)) {
+            if ((t == AVMEDIA_TYPE_AUDIO && !opt_.copy_audio) ||
+                (t == AVMEDIA_TYPE_SUBTITLE && !opt_.copy_subtitles)) {
                 continue;
             }
             if (t != AVMEDIA_TYPE_AUDIO && t != AVMEDIA_TYPE_SUBTITLE) {
@@ -177,12 +185,14 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
             const char* cname = avcodec_get_name(is->codecpar->codec_id);
             if (avformat_query_codec(oc_->oformat, is->codecpar->codec_id, FF_COMPLIANCE_NORMAL) != 1) {
                 warnings_.push_back("stream " + std::to_string(i) + " (" + type_name(t) + ", " + cname +
-                                    ") is not copied: the " + oc_->oformat->name + " container cannot hold it");
+                                    ") is not copied: the " + oc_->oformat->name +
+                                    " container cannot hold it");
                 continue;
             }
             AVStream* os = avformat_new_stream(oc_.get(), nullptr);
             if (os == nullptr) throw InputError("out of memory creating an output stream");
-            av_check(avcodec_parameters_copy(os->codecpar, is->codecpar), "cannot copy stream parameters", path);
+            av_check(avcodec_parameters_copy(os->codecpar, is->codecpar), "cannot copy stream parameters",
+                     path);
             os->codecpar->codec_tag = 0;
             os->time_base = is->time_base;
             av_dict_copy(&os->metadata, is->metadata, 0);
@@ -215,7 +225,8 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
 
     if ((oc_->oformat->flags & AVFMT_NOFILE) == 0) {
         const int r = avio_open(&oc_->pb, tmp_.c_str(), AVIO_FLAG_WRITE);
-        if (r < 0) throw InputError("cannot write the output " + squote(path) + " (" + av_error_string(r) + ")");
+        if (r < 0)
+            throw InputError("cannot write the output " + squote(path) + " (" + av_error_string(r) + ")");
     }
     const int h = avformat_write_header(oc_.get(), nullptr);
     if (h < 0) {
@@ -230,12 +241,14 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
     av_check(av_frame_get_buffer(frame_.get(), 0), "cannot allocate an output frame", path);
     pkt_ = make_packet();
 
-    SwsContext* sws = sws_getContext(width, height, deep_ ? AV_PIX_FMT_RGB48LE : AV_PIX_FMT_RGB24, width, height, pf,
-                                     SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr);
+    SwsContext* sws =
+        sws_getContext(width, height, deep_ ? AV_PIX_FMT_RGB48LE : AV_PIX_FMT_RGB24, width, height, pf,
+                       SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr);
     if (sws == nullptr) throw InputError("cannot convert RGB to " + pix_fmt_name_);
     sws_.reset(sws);
     if (!rgb_out) {
-        sws_setColorspaceDetails(sws, sws_getCoefficients(SWS_CS_DEFAULT), 1, sws_getCoefficients(sws_matrix(src_.matrix)),
+        sws_setColorspaceDetails(sws, sws_getCoefficients(SWS_CS_DEFAULT), 1,
+                                 sws_getCoefficients(sws_matrix(src_.matrix)),
                                  src_.range == AVCOL_RANGE_JPEG ? 1 : 0, 0, 1 << 16, 1 << 16);
     }
 }
@@ -266,7 +279,8 @@ void VideoEncoder::drain(bool flush) {
 void VideoEncoder::write(const at::Tensor& rgb, const std::vector<int64_t>& pts,
                          const std::vector<int64_t>& duration) {
     TORCH_CHECK(rgb.dim() == 4 && rgb.size(3) == 3 && rgb.size(1) == ec_->height && rgb.size(2) == ec_->width,
-                "VideoEncoder::write: expected [n, ", ec_->height, ", ", ec_->width, ", 3], got ", rgb.sizes());
+                "VideoEncoder::write: expected [n, ", ec_->height, ", ", ec_->width, ", 3], got ",
+                rgb.sizes());
     TORCH_CHECK(static_cast<int64_t>(pts.size()) == rgb.size(0), "VideoEncoder::write: one pts per frame");
     TORCH_CHECK(!finished_, "VideoEncoder::write after finish");
     const at::Tensor x = rgb.to(at::kFloat).clamp(0.0, 1.0);

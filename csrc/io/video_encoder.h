@@ -23,7 +23,7 @@ struct EncoderOptions {
     std::vector<std::pair<std::string, std::string>> private_options;  // -e key=value (fatal when rejected)
     bool copy_audio = true;
     bool copy_subtitles = true;
-    bool overwrite = false;         // replace an existing output file
+    bool overwrite = false;  // replace an existing output file
 };
 
 /// "OUT.partial.EXT" for "OUT.EXT": where a cancelled run's playable file goes.
@@ -43,7 +43,8 @@ class VideoEncoder {
     VideoEncoder& operator=(VideoEncoder&&) noexcept;
 
     /// rgb: float [n, height, width, 3] in [0, 1] (clamped); pts/duration: one per frame, source time base.
-    void write(const at::Tensor& rgb, const std::vector<int64_t>& pts, const std::vector<int64_t>& duration = {});
+    void write(const at::Tensor& rgb, const std::vector<int64_t>& pts,
+               const std::vector<int64_t>& duration = {});
     /// A packet of another stream of `copy_from` (not consumed; ignored when that stream is not copied).
     void write_packet(const AVPacket* pkt);
 

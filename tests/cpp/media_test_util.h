@@ -47,7 +47,7 @@ inline void ffmpeg(const std::string& args) {
 }
 
 struct StreamPackets {
-    int type = -1;                 // AVMediaType
+    int type = -1;  // AVMediaType
     std::string codec;
     std::vector<uint64_t> hashes;  // FNV-1a of each packet's payload, in file order
     std::vector<double> pts_s;     // packet pts in seconds (relative to nothing; raw)
@@ -74,7 +74,8 @@ inline std::vector<StreamPackets> read_packets(const std::string& path) {
     while (av_read_frame(fc, pkt) >= 0) {
         StreamPackets& s = out[pkt->stream_index];
         s.hashes.push_back(fnv1a(pkt->data, pkt->size));
-        s.pts_s.push_back(pkt->pts == AV_NOPTS_VALUE ? -1.0 : pkt->pts * av_q2d(fc->streams[pkt->stream_index]->time_base));
+        s.pts_s.push_back(
+            pkt->pts == AV_NOPTS_VALUE ? -1.0 : pkt->pts * av_q2d(fc->streams[pkt->stream_index]->time_base));
         av_packet_unref(pkt);
     }
     av_packet_free(&pkt);

@@ -20,8 +20,8 @@ using namespace flashvsr::testing_media;
 
 namespace {
 
-const char* kFiles[] = {"diffusion_pytorch_model_streaming_dmd.safetensors", "LQ_proj_in.ckpt", "TCDecoder.ckpt",
-                        "Wan2.1_VAE.pth", "posi_prompt.pth"};
+const char* kFiles[] = {"diffusion_pytorch_model_streaming_dmd.safetensors", "LQ_proj_in.ckpt",
+                        "TCDecoder.ckpt", "Wan2.1_VAE.pth", "posi_prompt.pth"};
 
 // Serves the current folder; honours "Range: bytes=N-" (206) and logs each request's range to ranges.log.
 const char* kRangeServer = R"PY(
@@ -51,10 +51,12 @@ s.serve_forever()
 class CliDownload : public ::testing::Test {
   protected:
     void SetUp() override {
-        if (run_cmd("python3 -c pass").code != 0) GTEST_SKIP() << "python3 is needed for the local HTTP server";
-        dir_ = fs::temp_directory_path() /
-               ("flashvsr_dl_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
-                std::to_string(::getpid()));
+        if (run_cmd("python3 -c pass").code != 0)
+            GTEST_SKIP() << "python3 is needed for the local HTTP server";
+        dir_ =
+            fs::temp_directory_path() /
+            ("flashvsr_dl_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
+             "_" + std::to_string(::getpid()));
         fs::create_directories(dir_ / "srv");
         std::mt19937 rng(7);
         for (const char* f : kFiles) {
@@ -73,10 +75,11 @@ class CliDownload : public ::testing::Test {
     /// Starts a server in srv/ (the Range-aware one, or `python3 -m http.server`); returns its base URL.
     std::string serve(bool ranges) {
         std::ofstream(dir_ / "server.py") << kRangeServer;
-        const std::string cmd = ranges ? "exec python3 " + (dir_ / "server.py").string()
-                                       : "exec python3 -u -c \"import http.server as h, socketserver; "
-                                         "s=h.ThreadingHTTPServer(('127.0.0.1',0),h.SimpleHTTPRequestHandler); "
-                                         "print(s.server_address[1], flush=True); s.serve_forever()\" 2>/dev/null";
+        const std::string cmd =
+            ranges ? "exec python3 " + (dir_ / "server.py").string()
+                   : "exec python3 -u -c \"import http.server as h, socketserver; "
+                     "s=h.ThreadingHTTPServer(('127.0.0.1',0),h.SimpleHTTPRequestHandler); "
+                     "print(s.server_address[1], flush=True); s.serve_forever()\" 2>/dev/null";
         int fds[2];
         EXPECT_EQ(::pipe(fds), 0);
         pid_ = ::fork();
@@ -119,7 +122,8 @@ TEST_F(CliDownload, ResumesFromPartFile) {
     const std::string url = serve(true);
     fs::create_directories(dir_ / "M");
     const std::string full = slurp(dir_ / "srv" / kFiles[1]);
-    std::ofstream(dir_ / "M" / (std::string(kFiles[1]) + ".part"), std::ios::binary) << full.substr(0, 100000);
+    std::ofstream(dir_ / "M" / (std::string(kFiles[1]) + ".part"), std::ios::binary)
+        << full.substr(0, 100000);
     const auto r = run_cmd(std::string(FLASHVSR_CLI_PATH) + " download --to " + (dir_ / "M").string() +
                            " --base-url " + url);
     ASSERT_EQ(r.code, 0) << r.output;
@@ -135,12 +139,14 @@ TEST_F(CliDownload, ServerWithoutRangesStartsOverAndMissingFileFails) {
     fs::create_directories(dir_ / "M");
     const std::string full = slurp(dir_ / "srv" / kFiles[2]);
     std::ofstream(dir_ / "M" / (std::string(kFiles[2]) + ".part"), std::ios::binary) << full.substr(0, 50000);
-    auto r = run_cmd(std::string(FLASHVSR_CLI_PATH) + " download --to " + (dir_ / "M").string() + " --base-url " + url);
+    auto r = run_cmd(std::string(FLASHVSR_CLI_PATH) + " download --to " + (dir_ / "M").string() +
+                     " --base-url " + url);
     ASSERT_EQ(r.code, 0) << r.output;
     EXPECT_EQ(slurp(dir_ / "M" / kFiles[2]), full);
     EXPECT_EQ(r.output.find("resumed"), std::string::npos) << r.output;
     fs::remove(dir_ / "srv" / kFiles[4]);
-    r = run_cmd(std::string(FLASHVSR_CLI_PATH) + " download --to " + (dir_ / "N").string() + " --base-url " + url);
+    r = run_cmd(std::string(FLASHVSR_CLI_PATH) + " download --to " + (dir_ / "N").string() + " --base-url " +
+                url);
     EXPECT_EQ(r.code, 1) << r.output;
     EXPECT_NE(r.output.find("error: cannot download " + url + kFiles[4]), std::string::npos) << r.output;
     EXPECT_FALSE(fs::exists(dir_ / "N" / kFiles[4]));

@@ -1,7 +1,7 @@
-// The built `flashvsr` CLI end to end (tiny random weights, tiny frames at scale 2): N frames in == N out with
-// the same timestamps (1, 20, 21 frames; 25, 29.97, 23.976 fps and VFR), size x2, audio packets bit-identical,
-// subtitles kept; every bad input -> one-line message, exit code, no output file; Ctrl-C -> exit 130 and a
-// playable OUT.partial.EXT with the frames done; `demo`; flat peak memory with video length.
+// The built `flashvsr` CLI end to end (tiny random weights, tiny frames at scale 2): N frames in == N out
+// with the same timestamps (1, 20, 21 frames; 25, 29.97, 23.976 fps and VFR), size x2, audio packets
+// bit-identical, subtitles kept; every bad input -> one-line message, exit code, no output file; Ctrl-C ->
+// exit 130 and a playable OUT.partial.EXT with the frames done; `demo`; flat peak memory with video length.
 #include <flashvsr/flashvsr.h>
 #include <gtest/gtest.h>
 
@@ -48,9 +48,12 @@ class CliUpscale : public ::testing::Test {
     }
     std::string path(const std::string& n) const { return (dir_ / n).string(); }
     static std::string weights() { return (*root_ / "FlashVSR-v1.1").string(); }
-    static CmdResult cli(const std::string& args) { return run_cmd(std::string(FLASHVSR_CLI_PATH) + " " + args); }
+    static CmdResult cli(const std::string& args) {
+        return run_cmd(std::string(FLASHVSR_CLI_PATH) + " " + args);
+    }
     static std::string upscale_args(const std::string& in, const std::string& out) {
-        return "upscale " + in + " -o " + out + " --model-dir " + weights() + " --scale 2 --device cpu --no-progress";
+        return "upscale " + in + " -o " + out + " --model-dir " + weights() +
+               " --scale 2 --device cpu --no-progress";
     }
     static fs::path* root_;
     fs::path dir_;
@@ -77,17 +80,22 @@ TEST_F(CliUpscale, FramesTimestampsSizeAudioSubtitlesKept) {
     const std::string src = "-f lavfi -i testsrc2=size=32x24:rate=";
     const std::vector<Case> cases = {
         {"one.mp4", src + "25 -frames:v 1 -c:v libx264 -pix_fmt yuv420p", 1, false, false},
-        {"ntsc.mkv", src + "24000/1001:duration=0.875 -f lavfi -i sine=f=440:duration=0.875 -i " + path("s.srt") +
-                         " -map 0:v -map 1:a -map 2:s -c:v libx264 -pix_fmt yuv420p -c:a aac -c:s srt",
+        {"ntsc.mkv",
+         src + "24000/1001:duration=0.875 -f lavfi -i sine=f=440:duration=0.875 -i " + path("s.srt") +
+             " -map 0:v -map 1:a -map 2:s -c:v libx264 -pix_fmt yuv420p -c:a aac -c:s srt",
          21, true, true},
-        {"2997.mp4", src + "30000/1001:duration=0.667 -f lavfi -i sine=f=300:duration=0.667 -c:v libx264 -pix_fmt yuv420p -c:a aac",
+        {"2997.mp4",
+         src + "30000/1001:duration=0.667 -f lavfi -i sine=f=300:duration=0.667 -c:v libx264 -pix_fmt "
+               "yuv420p -c:a aac",
          20, true, false},
-        {"vfr.mp4", src + "30:duration=2 -vf \"select='not(mod(n\\,3))+eq(n\\,1)+eq(n\\,7)'\" -vsync vfr -c:v libx264",
+        {"vfr.mp4",
+         src + "30:duration=2 -vf \"select='not(mod(n\\,3))+eq(n\\,1)+eq(n\\,7)'\" -vsync vfr -c:v libx264",
          22, false, false},
     };
     for (const Case& c : cases) {
         SCOPED_TRACE(c.name);
-        const std::string in = path("in_" + c.name), out = path("out_" + c.name), rep = path(c.name + ".json");
+        const std::string in = path("in_" + c.name), out = path("out_" + c.name),
+                          rep = path(c.name + ".json");
         ffmpeg(c.make + " " + in);
         const CmdResult r = cli(upscale_args(in, out) + " --report " + rep);
         ASSERT_EQ(r.code, 0) << r.output;
@@ -104,7 +112,8 @@ TEST_F(CliUpscale, FramesTimestampsSizeAudioSubtitlesKept) {
         }
         if (c.subs) {
             ASSERT_NE(first_of(po, AVMEDIA_TYPE_SUBTITLE), nullptr);
-            EXPECT_EQ(first_of(pi, AVMEDIA_TYPE_SUBTITLE)->hashes, first_of(po, AVMEDIA_TYPE_SUBTITLE)->hashes);
+            EXPECT_EQ(first_of(pi, AVMEDIA_TYPE_SUBTITLE)->hashes,
+                      first_of(po, AVMEDIA_TYPE_SUBTITLE)->hashes);
         }
         std::ifstream rf(rep);
         const auto j = nlohmann::json::parse(rf);
@@ -114,19 +123,23 @@ TEST_F(CliUpscale, FramesTimestampsSizeAudioSubtitlesKept) {
         EXPECT_GT(j["fps"].get<double>(), 0.0);
         EXPECT_GT(j["peak_rss_bytes"].get<int64_t>(), 0);
         EXPECT_GE(j["model"]["files"].size(), 4u) << j["model"].dump();
-        std::cout << "[cli] " << c.name << ": " << c.frames << " frames 32x24 -> 64x48, " << j["fps"].get<double>()
-                  << " fps, peak RSS " << j["peak_rss_bytes"].get<int64_t>() / 1048576 << " MiB\n";
+        std::cout << "[cli] " << c.name << ": " << c.frames << " frames 32x24 -> 64x48, "
+                  << j["fps"].get<double>() << " fps, peak RSS "
+                  << j["peak_rss_bytes"].get<int64_t>() / 1048576 << " MiB\n";
     }
 }
 
 TEST_F(CliUpscale, BadInputsOneLineErrorNoOutput) {
     ffmpeg("-f lavfi -i sine=f=440 -t 0.5 -c:a aac " + path("audio.m4a"));
-    ffmpeg("-f lavfi -i testsrc2=size=64x48:rate=25 -frames:v 100 -c:v libx264 -pix_fmt yuv420p -movflags +faststart " +
-           path("good.mp4"));
+    ffmpeg(
+        "-f lavfi -i testsrc2=size=64x48:rate=25 -frames:v 100 -c:v libx264 -pix_fmt yuv420p -movflags "
+        "+faststart " +
+        path("good.mp4"));
     {
         std::ifstream f(path("good.mp4"), std::ios::binary);
         std::string b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-        std::ofstream(path("cut.mp4"), std::ios::binary).write(b.data(), static_cast<std::streamsize>(b.size() * 62 / 100));
+        std::ofstream(path("cut.mp4"), std::ios::binary)
+            .write(b.data(), static_cast<std::streamsize>(b.size() * 62 / 100));
     }
     { std::ofstream(path("text.mp4")) << "not a video\n"; }
     { std::ofstream(path("exists.mp4")) << "keep"; }
@@ -148,7 +161,8 @@ TEST_F(CliUpscale, BadInputsOneLineErrorNoOutput) {
         {upscale_args(good, path("no/dir/out.mp4")), "cannot write the output", 1},
         {upscale_args(good, path("exists.mp4")), "exists (use --overwrite to replace it)", 1},
         {upscale_args(good, out) + " --scale 5", "scale must be 2, 3 or 4", 1},
-        {"upscale " + good + " -o " + out + " --model-dir " + path("empty_models/FlashVSR-v1.1"), "FlashVSR-v1.1", 1},
+        {"upscale " + good + " -o " + out + " --model-dir " + path("empty_models/FlashVSR-v1.1"),
+         "FlashVSR-v1.1", 1},
         {upscale_args(good, out) + " --frobnicate", "unknown option '--frobnicate'", 2},
         {"upscale " + good, "no output file (-o OUT)", 2},
     };
@@ -168,23 +182,28 @@ TEST_F(CliUpscale, BadInputsOneLineErrorNoOutput) {
     }
     EXPECT_EQ(fs::file_size(path("exists.mp4")), 4u);
     // The model search order: $FLASHVSR_MODEL_DIR first; nothing found -> a message listing the places.
-    const CmdResult none = run_cmd("cd " + dir_.string() + " && env -u FLASHVSR_MODEL_DIR -u XDG_DATA_HOME -u XDG_CACHE_HOME HOME=" +
-                                   dir_.string() + " " + FLASHVSR_CLI_PATH + " upscale " + good + " -o " + out);
+    const CmdResult none =
+        run_cmd("cd " + dir_.string() +
+                " && env -u FLASHVSR_MODEL_DIR -u XDG_DATA_HOME -u XDG_CACHE_HOME HOME=" + dir_.string() +
+                " " + FLASHVSR_CLI_PATH + " upscale " + good + " -o " + out);
     EXPECT_EQ(none.code, 1) << none.output;
     EXPECT_NE(none.output.find("no model folder found (tried models/FlashVSR-v1.1, " + dir_.string() +
                                "/.local/share/flashvsr/FlashVSR-v1.1"),
               std::string::npos)
         << none.output;
-    const CmdResult env = run_cmd("FLASHVSR_MODEL_DIR=" + weights() + " " + FLASHVSR_CLI_PATH + " upscale " + good +
-                                  " -o " + out + " --scale 2 --device cpu --no-progress --end 0.2 --start 0.04");
+    const CmdResult env =
+        run_cmd("FLASHVSR_MODEL_DIR=" + weights() + " " + FLASHVSR_CLI_PATH + " upscale " + good + " -o " +
+                out + " --scale 2 --device cpu --no-progress --end 0.2 --start 0.04");
     EXPECT_EQ(env.code, 0) << env.output;
     EXPECT_EQ(frame_times(out).size(), 4u);  // frames 1..4 of 25 fps
 }
 
 TEST_F(CliUpscale, SigintKeepsPlayablePartialFile) {
     const std::string in = path("long.mp4"), out = path("out.mp4");
-    ffmpeg("-f lavfi -i testsrc2=size=32x24:rate=25 -f lavfi -i sine=f=440 -frames:v 600 -t 24 -c:v libx264 "
-           "-pix_fmt yuv420p -c:a aac " + in);
+    ffmpeg(
+        "-f lavfi -i testsrc2=size=32x24:rate=25 -f lavfi -i sine=f=440 -frames:v 600 -t 24 -c:v libx264 "
+        "-pix_fmt yuv420p -c:a aac " +
+        in);
     int fds[2];
     ASSERT_EQ(::pipe(fds), 0);
     const pid_t pid = ::fork();
@@ -221,7 +240,8 @@ TEST_F(CliUpscale, SigintKeepsPlayablePartialFile) {
     ASSERT_TRUE(WIFEXITED(st)) << err;
     EXPECT_EQ(WEXITSTATUS(st), 130) << err;
     std::smatch m;
-    ASSERT_TRUE(std::regex_search(err, m, std::regex("interrupted: (\\d+) frames done, kept in (\\S+)"))) << err;
+    ASSERT_TRUE(std::regex_search(err, m, std::regex("interrupted: (\\d+) frames done, kept in (\\S+)")))
+        << err;
     const int done = std::stoi(m[1]);
     EXPECT_EQ(m[2].str(), path("out.partial.mp4"));
     EXPECT_GE(done, 8);
@@ -236,18 +256,23 @@ TEST_F(CliUpscale, SigintKeepsPlayablePartialFile) {
 TEST_F(CliUpscale, HelpListsEveryOptionWithDefaults) {
     const CmdResult r = cli("upscale --help");
     EXPECT_EQ(r.code, 0);
-    for (const char* o : {"-o OUT", "--model-dir", "FLASHVSR_MODEL_DIR", "--version", "--mode", "--scale", "--color-fix",
-                          "--sparse-ratio", "--kv-ratio", "--local-range", "--seed", "--dtype", "--device", "-c:v",
-                          "-e KEY=VALUE", "--pix-fmt", "--crf", "--no-audio", "--no-subtitles", "--start", "--end",
-                          "--report", "--overwrite", "[default: libx264]", "[default: 18]", "[default: 4]",
-                          "[default: adain]"}) {
+    for (const char* o : {"-o OUT",         "--model-dir",    "FLASHVSR_MODEL_DIR",
+                          "--version",      "--mode",         "--scale",
+                          "--color-fix",    "--sparse-ratio", "--kv-ratio",
+                          "--local-range",  "--seed",         "--dtype",
+                          "--device",       "-c:v",           "-e KEY=VALUE",
+                          "--pix-fmt",      "--crf",          "--no-audio",
+                          "--no-subtitles", "--start",        "--end",
+                          "--report",       "--overwrite",    "[default: libx264]",
+                          "[default: 18]",  "[default: 4]",   "[default: adain]"}) {
         EXPECT_NE(r.output.find(o), std::string::npos) << o;
     }
 }
 
 TEST_F(CliUpscale, DemoRunsEndToEndAndSaysWeightsAreRandom) {
     const std::string out = path("demo.mp4");
-    const CmdResult r = run_cmd("XDG_CACHE_HOME=" + path("cache") + " " + FLASHVSR_CLI_PATH + " demo -o " + out);
+    const CmdResult r =
+        run_cmd("XDG_CACHE_HOME=" + path("cache") + " " + FLASHVSR_CLI_PATH + " demo -o " + out);
     ASSERT_EQ(r.code, 0) << r.output;
     EXPECT_NE(r.output.find("NO real detail"), std::string::npos) << r.output;
     EXPECT_TRUE(fs::exists(path("cache/flashvsr/demo-random-weights/FlashVSR-v1.1/flashvsr_manifest.json")));
@@ -275,8 +300,8 @@ TEST_F(CliUpscale, PeakMemoryFlatWithVideoLength) {
         const auto j = nlohmann::json::parse(rf);
         ASSERT_EQ(j["frames_out"], frames[i]);
         peak[i] = j["peak_rss_bytes"].get<int64_t>();
-        std::cout << "[cli] " << n << " frames: peak RSS " << peak[i] / 1048576.0 << " MiB, " << j["fps"].get<double>()
-                  << " fps\n";
+        std::cout << "[cli] " << n << " frames: peak RSS " << peak[i] / 1048576.0 << " MiB, "
+                  << j["fps"].get<double>() << " fps\n";
     }
     EXPECT_LT(std::abs(double(peak[1]) / double(peak[0]) - 1.0), 0.03);
 }

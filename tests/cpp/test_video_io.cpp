@@ -26,9 +26,10 @@ class VideoIo : public ::testing::Test {
   protected:
     void SetUp() override {
         if (!have_ffmpeg()) GTEST_SKIP() << "the ffmpeg CLI is needed to make test clips (scripts/setup.sh)";
-        dir_ = fs::temp_directory_path() /
-               ("flashvsr_vio_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
-                std::to_string(::getpid()));
+        dir_ =
+            fs::temp_directory_path() /
+            ("flashvsr_vio_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
+             "_" + std::to_string(::getpid()));
         fs::create_directories(dir_);
         set_av_logging(false);
     }
@@ -42,7 +43,8 @@ class VideoIo : public ::testing::Test {
     std::vector<std::string> transcode(const std::string& in, const std::string& out, EncoderOptions eo = {},
                                        DecoderOptions dopt = {}) {
         VideoDecoder dec(in, dopt);
-        VideoEncoder enc(out, dec.info().width, dec.info().height, dec.info(), dec.format(), dec.offset_pts(), eo);
+        VideoEncoder enc(out, dec.info().width, dec.info().height, dec.info(), dec.format(), dec.offset_pts(),
+                         eo);
         dec.set_packet_sink([&](AVPacket* p) { enc.write_packet(p); });
         while (true) {
             FrameBatch b = dec.read(3);
@@ -80,9 +82,13 @@ TEST_F(VideoIo, NtscRateTimestampsAudioAndSubtitlesKept) {
         srt << "1\n00:00:00,100 --> 00:00:00,500\nhello\n\n2\n00:00:00,600 --> 00:00:00,800\nworld\n";
     }
     const std::string in = path("in.mkv");
-    ffmpeg("-f lavfi -i testsrc2=size=32x24:rate=24000/1001:duration=0.875 -f lavfi -i sine=f=440:duration=0.875 -i " +
-           path("s.srt") + " -map 0:v -map 1:a -map 2:s -c:v libx264 -pix_fmt yuv420p -c:a aac "
-           "-c:s srt -metadata:s:a:0 language=fra -metadata title=bars " + in);
+    ffmpeg(
+        "-f lavfi -i testsrc2=size=32x24:rate=24000/1001:duration=0.875 -f lavfi -i "
+        "sine=f=440:duration=0.875 -i " +
+        path("s.srt") +
+        " -map 0:v -map 1:a -map 2:s -c:v libx264 -pix_fmt yuv420p -c:a aac "
+        "-c:s srt -metadata:s:a:0 language=fra -metadata title=bars " +
+        in);
     const std::string out = path("out.mkv");
     const auto warnings = transcode(in, out);
     EXPECT_TRUE(warnings.empty());
@@ -104,7 +110,8 @@ TEST_F(VideoIo, NtscRateTimestampsAudioAndSubtitlesKept) {
     ASSERT_NE(so, nullptr);
     EXPECT_EQ(si->hashes.size(), 2u);
     EXPECT_EQ(si->hashes, so->hashes);
-    const auto r = run_cmd("ffprobe -v error -show_entries stream_tags=language:format_tags=title -of csv=p=0 " + out);
+    const auto r =
+        run_cmd("ffprobe -v error -show_entries stream_tags=language:format_tags=title -of csv=p=0 " + out);
     EXPECT_NE(r.output.find("fra"), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("bars"), std::string::npos) << r.output;
 
@@ -125,7 +132,8 @@ TEST_F(VideoIo, NtscRateTimestampsAudioAndSubtitlesKept) {
 TEST_F(VideoIo, FrameCountsAndTimestampsKept) {
     for (const int n : {1, 20, 21, 33, 100}) {
         SCOPED_TRACE(n);
-        const std::string in = path("n" + std::to_string(n) + ".mp4"), out = path("o" + std::to_string(n) + ".mp4");
+        const std::string in = path("n" + std::to_string(n) + ".mp4"),
+                          out = path("o" + std::to_string(n) + ".mp4");
         ffmpeg("-f lavfi -i testsrc2=size=32x24:rate=25 -frames:v " + std::to_string(n) +
                " -c:v libx264 -pix_fmt yuv420p " + in);
         transcode(in, out);
@@ -148,7 +156,8 @@ TEST_F(VideoIo, ChaptersAndContainerMetadataKept) {
     for (const std::string out : {path("out.mkv"), path("out.mp4")}) {
         SCOPED_TRACE(out);
         transcode(in, out);
-        auto r = run_cmd("ffprobe -v error -show_chapters -show_entries format_tags=title,artist -of compact " + out);
+        auto r = run_cmd(
+            "ffprobe -v error -show_chapters -show_entries format_tags=title,artist -of compact " + out);
         for (char& c : r.output) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         EXPECT_NE(r.output.find("end_time=0.400000|tag:title=first"), std::string::npos) << r.output;
         EXPECT_NE(r.output.find("start_time=0.400000"), std::string::npos) << r.output;
@@ -160,8 +169,11 @@ TEST_F(VideoIo, ChaptersAndContainerMetadataKept) {
 
 TEST_F(VideoIo, VariableFrameRateTimestampsKept) {
     const std::string in = path("vfr.mp4");
-    ffmpeg("-f lavfi -i testsrc2=size=32x24:rate=30:duration=2 -vf \"select='not(mod(n\\,3))+eq(n\\,1)+eq(n\\,7)'\" "
-           "-vsync vfr -c:v libx264 -pix_fmt yuv420p " + in);
+    ffmpeg(
+        "-f lavfi -i testsrc2=size=32x24:rate=30:duration=2 -vf "
+        "\"select='not(mod(n\\,3))+eq(n\\,1)+eq(n\\,7)'\" "
+        "-vsync vfr -c:v libx264 -pix_fmt yuv420p " +
+        in);
     const auto ti = frame_times(in);
     ASSERT_EQ(ti.size(), 22u);
     EXPECT_NEAR(ti[1] - ti[0], 1.0 / 30, 1e-3);  // really variable: gaps of 1/30 and 3/30 s
@@ -174,8 +186,11 @@ TEST_F(VideoIo, VariableFrameRateTimestampsKept) {
 
 TEST_F(VideoIo, StartEndRangeShiftsVideoAndAudioTogether) {
     const std::string in = path("in.mp4");
-    ffmpeg("-f lavfi -i testsrc2=size=32x24:rate=25 -f lavfi -i sine=f=440 -t 2 -c:v libx264 -g 10 -pix_fmt yuv420p "
-           "-c:a aac " + in);
+    ffmpeg(
+        "-f lavfi -i testsrc2=size=32x24:rate=25 -f lavfi -i sine=f=440 -t 2 -c:v libx264 -g 10 -pix_fmt "
+        "yuv420p "
+        "-c:a aac " +
+        in);
     DecoderOptions d;
     d.start_s = 0.5;
     d.end_s = 1.3;
@@ -212,7 +227,8 @@ TEST_F(VideoIo, ColourBarsRoundTripBt601Bt709LimitedFull) {
             eo.pix_fmt = "yuv444p";
             eo.crf = -1;
             eo.private_options = {{"qp", "0"}};  // lossless YUV: only the RGB<->YUV quantisation remains
-            const std::string f = path("bars_" + std::to_string(matrix) + "_" + std::to_string(range) + ".mkv");
+            const std::string f =
+                path("bars_" + std::to_string(matrix) + "_" + std::to_string(range) + ".mkv");
             {
                 VideoEncoder enc(f, 64, 16, src, nullptr, 0, eo);
                 enc.write(rgb, {0, 1});
@@ -228,7 +244,9 @@ TEST_F(VideoIo, ColourBarsRoundTripBt601Bt709LimitedFull) {
             const auto r = run_cmd("ffmpeg -v error -i " + f + " -frames:v 1 -f rawvideo -pix_fmt rgb24 -");
             ASSERT_EQ(r.code, 0);
             ASSERT_EQ(r.output.size(), 64u * 16 * 3);
-            at::Tensor ff = at::from_blob(const_cast<char*>(r.output.data()), {16, 64, 3}, at::kByte).to(at::kFloat) / 255;
+            at::Tensor ff =
+                at::from_blob(const_cast<char*>(r.output.data()), {16, 64, 3}, at::kByte).to(at::kFloat) /
+                255;
             EXPECT_LT((ff - rgb[0]).abs().max().item<float>(), 3.5f / 255) << "ffmpeg's decode of our file";
             // The same bytes read with the other matrix would be off by far more than the tolerance.
             if (matrix == 1) {
@@ -241,8 +259,10 @@ TEST_F(VideoIo, ColourBarsRoundTripBt601Bt709LimitedFull) {
 
 TEST_F(VideoIo, TenBitInputKeepsPrecisionAndStaysTenBit) {
     const std::string in = path("ten.mkv");
-    ffmpeg("-f lavfi -i testsrc2=size=64x48:rate=25 -frames:v 4 -c:v libx265 -x265-params log-level=error "
-           "-pix_fmt yuv420p10le " + in);
+    ffmpeg(
+        "-f lavfi -i testsrc2=size=64x48:rate=25 -frames:v 4 -c:v libx265 -x265-params log-level=error "
+        "-pix_fmt yuv420p10le " +
+        in);
     VideoDecoder dec(in);
     EXPECT_EQ(dec.info().bits, 10);
     EXPECT_EQ(dec.info().pix_fmt, "yuv420p10le");
@@ -256,7 +276,8 @@ TEST_F(VideoIo, TenBitInputKeepsPrecisionAndStaysTenBit) {
     transcode(in, path("out.mkv"), eo);
     VideoDecoder back(path("out.mkv"));
     EXPECT_EQ(back.info().pix_fmt, "yuv420p10le");  // default output for a 10-bit source
-    EXPECT_LT((back.read(8).rgb - x).abs().mean().item<float>(), 0.03f);  // chroma resampling of a sharp pattern
+    EXPECT_LT((back.read(8).rgb - x).abs().mean().item<float>(),
+              0.03f);  // chroma resampling of a sharp pattern
 }
 
 TEST_F(VideoIo, BadInputsNameTheProblem) {
@@ -266,14 +287,18 @@ TEST_F(VideoIo, BadInputsNameTheProblem) {
     { std::ofstream(path("empty.mp4")); }
     EXPECT_NE(error_of(path("empty.mp4")).find("is not a readable video file"), std::string::npos);
     ffmpeg("-f lavfi -i sine=f=440 -t 0.5 -c:a aac " + path("audio.m4a"));
-    EXPECT_NE(error_of(path("audio.m4a")).find("has no video stream"), std::string::npos) << error_of(path("audio.m4a"));
+    EXPECT_NE(error_of(path("audio.m4a")).find("has no video stream"), std::string::npos)
+        << error_of(path("audio.m4a"));
     // Truncated mid-file (moov first, so the container opens and the data ends early).
-    ffmpeg("-f lavfi -i testsrc2=size=128x96:rate=25 -frames:v 100 -c:v libx264 -pix_fmt yuv420p -movflags +faststart " +
-           path("full.mp4"));
+    ffmpeg(
+        "-f lavfi -i testsrc2=size=128x96:rate=25 -frames:v 100 -c:v libx264 -pix_fmt yuv420p -movflags "
+        "+faststart " +
+        path("full.mp4"));
     {
         std::ifstream f(path("full.mp4"), std::ios::binary);
         std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-        std::ofstream(path("cut.mp4"), std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() * 6 / 10));
+        std::ofstream(path("cut.mp4"), std::ios::binary)
+            .write(bytes.data(), static_cast<std::streamsize>(bytes.size() * 6 / 10));
     }
     const std::string cut = error_of(path("cut.mp4"));
     EXPECT_NE(cut.find("truncated or corrupt"), std::string::npos) << cut;
