@@ -283,7 +283,7 @@ TEST_F(CliUpscale, DemoRunsEndToEndAndSaysWeightsAreRandom) {
     EXPECT_NE(first_of(read_packets(out), AVMEDIA_TYPE_AUDIO), nullptr);
 }
 
-// Peak RSS of a 400-frame run within 3 % of a 100-frame run (memory does not grow with the video's length).
+// Peak RSS of a 400-frame run at most 3 % above a 100-frame run (memory does not grow with the video's length).
 // Slow on 2 shared cores (500 frames through the engine): runs when FLASHVSR_SLOW_TESTS=1.
 TEST_F(CliUpscale, PeakMemoryFlatWithVideoLength) {
     if (std::getenv("FLASHVSR_SLOW_TESTS") == nullptr) GTEST_SKIP() << "set FLASHVSR_SLOW_TESTS=1";
@@ -303,5 +303,7 @@ TEST_F(CliUpscale, PeakMemoryFlatWithVideoLength) {
         std::cout << "[cli] " << n << " frames: peak RSS " << peak[i] / 1048576.0 << " MiB, "
                   << j["fps"].get<double>() << " fps\n";
     }
-    EXPECT_LT(std::abs(double(peak[1]) / double(peak[0]) - 1.0), 0.03);
+    // Growth is what matters: the longer run may not peak more than 3 % above the shorter one (measured here:
+    // 586 MiB for 100 frames, 562 MiB for 400; a lower peak is allocator noise, not a leak).
+    EXPECT_LT(double(peak[1]) / double(peak[0]), 1.03);
 }
