@@ -9,7 +9,9 @@ bash scripts/setup.sh --with-tests || exit 1
 echo; echo "==> ctest"
 ctest_filter=(-LE gpu)
 [ "${FLASHVSR_GPU_TESTS:-0}" = 1 ] && ctest_filter=()
-ctest --test-dir build --output-on-failure -j"$(nproc)" "${ctest_filter[@]}"
+# One intra-op thread per test process: ctest already runs nproc tests at once (OpenMP threads that
+# outnumber the cores spin and slow everything down).
+OMP_NUM_THREADS=1 ctest --test-dir build --output-on-failure -j"$(nproc)" "${ctest_filter[@]}"
 ctest_rc=$?
 
 echo; echo "==> pytest"

@@ -10,26 +10,15 @@
 #include <vector>
 
 #include "models/common/params.h"
+#include "models/common/random_weights.h"
 
 namespace flashvsr::models::testing {
 
-/// float64 tensors for `specs`: weights N(0, 1/fan_in), 1-D biases N(0, 0.1²), `gamma` keys 1 + N(0, 0.1²).
-/// Deterministic for a given at::manual_seed.
+/// float64 weights for `specs` (models::random_weights' scaling rules), deterministic for a given
+/// at::manual_seed: the seed of the private generator is drawn from the global one.
 inline TensorMap random_weights(const std::vector<ParamSpec>& specs) {
-    TensorMap m;
-    const auto opts = at::TensorOptions().dtype(at::kDouble);
-    for (const auto& s : specs) {
-        at::Tensor t = at::randn(s.shape, opts);
-        if (s.name.find("gamma") != std::string::npos) {
-            t = 1.0 + 0.1 * t;
-        } else if (s.shape.size() == 1) {
-            t = 0.1 * t;
-        } else {
-            t = t / std::sqrt(static_cast<double>(s.numel() / s.shape[0]));
-        }
-        m.emplace(s.name, t);
-    }
-    return m;
+    const int64_t seed = at::randint(0, int64_t{1} << 62, {1}, at::TensorOptions().dtype(at::kLong)).item<int64_t>();
+    return flashvsr::models::random_weights(specs, static_cast<uint64_t>(seed), at::kDouble);
 }
 
 /// The message of the flashvsr::Error that `fn` throws, or "<no error>".

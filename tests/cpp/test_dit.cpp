@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "models/common/random_weights.h"
 #include "models/dit.h"
 
 using namespace flashvsr::models;
@@ -22,26 +23,9 @@ bool ends_with(const std::string& s, const std::string& t) {
     return s.size() >= t.size() && s.compare(s.size() - t.size(), t.size(), t) == 0;
 }
 
-/// Random weights for every manifest entry: fan-in scaled matrices, norm weights near 1, small
-/// biases and modulations.
+/// Random weights for every manifest entry (models::random_weights' scaling rules).
 TensorMap random_weights(const DiTConfig& cfg, uint64_t seed, at::ScalarType dt = at::kDouble) {
-    at::manual_seed(seed);
-    TensorMap m;
-    for (const auto& s : DiTConfig::manifest(cfg)) {
-        at::Tensor t;
-        if (ends_with(s.name, "norm_q.weight") || ends_with(s.name, "norm_k.weight") ||
-            ends_with(s.name, "norm3.weight")) {
-            t = 1 + 0.1 * at::randn(s.shape, kF64);
-        } else if (ends_with(s.name, "modulation")) {
-            t = 0.1 * at::randn(s.shape, kF64);
-        } else if (s.shape.size() >= 2) {
-            t = at::randn(s.shape, kF64) / std::sqrt(static_cast<double>(s.numel() / s.shape[0]));
-        } else {
-            t = 0.02 * at::randn(s.shape, kF64);
-        }
-        m[s.name] = t.to(dt);
-    }
-    return m;
+    return flashvsr::models::random_weights(DiTConfig::manifest(cfg), seed, dt);
 }
 
 /// Small test network: 2 heads of 32, so the RoPE split is 12/10/10.

@@ -137,6 +137,26 @@ TEST_F(EngineTest, FullModeKeepsTheContract) {
     EXPECT_LE(out.max().item<float>(), 1.0f);
 }
 
+TEST_F(EngineTest, Bf16ComputeStillGivesFloat32Output) {
+    flashvsr::EngineOptions eo;
+    eo.model_dir = dir_->string();
+    eo.device = "cpu";
+    eo.dtype = "bf16";
+    const auto e = flashvsr::Engine::load(eo);
+    EXPECT_EQ(e->info().dtype, "bf16");
+    const at::Tensor v = video(21, 16, 16, 12);
+    const at::Tensor out = e->upscale(v, scale2());
+    ASSERT_EQ(out.sizes(), (at::IntArrayRef{21, 32, 32, 3}));
+    EXPECT_EQ(out.scalar_type(), at::kFloat);
+    EXPECT_GE(out.min().item<float>(), 0.0f);
+    EXPECT_LE(out.max().item<float>(), 1.0f);
+    // Same model in fp32: close (bf16 rounding through a random network), not identical.
+    const at::Tensor ref = load()->upscale(v, scale2());
+    const float mean_diff = (out - ref).abs().mean().item<float>();
+    EXPECT_GT(mean_diff, 0.0f);
+    EXPECT_LT(mean_diff, 0.1f);
+}
+
 TEST_F(EngineTest, ExplicitNoiseProvider) {
     const auto e = load();
     const at::Tensor v = video(21, 16, 16, 4);

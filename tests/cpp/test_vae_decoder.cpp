@@ -12,31 +12,12 @@
 #include <string>
 
 #include "models/common/params.h"
+#include "models/common/random_weights.h"
 #include "models/vae_decoder.h"
 
 using namespace flashvsr::models;
 
 namespace {
-
-// Random decoder-side weights of a manifest, scaled so activations stay O(1) (fan-in scaling).
-TensorMap random_weights(const std::vector<ParamSpec>& specs, uint64_t seed) {
-    at::manual_seed(seed);
-    TensorMap m;
-    const auto f64 = at::TensorOptions().dtype(at::kDouble);
-    for (const auto& s : specs) {
-        const bool gamma = s.name.size() > 6 && s.name.compare(s.name.size() - 6, 6, ".gamma") == 0;
-        at::Tensor t = at::randn(s.shape, f64);
-        if (gamma) {
-            t = 1.0 + 0.1 * t;
-        } else if (s.shape.size() == 1) {
-            t = 0.1 * t;
-        } else {
-            t = t / std::sqrt(static_cast<double>(s.numel() / s.shape[0]));
-        }
-        m.emplace(s.name, t);
-    }
-    return m;
-}
 
 // Shapes only: enough for from_tensors, nothing allocated.
 TensorMap meta_tensors(const std::vector<ParamSpec>& specs) {
@@ -74,7 +55,7 @@ class VAEDecoderTiny : public ::testing::Test {
   protected:
     static void SetUpTestSuite() {
         const auto cfg = VAEDecoderConfig::preset("tiny");
-        dec_ = new VAEDecoder(random_weights(VAEDecoder::manifest(cfg), 7), "tiny.pth",
+        dec_ = new VAEDecoder(random_weights(VAEDecoder::manifest(cfg), 7, at::kDouble), "tiny.pth",
                               LoadOptions{at::kDouble});
         z_ = new at::Tensor(random_latents(10, 2, 3, 11));
         VAEDecodeState st;
@@ -164,7 +145,7 @@ TEST(VAEDecoderConfig, FromTensorsRecoversPresetsAndReducedLayouts) {
 
 TEST(VAEDecoderLoad, StrictAndSkipsEncoder) {
     const auto cfg = VAEDecoderConfig::preset("tiny");
-    TensorMap file = random_weights(VAEDecoder::file_manifest(cfg), 3);
+    TensorMap file = random_weights(VAEDecoder::file_manifest(cfg), 3, at::kDouble);
     EXPECT_EQ(load_error(file), "<no error>");  // encoder.* and conv1.* present and ignored
     TensorMap m = file;
     m.erase("decoder.head.2.bias");

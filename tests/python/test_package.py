@@ -84,3 +84,21 @@ def test_cli_runs_without_python_environment(cli, tmp_path):
     # No PYTHONPATH, no LD_LIBRARY_PATH, another working directory: the RUNPATHs must suffice.
     out = subprocess.run([str(cli), "--version"], capture_output=True, text=True, cwd=tmp_path, env={}, check=True)
     assert "flashvsr" in out.stdout
+
+
+def test_no_hard_dependency_on_the_cuda_driver(cli):
+    # libcuda.so.1 exists only where a driver is installed: nothing we ship may need it at load time
+    # (the CUDA runtime dlopens it lazily), so everything loads on machines without GPU or driver.
+    import pathlib
+    import shutil
+
+    readelf = shutil.which("readelf")
+    assert readelf, "readelf (binutils) is needed for this check"
+    pkg = pathlib.Path(flashvsr.__file__).parent
+    binaries = [cli, *pkg.glob("_C*.so"), *pkg.glob("libflashvsr_core*.so")]
+    assert len(binaries) == 3, binaries
+    for b in binaries:
+        dyn = subprocess.run([readelf, "-d", str(b)], capture_output=True, text=True, check=True).stdout
+        needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", dyn)
+        assert needed, b
+        assert not [n for n in needed if n.startswith("libcuda.so")], (b, needed)
