@@ -223,17 +223,7 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
         }
     }
 
-    if ((oc_->oformat->flags & AVFMT_NOFILE) == 0) {
-        const int r = avio_open(&oc_->pb, tmp_.c_str(), AVIO_FLAG_WRITE);
-        if (r < 0)
-            throw InputError("cannot write the output " + squote(path) + " (" + av_error_string(r) + ")");
-    }
-    const int h = avformat_write_header(oc_.get(), nullptr);
-    if (h < 0) {
-        oc_.reset();
-        fs::remove(tmp_, fec);
-        throw InputError("cannot start the output " + squote(path) + " (" + av_error_string(h) + ")");
-    }
+    // Everything that can fail before the file exists; after avio_open only the header can fail (handled).
     frame_ = make_frame();
     frame_->format = pf;
     frame_->width = width;
@@ -250,6 +240,17 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
         sws_setColorspaceDetails(sws, sws_getCoefficients(SWS_CS_DEFAULT), 1,
                                  sws_getCoefficients(sws_matrix(src_.matrix)),
                                  src_.range == AVCOL_RANGE_JPEG ? 1 : 0, 0, 1 << 16, 1 << 16);
+    }
+    if ((oc_->oformat->flags & AVFMT_NOFILE) == 0) {
+        const int r = avio_open(&oc_->pb, tmp_.c_str(), AVIO_FLAG_WRITE);
+        if (r < 0)
+            throw InputError("cannot write the output " + squote(path) + " (" + av_error_string(r) + ")");
+    }
+    const int h = avformat_write_header(oc_.get(), nullptr);
+    if (h < 0) {
+        oc_.reset();
+        fs::remove(tmp_, fec);
+        throw InputError("cannot start the output " + squote(path) + " (" + av_error_string(h) + ")");
     }
 }
 
