@@ -3,7 +3,7 @@
 namespace flashvsr::cli {
 
 Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& valued,
-           const std::set<std::string>& flags) {
+           const std::set<std::string>& flags, const std::set<std::string>& repeated) {
     for (size_t i = 0; i < argv.size(); ++i) {
         const std::string& a = argv[i];
         if (a.size() < 2 || a[0] != '-' || a == "-") {
@@ -20,12 +20,13 @@ Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& va
         if (flags.count(name)) {
             if (inline_value) throw UsageError("option " + name + " takes no value");
             flags_.insert(name);
-        } else if (valued.count(name)) {
+        } else if (valued.count(name) || repeated.count(name)) {
             if (!inline_value) {
                 if (i + 1 >= argv.size()) throw UsageError("option " + name + " needs a value");
                 value = argv[++i];
             }
             values_[name] = value;
+            if (repeated.count(name)) repeated_[name].push_back(value);
         } else {
             throw UsageError("unknown option '" + name + "'");
         }
@@ -48,6 +49,11 @@ int64_t Args::get_int(const std::string& name, int64_t fallback) const {
     } catch (const std::exception&) {
         throw UsageError("option " + name + " needs an integer, got '" + it->second + "'");
     }
+}
+
+std::vector<std::string> Args::get_all(const std::string& name) const {
+    const auto it = repeated_.find(name);
+    return it == repeated_.end() ? std::vector<std::string>{} : it->second;
 }
 
 double Args::get_double(const std::string& name, double fallback) const {

@@ -2,8 +2,14 @@
 // and may throw flashvsr::Error or cli::UsageError, which main() reports in one line.
 #pragma once
 
+#include <flashvsr/flashvsr.h>
+
+#include <cstdint>
 #include <string>
 #include <vector>
+
+#include "io/video_decoder.h"
+#include "io/video_encoder.h"
 
 namespace flashvsr::cli {
 
@@ -11,5 +17,34 @@ int cmd_version(const std::vector<std::string>& args);
 int cmd_build_info(const std::vector<std::string>& args);
 int cmd_info(const std::vector<std::string>& args);
 int cmd_make_test_weights(const std::vector<std::string>& args);
+int cmd_upscale(const std::vector<std::string>& args);
+int cmd_demo(const std::vector<std::string>& args);
+int cmd_download(const std::vector<std::string>& args);
+
+/// Where `download` puts a version by default: $XDG_CACHE_HOME/flashvsr/<name> (~/.cache/flashvsr/<name>),
+/// <name> = FlashVSR-v1.1 (FlashVSR for v1.0); the last place of the model search order.
+std::string default_model_dir(const std::string& version);
+
+/// One `upscale` run, as parsed from the command line (or set up by `demo`).
+struct UpscaleJob {
+    std::string input, output;
+    EngineOptions engine;
+    UpscaleOptions upscale;
+    io::EncoderOptions encoder;
+    io::DecoderOptions decoder;
+    std::string report;               // JSON summary path ("" = none)
+    bool progress = true;             // progress lines on stderr
+    double progress_interval_s = -1;  // < 0: 0.25 s on a terminal, 5 s otherwise
+    int64_t batch = 4;                // frames decoded per step
+    CancelToken* cancel = nullptr;    // external token (SIGINT/SIGTERM cancel it too); null = an internal one
+};
+
+/// Decode -> engine -> encode. Returns 0, or 130 when cancelled (the frames done are in OUT.partial.EXT).
+/// Throws flashvsr::Error (no output file is left behind) or UsageError.
+int run_upscale(const UpscaleJob& job);
+
+/// The model folder when --model-dir is absent: $FLASHVSR_MODEL_DIR, ./models/<name>,
+/// $XDG_DATA_HOME/flashvsr/<name>, $XDG_CACHE_HOME/flashvsr/<name>. Throws ModelError listing the places.
+std::string find_model_dir(const std::string& version);
 
 }  // namespace flashvsr::cli

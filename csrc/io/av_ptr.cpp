@@ -55,6 +55,8 @@ std::string av_error_string(int code) {
     return buf;
 }
 
+void set_av_logging(bool verbose) { av_log_set_level(verbose ? AV_LOG_INFO : AV_LOG_FATAL); }
+
 int av_check(int ret, const char* what, const std::string& context) {
     if (ret < 0) {
         throw InputError(std::string(what) + ": " + av_error_string(ret) + " (" + context + ")");

@@ -35,6 +35,10 @@ using SwrContextPtr = std::unique_ptr<SwrContext, SwrContextDeleter>;
 AVFramePtr make_frame();     // throws on allocation failure
 AVPacketPtr make_packet();
 
+/// libav's own log output on stderr: verbose = libav's default (info and up); otherwise only fatal messages
+/// (errors reach the user through exceptions instead).
+void set_av_logging(bool verbose);
+
 /// libav's text for an error code, e.g. "Invalid data found when processing input".
 std::string av_error_string(int code);
 

@@ -1,0 +1,531 @@
+// `flashvsr upscale IN -o OUT` and `flashvsr demo`: decode -> engine Stream -> encode, in bounded memory.
+//
+// One thread, three stages in turn: the decoder yields a few frames (and the other streams' packets, which go
+// straight to the muxer), the Stream runs every chunk that became possible, finished frames go to the
+// encoder with their source timestamps (kept in a FIFO whose length is the engine's latency). Nothing grows
+// with the video's length. SIGINT cancels through a CancelToken: the frames finished so far are flushed to
+// OUT.partial.EXT (a valid, playable file) and the exit code is 130.
+#include <flashvsr/flashvsr.h>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "io/av_ptr.h"
+#include "io/synth_clip.h"
+#include "io/video_decoder.h"
+#include "io/video_encoder.h"
+#include "models/test_weights.h"
+
+namespace flashvsr::cli {
+namespace fs = std::filesystem;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// ---- options: one table drives parsing and --help (defaults come from the option structs) -------------
+
+struct OptSpec {
+    const char* name;
+    const char* meta;  // nullptr: a flag
+    std::string def;   // "" = none
+    const char* help;
+    bool repeated = false;
+};
+
+std::vector<OptSpec> upscale_options() {
+    const UpscaleOptions u;
+    const EngineOptions e;
+    const io::EncoderOptions c;
+    const auto num = [](double v) {
+        std::ostringstream s;
+        s << v;
+        return s.str();
+    };
+    return {
+        {"-o", "OUT", "",
+         "output video; the container follows the extension (.mp4, .mkv, .mov, ...). Required"},
+        {"--model-dir", "DIR", "search",
+         "model folder; without it: $FLASHVSR_MODEL_DIR, then ./models/<name>, "
+         "$XDG_DATA_HOME/flashvsr/<name> (~/.local/share), $XDG_CACHE_HOME/flashvsr/<name> (~/.cache, where "
+         "`flashvsr download` puts it); <name> is FlashVSR-v1.1 (FlashVSR for v1.0)"},
+        {"--version", "v1.0|v1.1", "from the folder", "model version (manifest, else folder name)"},
+        {"--mode", "tiny|tiny-long|full", e.mode,
+         "decoder: tiny (TCDecoder), tiny-long, full (Wan VAE decoder)"},
+        {"--scale", "2|3|4", std::to_string(u.scale), "upscaling factor"},
+        {"--color-fix", "adain|wavelet|none", u.color_fix, "colour correction toward the input"},
+        {"--sparse-ratio", "F", num(u.sparse_ratio), "sparse attention budget (1.5 = faster, 2.0 = quality)"},
+        {"--kv-ratio", "F", num(u.kv_ratio), "K/V cache window length (in 2-latent-frame slices)"},
+        {"--local-range", "N", std::to_string(u.local_range), "attention locality window (odd)"},
+        {"--seed", "N", std::to_string(u.seed), "noise seed"},
+        {"--dtype", "auto|bf16|fp16|fp32", e.dtype, "compute type (auto: bf16 on CUDA, fp32 on CPU)"},
+        {"--device", "auto|cpu|cuda|cuda:N", e.device, "device (auto: CUDA if available)"},
+        {"-c:v", "ENCODER", c.codec, "any libavcodec video encoder (libx264, libx265, ffv1, prores_ks, ...)"},
+        {"-e", "KEY=VALUE", "", "encoder private option, repeatable (e.g. -e preset=slow -e tune=film)",
+         true},
+        {"--pix-fmt", "FMT", "yuv420p",
+         "output pixel format (10-bit input: yuv420p10le where the encoder has it)"},
+        {"--crf", "N", std::to_string(c.crf),
+         "constant rate factor (encoders with a crf option; -1: encoder's)"},
+        {"--no-audio", nullptr, "", "do not copy the audio streams"},
+        {"--no-subtitles", nullptr, "", "do not copy the subtitle streams"},
+        {"--start", "T", "0", "start time (seconds or [hh:]mm:ss[.ms]); output timestamps start at 0"},
+        {"--end", "T", "end", "end time (exclusive)"},
+        {"--report", "FILE.json", "",
+         "write a JSON summary (timings per stage, fps, peak memory, model files)"},
+        {"--overwrite", nullptr, "", "replace an existing output file"},
+        {"--no-progress", nullptr, "", "no progress output"},
+        {"--progress-interval", "S", "0.25 on a terminal, 5 otherwise", "seconds between progress updates"},
+        {"--batch", "N", "4", "frames decoded per step (memory: a few frames)"},
+        {"--verbose", nullptr, "", "show FFmpeg's own log messages (encoder settings, demuxer warnings)"},
+    };
+}
+
+void print_upscale_help(std::ostream& os) {
+    os << "usage: flashvsr upscale IN -o OUT [options]\n\n"
+          "Upscales the video stream of IN with FlashVSR; audio and subtitle streams are copied packet for "
+          "packet,\n"
+          "timestamps are kept (N frames in, N frames out). Ctrl-C stops within a chunk and keeps the frames "
+          "done\n"
+          "in OUT.partial.EXT (exit code 130).\n\nOptions:\n";
+    for (const OptSpec& o : upscale_options()) {
+        std::string head = std::string("  ") + o.name + (o.meta ? std::string(" ") + o.meta : "");
+        os << std::left << std::setw(34) << head << " " << o.help;
+        if (!o.def.empty()) os << " [default: " << o.def << "]";
+        os << "\n";
+    }
+    os << "\nExit codes: 0 done, 1 error (no output file is left), 2 usage error, 130 interrupted.\n";
+}
+
+double parse_time(const std::string& name, const std::string& v) {
+    double total = 0;
+    size_t pos = 0;
+    int parts = 0;
+    try {
+        while (true) {
+            const size_t colon = v.find(':', pos);
+            const std::string part =
+                v.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos);
+            size_t used = 0;
+            const double x = std::stod(part, &used);
+            if (used != part.size() || x < 0) throw std::invalid_argument("bad");
+            total = total * 60 + x;
+            ++parts;
+            if (colon == std::string::npos) break;
+            pos = colon + 1;
+        }
+    } catch (const std::exception&) {
+        throw UsageError("option " + name + " needs a time (seconds or [hh:]mm:ss), got '" + v + "'");
+    }
+    if (parts > 3)
+        throw UsageError("option " + name + " needs a time (seconds or [hh:]mm:ss), got '" + v + "'");
+    return total;
+}
+
+std::string env(const char* name) {
+    const char* v = std::getenv(name);
+    return v != nullptr ? std::string(v) : std::string();
+}
+
+fs::path user_dir(const char* xdg, const char* fallback) {
+    const std::string x = env(xdg);
+    if (!x.empty()) return fs::path(x) / "flashvsr";
+    const std::string home = env("HOME");
+    return home.empty() ? fs::path() : fs::path(home) / fallback / "flashvsr";
+}
+
+// ---- memory, progress, signals ----------------------------------------------------------------------
+
+int64_t proc_status_kb(const char* key) {
+    std::ifstream f("/proc/self/status");
+    std::string line;
+    const std::string k = std::string(key) + ":";
+    while (std::getline(f, line)) {
+        if (line.rfind(k, 0) == 0) return std::stoll(line.substr(k.size()));
+    }
+    return -1;
+}
+
+std::atomic<CancelToken*> g_cancel{nullptr};
+
+extern "C" void on_sigint(int) {
+    if (CancelToken* t = g_cancel.load()) t->cancel();
+    std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
+}
+
+struct SignalScope {
+    explicit SignalScope(CancelToken* t) {
+        g_cancel.store(t);
+        prev_int_ = std::signal(SIGINT, on_sigint);
+        prev_term_ = std::signal(SIGTERM, on_sigint);
+    }
+    ~SignalScope() {
+        std::signal(SIGINT, prev_int_);
+        std::signal(SIGTERM, prev_term_);
+        g_cancel.store(nullptr);
+    }
+    void (*prev_int_)(int);
+    void (*prev_term_)(int);
+};
+
+std::string hms(double s) {
+    if (!(s >= 0) || s > 1e7) return "--:--";
+    const int64_t t = static_cast<int64_t>(s + 0.5);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld", static_cast<long long>(t / 3600),
+                  static_cast<long long>(t / 60 % 60), static_cast<long long>(t % 60));
+    return buf;
+}
+
+class Progress {
+  public:
+    Progress(bool enabled, int64_t total, double interval_s)
+        : enabled_(enabled),
+          tty_(::isatty(2) != 0),
+          total_(total),
+          interval_(interval_s >= 0 ? interval_s
+                    : tty_          ? 0.25
+                                    : 5.0) {}
+    void update(int64_t done, bool final = false) {
+        if (!enabled_) return;
+        const auto now = Clock::now();
+        const double since = std::chrono::duration<double>(now - last_).count();
+        if (!final && since < interval_) return;
+        if (final && !tty_ && done == last_done_) return;  // already printed
+        last_done_ = done;
+        last_ = now;
+        const double el = std::chrono::duration<double>(now - t0_).count();
+        const double fps = el > 0 ? done / el : 0;
+        std::ostringstream s;
+        s << "frames " << done;
+        if (total_ > 0) s << "/" << total_ << " (" << (100 * done / std::max<int64_t>(total_, 1)) << "%)";
+        s << "  " << std::fixed << std::setprecision(2) << fps << " fps";
+        if (total_ > 0 && fps > 0) s << "  ETA " << hms((total_ - done) / fps);
+        s << "  elapsed " << hms(el) << "  mem " << proc_status_kb("VmRSS") / 1024 << " MiB";
+        if (tty_) {
+            std::cerr << "\r" << s.str() << "\033[K" << (final ? "\n" : "") << std::flush;
+        } else {
+            std::cerr << s.str() << "\n";
+        }
+    }
+
+  private:
+    bool enabled_, tty_;
+    int64_t total_;
+    double interval_;
+    int64_t last_done_ = -1;
+    Clock::time_point t0_ = Clock::now(), last_ = Clock::now() - std::chrono::hours(1);
+};
+
+}  // namespace
+
+// ---- the job -------------------------------------------------------------------------------------------
+
+std::string find_model_dir(const std::string& version) {
+    const std::string name = version == "v1.0" ? "FlashVSR" : "FlashVSR-v1.1";
+    std::vector<fs::path> places;
+    if (const std::string d = env("FLASHVSR_MODEL_DIR"); !d.empty()) places.emplace_back(d);
+    places.push_back(fs::path("models") / name);
+    if (const fs::path d = user_dir("XDG_DATA_HOME", ".local/share"); !d.empty()) places.push_back(d / name);
+    if (const fs::path d = user_dir("XDG_CACHE_HOME", ".cache"); !d.empty()) places.push_back(d / name);
+    std::string tried;
+    for (const fs::path& p : places) {
+        std::error_code ec;
+        if (fs::is_directory(p, ec)) return p.string();
+        tried += (tried.empty() ? "" : ", ") + p.string();
+    }
+    throw ModelError("no model folder found (tried " + tried +
+                     "); pass --model-dir DIR, set FLASHVSR_MODEL_DIR, or run `flashvsr download`");
+}
+
+std::string default_model_dir(const std::string& version) {
+    fs::path cache = user_dir("XDG_CACHE_HOME", ".cache");
+    if (cache.empty()) cache = fs::temp_directory_path() / "flashvsr";
+    return (cache / (version == "v1.0" ? "FlashVSR" : "FlashVSR-v1.1")).string();
+}
+
+int run_upscale(const UpscaleJob& job) {
+    const auto t_start = Clock::now();
+    if (job.input.empty()) throw UsageError("no input file");
+    if (job.output.empty()) throw UsageError("no output file (-o OUT)");
+    std::error_code fec;
+    if (fs::exists(job.output, fec) && fs::equivalent(job.input, job.output, fec)) {
+        throw InputError("the output '" + job.output + "' is the input file");
+    }
+    if (fs::exists(job.output, fec) && !job.encoder.overwrite) {
+        throw InputError("the output '" + job.output + "' exists (use --overwrite to replace it)");
+    }
+    job.engine.validate();
+    job.upscale.validate();
+
+    CancelToken token;
+    SignalScope signals(job.cancel != nullptr ? job.cancel : &token);
+    CancelToken& cancel = job.cancel != nullptr ? *job.cancel : token;
+    io::VideoDecoder dec(job.input, job.decoder);
+    const io::VideoStreamInfo& vi = dec.info();
+    const int64_t s = job.upscale.scale;
+    // The encoder first: its errors (encoder, pixel format, options, unwritable output) come before the load.
+    io::VideoEncoder enc(job.output, static_cast<int>(vi.width * s), static_cast<int>(vi.height * s), vi,
+                         dec.format(), dec.offset_pts(), job.encoder);
+    const auto t_load0 = Clock::now();
+    const std::shared_ptr<Engine> engine = Engine::load(job.engine);
+    const double load_s = std::chrono::duration<double>(Clock::now() - t_load0).count();
+    for (const std::string& w : enc.warnings()) std::cerr << "flashvsr: warning: " << w << "\n";
+    for (const std::string& w : engine->info().warnings) std::cerr << "flashvsr: warning: " << w << "\n";
+    dec.set_packet_sink([&enc](AVPacket* p) { enc.write_packet(p); });
+    if (job.progress) {
+        std::cerr << "flashvsr: " << job.input << " " << vi.width << "x" << vi.height << " " << vi.pix_fmt
+                  << " -> " << job.output << " " << vi.width * s << "x" << vi.height * s << " "
+                  << job.encoder.codec << " " << enc.pix_fmt() << "\n  engine: " << job.engine.to_string()
+                  << "\n  upscale: " << job.upscale.to_string() << "\n";
+    }
+
+    Stream stream = engine->stream(job.upscale);
+    stream.set_cancel(&cancel);
+    Progress progress(job.progress, vi.frames_estimate, job.progress_interval_s);
+    std::deque<int64_t> pts_q, dur_q;  // timestamps of frames inside the engine (its latency, bounded)
+    double decode_s = 0, engine_s = 0, encode_s = 0;
+    int64_t frames_in = 0;
+
+    const auto emit = [&](const at::Tensor& out) {
+        if (out.size(0) == 0) return;
+        const auto t0 = Clock::now();
+        std::vector<int64_t> pts, dur;
+        for (int64_t i = 0; i < out.size(0); ++i) {
+            pts.push_back(pts_q.front());
+            dur.push_back(dur_q.front());
+            pts_q.pop_front();
+            dur_q.pop_front();
+        }
+        enc.write(out, pts, dur);
+        encode_s += std::chrono::duration<double>(Clock::now() - t0).count();
+        progress.update(enc.frames_written());
+    };
+    const auto timed_engine = [&](auto&& fn) {
+        const auto t0 = Clock::now();
+        fn();
+        engine_s += std::chrono::duration<double>(Clock::now() - t0).count();
+    };
+
+    bool cancelled = false;
+    try {
+        while (true) {
+            if (cancel.cancelled()) throw Cancelled("interrupted");
+            const auto t0 = Clock::now();
+            io::FrameBatch b = dec.read(job.batch);
+            decode_s += std::chrono::duration<double>(Clock::now() - t0).count();
+            if (b.rgb.size(0) == 0) break;
+            frames_in += b.rgb.size(0);
+            for (size_t i = 0; i < b.pts.size(); ++i) {
+                pts_q.push_back(b.pts[i]);
+                dur_q.push_back(b.duration[i]);
+            }
+            at::Tensor out;
+            timed_engine([&] {
+                stream.push(b.rgb);
+                out = stream.pull();
+            });
+            emit(out);
+        }
+        if (cancel.cancelled()) throw Cancelled("interrupted");
+        at::Tensor out;
+        timed_engine([&] {
+            stream.finish();
+            out = stream.pull();
+        });
+        emit(out);
+    } catch (const Cancelled&) {
+        cancelled = true;
+    }
+    progress.update(enc.frames_written(), true);
+
+    std::string written;
+    {
+        const auto t0 = Clock::now();
+        written = cancelled ? enc.finish_partial() : enc.finish();
+        encode_s += std::chrono::duration<double>(Clock::now() - t0).count();
+    }
+    if (!cancelled && enc.frames_written() != frames_in) {
+        fs::remove(written, fec);
+        throw Error("internal error: " + std::to_string(frames_in) + " frames in, " +
+                    std::to_string(enc.frames_written()) + " out");
+    }
+    const double total_s = std::chrono::duration<double>(Clock::now() - t_start).count();
+    const double fps =
+        (decode_s + engine_s + encode_s) > 0 ? enc.frames_written() / (decode_s + engine_s + encode_s) : 0;
+    if (!job.report.empty()) {
+        nlohmann::json r;
+        r["status"] = cancelled ? "cancelled" : "completed";
+        r["input"] = job.input;
+        r["output"] = written;
+        r["frames_in"] = frames_in;
+        r["frames_out"] = enc.frames_written();
+        r["input_size"] = {vi.width, vi.height};
+        r["output_size"] = {vi.width * s, vi.height * s};
+        r["input_pix_fmt"] = vi.pix_fmt;
+        r["encoder"] = job.encoder.codec;
+        r["pix_fmt"] = enc.pix_fmt();
+        r["timings_s"] = {{"load", load_s},
+                          {"decode", decode_s},
+                          {"engine", engine_s},
+                          {"encode", encode_s},
+                          {"total", total_s}};
+        r["fps"] = fps;
+        r["peak_rss_bytes"] = proc_status_kb("VmHWM") * 1024;
+        r["stream_state_bytes"] = stream.state_bytes();
+        const EngineInfo& ei = engine->info();
+        r["model"] = {{"dir", ei.model_dir},
+                      {"version", ei.version},
+                      {"mode", ei.mode},
+                      {"device", ei.device},
+                      {"dtype", ei.dtype},
+                      {"files", ei.files},
+                      {"weight_bytes", ei.weight_bytes}};
+        r["engine_options"] = job.engine.to_string();
+        r["upscale_options"] = job.upscale.to_string();
+        r["warnings"] = enc.warnings();
+        std::ofstream f(job.report);
+        if (!f) throw InputError("cannot write the report '" + job.report + "'");
+        f << r.dump(2) << "\n";
+    }
+    if (cancelled) {
+        std::cerr << "flashvsr: interrupted: " << enc.frames_written() << " frames done, kept in " << written
+                  << "\n";
+        return 130;
+    }
+    if (job.progress) {
+        std::cerr << "flashvsr: wrote " << written << " (" << enc.frames_written() << " frames, "
+                  << std::fixed << std::setprecision(2) << fps << " fps, peak memory "
+                  << proc_status_kb("VmHWM") / 1024 << " MiB)\n";
+    }
+    return 0;
+}
+
+int cmd_upscale(const std::vector<std::string>& argv) {
+    std::set<std::string> valued, flags, repeated;
+    for (const OptSpec& o : upscale_options()) {
+        (o.meta == nullptr ? flags : o.repeated ? repeated : valued).insert(o.name);
+    }
+    flags.insert("--help");
+    flags.insert("-h");
+    const Args args(argv, valued, flags, repeated);
+    if (args.has("--help") || args.has("-h")) {
+        print_upscale_help(std::cout);
+        return 0;
+    }
+    if (args.positionals().size() != 1) {
+        throw UsageError("expected one input file (usage: flashvsr upscale IN -o OUT [options]; see --help)");
+    }
+    if (!args.has("-o")) throw UsageError("no output file (-o OUT)");
+    io::set_av_logging(args.has("--verbose"));
+    UpscaleJob job;
+    job.input = args.positionals()[0];
+    job.output = args.get("-o", "");
+    job.engine.version = args.get("--version", "");
+    job.engine.model_dir =
+        args.has("--model-dir") ? args.get("--model-dir", "") : find_model_dir(job.engine.version);
+    job.engine.mode = args.get("--mode", job.engine.mode);
+    job.engine.device = args.get("--device", job.engine.device);
+    job.engine.dtype = args.get("--dtype", job.engine.dtype);
+    job.upscale.scale = args.get_int("--scale", job.upscale.scale);
+    job.upscale.color_fix = args.get("--color-fix", job.upscale.color_fix);
+    job.upscale.sparse_ratio = args.get_double("--sparse-ratio", job.upscale.sparse_ratio);
+    job.upscale.kv_ratio = args.get_double("--kv-ratio", job.upscale.kv_ratio);
+    job.upscale.local_range = args.get_int("--local-range", job.upscale.local_range);
+    const int64_t seed = args.get_int("--seed", 0);
+    if (seed < 0) throw UsageError("--seed must be >= 0, got " + std::to_string(seed));
+    job.upscale.seed = static_cast<uint64_t>(seed);
+    job.encoder.codec = args.get("-c:v", job.encoder.codec);
+    job.encoder.pix_fmt = args.get("--pix-fmt", "");
+    job.encoder.crf = static_cast<int>(args.get_int("--crf", job.encoder.crf));
+    for (const std::string& kv : args.get_all("-e")) {
+        const size_t eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0) throw UsageError("-e needs KEY=VALUE, got '" + kv + "'");
+        job.encoder.private_options.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    job.encoder.copy_audio = !args.has("--no-audio");
+    job.encoder.copy_subtitles = !args.has("--no-subtitles");
+    job.encoder.overwrite = args.has("--overwrite");
+    if (args.has("--start")) job.decoder.start_s = parse_time("--start", args.get("--start", ""));
+    if (args.has("--end")) job.decoder.end_s = parse_time("--end", args.get("--end", ""));
+    job.report = args.get("--report", "");
+    job.progress = !args.has("--no-progress");
+    job.progress_interval_s = args.get_double("--progress-interval", -1.0);
+    job.batch = args.get_int("--batch", job.batch);
+    if (job.batch < 1) throw UsageError("--batch must be >= 1");
+    return run_upscale(job);
+}
+
+// ---- demo ----------------------------------------------------------------------------------------------
+
+int cmd_demo(const std::vector<std::string>& argv) {
+    const Args args(argv, {"-o"}, {"--overwrite", "--help", "-h"});
+    if (args.has("--help") || args.has("-h")) {
+        std::cout
+            << "usage: flashvsr demo [-o OUT] [--overwrite]\n\n"
+               "Writes a short synthetic clip (moving pattern + 440 Hz tone), makes tiny RANDOM weights in\n"
+               "the cache folder ($XDG_CACHE_HOME/flashvsr or ~/.cache/flashvsr) and upscales the clip x2\n"
+               "end to end [default OUT: flashvsr_demo.mp4]. Random weights produce no real detail.\n";
+        return 0;
+    }
+    if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals()[0] + "'");
+    io::set_av_logging(false);
+    fs::path cache = user_dir("XDG_CACHE_HOME", ".cache");
+    if (cache.empty()) cache = fs::temp_directory_path() / "flashvsr";
+    const fs::path weights = cache / "demo-random-weights" / "FlashVSR-v1.1";
+    if (!fs::exists(weights / "flashvsr_manifest.json")) {
+        models::TestWeightsOptions o;
+        o.size = "tiny";
+        o.prompt_tokens = 64;
+        models::make_test_weights(weights.string(), o);
+    }
+    const fs::path clip = cache / "demo-input.mp4";
+    std::error_code ec;
+    fs::remove(clip, ec);
+    io::SynthClipOptions so;
+    so.width = 96;
+    so.height = 64;
+    so.frames = 33;
+    so.fps_num = 24000;
+    so.fps_den = 1001;
+    io::write_synthetic_clip(clip.string(), so);
+
+    UpscaleJob job;
+    job.input = clip.string();
+    job.output = args.get("-o", "flashvsr_demo.mp4");
+    job.engine.model_dir = weights.string();
+    job.engine.device = "cpu";
+    job.upscale.scale = 2;
+    job.encoder.overwrite = args.has("--overwrite");
+    std::cout << "flashvsr demo: input " << clip.string() << " (" << so.width << "x" << so.height << ", "
+              << so.frames << " frames at 23.976 fps, 440 Hz tone)\n"
+              << "flashvsr demo: using RANDOM tiny weights in " << weights.string() << "\n";
+    const int rc = run_upscale(job);
+    if (rc != 0) return rc;
+    std::cout
+        << "flashvsr demo: wrote " << job.output << " (" << so.width * 2 << "x" << so.height * 2
+        << ", audio kept)\n\n"
+           "NOTE: these weights are random, so the output has NO real detail: it only shows that decoding,\n"
+           "the streaming engine, encoding, audio copy and timestamps work on this machine.\n"
+           "For real results get the published FlashVSR weights (Hugging Face JunhaoZhuang/FlashVSR-v1.1):\n"
+           "  flashvsr download --version v1.1      (or download the folder by hand)\n"
+           "  flashvsr upscale input.mp4 -o output.mp4 --model-dir /path/to/FlashVSR-v1.1\n";
+    return 0;
+}
+
+}  // namespace flashvsr::cli

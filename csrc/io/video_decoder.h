@@ -1,0 +1,113 @@
+// Streaming video decoder (libavformat + libavcodec + libswscale): the best video stream of a file, frames
+// in batches as float RGB tensors with their source timestamps, in bounded memory.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "io/av_ptr.h"
+
+namespace flashvsr::io {
+
+struct DecoderOptions {
+    double start_s = 0.0;  // first frame: the first with pts >= start (seconds of the stream timeline)
+    double end_s = -1.0;   // stop before the first frame with pts >= end (< 0: to the end)
+};
+
+/// What the video stream is (valid after construction).
+struct VideoStreamInfo {
+    int stream_index = -1;
+    int width = 0;
+    int height = 0;
+    std::string pix_fmt;  // decoder's pixel format, e.g. "yuv420p10le"
+    int bits = 8;         // bits per component of the source
+    int tb_num = 1;       // stream time base (the unit of every pts below)
+    int tb_den = 1;
+    int fps_num = 0;  // av_guess_frame_rate (0/1 unknown); only for the encoder's rate control
+    int fps_den = 1;
+    int sar_num = 0;  // sample aspect ratio (0/1 unknown)
+    int sar_den = 1;
+    int64_t frames_estimate = -1;  // nb_frames of the header, else duration x fps (-1 unknown)
+    // Colour (AVColorSpace / AVColorRange / AVColorPrimaries / AVColorTransferCharacteristic /
+    // AVChromaLocation values). `matrix` and `range` are what the conversion uses: an unspecified matrix is
+    // BT.601 below 720 lines and BT.709 from 720 up (as FFmpeg), an unspecified range is limited.
+    int colorspace = 2;   // AVCOL_SPC_UNSPECIFIED
+    int color_range = 0;  // AVCOL_RANGE_UNSPECIFIED
+    int color_primaries = 2;
+    int color_trc = 2;
+    int chroma_location = 0;
+    int matrix = 0;  // AVColorSpace used for YUV->RGB (never unspecified)
+    int range = 1;   // AVCOL_RANGE_MPEG (1) or AVCOL_RANGE_JPEG (2) used for YUV->RGB
+};
+
+/// A batch of decoded frames: rgb float32 [n, H, W, 3] in [0, 1] (n may be 0 at the end) and, per frame,
+/// its source pts in the stream time base (best_effort_timestamp; missing ones extrapolated) and duration.
+struct FrameBatch {
+    at::Tensor rgb;
+    std::vector<int64_t> pts;
+    std::vector<int64_t> duration;
+};
+
+/// Move-only; every libav handle is owned. Errors throw InputError naming the file: missing file, not a
+/// media file, no video stream, corrupt or truncated data, zero frames (in range).
+class VideoDecoder {
+  public:
+    explicit VideoDecoder(const std::string& path, const DecoderOptions& options = {});
+    ~VideoDecoder();
+    VideoDecoder(VideoDecoder&&) noexcept;
+    VideoDecoder& operator=(VideoDecoder&&) noexcept;
+
+    const VideoStreamInfo& info() const { return info_; }
+    const std::string& path() const { return path_; }
+    /// The demuxer (for copying other streams, chapters and metadata); owned by the decoder.
+    const AVFormatContext* format() const { return fmt_.get(); }
+    /// pts (stream time base) of the first frame in range once read (the offset for --start), else 0.
+    int64_t start_pts() const { return start_pts_; }
+    /// The --start point in the stream time base (0 without --start): what an encoder subtracts so that the
+    /// output starts at 0 with audio still in sync.
+    int64_t offset_pts() const { return begin_pts_ == INT64_MIN ? 0 : begin_pts_; }
+
+    /// Packets of the other streams met while demuxing, in file order (their timestamps untouched; the
+    /// packet is only valid during the call). Packets before --start or after --end are not passed.
+    void set_packet_sink(std::function<void(AVPacket*)> sink) { sink_ = std::move(sink); }
+
+    /// Up to `max_frames` next frames; an empty batch (n = 0) means the end. Throws InputError at the end
+    /// when no frame at all was decoded, and for corrupt or truncated data.
+    FrameBatch read(int64_t max_frames);
+
+    int64_t frames_read() const { return frames_read_; }
+
+  private:
+    bool decode_one();  // one more frame into pending_; false at the end
+    void convert(const AVFrame* f, uint8_t* dst);
+
+    std::string path_;
+    DecoderOptions opt_;
+    VideoStreamInfo info_;
+    AVFormatInputPtr fmt_;
+    AVCodecContextPtr dec_;
+    SwsContextPtr sws_;
+    AVPacketPtr pkt_;
+    AVFramePtr frame_;
+    std::function<void(AVPacket*)> sink_;
+    int64_t start_pts_ = 0;
+    int64_t end_pts_ = INT64_MAX;
+    int64_t begin_pts_ = INT64_MIN;  // --start in stream time base
+    int64_t last_pts_ = INT64_MIN;
+    int64_t last_dur_ = 0;
+    int64_t frames_read_ = 0;
+    int64_t frames_decoded_ = 0;  // including skipped ones before --start
+    int64_t packets_read_ = 0;    // video packets demuxed (truncation check against nb_frames)
+    bool demux_eof_ = false;
+    bool flushed_ = false;
+    bool done_ = false;
+    bool past_end_ = false;
+    std::vector<at::Tensor> pending_;  // uint8/uint16 [H, W, 3] of the current batch
+    std::vector<int64_t> pending_pts_, pending_dur_;
+};
+
+}  // namespace flashvsr::io

@@ -1,0 +1,153 @@
+// `flashvsr download` against local HTTP servers on 127.0.0.1 (never the internet): all five files
+// byte-identical, a manifest written, resume from a .part file (Range honoured: only the rest is sent;
+// Range ignored by `python3 -m http.server`: detected, started over), 404 -> one-line error, exit 1.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "media_test_util.h"
+
+namespace fs = std::filesystem;
+using namespace flashvsr::testing_media;
+
+namespace {
+
+const char* kFiles[] = {"diffusion_pytorch_model_streaming_dmd.safetensors", "LQ_proj_in.ckpt",
+                        "TCDecoder.ckpt", "Wan2.1_VAE.pth", "posi_prompt.pth"};
+
+// Serves the current folder; honours "Range: bytes=N-" (206) and logs each request's range to ranges.log.
+const char* kRangeServer = R"PY(
+import http.server, os, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        p = self.translate_path(self.path)
+        if not os.path.isfile(p):
+            self.send_error(404); return
+        data = open(p, 'rb').read()
+        start = 0
+        r = self.headers.get('Range')
+        if r and r.startswith('bytes='):
+            start = int(r[6:].split('-')[0])
+        with open('ranges.log', 'a') as f: f.write('%s %d\n' % (os.path.basename(p), start))
+        self.send_response(206 if start else 200)
+        if start: self.send_header('Content-Range', 'bytes %d-%d/%d' % (start, len(data) - 1, len(data)))
+        self.send_header('Content-Length', str(len(data) - start))
+        self.end_headers()
+        self.wfile.write(data[start:])
+s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+)PY";
+
+class CliDownload : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        if (run_cmd("python3 -c pass").code != 0)
+            GTEST_SKIP() << "python3 is needed for the local HTTP server";
+        dir_ =
+            fs::temp_directory_path() /
+            ("flashvsr_dl_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
+             "_" + std::to_string(::getpid()));
+        fs::create_directories(dir_ / "srv");
+        std::mt19937 rng(7);
+        for (const char* f : kFiles) {
+            std::string b(300000 + 1000 * std::string(f).size(), '\0');
+            for (char& c : b) c = static_cast<char>(rng());
+            std::ofstream(dir_ / "srv" / f, std::ios::binary) << b;
+        }
+    }
+    void TearDown() override {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGTERM);
+            ::waitpid(pid_, nullptr, 0);
+        }
+        if (!dir_.empty()) fs::remove_all(dir_);
+    }
+    /// Starts a server in srv/ (the Range-aware one, or `python3 -m http.server`); returns its base URL.
+    std::string serve(bool ranges) {
+        std::ofstream(dir_ / "server.py") << kRangeServer;
+        const std::string cmd =
+            ranges ? "exec python3 " + (dir_ / "server.py").string()
+                   : "exec python3 -u -c \"import http.server as h, socketserver; "
+                     "s=h.ThreadingHTTPServer(('127.0.0.1',0),h.SimpleHTTPRequestHandler); "
+                     "print(s.server_address[1], flush=True); s.serve_forever()\" 2>/dev/null";
+        int fds[2];
+        EXPECT_EQ(::pipe(fds), 0);
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            ::dup2(fds[1], 1);
+            ::close(fds[0]);
+            ::close(fds[1]);
+            if (::chdir((dir_ / "srv").c_str()) != 0) ::_exit(127);
+            ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+            ::_exit(127);
+        }
+        ::close(fds[1]);
+        std::string port;
+        char c = 0;
+        while (::read(fds[0], &c, 1) == 1 && c != '\n') port += c;
+        ::close(fds[0]);
+        return "http://127.0.0.1:" + port + "/";
+    }
+    std::string slurp(const fs::path& p) const {
+        std::ifstream f(p, std::ios::binary);
+        return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    }
+    fs::path dir_;
+    pid_t pid_ = -1;
+};
+
+}  // namespace
+
+TEST_F(CliDownload, AllFilesIdenticalAndManifestWritten) {
+    const std::string url = serve(true);
+    const auto r = run_cmd(std::string(FLASHVSR_CLI_PATH) + " download --to " + (dir_ / "M").string() +
+                           " --base-url " + url);
+    ASSERT_EQ(r.code, 0) << r.output;
+    for (const char* f : kFiles) EXPECT_EQ(slurp(dir_ / "M" / f), slurp(dir_ / "srv" / f)) << f;
+    EXPECT_NE(slurp(dir_ / "M" / "flashvsr_manifest.json").find("\"v1.1\""), std::string::npos);
+    for (const auto& n : list_dir(dir_ / "M")) EXPECT_EQ(n.find(".part"), std::string::npos) << n;
+}
+
+TEST_F(CliDownload, ResumesFromPartFile) {
+    const std::string url = serve(true);
+    fs::create_directories(dir_ / "M");
+    const std::string full = slurp(dir_ / "srv" / kFiles[1]);
+    std::ofstream(dir_ / "M" / (std::string(kFiles[1]) + ".part"), std::ios::binary)
+        << full.substr(0, 100000);
+    const auto r = run_cmd(std::string(FLASHVSR_CLI_PATH) + " download --to " + (dir_ / "M").string() +
+                           " --base-url " + url);
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_EQ(slurp(dir_ / "M" / kFiles[1]), full);
+    EXPECT_NE(r.output.find("(resumed at 100000)"), std::string::npos) << r.output;
+    // The server saw one ranged request for that file, from the 4 KiB overlap before the kept bytes.
+    EXPECT_NE(slurp(dir_ / "srv" / "ranges.log").find(std::string(kFiles[1]) + " 95904\n"), std::string::npos)
+        << slurp(dir_ / "srv" / "ranges.log");
+}
+
+TEST_F(CliDownload, ServerWithoutRangesStartsOverAndMissingFileFails) {
+    const std::string url = serve(false);
+    fs::create_directories(dir_ / "M");
+    const std::string full = slurp(dir_ / "srv" / kFiles[2]);
+    std::ofstream(dir_ / "M" / (std::string(kFiles[2]) + ".part"), std::ios::binary) << full.substr(0, 50000);
+    auto r = run_cmd(std::string(FLASHVSR_CLI_PATH) + " download --to " + (dir_ / "M").string() +
+                     " --base-url " + url);
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_EQ(slurp(dir_ / "M" / kFiles[2]), full);
+    EXPECT_EQ(r.output.find("resumed"), std::string::npos) << r.output;
+    fs::remove(dir_ / "srv" / kFiles[4]);
+    r = run_cmd(std::string(FLASHVSR_CLI_PATH) + " download --to " + (dir_ / "N").string() + " --base-url " +
+                url);
+    EXPECT_EQ(r.code, 1) << r.output;
+    EXPECT_NE(r.output.find("error: cannot download " + url + kFiles[4]), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(dir_ / "N" / kFiles[4]));
+}
