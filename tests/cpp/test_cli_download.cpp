@@ -52,7 +52,7 @@ class CliDownload : public ::testing::Test {
   protected:
     void SetUp() override {
         if (run_cmd("python3 -c pass").code != 0)
-            GTEST_SKIP() << "python3 is needed for the local HTTP server";
+            GTEST_FAIL() << "python3 is needed for the local HTTP server";
         dir_ =
             fs::temp_directory_path() /
             ("flashvsr_dl_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +

@@ -25,7 +25,7 @@ namespace {
 class VideoIo : public ::testing::Test {
   protected:
     void SetUp() override {
-        if (!have_ffmpeg()) GTEST_SKIP() << "the ffmpeg CLI is needed to make test clips (scripts/setup.sh)";
+        if (!have_ffmpeg()) GTEST_FAIL() << "the ffmpeg CLI is needed to make test clips (scripts/setup.sh)";
         dir_ =
             fs::temp_directory_path() /
             ("flashvsr_vio_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
