@@ -4,6 +4,7 @@
 #include <flashvsr/flashvsr.h>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <malloc.h>
 #include <unistd.h>
 
