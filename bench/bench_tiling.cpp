@@ -58,8 +58,8 @@ int main(int argc, char** argv) {
     flashvsr::UpscaleOptions base;
     base.scale = scale;
     const auto model = flashvsr::engine::tile_memory_model(impl, base);
-    std::printf("model: state %.1f B/px, transient %.1f B/px, frame buffers %.1f B/px\n", model.state_per_px,
-                model.transient_per_px, model.frame_per_px);
+    std::printf("model: state %.1f B/px, transient %.1f B/px, frame buffers %.1f B/px, fixed %.1f MB\n",
+                model.state_per_px, model.transient_per_px, model.frame_per_px, model.fixed_bytes / 1e6);
     std::printf("| tile (in px) | tiles | frames | frames/s | peak RSS above baseline (MB) | model working set (MB) | "
                 "state per tile (KB) | state, all tiles (KB) |\n|---|---|---|---|---|---|---|---|\n");
     at::manual_seed(0);

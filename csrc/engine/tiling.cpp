@@ -86,7 +86,8 @@ int64_t TileMemoryModel::working_set(const TileLayout& layout) const {
         sum += state_bytes(layout.rect(i));
         peak = std::max(peak, transient_bytes(layout.rect(i)));
     }
-    return sum + peak + static_cast<int64_t>(frame_per_px * static_cast<double>(layout.rows.length * layout.cols.length));
+    return sum + peak + static_cast<int64_t>(frame_per_px * static_cast<double>(layout.rows.length * layout.cols.length) +
+                                             fixed_bytes);
 }
 
 TileMemoryModel tile_memory_model(const Engine::Impl& eng, const UpscaleOptions& opt) {
@@ -109,6 +110,7 @@ TileMemoryModel tile_memory_model(const Engine::Impl& eng, const UpscaleOptions&
     m.transient_per_px = kTransientPerPxPerDim * static_cast<double>(d.dim + d.ffn_dim) * e;
     // LQ window (<= 25 frames, compute dtype) + canvas, its colour-fixed copy and the output (8 frames, fp32).
     m.frame_per_px = 25 * 3 * e + 3 * 8 * 3 * 4.0;
+    m.fixed_bytes = kFixedOverheadBytes;
     return m;
 }
 

@@ -53,6 +53,7 @@ struct TileMemoryModel {
     double state_per_px = 0;      // bytes per output pixel of a tile, after the K/V windows are full
     double transient_per_px = 0;  // bytes per output pixel at the peak of a chunk
     double frame_per_px = 0;      // bytes per padded frame pixel: LQ window, canvas, colour fix, output
+    double fixed_bytes = 0;       // per stream, independent of size (allocator and op workspaces; calibrated)
     int64_t state_bytes(const TileRect& t) const;
     int64_t transient_bytes(const TileRect& t) const;
     /// Working set of a whole layout: every tile's state + the largest transient + the frame buffers.
@@ -61,9 +62,10 @@ struct TileMemoryModel {
 
 TileMemoryModel tile_memory_model(const Engine::Impl& engine, const UpscaleOptions& options);
 
-/// Transient activations per output pixel in units of (DiT width x element size); calibrated on CPU
-/// (docs/TILING.md).
-inline constexpr double kTransientPerPxPerDim = 0.20;
+/// Transient peak per output pixel in units of (DiT width + FFN width) x element size, and the fixed
+/// overhead; calibrated on CPU with tiny weights (docs/TILING.md: measured 0.425 and 26 MB, rounded up).
+inline constexpr double kTransientPerPxPerDim = 0.45;
+inline constexpr double kFixedOverheadBytes = 32.0 * 1024 * 1024;
 
 /// max_memory planner: the largest tile (multiple of 128) whose working set plus the weights fits
 /// `options.max_memory`; InputError naming max_memory when even 128-pixel tiles do not fit.
