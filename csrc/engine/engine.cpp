@@ -86,12 +86,22 @@ void UpscaleOptions::validate() const {
     if (local_range < 1 || local_range % 2 == 0) {
         throw InputError("local_range must be a positive odd number, got " + std::to_string(local_range));
     }
+    if (tile_size < 0) throw InputError("tile_size must be >= 0 (0 = automatic), got " + std::to_string(tile_size));
+    if (tile_overlap < 0) {
+        throw InputError("tile_overlap must be >= 0 (0 = automatic), got " + std::to_string(tile_overlap));
+    }
+    if (tile_size > 0 && 2 * tile_overlap > tile_size) {
+        throw InputError("tile_overlap must be at most half of tile_size, got tile_overlap=" +
+                         std::to_string(tile_overlap) + " with tile_size=" + std::to_string(tile_size));
+    }
+    if (max_memory < 0) throw InputError("max_memory must be >= 0 bytes (0 = no limit), got " + std::to_string(max_memory));
 }
 
 std::string UpscaleOptions::to_string() const {
     std::ostringstream os;
     os << "scale=" << scale << " color_fix=" << color_fix << " sparse_ratio=" << sparse_ratio
-       << " kv_ratio=" << kv_ratio << " local_range=" << local_range << " seed=" << seed;
+       << " kv_ratio=" << kv_ratio << " local_range=" << local_range << " seed=" << seed << " tile_size=" << tile_size
+       << " tile_overlap=" << tile_overlap << " max_memory=" << max_memory;
     return os.str();
 }
 

@@ -1,23 +1,67 @@
-// Stream: one video (or tile) through the chunk schedule of spec §6.3 with explicit per-stream state.
+// Stream: one video through the chunk schedule of spec §6.3, tiled or not (a single tile is the untiled
+// case: same code), with explicit per-tile state.
 //
-// frames --push--> raw window --prepare (bicubic xs, 128-grid pad, [-1,1])--> LQ window (<= 25 frames)
-//   per chunk k: LQ projector clips -> tokens; noise (global position) -> DiT -> latent = noise - v
-//                -> TCDecoder / Wan VAE (carried memory) -> colour fix vs the chunk's LQ frames
-//                -> [0,1], crop the grid padding -> float32 CPU frames --pull-->
+// frontend:  frames --push--> raw window --prepare (bicubic xs, 128-grid pad, [-1,1])--> LQ window (<= 25
+//            full frames)
+// per chunk k, every tile t (TileCore: its own LQ-projector caches, K/V windows, decoder memory):
+//            LQ clips cropped to t -> tokens; noise (global latent position) -> DiT -> latent = noise - v
+//            -> TCDecoder / Wan VAE (carried memory) -> raw frames [-1,1], unclamped
+//            -> blend_accumulate into a float32 canvas [n, Hp, Wp, 3] of this chunk only (ramps where a
+//               neighbour overlaps, weight 1 at the image border; tiles blended in index order)
+// then once: colour fix of the blended frames vs the full LQ frames -> [0,1] -> crop the grid padding
+//            -> float32 CPU frames --pull-->
 #include <flashvsr/flashvsr.h>
 
 #include <ATen/ATen.h>
+#include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <deque>
+#include <map>
+#include <new>
+#include <numeric>
 #include <optional>
+#include <random>
 
 #include "engine/color_fix.h"
 #include "engine/engine_impl.h"
 #include "engine/frames.h"
 #include "engine/noise.h"
 #include "engine/prep.h"
+#include "engine/tiling.h"
+#include "kernels/blend_accumulate/blend_accumulate.h"
 
 namespace flashvsr {
+namespace {
+
+/// The per-tile core: everything a tile carries from one chunk to the next (spec §8 caches 1-8).
+struct TileCore {
+    TileRect rect;
+    models::LQProjState lq_state;
+    models::DiTState dit_state;
+    models::TCDecoderState tc_state;
+    models::VAEDecodeState vae_state;
+
+    int64_t bytes() const { return lq_state.bytes() + dit_state.bytes() + tc_state.bytes() + vae_state.bytes(); }
+};
+
+at::Tensor crop(const at::Tensor& x, const TileRect& r) {  // [..., Hp, Wp] -> [..., th, tw] (contiguous)
+    return x.narrow(-2, r.top, r.height).narrow(-1, r.left, r.width).contiguous();
+}
+
+bool is_out_of_memory(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const c10::OutOfMemoryError&) {
+        return true;
+    } catch (const std::bad_alloc&) {
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+}  // namespace
 
 struct Stream::State {
     std::shared_ptr<const Engine::Impl> eng;
@@ -25,27 +69,24 @@ struct Stream::State {
     engine::ColorFix color_fix = engine::ColorFix::kAdain;
     models::AttentionOptions attn;
 
-    // Input geometry, fixed by the first push.
+    // ---- frontend: input geometry (fixed by the first push), raw and prepared frames ----
     int64_t in_h = 0, in_w = 0;
     engine::GridPadding pad;
-
-    // Frames: raw (as pushed, not yet prepared) and prepared LQ frames [3, Hp, Wp] (compute dtype).
-    std::deque<at::Tensor> raw;
-    int64_t raw_base = 0;  // index of raw.front()
-    std::deque<at::Tensor> lq;
-    int64_t lq_base = 0;   // index of lq.front()
-    at::Tensor last_lq;    // the last real prepared frame: the tail padding repeats it
+    std::deque<at::Tensor> raw;  // as pushed, not yet prepared
+    int64_t raw_base = 0;        // index of raw.front()
+    std::deque<at::Tensor> lq;   // prepared full LQ frames [3, Hp, Wp] (compute dtype)
+    int64_t lq_base = 0;         // index of lq.front()
+    at::Tensor last_lq;          // the last real prepared frame: the tail padding repeats it
     int64_t pushed = 0;
     std::optional<engine::FramePlan> plan;  // known after finish()
 
-    // Network state.
-    models::LQProjState lq_state;
-    models::DiTState dit_state;
-    models::TCDecoderState tc_state;
-    models::VAEDecodeState vae_state;
+    // ---- tiles: the layout and one core per tile ----
+    engine::TileLayout layout;
+    std::vector<TileCore> tiles;
+    engine::TilingHooks hooks;
     int64_t next_chunk = 0;
 
-    // Output.
+    // ---- output ----
     std::vector<at::Tensor> ready;
     int64_t done = 0;
 
@@ -56,6 +97,13 @@ struct Stream::State {
     at::Device lq_device() const { return eng->keep_lq_on_host ? at::Device(at::kCPU) : eng->device; }
 
     int64_t available() const { return plan ? plan->fed : pushed; }
+
+    void set_layout(engine::TileLayout l) {
+        layout = std::move(l);
+        tiles.clear();
+        tiles.resize(static_cast<size_t>(layout.count()));
+        for (int64_t i = 0; i < layout.count(); ++i) tiles[static_cast<size_t>(i)].rect = layout.rect(i);
+    }
 
     at::Tensor prepare_one(const at::Tensor& frame) const {  // [h,w,3] -> [3,Hp,Wp]
         const at::Tensor x = engine::prepare_lq(frame.unsqueeze(0).to(eng->device), opt.scale, pad, eng->dtype);
@@ -78,12 +126,12 @@ struct Stream::State {
         }
     }
 
-    at::Tensor lq_slice(int64_t b, int64_t e) {  // -> [1, 3, e-b, Hp, Wp] on the compute device
+    at::Tensor lq_slice(int64_t b, int64_t e) {  // -> [1, 3, e-b, Hp, Wp] (on the LQ device)
         ensure_lq(e);
         TORCH_INTERNAL_ASSERT(b >= lq_base, "stream: LQ frame ", b, " already dropped");
         std::vector<at::Tensor> v;
         for (int64_t i = b; i < e; ++i) v.push_back(lq[static_cast<size_t>(i - lq_base)]);
-        return at::stack(v, 1).unsqueeze(0).to(eng->device);  // e-b x [3,Hp,Wp] -> [1,3,e-b,Hp,Wp]
+        return at::stack(v, 1).unsqueeze(0);  // e-b x [3,Hp,Wp] -> [1,3,e-b,Hp,Wp]
     }
 
     void drop_lq_before(int64_t index) {
@@ -93,16 +141,75 @@ struct Stream::State {
         }
     }
 
-    at::Tensor noise(int64_t t0, int64_t nt) {
-        if (noise_provider) {
-            at::Tensor n = noise_provider(t0, nt);
-            TORCH_CHECK(n.dim() == 5 && n.size(2) == nt && n.size(3) == pad.padded_height() / 8 &&
-                            n.size(4) == pad.padded_width() / 8,
-                        "noise provider returned ", n.sizes(), " for latent frames [", t0, ", ", t0 + nt, ")");
-            return n.to(eng->device, eng->dtype);
+    /// Full-frame noise from the provider (parity runs), [1,16,nt,Hp/8,Wp/8].
+    at::Tensor provided_noise(int64_t t0, int64_t nt) {
+        at::Tensor n = noise_provider(t0, nt);
+        TORCH_CHECK(n.dim() == 5 && n.size(2) == nt && n.size(3) == pad.padded_height() / 8 &&
+                        n.size(4) == pad.padded_width() / 8,
+                    "noise provider returned ", n.sizes(), " for latent frames [", t0, ", ", t0 + nt, ")");
+        return n;
+    }
+
+    /// One chunk of one tile: raw decoded frames [1, 3, n, th, tw] in ~[-1, 1] (compute dtype, unclamped).
+    at::Tensor run_tile(TileCore& t, const engine::ChunkPlan& c, const std::vector<at::Tensor>& clips,
+                        const at::Tensor& cond, const at::Tensor& full_noise) const {
+        const at::Device dev = eng->device;
+        std::vector<at::Tensor> tokens;
+        for (const auto& clip : clips) {
+            at::Tensor k = eng->lq_proj->stream(crop(clip, t.rect).to(dev), t.lq_state, eng->cache_order);
+            if (k.defined()) tokens.push_back(std::move(k));
         }
-        const engine::LatentRegion r{t0, nt, 0, pad.padded_height() / 8, 0, pad.padded_width() / 8};
-        return engine::latent_noise(opt.seed, r, eng->dit->config().in_dim).to(eng->device, eng->dtype);
+        const at::Tensor lq_tokens = at::cat(tokens, 1);  // f x [1, h*w, dim] -> [1, f*h*w, dim]
+        // Noise keyed by the global latent position: the tile's latent offset is its pixel origin / 8.
+        const engine::LatentRegion r{c.latent_begin, c.latent_end - c.latent_begin, t.rect.top / 8, t.rect.height / 8,
+                                     t.rect.left / 8, t.rect.width / 8};
+        const at::Tensor n =
+            (full_noise.defined()
+                 ? full_noise.narrow(3, r.y0, r.ny).narrow(4, r.x0, r.nx)
+                 : engine::latent_noise(opt.seed, r, eng->dit->config().in_dim))
+                .to(dev, eng->dtype);
+        // One step of the DiT from pure noise at timestep 1000: latent = noise - v. The top-k budget follows
+        // from the tile's own size (spec §2.9).
+        const at::Tensor v = eng->dit->forward_chunk(n, lq_tokens, eng->constants, t.dit_state, attn);
+        const at::Tensor latent = n - v;
+        at::Tensor frames;
+        if (eng->tc_decoder) {
+            frames = eng->tc_decoder->decode(latent, crop(cond, t.rect).to(dev), t.tc_state) * 2 - 1;  // ~[0,1] -> ~[-1,1]
+        } else {
+            frames = eng->vae_decoder->decode(latent, t.vae_state);
+        }
+        TORCH_CHECK(frames.size(2) == c.out_end - c.out_begin, "chunk ", c.index, ": decoder produced ",
+                    frames.size(2), " frames, expected ", c.out_end - c.out_begin);
+        return frames;
+    }
+
+    /// Every tile's chunk k blended into `canvas` [n, Hp, Wp, 3] (float32). Tiles may run in any order
+    /// (hooks.order_seed); they are blended in index order, each as soon as all before it are, so the
+    /// floating-point sums never depend on the run order.
+    void run_tiles(const engine::ChunkPlan& c, const std::vector<at::Tensor>& clips, const at::Tensor& cond,
+                   const at::Tensor& full_noise, at::Tensor& canvas) {
+        std::vector<int64_t> order(static_cast<size_t>(layout.count()));
+        std::iota(order.begin(), order.end(), 0);
+        if (hooks.order_seed != 0) {
+            std::mt19937_64 rng(hooks.order_seed + static_cast<uint64_t>(c.index));
+            std::shuffle(order.begin(), order.end(), rng);
+        }
+        std::map<int64_t, at::Tensor> waiting;  // decoded tiles whose predecessors are not blended yet
+        int64_t next_blend = 0;
+        for (const int64_t i : order) {
+            TileCore& t = tiles[static_cast<size_t>(i)];
+            if (hooks.before_tile) hooks.before_tile(c.index, i, t.rect);
+            waiting[i] = run_tile(t, c, clips, cond, full_noise);
+            for (auto it = waiting.find(next_blend); it != waiting.end(); it = waiting.find(next_blend)) {
+                const at::Tensor tile = it->second[0].permute({1, 2, 3, 0});  // [3,n,th,tw] -> [n,th,tw,3]
+                const TileRect& rr = tiles[static_cast<size_t>(next_blend)].rect;
+                kernels::blend_accumulate(canvas, tile.contiguous(), rr.top, rr.left, layout.ramps(next_blend));
+                waiting.erase(it);
+                ++next_blend;
+            }
+            if (hooks.after_tile) hooks.after_tile(c.index, i);
+        }
+        TORCH_INTERNAL_ASSERT(waiting.empty() && next_blend == layout.count(), "stream: tiles left unblended");
     }
 
     void run_chunk() {
@@ -110,28 +217,42 @@ struct Stream::State {
             throw Cancelled("cancelled after " + std::to_string(done) + " frames");
         }
         const engine::ChunkPlan c = engine::plan_chunk(next_chunk);
-        // LQ projector: the chunk's clips (chunk 0 starts with the priming call).
-        std::vector<at::Tensor> tokens;
-        for (const auto& [b, e] : c.lq_clips) {
-            at::Tensor t = eng->lq_proj->stream(lq_slice(b, e), lq_state, eng->cache_order);
-            if (t.defined()) tokens.push_back(std::move(t));
+        std::vector<at::Tensor> clips;  // the chunk's LQ-projector clips (chunk 0 starts with the priming call)
+        for (const auto& [b, e] : c.lq_clips) clips.push_back(lq_slice(b, e));
+        const at::Tensor cond = lq_slice(c.cond_begin, c.cond_end).to(eng->device);  // decoder + colour fix
+        const at::Tensor full_noise =
+            noise_provider ? provided_noise(c.latent_begin, c.latent_end - c.latent_begin) : at::Tensor();
+        const int64_t n = c.out_end - c.out_begin;
+        at::Tensor canvas;
+        for (;;) {
+            try {
+                canvas = at::zeros({n, pad.padded_height(), pad.padded_width(), 3},
+                                   at::TensorOptions().dtype(at::kFloat).device(eng->device));
+                run_tiles(c, clips, cond, full_noise, canvas);
+                break;
+            } catch (...) {
+                const std::exception_ptr e = std::current_exception();
+                if (!is_out_of_memory(e)) throw;
+                canvas = at::Tensor();
+                const std::string what = describe_layout();
+                // Tile states carry history: a new layout can only start from chunk 0, whose LQ frames are
+                // still here. Later chunks cannot be re-tiled.
+                engine::TileLayout smaller = layout;
+                if (next_chunk == 0 && engine::shrink_layout(smaller, opt)) {
+                    set_layout(std::move(smaller));
+                    continue;
+                }
+                throw OutOfMemory(
+                    "out of memory in chunk " + std::to_string(c.index) + " with " + what +
+                    (next_chunk == 0 ? " (already the smallest tiles)"
+                                     : "; tiles can only be made smaller during the first chunk") +
+                    ": set a smaller tile_size or max_memory, or free memory, and restart the video");
+            }
         }
-        const at::Tensor lq_tokens = at::cat(tokens, 1);  // f x [1, h*w, dim] -> [1, f*h*w, dim]
-        // One step of the DiT from pure noise at timestep 1000: latent = noise - v.
-        const at::Tensor n = noise(c.latent_begin, c.latent_end - c.latent_begin);
-        const at::Tensor v = eng->dit->forward_chunk(n, lq_tokens, eng->constants, dit_state, attn);
-        const at::Tensor latent = n - v;
-        // Decode with carried memory, then the colour fix against the same LQ frames.
-        const at::Tensor cond = lq_slice(c.cond_begin, c.cond_end);
-        at::Tensor frames;
-        if (eng->tc_decoder) {
-            frames = eng->tc_decoder->decode(latent, cond, tc_state) * 2 - 1;  // ~[0,1] -> ~[-1,1]
-        } else {
-            frames = eng->vae_decoder->decode(latent, vae_state);
-        }
-        TORCH_CHECK(frames.size(2) == c.out_end - c.out_begin, "chunk ", c.index, ": decoder produced ",
-                    frames.size(2), " frames, expected ", c.out_end - c.out_begin);
-        const at::Tensor fixed = engine::color_fix(frames, cond, color_fix);  // float32 [1,3,n,Hp,Wp]
+        // One colour fix on the blended full frames against the full LQ frames.
+        const at::Tensor blended = canvas.permute({3, 0, 1, 2}).unsqueeze(0);  // [n,Hp,Wp,3] -> [1,3,n,Hp,Wp]
+        const at::Tensor fixed = engine::color_fix(blended, cond, color_fix);   // float32 [1,3,n,Hp,Wp]
+        canvas = at::Tensor();
         at::Tensor out = engine::crop_from_grid(fixed.add(1).mul_(0.5).clamp_(0, 1), pad)[0];  // [3,n,H,W]
         out = out.permute({1, 2, 3, 0});                                                    // -> [n,H,W,3]
         // Frames past the user's last frame (tail padding) are not output.
@@ -146,6 +267,11 @@ struct Stream::State {
         if (progress && !progress(done, plan ? plan->output : -1)) {
             throw Cancelled("cancelled by the progress callback after " + std::to_string(done) + " frames");
         }
+    }
+
+    std::string describe_layout() const {
+        return std::to_string(layout.count()) + " tile(s) of " + std::to_string(layout.cols.tile) + "x" +
+               std::to_string(layout.rows.tile) + " output pixels";
     }
 
     void run_ready_chunks() {
@@ -182,6 +308,7 @@ void Stream::push(const at::Tensor& frames) {
         s.in_h = frames.size(1);
         s.in_w = frames.size(2);
         s.pad = engine::grid_padding(s.in_h * s.opt.scale, s.in_w * s.opt.scale);
+        s.set_layout(engine::initial_layout(*s.eng, s.opt, s.pad.padded_height(), s.pad.padded_width()));
     } else if (frames.size(1) != s.in_h || frames.size(2) != s.in_w) {
         throw InputError("push: frame size changed from " + std::to_string(s.in_w) + "x" + std::to_string(s.in_h) +
                          " to " + std::to_string(frames.size(2)) + "x" + std::to_string(frames.size(1)));
@@ -227,7 +354,8 @@ int64_t Stream::chunks_done() const { return s_->next_chunk; }
 
 int64_t Stream::state_bytes() const {
     const State& s = *s_;
-    int64_t b = s.lq_state.bytes() + s.dit_state.bytes() + s.tc_state.bytes() + s.vae_state.bytes();
+    int64_t b = 0;
+    for (const auto& t : s.tiles) b += t.bytes();
     std::vector<const void*> seen;  // padding copies share one storage: count it once
     for (const auto& t : s.lq) {
         const void* p = t.storage().data();
@@ -238,5 +366,19 @@ int64_t Stream::state_bytes() const {
     }
     return b;
 }
+
+std::vector<TileRect> Stream::tiles() const {
+    std::vector<TileRect> v;
+    for (const auto& t : s_->tiles) v.push_back(t.rect);
+    return v;
+}
+
+int64_t Stream::tile_state_bytes(int64_t tile) const {
+    TORCH_CHECK(tile >= 0 && tile < static_cast<int64_t>(s_->tiles.size()), "tile_state_bytes: tile ", tile,
+                " out of range [0, ", s_->tiles.size(), ")");
+    return s_->tiles[static_cast<size_t>(tile)].bytes();
+}
+
+void engine::StreamAccess::set_hooks(Stream& s, TilingHooks hooks) { s.s_->hooks = std::move(hooks); }
 
 }  // namespace flashvsr

@@ -20,7 +20,8 @@ ProgressFn wrap_progress(const py::object& progress) {
 }
 
 UpscaleOptions upscale_options(int64_t scale, const std::string& color_fix, double sparse_ratio, double kv_ratio,
-                               int64_t local_range, uint64_t seed) {
+                               int64_t local_range, uint64_t seed, int64_t tile_size, int64_t tile_overlap,
+                               const std::optional<int64_t>& max_memory) {
     UpscaleOptions o;
     o.scale = scale;
     o.color_fix = color_fix;
@@ -28,6 +29,9 @@ UpscaleOptions upscale_options(int64_t scale, const std::string& color_fix, doub
     o.kv_ratio = kv_ratio;
     o.local_range = local_range;
     o.seed = seed;
+    o.tile_size = tile_size;
+    o.tile_overlap = tile_overlap;
+    o.max_memory = max_memory.value_or(0);
     o.validate();
     return o;
 }
@@ -55,6 +59,19 @@ py::dict info_dict(const EngineInfo& i) {
     return d;
 }
 
+py::dict memory_dict(const MemoryReport& r) {
+    py::dict d;
+    d["rss_bytes"] = r.rss_bytes;
+    d["peak_rss_bytes"] = r.peak_rss_bytes;
+    d["cuda"] = r.cuda;
+    if (r.cuda) {
+        d["cuda_allocated_bytes"] = r.cuda_allocated_bytes;
+        d["cuda_reserved_bytes"] = r.cuda_reserved_bytes;
+        d["cuda_peak_allocated_bytes"] = r.cuda_peak_allocated_bytes;
+    }
+    return d;
+}
+
 }  // namespace
 
 void bind_engine(py::module_& m) {
@@ -66,7 +83,14 @@ void bind_engine(py::module_& m) {
         .def_property_readonly("frames_pushed", &Stream::frames_pushed)
         .def_property_readonly("frames_done", &Stream::frames_done)
         .def_property_readonly("chunks_done", &Stream::chunks_done)
-        .def_property_readonly("state_bytes", &Stream::state_bytes);
+        .def_property_readonly("state_bytes", &Stream::state_bytes)
+        .def_property_readonly("tiles", [](const Stream& s) {
+            py::list l;
+            for (const TileRect& t : s.tiles()) l.append(py::make_tuple(t.top, t.left, t.height, t.width));
+            return l;
+        });
+
+    m.def("memory_report", [] { return memory_dict(memory_report()); });
 
     py::class_<PyEngine>(m, "Engine")
         .def(py::init([](const std::string& model_dir, const std::optional<std::string>& version,
@@ -86,6 +110,7 @@ void bind_engine(py::module_& m) {
              py::arg("device") = "auto", py::arg("dtype") = "auto", py::arg("legacy_v10_cache_order") = false)
         .def_property_readonly("info", [](const PyEngine& e) { return info_dict(e.get().info()); })
         .def_property_readonly("closed", [](const PyEngine& e) { return !e.engine; })
+        .def("memory", [](const PyEngine& e) { return memory_dict(e.get().memory()); })
         .def("close", [](PyEngine& e) {
             py::gil_scoped_release release;
             e.engine.reset();
@@ -93,8 +118,10 @@ void bind_engine(py::module_& m) {
         .def(
             "upscale",
             [](const PyEngine& e, const at::Tensor& frames, int64_t scale, const std::string& color_fix,
-               double sparse_ratio, double kv_ratio, int64_t local_range, uint64_t seed, const py::object& progress) {
-                const UpscaleOptions o = upscale_options(scale, color_fix, sparse_ratio, kv_ratio, local_range, seed);
+               double sparse_ratio, double kv_ratio, int64_t local_range, uint64_t seed, int64_t tile_size,
+               int64_t tile_overlap, const std::optional<int64_t>& max_memory, const py::object& progress) {
+                const UpscaleOptions o = upscale_options(scale, color_fix, sparse_ratio, kv_ratio, local_range, seed,
+                                                         tile_size, tile_overlap, max_memory);
                 const ProgressFn p = wrap_progress(progress);
                 Engine& engine = e.get();
                 py::gil_scoped_release release;
@@ -102,17 +129,21 @@ void bind_engine(py::module_& m) {
             },
             py::arg("frames"), py::arg("scale") = 4, py::arg("color_fix") = "adain", py::arg("sparse_ratio") = 2.0,
             py::arg("kv_ratio") = 3.0, py::arg("local_range") = 11, py::arg("seed") = 0,
+            py::arg("tile_size") = 0, py::arg("tile_overlap") = 0, py::arg("max_memory") = py::none(),
             py::arg("progress") = py::none())
         .def(
             "stream",
             [](const PyEngine& e, int64_t scale, const std::string& color_fix, double sparse_ratio, double kv_ratio,
-               int64_t local_range, uint64_t seed, const py::object& progress) {
-                Stream s = e.get().stream(upscale_options(scale, color_fix, sparse_ratio, kv_ratio, local_range, seed));
+               int64_t local_range, uint64_t seed, int64_t tile_size, int64_t tile_overlap,
+               const std::optional<int64_t>& max_memory, const py::object& progress) {
+                Stream s = e.get().stream(upscale_options(scale, color_fix, sparse_ratio, kv_ratio, local_range, seed,
+                                                          tile_size, tile_overlap, max_memory));
                 s.set_progress(wrap_progress(progress));
                 return s;
             },
             py::arg("scale") = 4, py::arg("color_fix") = "adain", py::arg("sparse_ratio") = 2.0,
             py::arg("kv_ratio") = 3.0, py::arg("local_range") = 11, py::arg("seed") = 0,
+            py::arg("tile_size") = 0, py::arg("tile_overlap") = 0, py::arg("max_memory") = py::none(),
             py::arg("progress") = py::none());
 }
 

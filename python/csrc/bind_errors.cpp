@@ -14,6 +14,7 @@ void bind_errors(py::module_& m) {
     static auto* input_error = new py::exception<InputError>(m, "InputError", error->ptr());
     static auto* model_error = new py::exception<ModelError>(m, "ModelError", error->ptr());
     static auto* cancelled = new py::exception<Cancelled>(m, "Cancelled", error->ptr());
+    static auto* out_of_memory = new py::exception<OutOfMemory>(m, "OutOfMemory", error->ptr());
     py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) {
@@ -21,6 +22,8 @@ void bind_errors(py::module_& m) {
             }
         } catch (const Cancelled& e) {
             py::set_error(*cancelled, e.what());
+        } catch (const OutOfMemory& e) {
+            py::set_error(*out_of_memory, e.what());
         } catch (const InputError& e) {
             py::set_error(*input_error, e.what());
         } catch (const ModelError& e) {

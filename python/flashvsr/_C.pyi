@@ -10,9 +10,13 @@ class Error(RuntimeError): ...
 class InputError(Error): ...
 class ModelError(Error): ...
 class Cancelled(Error): ...
+class OutOfMemory(Error): ...
 
 def version() -> str: ...
 def build_info() -> dict: ...
+def memory_report() -> dict:
+    """{"rss_bytes", "peak_rss_bytes", "cuda": bool, and with CUDA "cuda_allocated_bytes",
+    "cuda_reserved_bytes", "cuda_peak_allocated_bytes"}."""
 
 ProgressFn = Callable[[int, int], Optional[bool]]
 
@@ -29,6 +33,9 @@ class Stream:
     def chunks_done(self) -> int: ...
     @property
     def state_bytes(self) -> int: ...
+    @property
+    def tiles(self) -> list[tuple[int, int, int, int]]:
+        """(top, left, height, width) of each tile in output pixels of the padded frame."""
 
 class Engine:
     def __init__(
@@ -42,6 +49,8 @@ class Engine:
     ) -> None: ...
     @property
     def info(self) -> dict: ...
+    def memory(self) -> dict:
+        """memory_report() of the process."""
     @property
     def closed(self) -> bool: ...
     def close(self) -> None: ...
@@ -54,6 +63,9 @@ class Engine:
         kv_ratio: float = 3.0,
         local_range: int = 11,
         seed: int = 0,
+        tile_size: int = 0,
+        tile_overlap: int = 0,
+        max_memory: Optional[int] = None,
         progress: Optional[ProgressFn] = None,
     ) -> torch.Tensor: ...
     def stream(
@@ -64,6 +76,9 @@ class Engine:
         kv_ratio: float = 3.0,
         local_range: int = 11,
         seed: int = 0,
+        tile_size: int = 0,
+        tile_overlap: int = 0,
+        max_memory: Optional[int] = None,
         progress: Optional[ProgressFn] = None,
     ) -> Stream: ...
 

@@ -19,14 +19,14 @@ Errors raised by the engine are subclasses of :class:`flashvsr.Error` (a ``Runti
 import torch  # noqa: F401  (loads libtorch and its CUDA libraries before the native module)
 
 from . import _C
-from ._C import Cancelled, Engine, Error, InputError, ModelError, Stream
+from ._C import Cancelled, Engine, Error, InputError, ModelError, OutOfMemory, Stream, memory_report
 from . import io, models, nn, testing  # noqa: F401
 
 __version__: str = _C.__version__
 
 __all__ = [
     "__version__", "build_info", "load", "Engine", "Stream",
-    "Error", "InputError", "ModelError", "Cancelled", "io", "models", "nn", "testing",
+    "Error", "InputError", "ModelError", "Cancelled", "OutOfMemory", "memory_report", "io", "models", "nn", "testing",
 ]
 
 

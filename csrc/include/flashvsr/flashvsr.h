@@ -46,6 +46,11 @@ class ModelError : public Error {
   public:
     using Error::Error;
 };
+/// Out of memory (CUDA or host) where tiling could not recover: the message says what to change.
+class OutOfMemory : public Error {
+  public:
+    using Error::Error;
+};
 /// An operation was stopped by a cancel token or a progress callback returning false.
 class Cancelled : public Error {
   public:
@@ -103,6 +108,12 @@ struct UpscaleOptions {
     double kv_ratio = 3.0;            // K/V window length in 2-latent-frame slices (int part is used)
     int64_t local_range = 11;         // LCSA locality window in 8x8-token windows (odd)
     uint64_t seed = 0;                // noise seed
+    // Tiling (docs/TILING.md). Tiles are cut from the prepared (x s, 128-grid padded) frame: a tile is
+    // ceil(tile_size * s) output pixels rounded up to a multiple of 128, its origin on the 16-pixel grid;
+    // neighbours overlap by at least ceil(tile_overlap * s) output pixels rounded up to 16.
+    int64_t tile_size = 0;     // input pixels; 0 = automatic (one tile, or the max_memory planner's choice)
+    int64_t tile_overlap = 0;  // input pixels; 0 = automatic (tile/8 output pixels, at least 32)
+    int64_t max_memory = 0;    // bytes for weights + working set (device memory on CUDA, RSS on CPU); 0 = none
 
     void validate() const;
     std::string to_string() const;
@@ -134,7 +145,28 @@ struct EngineInfo {
     int64_t weight_bytes = 0;
 };
 
+/// Process memory now (RSS from /proc/self/status) and, on CUDA, the caching allocator's counters.
+struct MemoryReport {
+    int64_t rss_bytes = 0;        // VmRSS
+    int64_t peak_rss_bytes = 0;   // VmHWM
+    bool cuda = false;            // the CUDA figures below are valid (CUDA build and a device present)
+    int64_t cuda_allocated_bytes = 0;       // current device, tensors alive
+    int64_t cuda_reserved_bytes = 0;        // current device, held by the caching allocator
+    int64_t cuda_peak_allocated_bytes = 0;  // since the process started (or the allocator's last reset)
+};
+
+/// Never throws for a missing GPU (cuda = false then).
+MemoryReport memory_report();
+
+/// A tile of the padded output frame (output pixels), as laid out by a stream.
+struct TileRect {
+    int64_t top = 0, left = 0, height = 0, width = 0;
+};
+
 class Stream;
+namespace engine {
+struct StreamAccess;  // internal: test hooks
+}
 
 /// The loaded networks (immutable, shareable). Create with Engine::load; destroying the last reference
 /// (the Engine and every Stream made from it) frees the weights.
@@ -145,6 +177,8 @@ class Engine {
     static std::shared_ptr<Engine> load(const EngineOptions& options);
 
     const EngineInfo& info() const;
+    /// memory_report() (the process: every engine in it).
+    MemoryReport memory() const;
 
     /// A new stream (its own caches, decoder memory and noise).
     Stream stream(const UpscaleOptions& options) const;
@@ -158,6 +192,7 @@ class Engine {
     explicit Engine(std::shared_ptr<const Impl> impl);
 
   private:
+    friend struct engine::StreamAccess;
     std::shared_ptr<const Impl> impl_;
 };
 
@@ -189,10 +224,16 @@ class Stream {
     int64_t frames_pushed() const;
     int64_t frames_done() const;
     int64_t chunks_done() const;
-    /// Bytes of the per-stream state (K/V windows, LQ caches, decoder memory, pending LQ frames).
+    /// Bytes of the per-stream state (every tile's K/V windows, LQ caches, decoder memory; pending LQ frames).
     int64_t state_bytes() const;
+    /// The tile layout in use over the padded output frame (empty before the first push; one tile when
+    /// not tiled). It can change only during the first chunk (out-of-memory fallback).
+    std::vector<TileRect> tiles() const;
+    /// Bytes of one tile's state (index into tiles()).
+    int64_t tile_state_bytes(int64_t tile) const;
 
   private:
+    friend struct engine::StreamAccess;
     std::unique_ptr<State> s_;
 };
 

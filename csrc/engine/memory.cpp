@@ -1,0 +1,39 @@
+// Memory report: process RSS from /proc/self/status; CUDA allocator counters from memory_cuda.cpp (CUDA
+// builds only).
+#include <flashvsr/flashvsr.h>
+
+#include <fstream>
+#include <string>
+
+#include "engine/engine_impl.h"
+#include "engine/tiling.h"
+
+namespace flashvsr {
+namespace {
+
+int64_t status_bytes(const std::string& field) {  // "VmRSS:" -> bytes (the file gives kB); 0 if absent
+    std::ifstream f("/proc/self/status");
+    std::string line;
+    while (std::getline(f, line)) {
+        if (line.rfind(field, 0) == 0) return std::stoll(line.substr(field.size())) * 1024;
+    }
+    return 0;
+}
+
+}  // namespace
+
+#if !defined(FLASHVSR_WITH_CUDA)
+void engine::fill_cuda_memory(MemoryReport&) {}  // CPU build: no CUDA figures (cuda = false)
+#endif
+
+MemoryReport memory_report() {
+    MemoryReport r;
+    r.rss_bytes = status_bytes("VmRSS:");
+    r.peak_rss_bytes = status_bytes("VmHWM:");
+    engine::fill_cuda_memory(r);
+    return r;
+}
+
+MemoryReport Engine::memory() const { return memory_report(); }
+
+}  // namespace flashvsr

@@ -1,0 +1,150 @@
+// Tiling: layout, ramps, per-tile memory model, max_memory planner (see tiling.h, docs/TILING.md).
+#include "engine/tiling.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+
+#include "engine/engine_impl.h"
+
+namespace flashvsr::engine {
+namespace {
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+}  // namespace
+
+std::vector<int64_t> AxisLayout::overlaps() const {
+    std::vector<int64_t> o;
+    for (size_t i = 1; i < starts.size(); ++i) o.push_back(starts[i - 1] + tile - starts[i]);
+    return o;
+}
+
+AxisLayout plan_axis(int64_t length, int64_t tile, int64_t min_overlap) {
+    TORCH_CHECK(length > 0 && length % 128 == 0, "plan_axis: length ", length, " is not a positive multiple of 128");
+    AxisLayout a;
+    a.length = length;
+    a.tile = std::min(round_up(std::max<int64_t>(tile, 128), 128), length);
+    if (a.tile == length) {
+        a.starts = {0};
+        return a;
+    }
+    const int64_t ov = std::min(round_up(std::max<int64_t>(min_overlap, 0), 16), a.tile / 2 / 16 * 16);
+    const int64_t n_min = (length - ov + (a.tile - ov) - 1) / (a.tile - ov);  // ceil: overlaps >= ov
+    const int64_t n_low = (length + a.tile - 1) / a.tile;                     // fewest tiles that cover
+    for (int64_t n = std::max(n_min, n_low); n >= n_low; --n) {
+        const int64_t units = (n * a.tile - length) / 16;  // total overlap in 16-pixel units
+        std::vector<int64_t> o(static_cast<size_t>(n - 1));
+        for (int64_t i = 0; i < n - 1; ++i) o[static_cast<size_t>(i)] = 16 * (units / (n - 1) + (i < units % (n - 1)));
+        bool ok = true;  // no pixel under three tiles: the two ramps of a tile fit inside it
+        for (size_t i = 1; i < o.size(); ++i) ok = ok && o[i - 1] + o[i] <= a.tile;
+        if (!ok) continue;
+        a.starts = {0};
+        for (int64_t v : o) a.starts.push_back(a.starts.back() + a.tile - v);
+        TORCH_INTERNAL_ASSERT(a.starts.back() + a.tile == length, "plan_axis: layout does not end at the border");
+        return a;
+    }
+    TORCH_INTERNAL_ASSERT(false, "plan_axis: no layout for length ", length, " tile ", a.tile);
+}
+
+TileRect TileLayout::rect(int64_t index) const {
+    const int64_t nc = static_cast<int64_t>(cols.starts.size());
+    const auto r = static_cast<size_t>(index / nc), c = static_cast<size_t>(index % nc);
+    return TileRect{rows.starts[r], cols.starts[c], rows.tile, cols.tile};
+}
+
+std::array<int64_t, 4> TileLayout::ramps(int64_t index) const {
+    const int64_t nc = static_cast<int64_t>(cols.starts.size());
+    const auto r = static_cast<size_t>(index / nc), c = static_cast<size_t>(index % nc);
+    const std::vector<int64_t> orow = rows.overlaps(), ocol = cols.overlaps();
+    return {r > 0 ? orow[r - 1] : 0, r < orow.size() ? orow[r] : 0, c > 0 ? ocol[c - 1] : 0,
+            c < ocol.size() ? ocol[c] : 0};
+}
+
+TileLayout plan_tiles(int64_t padded_h, int64_t padded_w, int64_t tile_out, int64_t overlap_out) {
+    return TileLayout{plan_axis(padded_h, tile_out, overlap_out), plan_axis(padded_w, tile_out, overlap_out)};
+}
+
+int64_t tile_out_pixels(int64_t tile_size_in, int64_t scale) { return round_up(tile_size_in * scale, 128); }
+
+int64_t overlap_out_pixels(int64_t tile_overlap_in, int64_t scale, int64_t tile_out) {
+    if (tile_overlap_in <= 0) return std::max<int64_t>(32, round_up(tile_out / 8, 16));
+    return round_up(tile_overlap_in * scale, 16);
+}
+
+int64_t TileMemoryModel::state_bytes(const TileRect& t) const {
+    return static_cast<int64_t>(state_per_px * static_cast<double>(t.height * t.width));
+}
+
+int64_t TileMemoryModel::transient_bytes(const TileRect& t) const {
+    return static_cast<int64_t>(transient_per_px * static_cast<double>(t.height * t.width));
+}
+
+int64_t TileMemoryModel::working_set(const TileLayout& layout) const {
+    int64_t sum = 0, peak = 0;
+    for (int64_t i = 0; i < layout.count(); ++i) {
+        sum += state_bytes(layout.rect(i));
+        peak = std::max(peak, transient_bytes(layout.rect(i)));
+    }
+    return sum + peak + static_cast<int64_t>(frame_per_px * static_cast<double>(layout.rows.length * layout.cols.length) +
+                                             fixed_bytes);
+}
+
+TileMemoryModel tile_memory_model(const Engine::Impl& eng, const UpscaleOptions& opt) {
+    const double e = static_cast<double>(c10::elementSize(eng.dtype));
+    const auto& d = eng.dit->config();
+    const auto& l = eng.lq_proj->config();
+    // Elements per output pixel (one token = 16x16 output pixels, one latent pixel = 8x8).
+    const double kv_slices = std::floor(opt.kv_ratio);
+    double state = static_cast<double>(d.num_layers) * 2 * kv_slices * 2 * static_cast<double>(d.dim) / 256;  // K, V
+    state += static_cast<double>(l.in_channels + l.conv1_channels) * 2 / 256;  // LQ conv caches, 2 frames
+    if (eng.tc_decoder) {
+        const auto& c = eng.tc_decoder->config().channels;  // 3 MemBlocks per stage at 1/8, 1/4, 1/2
+        state += 3.0 * (static_cast<double>(c[0]) / 64 + static_cast<double>(c[1]) / 16 + static_cast<double>(c[2]) / 4);
+    } else {  // Wan VAE feature caches, 2 frames per cached conv (rough: 8 per level, widths 4/4/2/1 x dim)
+        const double dim = static_cast<double>(eng.vae_decoder->config().dim);
+        state += 16 * dim * (4.0 / 64 + 4.0 / 16 + 2.0 / 4 + 1.0);
+    }
+    TileMemoryModel m;
+    m.state_per_px = state * e;
+    m.transient_per_px = kTransientPerPxPerDim * static_cast<double>(d.dim + d.ffn_dim) * e;
+    // LQ window (<= 25 frames, compute dtype) + canvas, its colour-fixed copy and the output (8 frames, fp32).
+    m.frame_per_px = 25 * 3 * e + 3 * 8 * 3 * 4.0;
+    m.fixed_bytes = kFixedOverheadBytes;
+    return m;
+}
+
+TileLayout plan_for_budget(const Engine::Impl& eng, const UpscaleOptions& opt, int64_t padded_h, int64_t padded_w) {
+    const TileMemoryModel m = tile_memory_model(eng, opt);
+    const int64_t budget = opt.max_memory - eng.info.weight_bytes;
+    int64_t smallest = 0;
+    for (int64_t t = round_up(std::max(padded_h, padded_w), 128); t >= 128; t -= 128) {
+        const TileLayout layout = plan_tiles(padded_h, padded_w, t, overlap_out_pixels(opt.tile_overlap, opt.scale, t));
+        smallest = m.working_set(layout);
+        if (smallest <= budget) return layout;
+    }
+    throw InputError("max_memory=" + std::to_string(opt.max_memory) + " bytes is below the estimated need of " +
+                     std::to_string(eng.info.weight_bytes + smallest) + " bytes (weights " +
+                     std::to_string(eng.info.weight_bytes) + " + working set " + std::to_string(smallest) +
+                     " with 128-pixel tiles) for a " + std::to_string(padded_w) + "x" + std::to_string(padded_h) +
+                     " padded frame");
+}
+
+TileLayout initial_layout(const Engine::Impl& eng, const UpscaleOptions& opt, int64_t padded_h, int64_t padded_w) {
+    if (opt.tile_size > 0) {
+        const int64_t t = tile_out_pixels(opt.tile_size, opt.scale);
+        return plan_tiles(padded_h, padded_w, t, overlap_out_pixels(opt.tile_overlap, opt.scale, t));
+    }
+    if (opt.max_memory > 0) return plan_for_budget(eng, opt, padded_h, padded_w);
+    return plan_tiles(padded_h, padded_w, std::max(padded_h, padded_w), 0);
+}
+
+bool shrink_layout(TileLayout& layout, const UpscaleOptions& opt) {
+    const int64_t t = std::max(layout.rows.tile, layout.cols.tile);
+    if (t <= 128) return false;
+    const int64_t next = std::max<int64_t>(128, t / 2 / 128 * 128);
+    layout = plan_tiles(layout.rows.length, layout.cols.length, next, overlap_out_pixels(opt.tile_overlap, opt.scale, next));
+    return true;
+}
+
+}  // namespace flashvsr::engine

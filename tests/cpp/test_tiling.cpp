@@ -1,0 +1,386 @@
+// Tiling (issue 5) on tiny random weights, CPU: layouts and blend weights (partition of unity, borders),
+// one tile == untiled, tile order does not matter, the frame contract with tiles, flat memory per tile and
+// per chunk, peak RSS independent of the video length, the out-of-memory fallback, the max_memory planner.
+// Spec §13 invariant 15.
+#include <flashvsr/flashvsr.h>
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+#include <malloc.h>
+
+#include <filesystem>
+#include <fstream>
+#include <new>
+
+#include "engine/noise.h"
+#include "engine/tiling.h"
+#include "kernels/blend_accumulate/blend_accumulate.h"
+#include "models/test_weights.h"
+
+namespace fs = std::filesystem;
+using flashvsr::TileRect;
+using flashvsr::engine::plan_tiles;
+using flashvsr::engine::TileLayout;
+
+namespace {
+
+long status_kib(const char* field) {
+    std::ifstream f("/proc/self/status");
+    std::string line;
+    while (std::getline(f, line)) {
+        if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::string(field).size()));
+    }
+    return -1;
+}
+
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+// Large blocks come from mmap and go back to the kernel when freed, so RSS measures what is live now.
+void return_freed_memory() {
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+    malloc_trim(0);
+}
+
+/// Sum of the blend weights of `layout` at every pixel: [Hp, Wp].
+at::Tensor weight_sum(const TileLayout& layout) {
+    at::Tensor canvas = at::zeros({1, layout.rows.length, layout.cols.length, 1});
+    for (int64_t i = 0; i < layout.count(); ++i) {
+        const TileRect r = layout.rect(i);
+        flashvsr::kernels::blend_accumulate(canvas, at::ones({1, r.height, r.width, 1}), r.top, r.left,
+                                            layout.ramps(i));
+    }
+    return canvas[0].select(2, 0);
+}
+
+class Tiling : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() {
+        dir_ = new fs::path(fs::temp_directory_path() / ("flashvsr_tiling_" + std::to_string(::getpid())) /
+                            "FlashVSR-v1.1");
+        flashvsr::models::TestWeightsOptions o;
+        o.size = "tiny";
+        o.seed = 5;
+        o.prompt_tokens = 64;
+        flashvsr::models::make_test_weights(dir_->string(), o);
+        flashvsr::EngineOptions eo;
+        eo.model_dir = dir_->string();
+        eo.device = "cpu";
+        engine_ = new std::shared_ptr<flashvsr::Engine>(flashvsr::Engine::load(eo));
+        threads_ = at::get_num_threads();
+        at::set_num_threads(1);  // tiny tiles: one thread is fastest and immune to a loaded machine
+    }
+    static void TearDownTestSuite() {
+        at::set_num_threads(threads_);
+        delete engine_;
+        fs::remove_all(dir_->parent_path());
+        delete dir_;
+    }
+    static const flashvsr::Engine& engine() { return **engine_; }
+    static at::Tensor video(int64_t n, int64_t h, int64_t w, int64_t seed) {
+        at::manual_seed(static_cast<uint64_t>(seed));
+        return at::rand({n, h, w, 3});
+    }
+    static flashvsr::UpscaleOptions opts(int64_t tile_size = 0, int64_t tile_overlap = 0) {
+        flashvsr::UpscaleOptions u;
+        u.scale = 2;
+        u.tile_size = tile_size;
+        u.tile_overlap = tile_overlap;
+        return u;
+    }
+    /// Whole video through one stream with hooks; output concatenated.
+    static at::Tensor run(const at::Tensor& v, const flashvsr::UpscaleOptions& u,
+                          flashvsr::engine::TilingHooks hooks = {}, std::vector<TileRect>* tiles = nullptr) {
+        flashvsr::Stream s = engine().stream(u);
+        flashvsr::engine::StreamAccess::set_hooks(s, std::move(hooks));
+        s.push(v);
+        s.finish();
+        if (tiles != nullptr) *tiles = s.tiles();
+        return s.pull();
+    }
+    static fs::path* dir_;
+    static std::shared_ptr<flashvsr::Engine>* engine_;
+    static int threads_;
+};
+int Tiling::threads_ = 1;
+fs::path* Tiling::dir_ = nullptr;
+std::shared_ptr<flashvsr::Engine>* Tiling::engine_ = nullptr;
+
+}  // namespace
+
+TEST(TilingLayout, AxisInvariants) {
+    for (int64_t length : {128, 256, 384, 640, 1152, 1408, 2176}) {
+        for (int64_t tile : {128, 256, 384, 512}) {
+            for (int64_t ov : {0, 16, 32, 64, 144, 256}) {
+                const auto a = flashvsr::engine::plan_axis(length, tile, ov);
+                SCOPED_TRACE("length " + std::to_string(length) + " tile " + std::to_string(tile) + " ov " +
+                             std::to_string(ov));
+                ASSERT_EQ(a.tile % 128, 0);
+                ASSERT_LE(a.tile, length);
+                ASSERT_EQ(a.starts.front(), 0);
+                ASSERT_EQ(a.starts.back() + a.tile, length);
+                for (int64_t s : a.starts) ASSERT_EQ(s % 16, 0);
+                const auto o = a.overlaps();
+                for (size_t i = 0; i < o.size(); ++i) {
+                    ASSERT_GE(o[i], 0);                                    // no gap
+                    if (i > 0) ASSERT_LE(o[i - 1] + o[i], a.tile);         // never three tiles on a pixel
+                    if (i > 0) ASSERT_LE(std::abs(o[i] - o[i - 1]), 16);  // spread evenly
+                }
+            }
+        }
+    }
+    // The requested overlap is kept when three tiles need not meet.
+    const auto a = flashvsr::engine::plan_axis(1408, 256, 64);
+    for (int64_t o : a.overlaps()) EXPECT_GE(o, 64);
+    EXPECT_EQ(flashvsr::engine::plan_axis(256, 128, 32).starts, (std::vector<int64_t>{0, 64, 128}));
+}
+
+TEST(TilingLayout, BlendWeightsArePartitionOfUnity) {
+    struct Case {
+        int64_t h, w, tile, ov;
+    };
+    for (const Case& c : {Case{128, 128, 128, 32}, Case{256, 256, 128, 32}, Case{384, 1408, 128, 64},
+                          Case{640, 384, 256, 144}, Case{1152, 640, 512, 64}, Case{768, 1408, 384, 48},
+                          Case{384, 512, 256, 0}}) {
+        const TileLayout layout = plan_tiles(c.h, c.w, c.tile, c.ov);
+        const at::Tensor s = weight_sum(layout);
+        SCOPED_TRACE(std::to_string(c.h) + "x" + std::to_string(c.w) + " tile " + std::to_string(c.tile));
+        EXPECT_LE((s - 1).abs().max().item<float>(), 1e-6f) << layout.count() << " tiles";
+    }
+}
+
+TEST(TilingLayout, ConstantTilesKeepTheBorders) {
+    // Every tile of a constant gray image blended: the result is the same gray everywhere, the outermost
+    // rows and columns included (the ComfyUI ports make them black).
+    const TileLayout layout = plan_tiles(384, 640, 128, 32);
+    ASSERT_GT(layout.count(), 6);
+    at::Tensor canvas = at::zeros({2, 384, 640, 3});
+    for (int64_t i = 0; i < layout.count(); ++i) {
+        const TileRect r = layout.rect(i);
+        flashvsr::kernels::blend_accumulate(canvas, at::full({2, r.height, r.width, 3}, 0.5f), r.top, r.left,
+                                            layout.ramps(i));
+    }
+    EXPECT_LE((canvas - 0.5).abs().max().item<float>(), 1e-6f);
+    for (const at::Tensor& edge : {canvas.select(1, 0), canvas.select(1, 383), canvas.select(2, 0), canvas.select(2, 639)}) {
+        EXPECT_LE((edge - 0.5).abs().max().item<float>(), 1e-6f);
+    }
+}
+
+TEST(TilingLayout, TileNoiseIsTheGlobalNoise) {
+    const at::Tensor full = flashvsr::engine::latent_noise(9, {4, 2, 0, 32, 0, 48});
+    const at::Tensor tile = flashvsr::engine::latent_noise(9, {4, 2, 8, 16, 14, 16});
+    EXPECT_TRUE(at::equal(tile, full.narrow(3, 8, 16).narrow(4, 14, 16)));
+}
+
+TEST_F(Tiling, OneTileCoveringTheFrameEqualsUntiled) {
+    const at::Tensor v = video(22, 40, 72, 1);  // x2 -> 80x144, padded 128x256
+    std::vector<TileRect> tiles;
+    const at::Tensor ref = run(v, opts());
+    const at::Tensor one = run(v, opts(128), {}, &tiles);  // 256 output pixels
+    ASSERT_EQ(tiles.size(), 1u);
+    EXPECT_EQ(tiles[0].height, 128);
+    EXPECT_EQ(tiles[0].width, 256);
+    EXPECT_TRUE(at::equal(ref, one));
+    EXPECT_TRUE(at::equal(ref, engine().upscale(v, opts(1000))));  // larger than the frame: clamped
+    const at::Tensor tiled = run(v, opts(64, 16), {}, &tiles);
+    EXPECT_EQ(tiles.size(), 3u);
+    EXPECT_FALSE(at::equal(ref, tiled));  // the tiles really changed the computation
+}
+
+TEST_F(Tiling, TileOrderDoesNotChangeTheOutput) {
+    const at::Tensor v = video(22, 72, 72, 2);  // x2 -> 144x144, padded 256x256: 3x3 tiles of 128; 2 chunks
+    std::vector<int64_t> natural, shuffled;
+    flashvsr::engine::TilingHooks h;
+    h.before_tile = [&](int64_t chunk, int64_t tile, const TileRect&) {
+        if (chunk == 0) natural.push_back(tile);
+    };
+    const at::Tensor a = run(v, opts(64, 16), h);
+    h.order_seed = 12345;
+    h.before_tile = [&](int64_t chunk, int64_t tile, const TileRect&) {
+        if (chunk == 0) shuffled.push_back(tile);
+    };
+    const at::Tensor b = run(v, opts(64, 16), h);
+    ASSERT_EQ(natural.size(), 9u);
+    EXPECT_NE(natural, shuffled);  // really another order
+    EXPECT_TRUE(at::equal(a, b));
+}
+
+TEST_F(Tiling, FrameContractWithTiles) {
+    for (int64_t n : {1, 22}) {
+        const at::Tensor out = engine().upscale(video(n, 37, 75, n), opts(64, 8));  // 74x150 -> 128x256: 3 tiles
+        ASSERT_EQ(out.sizes(), (at::IntArrayRef{n, 74, 150, 3})) << "N=" << n;
+        EXPECT_EQ(out.scalar_type(), at::kFloat);
+        EXPECT_GE(out.min().item<float>(), 0.0f);
+        EXPECT_LE(out.max().item<float>(), 1.0f);
+        EXPECT_TRUE(at::isfinite(out).all().item<bool>());
+    }
+}
+
+TEST_F(Tiling, MemoryIsFlatAcrossTiles) {
+    // 21 tiles of 128x128 in one row (128x1408 padded). In chunk 1 (every tile's state allocated), RSS after tile 20
+    // may exceed RSS after tile 2 by at most 1 MB: running a tile leaves nothing behind.
+    flashvsr::Stream s = engine().stream(opts(64, 32));
+    long after2 = 0, after20 = 0;
+    flashvsr::engine::TilingHooks h;
+    h.after_tile = [&](int64_t chunk, int64_t tile) {
+        if (chunk != 1) return;
+        if (tile == 2) {
+            malloc_trim(0);
+            after2 = status_kib("VmRSS:");
+        }
+        if (tile == 20) {
+            malloc_trim(0);
+            after20 = status_kib("VmRSS:");
+        }
+    };
+    flashvsr::engine::StreamAccess::set_hooks(s, h);
+    return_freed_memory();
+    s.push(video(25 + 8, 64, 704, 3));  // chunks 0 and 1
+    ASSERT_EQ(s.tiles().size(), 21u);
+    ASSERT_EQ(s.chunks_done(), 2);
+    ASSERT_GT(after2, 0);
+    EXPECT_LE(after20 - after2, 1024) << "RSS grew by " << (after20 - after2) << " KiB from tile 2 to tile 20";
+}
+
+TEST_F(Tiling, MemoryDoesNotDependOnVideoLength) {
+    // 3 tiles over 128x256. Peak RSS of a 100-frame video, then one stream of 825 frames (101 chunks): RSS
+    // after chunk 100 - after chunk 10 <= 2 MB, state bytes constant, and its peak RSS (covering the
+    // 400-frame point and beyond) within 3 % of the 100-frame video's.
+    const at::Tensor batch = video(8, 8, 72, 11);
+    auto peak_100 = [&] {
+        flashvsr::Stream s = engine().stream(opts(64, 16));
+        return_freed_memory();
+        reset_peak_rss();
+        for (int64_t i = 0; i < 100; i += 8) {
+            s.push(batch.narrow(0, 0, std::min<int64_t>(8, 100 - i)));
+            (void)s.pull();  // the caller consumes each chunk
+        }
+        s.finish();
+        (void)s.pull();
+        EXPECT_EQ(s.frames_done(), 100);
+        return status_kib("VmHWM:");
+    };
+    const long p100 = peak_100();
+    flashvsr::Stream s = engine().stream(opts(64, 16));
+    return_freed_memory();
+    reset_peak_rss();
+    s.push(video(25, 8, 72, 10));  // chunk 0
+    ASSERT_EQ(s.tiles().size(), 3u);
+    std::vector<int64_t> bytes;
+    long rss10 = 0, rss100 = 0, peak400 = 0;
+    for (int64_t k = 1; k <= 100; ++k) {
+        s.push(batch);  // exactly one more chunk
+        (void)s.pull();
+        ASSERT_EQ(s.chunks_done(), k + 1);
+        bytes.push_back(s.state_bytes());
+        malloc_trim(0);
+        if (k == 10) rss10 = status_kib("VmRSS:");
+        if (k == 100) rss100 = status_kib("VmRSS:");
+        if (k == 47) peak400 = status_kib("VmHWM:");  // 25 + 47 * 8 = 401 frames
+    }
+    for (size_t i = 1; i < bytes.size(); ++i) ASSERT_EQ(bytes[i], bytes[0]) << "chunk " << i + 1;
+    const int64_t tiles = s.tile_state_bytes(0) + s.tile_state_bytes(1) + s.tile_state_bytes(2);
+    EXPECT_GT(s.tile_state_bytes(1), 0);
+    EXPECT_LE(tiles, s.state_bytes());  // + the LQ window
+    EXPECT_LE(rss100 - rss10, 2048) << "RSS grew by " << (rss100 - rss10) << " KiB from chunk 10 to 100";
+    const long peak825 = status_kib("VmHWM:");
+    EXPECT_LE(std::abs(peak400 - p100), 0.03 * static_cast<double>(p100)) << p100 << " vs " << peak400 << " KiB";
+    EXPECT_LE(std::abs(peak825 - p100), 0.03 * static_cast<double>(p100)) << p100 << " vs " << peak825 << " KiB";
+    std::printf("[ tiling   ] peak RSS: 100 frames %ld KiB, 401 frames %ld KiB, 825 frames %ld KiB; "
+                "RSS chunk 10 -> 100: %+ld KiB\n", p100, peak400, peak825, rss100 - rss10);
+}
+
+TEST_F(Tiling, OutOfMemoryInTheFirstChunkRetriesWithSmallerTiles) {
+    const at::Tensor v = video(22, 40, 72, 6);  // padded 128x256: one tile by default; 2 chunks
+    const at::Tensor expected = run(v, opts(64));  // what 128-pixel tiles (auto overlap) give: 3 tiles
+    for (int kind = 0; kind < 2; ++kind) {  // host (std::bad_alloc) and CUDA-style (c10::OutOfMemoryError)
+        flashvsr::engine::TilingHooks h;
+        int64_t refused = 0;
+        h.before_tile = [&](int64_t, int64_t, const TileRect& r) {
+            if (r.height * r.width > 128 * 128) {  // injected allocation limit
+                ++refused;
+                if (kind == 0) throw std::bad_alloc();
+                TORCH_CHECK_WITH(OutOfMemoryError, false, "injected: CUDA out of memory");
+            }
+        };
+        std::vector<TileRect> tiles;
+        const at::Tensor out = run(v, opts(), h, &tiles);
+        EXPECT_EQ(refused, 1);
+        EXPECT_EQ(tiles.size(), 3u);
+        EXPECT_TRUE(at::equal(out, expected));
+    }
+    // After the first chunk the tiles carry history: a clear error, not a silent restart.
+    flashvsr::engine::TilingHooks late;
+    late.before_tile = [](int64_t chunk, int64_t, const TileRect&) {
+        if (chunk == 1) throw std::bad_alloc();
+    };
+    try {
+        run(v, opts(), late);
+        ADD_FAILURE() << "no error";
+    } catch (const flashvsr::OutOfMemory& e) {
+        EXPECT_NE(std::string(e.what()).find("first chunk"), std::string::npos) << e.what();
+    }
+    // Smallest tiles already: the error says so.
+    flashvsr::engine::TilingHooks always;
+    always.before_tile = [](int64_t, int64_t, const TileRect&) { throw std::bad_alloc(); };
+    EXPECT_THROW(run(v, opts(), always), flashvsr::OutOfMemory);
+}
+
+TEST_F(Tiling, MaxMemoryPlannerPicksTheLargestTileThatFits) {
+    const at::Tensor v = video(1, 72, 200, 7);  // x2 -> 144x400, padded 256x512
+    auto tiles_for = [&](int64_t max_memory) {
+        flashvsr::UpscaleOptions u = opts();
+        u.max_memory = max_memory;
+        flashvsr::Stream s = engine().stream(u);
+        s.push(v);
+        return s.tiles();
+    };
+    const auto& impl = flashvsr::engine::StreamAccess::impl(engine());
+    const auto model = flashvsr::engine::tile_memory_model(impl, opts());
+    EXPECT_GT(model.state_per_px, 0);
+    EXPECT_GT(model.transient_per_px, 0);
+    const int64_t w = engine().info().weight_bytes;
+    std::vector<std::pair<int64_t, int64_t>> candidates;  // (tile, working set), largest tile first
+    for (int64_t t = 512; t >= 128; t -= 128) {
+        const TileLayout l = plan_tiles(256, 512, t, flashvsr::engine::overlap_out_pixels(0, 2, t));
+        candidates.emplace_back(t, model.working_set(l));
+    }
+    int64_t least = INT64_MAX;
+    for (const auto& [t, ws] : candidates) {
+        least = std::min(least, ws);
+        int64_t expected = 0;  // the planner's rule: the first (largest) tile whose working set fits
+        for (const auto& [t2, ws2] : candidates) {
+            if (ws2 <= ws) {
+                expected = t2;
+                break;
+            }
+        }
+        const auto tiles = tiles_for(w + ws);
+        ASSERT_FALSE(tiles.empty());
+        EXPECT_EQ(std::max(tiles[0].width, tiles[0].height), std::min<int64_t>(expected, 512)) << "budget for tile " << t;
+    }
+    EXPECT_EQ(tiles_for(int64_t{1} << 40).size(), 1u);  // plenty: one tile
+    try {
+        tiles_for(w + least - 1);
+        ADD_FAILURE() << "no error";
+    } catch (const flashvsr::InputError& e) {
+        EXPECT_NE(std::string(e.what()).find("max_memory"), std::string::npos) << e.what();
+    }
+}
+
+TEST_F(Tiling, OptionsAreValidated) {
+    flashvsr::UpscaleOptions u = opts();
+    u.tile_size = -1;
+    EXPECT_THROW(u.validate(), flashvsr::InputError);
+    u = opts(64, 40);
+    EXPECT_THROW(u.validate(), flashvsr::InputError);
+    u = opts();
+    u.max_memory = -1;
+    EXPECT_THROW(u.validate(), flashvsr::InputError);
+    const flashvsr::MemoryReport m = engine().memory();
+    EXPECT_GT(m.rss_bytes, 10 << 20);
+    EXPECT_GE(m.peak_rss_bytes, m.rss_bytes);
+    if (!flashvsr::build_info().cuda_available) EXPECT_FALSE(m.cuda);
+}
