@@ -48,6 +48,28 @@ struct OptSpec {
     bool repeated = false;
 };
 
+// "8G", "512M", "1.5G", "123456" (bytes; K/M/G/T are powers of 1024) -> bytes.
+int64_t parse_size(const char* flag, const std::string& v) {
+    size_t used = 0;
+    double x = 0;
+    try {
+        x = std::stod(v, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    double mult = 1;
+    const std::string rest = v.substr(used);
+    if (rest == "K" || rest == "k" || rest == "KB" || rest == "KiB") mult = 1024.0;
+    else if (rest == "M" || rest == "m" || rest == "MB" || rest == "MiB") mult = 1024.0 * 1024;
+    else if (rest == "G" || rest == "g" || rest == "GB" || rest == "GiB") mult = 1024.0 * 1024 * 1024;
+    else if (rest == "T" || rest == "t" || rest == "TB" || rest == "TiB") mult = 1024.0 * 1024 * 1024 * 1024;
+    else if (!rest.empty()) used = 0;
+    if (used == 0 || !(x > 0)) {
+        throw UsageError(std::string(flag) + " needs a size like 8G or 512M, got '" + v + "'");
+    }
+    return static_cast<int64_t>(x * mult);
+}
+
 std::vector<OptSpec> upscale_options() {
     const UpscaleOptions u;
     const EngineOptions e;
@@ -73,6 +95,11 @@ std::vector<OptSpec> upscale_options() {
         {"--kv-ratio", "F", num(u.kv_ratio), "K/V cache window length (in 2-latent-frame slices)"},
         {"--local-range", "N", std::to_string(u.local_range), "attention locality window (odd)"},
         {"--seed", "N", std::to_string(u.seed), "noise seed"},
+        {"--tile-size", "N", std::to_string(u.tile_size),
+         "tile size in input pixels (0: no tiling, or chosen by --max-memory)"},
+        {"--tile-overlap", "N", std::to_string(u.tile_overlap), "tile overlap in input pixels (0: automatic)"},
+        {"--max-memory", "SIZE", "none",
+         "memory budget for weights + working set, e.g. 8G, 512M; picks the tile size (not with --tile-size)"},
         {"--dtype", "auto|bf16|fp16|fp32", e.dtype, "compute type (auto: bf16 on CUDA, fp32 on CPU)"},
         {"--device", "auto|cpu|cuda|cuda:N", e.device, "device (auto: CUDA if available)"},
         {"-c:v", "ENCODER", c.codec, "any libavcodec video encoder (libx264, libx265, ffv1, prores_ks, ...)"},
@@ -449,6 +476,12 @@ int cmd_upscale(const std::vector<std::string>& argv) {
     job.upscale.local_range = args.get_int("--local-range", job.upscale.local_range);
     const int64_t seed = args.get_int("--seed", 0);
     if (seed < 0) throw UsageError("--seed must be >= 0, got " + std::to_string(seed));
+    job.upscale.tile_size = args.get_int("--tile-size", job.upscale.tile_size);
+    job.upscale.tile_overlap = args.get_int("--tile-overlap", job.upscale.tile_overlap);
+    if (args.has("--max-memory")) {
+        if (args.has("--tile-size")) throw UsageError("--max-memory and --tile-size exclude each other");
+        job.upscale.max_memory = parse_size("--max-memory", args.get("--max-memory", ""));
+    }
     job.upscale.seed = static_cast<uint64_t>(seed);
     job.encoder.codec = args.get("-c:v", job.encoder.codec);
     job.encoder.pix_fmt = args.get("--pix-fmt", "");

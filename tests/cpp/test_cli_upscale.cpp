@@ -163,6 +163,9 @@ TEST_F(CliUpscale, BadInputsOneLineErrorNoOutput) {
         {upscale_args(good, out) + " --scale 5", "scale must be 2, 3 or 4", 1},
         {"upscale " + good + " -o " + out + " --model-dir " + path("empty_models/FlashVSR-v1.1"),
          "FlashVSR-v1.1", 1},
+        {upscale_args(good, out) + " --max-memory 1M", "max_memory", 1},
+        {upscale_args(good, out) + " --max-memory lots", "--max-memory needs a size like 8G or 512M", 2},
+        {upscale_args(good, out) + " --tile-size 64 --max-memory 8G", "exclude each other", 2},
         {upscale_args(good, out) + " --frobnicate", "unknown option '--frobnicate'", 2},
         {"upscale " + good, "no output file (-o OUT)", 2},
     };
@@ -196,6 +199,17 @@ TEST_F(CliUpscale, BadInputsOneLineErrorNoOutput) {
                 out + " --scale 2 --device cpu --no-progress --end 0.2 --start 0.04");
     EXPECT_EQ(env.code, 0) << env.output;
     EXPECT_EQ(frame_times(out).size(), 4u);  // frames 1..4 of 25 fps
+}
+
+TEST_F(CliUpscale, TiledRunKeepsFramesAndSize) {
+    const std::string in = path("t.mp4"), out = path("t_out.mp4"), rep = path("t.json");
+    ffmpeg("-f lavfi -i testsrc2=size=96x64:rate=25 -frames:v 22 -c:v libx264 -pix_fmt yuv420p " + in);
+    const CmdResult r = cli(upscale_args(in, out) + " --tile-size 64 --tile-overlap 16 --report " + rep);
+    ASSERT_EQ(r.code, 0) << r.output;
+    flashvsr::io::VideoDecoder dec(out);
+    EXPECT_EQ(dec.info().width, 192);
+    EXPECT_EQ(dec.info().height, 128);
+    EXPECT_EQ(frame_times(out).size(), 22u);
 }
 
 TEST_F(CliUpscale, SigintKeepsPlayablePartialFile) {
