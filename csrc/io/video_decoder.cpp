@@ -1,5 +1,7 @@
 #include "io/video_decoder.h"
 
+#include "io/colorspace.h"
+
 #include <flashvsr/flashvsr.h>
 
 #include <ATen/ATen.h>
@@ -17,21 +19,6 @@ extern "C" {
 namespace flashvsr::io {
 namespace {
 
-int sws_matrix(int colorspace) {
-    switch (colorspace) {
-        case AVCOL_SPC_BT709:
-            return SWS_CS_ITU709;
-        case AVCOL_SPC_BT2020_NCL:
-        case AVCOL_SPC_BT2020_CL:
-            return SWS_CS_BT2020;
-        case AVCOL_SPC_FCC:
-            return SWS_CS_FCC;
-        case AVCOL_SPC_SMPTE240M:
-            return SWS_CS_SMPTE240M;
-        default:
-            return SWS_CS_ITU601;
-    }
-}
 
 int default_matrix(int colorspace, int height) {
     if (colorspace != AVCOL_SPC_UNSPECIFIED && colorspace != AVCOL_SPC_RESERVED) return colorspace;

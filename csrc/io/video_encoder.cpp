@@ -1,5 +1,7 @@
 #include "io/video_encoder.h"
 
+#include "io/colorspace.h"
+
 #include <flashvsr/flashvsr.h>
 
 #include <ATen/ATen.h>
@@ -22,21 +24,6 @@ namespace {
 
 std::string squote(const std::string& p) { return "'" + p + "'"; }
 
-int sws_matrix(int colorspace) {
-    switch (colorspace) {
-        case AVCOL_SPC_BT709:
-            return SWS_CS_ITU709;
-        case AVCOL_SPC_BT2020_NCL:
-        case AVCOL_SPC_BT2020_CL:
-            return SWS_CS_BT2020;
-        case AVCOL_SPC_FCC:
-            return SWS_CS_FCC;
-        case AVCOL_SPC_SMPTE240M:
-            return SWS_CS_SMPTE240M;
-        default:
-            return SWS_CS_ITU601;
-    }
-}
 
 bool supports(const AVCodec* enc, AVPixelFormat f) {
     if (enc->pix_fmts == nullptr) return true;

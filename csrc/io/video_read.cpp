@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include "io/av_ptr.h"
+#include "io/colorspace.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -21,14 +22,14 @@ namespace {
 
 int sws_matrix_for(const AVFrame* f) {
     switch (f->colorspace) {
-        case AVCOL_SPC_BT709: return SWS_CS_ITU709;
+        case AVCOL_SPC_BT709:
         case AVCOL_SPC_BT2020_NCL:
-        case AVCOL_SPC_BT2020_CL: return SWS_CS_BT2020;
-        case AVCOL_SPC_FCC: return SWS_CS_FCC;
-        case AVCOL_SPC_SMPTE240M: return SWS_CS_SMPTE240M;
+        case AVCOL_SPC_BT2020_CL:
+        case AVCOL_SPC_FCC:
+        case AVCOL_SPC_SMPTE240M:
         case AVCOL_SPC_BT470BG:
-        case AVCOL_SPC_SMPTE170M: return SWS_CS_ITU601;
-        default: return f->height >= 720 ? SWS_CS_ITU709 : SWS_CS_ITU601;
+        case AVCOL_SPC_SMPTE170M: return sws_matrix(f->colorspace);
+        default: return f->height >= 720 ? SWS_CS_ITU709 : SWS_CS_ITU601;  // FFmpeg's default when untagged
     }
 }
 

@@ -300,23 +300,27 @@ TEST_F(CliUpscale, DemoRunsEndToEndAndSaysWeightsAreRandom) {
 // Peak RSS of a 400-frame run at most 3 % above a 100-frame run (memory does not grow with the video's length).
 // 500 frames through the engine at a tiny size (~15 s on an idle 2-core machine).
 TEST_F(CliUpscale, PeakMemoryFlatWithVideoLength) {
-    int64_t peak[2] = {0, 0};
+    // A process's peak RSS also counts the shared-library pages it happened to touch, which varies by
+    // +-3 % between identical runs at this small size (seen: 559..586 MiB). Each length runs twice and the
+    // lower peak counts; a real leak (per-frame growth) shows in every run.
+    int64_t peak[2] = {INT64_MAX, INT64_MAX};
     const int frames[2] = {100, 400};
     for (int i = 0; i < 2; ++i) {
         const std::string n = std::to_string(frames[i]);
         const std::string in = path("m" + n + ".mp4"), rep = path("m" + n + ".json");
         ffmpeg("-f lavfi -i testsrc2=size=32x24:rate=25 -f lavfi -i sine -frames:v " + n + " -t " +
                std::to_string(frames[i] / 25.0) + " -c:v libx264 -pix_fmt yuv420p -c:a aac " + in);
-        const CmdResult r = cli(upscale_args(in, path("o" + n + ".mp4")) + " --report " + rep);
-        ASSERT_EQ(r.code, 0) << r.output;
-        std::ifstream rf(rep);
-        const auto j = nlohmann::json::parse(rf);
-        ASSERT_EQ(j["frames_out"], frames[i]);
-        peak[i] = j["peak_rss_bytes"].get<int64_t>();
-        std::cout << "[cli] " << n << " frames: peak RSS " << peak[i] / 1048576.0 << " MiB, "
-                  << j["fps"].get<double>() << " fps\n";
+        for (int run = 0; run < 2; ++run) {
+            const CmdResult r = cli(upscale_args(in, path("o" + n + ".mp4")) + " --overwrite --report " + rep);
+            ASSERT_EQ(r.code, 0) << r.output;
+            std::ifstream rf(rep);
+            const auto j = nlohmann::json::parse(rf);
+            ASSERT_EQ(j["frames_out"], frames[i]);
+            peak[i] = std::min(peak[i], j["peak_rss_bytes"].get<int64_t>());
+            std::cout << "[cli] " << n << " frames: peak RSS " << j["peak_rss_bytes"].get<int64_t>() / 1048576.0
+                      << " MiB, " << j["fps"].get<double>() << " fps\n";
+        }
     }
-    // Growth is what matters: the longer run may not peak more than 3 % above the shorter one (measured here:
-    // 586 MiB for 100 frames, 562 MiB for 400; a lower peak is allocator noise, not a leak).
+    // The longer run may not peak more than 3 % above the shorter one.
     EXPECT_LT(double(peak[1]) / double(peak[0]), 1.03);
 }

@@ -5,26 +5,16 @@
 
 #include <ATen/ATen.h>
 
-#include <malloc.h>
-
 #include <filesystem>
 #include <fstream>
 
 #include "engine/noise.h"
+#include "memory_test_util.h"
 #include "models/test_weights.h"
 
 namespace fs = std::filesystem;
 
 namespace {
-
-long rss_kib() {
-    std::ifstream f("/proc/self/status");
-    std::string line;
-    while (std::getline(f, line)) {
-        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    }
-    return -1;
-}
 
 class EngineTest : public ::testing::Test {
   protected:
@@ -208,9 +198,7 @@ TEST_F(EngineTest, CancelWithinOneChunk) {
 }
 
 TEST_F(EngineTest, StateIsFlatAndMemoryDoesNotGrow) {
-    // Large blocks from mmap, returned on free: RSS then measures live memory, not allocator caching.
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+    flashvsr::testing::return_freed_memory();  // RSS then measures live memory, not allocator caching
     const auto e = load();
     flashvsr::Stream s = e->stream(scale2());
     const at::Tensor batch = video(8, 8, 8, 11);
@@ -223,8 +211,8 @@ TEST_F(EngineTest, StateIsFlatAndMemoryDoesNotGrow) {
         ASSERT_EQ(s.chunks_done(), k + 1);
         bytes.push_back(s.state_bytes());
         if (k == 10 || k == 100) malloc_trim(0);
-        if (k == 10) rss10 = rss_kib();
-        if (k == 100) rss100 = rss_kib();
+        if (k == 10) rss10 = flashvsr::testing::status_kib("VmRSS:");
+        if (k == 100) rss100 = flashvsr::testing::status_kib("VmRSS:");
     }
     for (size_t i = 1; i < bytes.size(); ++i) ASSERT_EQ(bytes[i], bytes[0]) << "chunk " << i + 1;
     EXPECT_LT(rss100 - rss10, 2048) << "RSS grew by " << (rss100 - rss10) << " KiB from chunk 10 to 100";

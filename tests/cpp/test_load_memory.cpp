@@ -9,29 +9,15 @@
 #include <fstream>
 
 #include "models/test_weights.h"
+#include "memory_test_util.h"
 
 namespace fs = std::filesystem;
 
+using flashvsr::testing::reset_peak_rss;
+using flashvsr::testing::return_freed_memory;
+using flashvsr::testing::status_kib;
+
 namespace {
-
-long status_kib(const char* field) {
-    std::ifstream f("/proc/self/status");
-    std::string line;
-    while (std::getline(f, line)) {
-        if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::string(field).size()));
-    }
-    return -1;
-}
-
-void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
-
-// Large blocks come from mmap and go back to the kernel when freed, so RSS measures what is live now
-// (with glibc's dynamic threshold, memory freed by earlier tests would be reused invisibly).
-void return_freed_memory() {
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-    malloc_trim(0);
-}
 
 class LoadMemory : public ::testing::Test {
   protected:
