@@ -11,24 +11,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "models/test_weights.h"
-
-namespace {
-
-long status_kib(const char* field) {
-    std::ifstream f("/proc/self/status");
-    std::string line;
-    while (std::getline(f, line)) {
-        if (line.rfind(field, 0) == 0) return std::atol(line.c_str() + std::string(field).size());
-    }
-    return -1;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
     std::string size = "tiny", mode = "tiny", dtype = "fp32", model_dir;
@@ -100,9 +86,10 @@ int main(int argc, char** argv) {
         std::printf("\noverall %.2f frames/s (%lld frames in %.2f s), out %lldx%lld\n", frames / total,
                     static_cast<long long>(out.size(0)), total, static_cast<long long>(out.size(2)),
                     static_cast<long long>(out.size(1)));
+        const flashvsr::MemoryReport mem = flashvsr::memory_report();
         std::printf("stream state %.1f MiB, weights %.1f MiB, RSS %.1f MiB, peak RSS %.1f MiB\n",
                     s.state_bytes() / 1048576.0, engine->info().weight_bytes / 1048576.0,
-                    status_kib("VmRSS:") / 1024.0, status_kib("VmHWM:") / 1024.0);
+                    mem.rss_bytes / 1048576.0, mem.peak_rss_bytes / 1048576.0);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_engine: %s\n", e.what());
         if (!tmp.empty()) fs::remove_all(tmp);

@@ -23,15 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-long status_kib(const char* field) {
-    std::ifstream f("/proc/self/status");
-    std::string line;
-    while (std::getline(f, line)) {
-        if (line.rfind(field, 0) == 0) return std::atol(line.c_str() + std::string(field).size());
-    }
-    return -1;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -69,7 +60,7 @@ int main(int argc, char** argv) {
             flashvsr::UpscaleOptions u = base;
             u.tile_size = tile;
             malloc_trim(0);
-            const long before = status_kib("VmRSS:");
+            const long before = static_cast<long>(flashvsr::memory_report().rss_bytes / 1024);
             std::ofstream("/proc/self/clear_refs") << "5";
             const auto t0 = std::chrono::steady_clock::now();
             flashvsr::Stream s = engine->stream(u);
@@ -83,7 +74,7 @@ int main(int argc, char** argv) {
             s.finish();
             (void)s.pull();
             const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            const long peak = status_kib("VmHWM:");
+            const long peak = static_cast<long>(flashvsr::memory_report().peak_rss_bytes / 1024);
             flashvsr::engine::TileLayout layout{};
             const auto rects = s.tiles();
             const auto pad_h = rects.back().top + rects.back().height, pad_w = rects.back().left + rects.back().width;
