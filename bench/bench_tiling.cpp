@@ -21,10 +21,6 @@
 
 namespace fs = std::filesystem;
 
-namespace {
-
-}  // namespace
-
 int main(int argc, char** argv) {
     const std::string size = argc > 1 ? argv[1] : "tiny";
     const int64_t h = argc > 2 ? std::atoll(argv[2]) : 128;
