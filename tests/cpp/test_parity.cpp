@@ -27,7 +27,7 @@ namespace {
 const auto kF64 = at::TensorOptions().dtype(at::kDouble);
 
 SafetensorsFile golden(const std::string& name) {
-    const std::filesystem::path file = std::filesystem::path(__FILE__).parent_path().parent_path() / "data" / name;
+    const std::filesystem::path file = std::filesystem::path(FLASHVSR_TEST_DATA_DIR) / name;
     return read_safetensors(file.string());
 }
 

@@ -281,7 +281,7 @@ TEST(VAEDecoderParity, MatchesOfficialModuleTinyFp64) {
     // tests/data/README.md: z [1,16,3,2,2] float64, then two outputs [1,3,9,16,16] stored as float32:
     // (a) the unmodified module, (b) the same with its Upsample's float32 round trip disabled.
     const std::filesystem::path file =
-        std::filesystem::path(__FILE__).parent_path().parent_path() / "data" / "vae_decoder_tiny_parity.bin";
+        std::filesystem::path(FLASHVSR_TEST_DATA_DIR) / "vae_decoder_tiny_parity.bin";
     std::ifstream in(file, std::ios::binary);
     ASSERT_TRUE(in.good()) << file;
     at::Tensor z = at::empty({1, 16, 3, 2, 2}, at::kDouble);
