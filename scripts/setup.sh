@@ -58,12 +58,13 @@ if [ "$have_torch" != "$torch_pin" ]; then
     .venv/bin/python -m pip install "torch==$torch_pin"
 fi
 need=()
-for m in scikit_build_core pytest numpy safetensors; do
+for m in scikit_build_core pytest numpy safetensors av; do
     .venv/bin/python -c "import $m" 2>/dev/null || need+=("$m")
 done
 if ((${#need[@]})); then
     step "installing build/test tools: ${need[*]}"
-    .venv/bin/python -m pip install -q "scikit-build-core>=0.11" "pytest>=8" numpy safetensors
+    # av (PyAV): ComfyUI's own video library, used by the FlashVSR Upscale Video node and its test
+    .venv/bin/python -m pip install -q "scikit-build-core>=0.11" "pytest>=8" numpy safetensors "av>=14.2"
 fi
 
 # ---- 3. build + install (one configure serves the wheel, the CLI and the C++ tests) -------------------

@@ -107,6 +107,15 @@ std::string UpscaleOptions::to_string() const {
 
 Engine::Engine(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 
+Engine::Impl::~Impl() {
+    dit.reset();
+    lq_proj.reset();
+    tc_decoder.reset();
+    vae_decoder.reset();
+    constants = {};
+    engine::return_free_memory();
+}
+
 std::shared_ptr<Engine> Engine::load(const EngineOptions& o) {
     o.validate();
     auto impl = std::make_shared<Impl>();

@@ -13,6 +13,7 @@
 namespace flashvsr {
 
 struct Engine::Impl {
+    ~Impl();  // frees the networks, then hands the freed memory back (engine::return_free_memory)
     EngineInfo info;
     at::Device device{at::kCPU};
     at::ScalarType dtype = at::kFloat;
@@ -32,6 +33,10 @@ at::Device resolve_device(const std::string& device);
 /// "auto" | "bf16" | "fp16" | "fp32" -> a dtype for `device`.
 at::ScalarType resolve_dtype(const std::string& dtype, const at::Device& device);
 const char* dtype_name(at::ScalarType t);
+/// Hands freed memory back after a model is unloaded, so RSS / device memory really drop: glibc's heap
+/// pages to the OS (malloc_trim) and, on CUDA builds, the caching allocator's unused blocks to the driver.
+void return_free_memory();
+void empty_cuda_cache();  // memory_cuda.cpp (a no-op in CPU builds)
 
 }  // namespace engine
 }  // namespace flashvsr

@@ -2,6 +2,10 @@
 // builds only).
 #include <flashvsr/flashvsr.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <fstream>
 #include <string>
 
@@ -24,7 +28,15 @@ int64_t status_bytes(const std::string& field) {  // "VmRSS:" -> bytes (the file
 
 #if !defined(FLASHVSR_WITH_CUDA)
 void engine::fill_cuda_memory(MemoryReport&) {}  // CPU build: no CUDA figures (cuda = false)
+void engine::empty_cuda_cache() {}
 #endif
+
+void engine::return_free_memory() {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+    empty_cuda_cache();
+}
 
 MemoryReport memory_report() {
     MemoryReport r;

@@ -3,6 +3,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 
+#include "engine/engine_impl.h"
 #include "engine/tiling.h"
 
 namespace flashvsr::engine {
@@ -16,6 +17,10 @@ void fill_cuda_memory(MemoryReport& r) {
     r.cuda_allocated_bytes = stats.allocated_bytes[kAll].current;
     r.cuda_reserved_bytes = stats.reserved_bytes[kAll].current;
     r.cuda_peak_allocated_bytes = stats.allocated_bytes[kAll].peak;
+}
+
+void empty_cuda_cache() {
+    if (c10::cuda::device_count() > 0) c10::cuda::CUDACachingAllocator::emptyCache();
 }
 
 }  // namespace flashvsr::engine

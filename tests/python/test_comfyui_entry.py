@@ -2,26 +2,8 @@
 
 import asyncio
 import importlib.util
-import sys
-import types
 
-
-def _install_standin_comfy_api(monkeypatch):
-    latest = types.ModuleType("comfy_api.latest")
-
-    class ComfyExtension:  # the stand-in of comfy_api.latest.ComfyExtension
-        async def on_load(self):
-            return None
-
-        async def get_node_list(self):
-            raise NotImplementedError
-
-    latest.ComfyExtension = ComfyExtension
-    pkg = types.ModuleType("comfy_api")
-    pkg.latest = latest
-    monkeypatch.setitem(sys.modules, "comfy_api", pkg)
-    monkeypatch.setitem(sys.modules, "comfy_api.latest", latest)
-    return ComfyExtension
+import comfy_standins
 
 
 def _load_custom_node(repo_root):
@@ -34,12 +16,13 @@ def _load_custom_node(repo_root):
     return module
 
 
-def test_root_exports_only_the_v3_entrypoint(repo_root, monkeypatch):
-    base = _install_standin_comfy_api(monkeypatch)
+def test_root_exports_only_the_v3_entrypoint(repo_root, monkeypatch, tmp_path):
+    mods = comfy_standins.install(monkeypatch, tmp_path / "models", tmp_path / "temp")
     module = _load_custom_node(repo_root)
     assert hasattr(module, "comfy_entrypoint")
     assert not hasattr(module, "NODE_CLASS_MAPPINGS")  # ComfyUI would take the V1 branch otherwise
     extension = asyncio.run(module.comfy_entrypoint())
-    assert isinstance(extension, base)
+    assert isinstance(extension, mods["comfy_api.latest"].ComfyExtension)
     nodes = asyncio.run(extension.get_node_list())
-    assert isinstance(nodes, list)
+    assert [n.define_schema().node_id for n in nodes] == ["FlashVSRModelLoader", "FlashVSRUpscale",
+                                                           "FlashVSRUpscaleVideo"]

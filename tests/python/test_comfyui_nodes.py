@@ -1,0 +1,188 @@
+"""The ComfyUI nodes against the stand-ins of tests/python/comfy_standins.py: schema, model folders,
+execution, float32 CPU output, progress, interrupt within one chunk, unload releasing the engine, video."""
+
+import asyncio
+import hashlib
+import re
+
+import pytest
+import torch
+
+import flashvsr
+
+import comfy_standins
+
+
+@pytest.fixture(scope="module")
+def models_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("comfy_models")
+    flashvsr.testing.make_random_weights(root / "FlashVSR-v1.1", size="tiny", seed=3, prompt_tokens=64)
+    return root
+
+
+@pytest.fixture()
+def comfy(monkeypatch, models_root, tmp_path):
+    mods = comfy_standins.install(monkeypatch, models_root, tmp_path / "temp")
+    from flashvsr import comfyui
+
+    nodes = asyncio.run(asyncio.run(comfyui.comfy_entrypoint()).get_node_list())
+    yield mods, {n.define_schema().node_id: n for n in nodes}
+    mods["comfy.model_management"].unload_all_models()
+
+
+def _inputs(schema):
+    return {i.id: i for i in schema.inputs}
+
+
+def _load(nodes, **kw):
+    args = dict(model="FlashVSR-v1.1", version="auto", mode="tiny", precision="fp32", device="comfy")
+    args.update(kw)
+    return nodes["FlashVSRModelLoader"].execute(**args).values[0]
+
+
+def _upscale(nodes, patcher, images, **kw):
+    args = dict(scale=2, tile_size=0, tile_overlap=0, max_memory_gb=0.0, color_fix="adain", sparse_ratio=2.0,
+                kv_ratio=3.0, local_range=11, seed=0)
+    args.update(kw)
+    return nodes["FlashVSRUpscale"].execute(model=patcher, images=images, **args).values[0]
+
+
+def test_schema_ids_tooltips_and_v3_only(comfy):
+    _, nodes = comfy
+    assert sorted(nodes) == ["FlashVSRModelLoader", "FlashVSRUpscale", "FlashVSRUpscaleVideo"]
+    for node in nodes.values():
+        schema = node.define_schema()
+        assert schema.category == "FlashVSR" and schema.description
+        missing = [i.id for i in schema.inputs if not i.tooltip]
+        assert missing == [], f"{schema.node_id}: inputs without a tooltip: {missing}"
+    up = _inputs(nodes["FlashVSRUpscale"].define_schema())
+    assert up["images"].io_type == "IMAGE" and up["model"].io_type == "FLASHVSR_MODEL"
+    assert up["color_fix"].options == ["adain", "wavelet", "none"]
+    assert _inputs(nodes["FlashVSRUpscaleVideo"].define_schema())["video"].io_type == "VIDEO"
+
+
+def test_defaults_equal_the_engine_api(comfy):
+    # The node defaults must be the Python API's: parse the compiled signature of Engine.upscale.
+    from flashvsr.comfyui import nodes as node_module
+
+    doc = flashvsr.Engine.upscale.__doc__
+    for name, value in node_module.DEFAULTS.items():
+        m = re.search(rf"\b{name}: [^=]+ = ([^,)]+)", doc)
+        assert m, f"{name} not in {doc}"
+        assert m.group(1).strip("'\"") == str(value), (name, m.group(1), value)
+    up = _inputs(comfy[1]["FlashVSRUpscale"].define_schema())
+    assert all(up[k].default == v for k, v in node_module.DEFAULTS.items())
+
+
+def test_model_folders_registered_and_listed(comfy, models_root, tmp_path):
+    mods, nodes = comfy
+    fp = mods["folder_paths"]
+    paths = fp.get_folder_paths("FlashVSR")
+    assert str(models_root / "FlashVSR") in paths and str(models_root / "FlashVSR-v1.1") in paths
+    # a user's extra_model_paths.yaml entry (applied through the same function) with a model in a sub-folder
+    extra = tmp_path / "big_disk"
+    flashvsr.testing.make_random_weights(extra / "copy", size="tiny", seed=3, prompt_tokens=64)
+    fp.add_model_folder_path("FlashVSR", str(extra))
+    options = _inputs(nodes["FlashVSRModelLoader"].define_schema())["model"].options
+    assert options == ["FlashVSR-v1.1", "big_disk/copy"]
+    with pytest.raises(ValueError, match="not found.*posi_prompt.pth.*FlashVSR-v1.1"):
+        _load(nodes, model="nope")
+
+
+def test_upscale_float32_cpu_exact_size_and_equal_to_api(comfy, models_root):
+    _, nodes = comfy
+    patcher = _load(nodes)
+    frames = torch.rand(5, 16, 24, 3)
+    out = _upscale(nodes, patcher, frames)
+    assert out.shape == (5, 32, 48, 3) and out.dtype == torch.float32 and out.device.type == "cpu"
+    assert out.is_contiguous() and out.min().item() >= 0.0 and out.max().item() <= 1.0
+    ref = flashvsr.load(models_root / "FlashVSR-v1.1", device="cpu", dtype="fp32").upscale(frames, scale=2)
+    assert torch.equal(out, ref)
+    # reduced-precision IMAGE inputs (other nodes may hand bf16/fp16) still give float32
+    out16 = _upscale(nodes, patcher, frames.to(torch.float16))
+    assert out16.dtype == torch.float32 and out16.shape == out.shape
+
+
+def test_rgba_alpha_kept(comfy):
+    _, nodes = comfy
+    frames = torch.rand(2, 16, 16, 4)
+    frames[..., 3] = 0.25
+    out = _upscale(nodes, _load(nodes), frames)
+    assert out.shape == (2, 32, 32, 4)
+    assert torch.allclose(out[..., 3], torch.full((2, 32, 32), 0.25), atol=1e-6)
+
+
+def test_progress_per_chunk(comfy):
+    mods, nodes = comfy
+    log = mods["comfy.utils"].progress_log
+    log.clear()
+    _upscale(nodes, _load(nodes), torch.rand(45, 8, 8, 3))  # 45 frames = 4 chunks
+    assert [v for v, _, _ in log] == sorted(v for v, _, _ in log) and log[-1][0] == 45 and len(log) >= 4
+
+
+def test_interrupt_stops_within_one_chunk(comfy):
+    mods, nodes = comfy
+    mm = mods["comfy.model_management"]
+    log = mods["comfy.utils"].progress_log
+    log.clear()
+    patcher = _load(nodes)
+    calls = {"n": 0}
+    orig = mods["comfy.utils"].ProgressBar.update_absolute
+
+    def press_cancel_after_first_chunk(self, value, total=None, preview=None):
+        orig(self, value, total, preview)
+        calls["n"] += 1
+        mm.interrupt_current_processing(True)  # the user presses Cancel while chunk 2 computes
+
+    mods["comfy.utils"].ProgressBar.update_absolute = press_cancel_after_first_chunk
+    with pytest.raises(mm.InterruptProcessingException):
+        _upscale(nodes, patcher, torch.rand(45, 8, 8, 3))
+    assert calls["n"] == 1  # the engine stopped at the next chunk boundary
+    assert not mm.processing_interrupted()  # the flag was consumed, as ComfyUI expects
+    mods["comfy.utils"].ProgressBar.update_absolute = orig
+    assert _upscale(nodes, patcher, torch.rand(3, 8, 8, 3)).shape == (3, 16, 16, 3)  # usable afterwards
+
+
+def test_unload_releases_and_next_run_reloads(comfy):
+    from flashvsr.comfyui import management
+
+    mods, nodes = comfy
+    mm = mods["comfy.model_management"]
+    patcher = _load(nodes)
+    assert management.loaded_engine_count() == 0  # the loader node does not read weights yet
+    _upscale(nodes, patcher, torch.rand(2, 8, 8, 3))
+    engine = patcher.model.engine
+    assert management.loaded_engine_count() == 1 and patcher.model.loads == 1
+    mm.unload_all_models()  # what "Unload models" / POST /free do
+    assert engine.closed and patcher.model.engine is None and management.loaded_engine_count() == 0
+    _upscale(nodes, patcher, torch.rand(2, 8, 8, 3))
+    assert patcher.model.loads == 2
+
+
+def _packets(path, kind):
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0] if kind == "video" else c.streams.audio[0]
+        return [(p.pts, hashlib.md5(bytes(p)).hexdigest()) for p in c.demux(s) if p.size]
+
+
+def test_video_node_streams_keeps_frames_timestamps_and_audio(comfy, tmp_path):
+    import av
+
+    mods, nodes = comfy
+    src = tmp_path / "in.mp4"
+    flashvsr.io.write_synthetic_clip(str(src), width=32, height=24, frames=21, fps_num=30000, fps_den=1001, audio=True)
+    video = mods["comfy_api.latest"].InputImpl.VideoFromFile(str(src))
+    node = nodes["FlashVSRUpscaleVideo"]
+    result = node.execute(model=_load(nodes), video=video, scale=2, tile_size=0, tile_overlap=0, max_memory_gb=0.0,
+                          color_fix="adain", sparse_ratio=2.0, kv_ratio=3.0, local_range=11, seed=0, crf=18).values[0]
+    out = result.get_stream_source()
+    assert out.endswith(".mp4") and not list(tmp_path.glob("temp/flashvsr/*.part"))
+    with av.open(str(src)) as a, av.open(out) as b:
+        fa = [f.time for f in a.decode(video=0)]
+        fb = list(b.decode(video=0))
+        assert len(fb) == 21 and (fb[0].width, fb[0].height) == (64, 48)
+        assert [round(f.time, 4) for f in fb] == [round(t, 4) for t in fa]
+    audio_in, audio_out = _packets(src, "audio"), _packets(out, "audio")
+    assert len(audio_in) > 5 and [h for _, h in audio_out] == [h for _, h in audio_in]
