@@ -126,6 +126,9 @@ def server(tmp_path_factory):
     subprocess.run([python, "-c", "import sys; from PIL import Image; fs = [Image.new('RGB', (64, 48), "
                     "(40 * k, 255 - 40 * k, 128)) for k in range(5)]; fs[0].save(sys.argv[1], save_all=True, "
                     "append_images=fs[1:], duration=40)", str(base / "input" / "clip.png")], check=True)
+    subprocess.run([python, "-c", "import sys, flashvsr; flashvsr.io.write_synthetic_clip(sys.argv[1], width=48, "
+                    "height=32, frames=21, fps_num=30000, fps_den=1001, audio=True)", str(base / "input" / "clip.mp4")],
+                   check=True)
     port = _free_port()
     log = open(base / "server.log", "w")
     proc = subprocess.Popen(
@@ -225,6 +228,31 @@ def test_interrupt_stops_a_long_run_promptly(server):
     print(f"interrupt honoured {latency:.2f} s after POST /interrupt, at frame {done} of 600")
     assert done < 600
     assert latency < 30
+
+
+def test_video_workflow_streams_with_audio(server):
+    prompt = {
+        "1": {"class_type": "LoadVideo", "inputs": {"file": "clip.mp4"}},
+        "2": {"class_type": "FlashVSRModelLoader", "inputs": {"model": "FlashVSR-v1.1", "version": "auto",
+                                                              "mode": "tiny", "precision": "fp32", "device": "comfy"}},
+        "3": {"class_type": "FlashVSRUpscaleVideo", "inputs": {"model": ["2", 0], "video": ["1", 0], "scale": 2,
+                                                               "tile_size": 0, "tile_overlap": 0, "max_memory_gb": 0.0,
+                                                               "color_fix": "adain", "sparse_ratio": 2.0,
+                                                               "kv_ratio": 3.0, "local_range": 11, "seed": 0,
+                                                               "crf": 18}},
+        "4": {"class_type": "SaveVideo", "inputs": {"video": ["3", 0], "filename_prefix": "flashvsr/video",
+                                                    "format": "auto", "codec": "auto"}},
+    }
+    entry = server.history(server.queue(prompt))
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+    saved = [v for out in entry["outputs"].values() for v in out.get("images", [])]
+    assert len(saved) == 1, entry["outputs"]
+    path = server.base / "output" / saved[0]["subfolder"] / saved[0]["filename"]
+    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
+    probe = subprocess.run([python, "-c", "import sys, av, json; c = av.open(sys.argv[1]); v = c.streams.video[0]; "
+                            "n = sum(1 for _ in c.decode(video=0)); print(json.dumps([n, v.width, v.height, "
+                            "len(c.streams.audio)]))", str(path)], check=True, capture_output=True, text=True)
+    assert json.loads(probe.stdout.strip().splitlines()[-1]) == [21, 96, 64, 1]
 
 
 def test_free_unloads_the_engine(server):

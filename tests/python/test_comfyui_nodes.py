@@ -186,3 +186,32 @@ def test_video_node_streams_keeps_frames_timestamps_and_audio(comfy, tmp_path):
         assert [round(f.time, 4) for f in fb] == [round(t, 4) for t in fa]
     audio_in, audio_out = _packets(src, "audio"), _packets(out, "audio")
     assert len(audio_in) > 5 and [h for _, h in audio_out] == [h for _, h in audio_in]
+
+
+def test_example_workflows_agree_with_the_schema(comfy, repo_root):
+    # examples/comfyui: the UI-format workflow's widget values, read in schema order, are the API-format inputs.
+    import json
+
+    _, nodes = comfy
+    ui = json.loads((repo_root / "examples/comfyui/flashvsr_upscale.json").read_text())
+    api = json.loads((repo_root / "examples/comfyui/flashvsr_upscale_api.json").read_text())
+    checked = 0
+    for node in ui["nodes"]:
+        if node["type"] not in nodes:
+            continue
+        schema = nodes[node["type"]].define_schema()
+        widgets = [i for i in schema.inputs if i.io_type in ("INT", "FLOAT", "COMBO")]
+        values = list(node["widgets_values"])
+        got = {}
+        for i in widgets:
+            got[i.id] = values.pop(0)
+            if i.kwargs.get("control_after_generate"):
+                assert values.pop(0) in ("fixed", "increment", "decrement", "randomize")
+        assert values == []
+        links = {tuple(l[3:5]): l[1] for l in ui["links"]}
+        for slot, inp in enumerate(node["inputs"]):
+            got[inp["name"]] = [str(links[(node["id"], slot)]), 0]
+        assert got == api[str(node["id"])]["inputs"], node["type"]
+        assert api[str(node["id"])]["class_type"] == node["type"]
+        checked += 1
+    assert checked == 2
