@@ -18,6 +18,10 @@ class InterruptProcessingException(Exception):
     pass
 
 
+class OOMException(RuntimeError):  # ComfyUI's OOM_EXCEPTION is torch.cuda.OutOfMemoryError
+    pass
+
+
 def _module(name, **attrs):
     m = types.ModuleType(name)
     m.__dict__.update(attrs)
@@ -70,7 +74,7 @@ def build(models_dir: str, temp_dir: str):
             state["loaded"].pop().detach(True)
 
     mm = _module(
-        "comfy.model_management", InterruptProcessingException=InterruptProcessingException,
+        "comfy.model_management", InterruptProcessingException=InterruptProcessingException, OOM_EXCEPTION=OOMException,
         processing_interrupted=processing_interrupted, interrupt_current_processing=interrupt_current_processing,
         throw_exception_if_processing_interrupted=throw_exception_if_processing_interrupted,
         load_models_gpu=load_models_gpu, unload_all_models=unload_all_models,

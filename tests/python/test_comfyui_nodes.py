@@ -2,6 +2,7 @@
 execution, float32 CPU output, progress, interrupt within one chunk, unload releasing the engine, video."""
 
 import asyncio
+import gc
 import hashlib
 import re
 
@@ -143,6 +144,19 @@ def test_interrupt_stops_within_one_chunk(comfy):
     assert _upscale(nodes, patcher, torch.rand(3, 8, 8, 3)).shape == (3, 16, 16, 3)  # usable afterwards
 
 
+def test_engine_out_of_memory_becomes_comfyui_oom(comfy):
+    from flashvsr.comfyui import management
+
+    mods, _ = comfy
+    reporter = management.ProgressReporter(1)
+
+    def run():
+        raise flashvsr.OutOfMemory("out of memory at tile 512x512 with a 1 GiB budget")
+
+    with pytest.raises(mods["comfy.model_management"].OOM_EXCEPTION, match="tile 512x512 with a 1 GiB budget"):
+        management.run_interruptible(run, reporter)
+
+
 def test_unload_releases_and_next_run_reloads(comfy):
     from flashvsr.comfyui import management
 
@@ -153,8 +167,14 @@ def test_unload_releases_and_next_run_reloads(comfy):
     _upscale(nodes, patcher, torch.rand(2, 8, 8, 3))
     engine = patcher.model.engine
     assert management.loaded_engine_count() == 1 and patcher.model.loads == 1
+    weight_bytes = engine.info["weight_bytes"]
+    gc.collect()
+    rss_loaded = flashvsr.memory_report()["rss_bytes"]
     mm.unload_all_models()  # what "Unload models" / POST /free do
     assert engine.closed and patcher.model.engine is None and management.loaded_engine_count() == 0
+    gc.collect()
+    freed = rss_loaded - flashvsr.memory_report()["rss_bytes"]
+    assert freed >= 0.8 * weight_bytes, f"unload gave back {freed} bytes of {weight_bytes} weight bytes"
     _upscale(nodes, patcher, torch.rand(2, 8, 8, 3))
     assert patcher.model.loads == 2
 
@@ -215,3 +235,59 @@ def test_example_workflows_agree_with_the_schema(comfy, repo_root):
         assert api[str(node["id"])]["class_type"] == node["type"]
         checked += 1
     assert checked == 2
+
+
+def _write_bt709_clip(path, frames=9, w=32, h=24):
+    # moderately saturated colour blocks, tagged and encoded as BT.709 limited range
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.codec_context.colorspace, s.codec_context.color_range = 1, 1  # BT.709, limited
+        s.codec_context.color_primaries, s.codec_context.color_trc = 1, 1
+        s.options = {"crf": "0"}
+        for k in range(frames):
+            img = np.zeros((h, w, 3), np.uint8)
+            img[:, : w // 2] = (200, 80, 90 + 5 * k)
+            img[:, w // 2 :] = (70, 170, 190)
+            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p", dst_colorspace=1,
+                                                                         dst_color_range=1)
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def _decode_rgb(path, force_colorspace=None):
+    import av
+    import numpy as np
+
+    with av.open(str(path)) as c:
+        cc = c.streams.video[0].codec_context
+        tags = (cc.colorspace, cc.color_range)
+        frames = [f.to_ndarray(format="rgb24", src_colorspace=force_colorspace or f.colorspace or None,
+                               src_color_range=f.color_range or None) for f in c.decode(video=0)]
+    return tags, np.stack(frames)
+
+
+def test_video_node_keeps_bt709_colours_and_tags(comfy, tmp_path, models_root):
+    mods, nodes = comfy
+    src = tmp_path / "bt709.mp4"
+    _write_bt709_clip(src)
+    video = mods["comfy_api.latest"].InputImpl.VideoFromFile(str(src))
+    result = nodes["FlashVSRUpscaleVideo"].execute(
+        model=_load(nodes), video=video, scale=2, tile_size=0, tile_overlap=0, max_memory_gb=0.0, color_fix="adain",
+        sparse_ratio=2.0, kv_ratio=3.0, local_range=11, seed=0, crf=0).values[0]
+    tags_in, rgb_in = _decode_rgb(src)
+    tags_out, rgb_out = _decode_rgb(result.get_stream_source())
+    assert tags_in == tags_out == (1, 1) and rgb_out.shape == (9, 48, 64, 3)
+    # what the engine makes of the same decoded frames, without any file in between
+    ref = flashvsr.load(models_root / "FlashVSR-v1.1", device="cpu", dtype="fp32").upscale(torch.from_numpy(rgb_in), scale=2)
+    ref_means = (ref * 255).reshape(9, -1, 3).mean(1).numpy()
+    worst = float(abs(rgb_out.reshape(9, -1, 3).mean(1) - ref_means).max())
+    _, wrong = _decode_rgb(result.get_stream_source(), force_colorspace=5)  # read as BT.601: the classic mix-up
+    worst_wrong = float(abs(wrong.reshape(9, -1, 3).mean(1) - ref_means).max())
+    print(f"channel-mean error through the file: {worst:.2f} levels (read with the wrong matrix: {worst_wrong:.2f})")
+    assert worst <= 2.0 and worst_wrong > 2 * worst

@@ -140,11 +140,18 @@ class ProgressReporter:
 
 
 def run_interruptible(fn, reporter: ProgressReporter):
-    """Run fn(); a cancel requested through ComfyUI becomes InterruptProcessingException."""
+    """Run fn(); a cancel requested through ComfyUI becomes InterruptProcessingException, and the engine's
+    OutOfMemory (raised after its own smaller-tile retries failed) becomes ComfyUI's OOM_EXCEPTION, so ComfyUI
+    unloads its models and shows its out-of-memory tip, with our message."""
     import comfy.model_management as mm
 
     try:
         return fn()
+    except flashvsr.OutOfMemory as e:
+        oom = getattr(mm, "OOM_EXCEPTION", None)
+        if isinstance(oom, type) and issubclass(oom, BaseException):
+            raise oom(str(e)) from e
+        raise
     except flashvsr.Cancelled:
         if reporter.interrupted:
             mm.throw_exception_if_processing_interrupted()  # raises and resets when still set

@@ -47,6 +47,11 @@ def upscale_video_file(src, dst: str, stream, scale: int, crf: int = 18) -> int:
             vout.time_base = vin.time_base
             vout.codec_context.time_base = vin.time_base
             vout.options = {"crf": str(crf)}
+            # colour: decode with the source's matrix and range, encode with the same, and tag the output
+            src = vin.codec_context
+            colour = {"colorspace": src.colorspace, "color_range": src.color_range}
+            for name in ("colorspace", "color_range", "color_primaries", "color_trc"):
+                setattr(vout.codec_context, name, getattr(src, name))
             aout = {s.index: out.add_stream_from_template(s) for s in audio}
             pts_queue: list[int | None] = []
 
@@ -54,7 +59,9 @@ def upscale_video_file(src, dst: str, stream, scale: int, crf: int = 18) -> int:
                 nonlocal done
                 rgb = (frames * 255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
                 for img in rgb:
-                    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+                    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24").reformat(
+                        format=vout.pix_fmt, dst_colorspace=colour["colorspace"] or None,
+                        dst_color_range=colour["color_range"] or None)
                     pts = pts_queue.pop(0)
                     frame.pts = pts if pts is not None else done
                     frame.time_base = vin.time_base
@@ -72,7 +79,9 @@ def upscale_video_file(src, dst: str, stream, scale: int, crf: int = 18) -> int:
                     continue
                 for frame in packet.decode():
                     pts_queue.append(frame.pts)
-                    batch.append(torch.from_numpy(frame.to_ndarray(format="rgb24")))
+                    rgb = frame.to_ndarray(format="rgb24", src_colorspace=frame.colorspace or None,
+                                           src_color_range=frame.color_range or None)
+                    batch.append(torch.from_numpy(rgb))
                     if len(batch) == PUSH_FRAMES:
                         stream.push(torch.stack(batch))  # [F,H,W,3] uint8
                         batch.clear()
