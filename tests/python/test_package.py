@@ -102,3 +102,11 @@ def test_no_hard_dependency_on_the_cuda_driver(cli):
         needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", dyn)
         assert needed, b
         assert not [n for n in needed if n.startswith("libcuda.so")], (b, needed)
+
+
+def test_comfyui_requirements_never_pull_torch(repo_root):
+    # ComfyUI-Manager pip-installs requirements.txt into ComfyUI's environment: a torch (or a package that
+    # depends on one) there would replace the user's CUDA torch and break the compiled engine.
+    lines = [l.split("#")[0].strip() for l in (repo_root / "requirements.txt").read_text().splitlines()]
+    reqs = [l for l in lines if l]
+    assert not [r for r in reqs if re.match(r"(torch|torchvision|torchaudio|flashvsr)\b", r, re.I)], reqs
