@@ -191,6 +191,7 @@ def test_video_node_streams_keeps_frames_timestamps_and_audio(comfy, tmp_path):
     import av
 
     mods, nodes = comfy
+    mods["comfy.utils"].progress_log.clear()
     src = tmp_path / "in.mp4"
     flashvsr.io.write_synthetic_clip(str(src), width=32, height=24, frames=21, fps_num=30000, fps_den=1001, audio=True)
     video = mods["comfy_api.latest"].InputImpl.VideoFromFile(str(src))
@@ -204,6 +205,8 @@ def test_video_node_streams_keeps_frames_timestamps_and_audio(comfy, tmp_path):
         fb = list(b.decode(video=0))
         assert len(fb) == 21 and (fb[0].width, fb[0].height) == (64, 48)
         assert [round(f.time, 4) for f in fb] == [round(t, 4) for t in fa]
+    log = mods["comfy.utils"].progress_log
+    assert log and log[-1][:2] == (21, 21) and all(t == 21 for _, t, _ in log), log  # total known up front
     audio_in, audio_out = _packets(src, "audio"), _packets(out, "audio")
     assert len(audio_in) > 5 and [h for _, h in audio_out] == [h for _, h in audio_in]
 

@@ -132,7 +132,9 @@ class ProgressReporter:
             self.interrupted = True
             return False
         try:
-            self.bar.update_absolute(int(done), int(total) if total else self.total)
+            # the engine passes total = -1 while a stream's length is unknown: use the caller's estimate
+            total = int(total) if total and total > 0 else self.total
+            self.bar.update_absolute(int(done), max(total, int(done)))
         except mm.InterruptProcessingException:  # the hook checks the flag and resets it
             self.interrupted = True
             return False

@@ -100,6 +100,25 @@ def upscale_video_file(src, dst: str, stream, scale: int, crf: int = 18) -> int:
     return done
 
 
+def _frame_count(src) -> int:
+    """The container's frame count (or duration x rate) for the progress bar; 1 when unknown."""
+    import av
+
+    try:
+        with av.open(src) as c:
+            v = c.streams.video[0]
+            if v.frames:
+                return int(v.frames)
+            if v.duration and v.time_base and v.average_rate:
+                return max(int(v.duration * v.time_base * v.average_rate), 1)
+            return 1
+    except (av.FFmpegError, IndexError):
+        return 1
+    finally:
+        if hasattr(src, "seek"):
+            src.seek(0)
+
+
 class FlashVSRUpscaleVideo(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -130,7 +149,7 @@ class FlashVSRUpscaleVideo(io.ComfyNode):
         out_dir = os.path.join(folder_paths.get_temp_directory(), "flashvsr")
         os.makedirs(out_dir, exist_ok=True)
         dst = os.path.join(out_dir, f"upscaled_{uuid.uuid4().hex[:12]}.mp4")
-        reporter = management.ProgressReporter(1, node_id=cls.hidden.unique_id)
+        reporter = management.ProgressReporter(_frame_count(video.get_stream_source()), node_id=cls.hidden.unique_id)
         stream = engine.stream(progress=reporter, **kwargs)
         try:
             management.run_interruptible(
