@@ -93,22 +93,25 @@ class FlashVSRModelLoader(io.ComfyNode):
         return io.NodeOutput(patcher)
 
 
+def upscale_schema(node_id: str, display_name: str, description: str, media: io.Input, output,
+                   extra: tuple = ()) -> io.Schema:
+    """The schema shared by the upscale nodes: model, the media input, the engine options, `extra`."""
+    return io.Schema(node_id=node_id, display_name=display_name, category=CATEGORY, description=description,
+                     inputs=[FlashVSRModel.Input("model", tooltip="From FlashVSR Model Loader."), media]
+                            + _options() + list(extra),
+                     outputs=[output], hidden=[io.Hidden.unique_id])
+
+
 class FlashVSRUpscale(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="FlashVSRUpscale",
-            display_name="FlashVSR Upscale",
-            category=CATEGORY,
-            description="One-step diffusion video super-resolution of an IMAGE batch (the batch is the video, "
-                        "in order). N frames in, N frames out, exactly width*scale x height*scale, float32 in "
-                        "[0,1]. An alpha channel is upscaled bicubically and kept.",
-            inputs=[FlashVSRModel.Input("model", tooltip="From FlashVSR Model Loader."),
-                    io.Image.Input("images", tooltip="Video frames [B,H,W,C] in [0,1], in temporal order.")]
-                   + _options(),
-            outputs=[io.Image.Output(display_name="images", tooltip="Upscaled frames, float32 [B,H*s,W*s,C].")],
-            hidden=[io.Hidden.unique_id],
-        )
+        return upscale_schema(
+            "FlashVSRUpscale", "FlashVSR Upscale",
+            "One-step diffusion video super-resolution of an IMAGE batch (the batch is the video, in order). N "
+            "frames in, N frames out, exactly width*scale x height*scale, float32 in [0,1]. An alpha channel is "
+            "upscaled bicubically and kept.",
+            io.Image.Input("images", tooltip="Video frames [B,H,W,C] in [0,1], in temporal order."),
+            io.Image.Output(display_name="images", tooltip="Upscaled frames, float32 [B,H*s,W*s,C]."))
 
     @classmethod
     def execute(cls, model, images, scale, tile_size, tile_overlap, max_memory_gb, color_fix, sparse_ratio,

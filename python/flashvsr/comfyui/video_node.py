@@ -18,7 +18,7 @@ import folder_paths
 from comfy_api.latest import io
 
 from . import management
-from .nodes import CATEGORY, FlashVSRModel, _engine_kwargs, _options
+from .nodes import _engine_kwargs, upscale_schema
 
 PUSH_FRAMES = 8  # frames decoded before each push: memory is bounded by this plus the engine's window
 
@@ -122,21 +122,14 @@ def _frame_count(src) -> int:
 class FlashVSRUpscaleVideo(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="FlashVSRUpscaleVideo",
-            display_name="FlashVSR Upscale Video",
-            category=CATEGORY,
-            description="Streams a VIDEO through FlashVSR in constant memory (never holds the clip as one "
-                        "tensor) and returns an H.264 MP4 VIDEO with the audio stream-copied and every "
-                        "frame's timestamp kept.",
-            inputs=[FlashVSRModel.Input("model", tooltip="From FlashVSR Model Loader."),
-                    io.Video.Input("video", tooltip="The video to upscale (audio is kept).")]
-                   + _options()
-                   + [io.Int.Input("crf", default=18, min=0, max=51,
-                                   tooltip="x264 quality of the result (lower = better, larger).")],
-            outputs=[io.Video.Output(display_name="video", tooltip="The upscaled video (MP4 in ComfyUI's temp folder).")],
-            hidden=[io.Hidden.unique_id],
-        )
+        return upscale_schema(
+            "FlashVSRUpscaleVideo", "FlashVSR Upscale Video",
+            "Streams a VIDEO through FlashVSR in constant memory (never holds the clip as one tensor) and returns "
+            "an H.264 MP4 VIDEO with the audio stream-copied and every frame's timestamp kept.",
+            io.Video.Input("video", tooltip="The video to upscale (audio is kept)."),
+            io.Video.Output(display_name="video", tooltip="The upscaled video (MP4 in ComfyUI's temp folder)."),
+            extra=(io.Int.Input("crf", default=18, min=0, max=51,
+                                tooltip="x264 quality of the result (lower = better, larger)."),))
 
     @classmethod
     def execute(cls, model, video, scale, tile_size, tile_overlap, max_memory_gb, color_fix, sparse_ratio,
