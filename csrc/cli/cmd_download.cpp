@@ -52,23 +52,23 @@ int cmd_download(const std::vector<std::string>& argv) {
     const std::string default_api = "https://huggingface.co/api/models/" + repo + "/tree/main";
     if (args.has("--help") || args.has("-h")) {
         std::cout
-            << "usage: flashvsr download [--version v1.0|v1.1] [--to DIR] [--base-url URL]\n\n"
+            << "usage: flashvsr download [--version v1.0|v1.1] [--to DIR] [--base-url URL] [--api-url URL]\n\n"
                "Fetches the five published files (DiT, LQ projector, TCDecoder, Wan2.1 VAE, prompt) into "
                "DIR\n"
                "[default: "
             << default_model_dir(ver)
             << "], where `flashvsr upscale` finds them.\n"
-               "Interrupted downloads resume (FILE.part). Before downloading, the repository's file list is\n"
-               "read from --api-url; each file's size and SHA-256 (git blob SHA-1 for non-LFS files) are\n"
-               "checked against it (the whole file, a resumed prefix included). A file that fails is deleted\n"
-               "and the command exits 1. Without the list (unreachable, or --base-url without --api-url)\n"
-               "only sizes are checked against the server's. The SHA-256 of every file goes into\n"
-               "flashvsr_manifest.json.\n"
+               "Interrupted downloads resume (FILE.part). Before downloading, the repository's file\n"
+               "list is read from --api-url; each file's size and SHA-256 (git blob SHA-1 for non-LFS\n"
+               "files) are checked against it (the whole file, a resumed prefix included). A file that\n"
+               "fails is deleted and the command exits 1. Without the list (unreachable, or --base-url\n"
+               "without --api-url) only sizes are checked against the server's. The SHA-256 of every\n"
+               "file goes into flashvsr_manifest.json.\n"
                "  --version   v1.0|v1.1 [default: v1.1]\n"
                "  --to        the model folder to fill\n"
                "  --base-url  where the files are [default: https://huggingface.co/<repo>/resolve/main/]\n"
-               "  --api-url   the JSON file list with sizes and hashes, \"\" for none\n"
-               "              [default: https://huggingface.co/api/models/<repo>/tree/main; none with --base-url]\n";
+               "  --api-url   the JSON file list with sizes and hashes, \"\" for none [default:\n"
+               "              https://huggingface.co/api/models/<repo>/tree/main; none with --base-url]\n";
         return 0;
     }
     if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals()[0] + "'");
@@ -79,7 +79,8 @@ int cmd_download(const std::vector<std::string>& argv) {
     const std::string api = args.get("--api-url", args.has("--base-url") ? "" : default_api);
     std::map<std::string, io::ExpectedFile> known;
     if (api.empty()) {
-        std::cerr << "flashvsr: note: no file list (--api-url): sizes are checked against the server's only\n";
+        std::cerr
+            << "flashvsr: note: no file list (--api-url): sizes are checked against the server's only\n";
     } else {
         try {
             known = parse_file_list(io::fetch_text(api));
@@ -105,10 +106,11 @@ int cmd_download(const std::vector<std::string>& argv) {
         };
         const auto it = known.find(name);
         if (!known.empty() && it == known.end()) {
-            std::cerr << "flashvsr: warning: " << name << " is not in the file list: no size or hash to check\n";
+            std::cerr << "flashvsr: warning: " << name
+                      << " is not in the file list: no size or hash to check\n";
         }
-        const io::DownloadResult r =
-            io::download_file(base + name, dest, it != known.end() ? it->second : io::ExpectedFile{}, progress);
+        const io::DownloadResult r = io::download_file(
+            base + name, dest, it != known.end() ? it->second : io::ExpectedFile{}, progress);
         if (tty) std::cerr << "\n";
         std::cerr << "  " << r.bytes << " bytes"
                   << (r.resumed_from > 0 ? " (resumed at " + std::to_string(r.resumed_from) + ")" : "")

@@ -121,7 +121,8 @@ std::vector<OptSpec> upscale_options() {
          "write a JSON summary (timings per stage, fps, peak memory, model files)"},
         {"--fps", "RATE", "25",
          "frame rate of an image-sequence input (25, 29.97, 24000/1001, ...): the output video's rate"},
-        {"--start-number", "N", "the lowest present", "first frame number of an input pattern like in/%05d.png"},
+        {"--start-number", "N", "the lowest present",
+         "first frame number of an input pattern like in/%05d.png"},
         {"--bit-depth", "8|16|32", "16 for PNG/TIFF from a >8-bit input, else 8; EXR 16",
          "image-sequence output: PNG/TIFF 8 or 16 bits, EXR 16 (half) or 32 (float)"},
         {"--overwrite", nullptr, "",
@@ -141,12 +142,13 @@ void print_upscale_help(std::ostream& os) {
           "timestamps are kept (N frames in, N frames out). Ctrl-C stops within a chunk and keeps the frames "
           "done\n"
           "in OUT.partial.EXT (DIR.partial/ for an image sequence; exit code 130).\n\n"
-          "Image sequences (PNG/TIFF 8/16-bit, EXR half/float): IN may be a folder (its .png/.tif/.tiff/.exr\n"
-          "images in natural order, one extension, all the same size) or a pattern like in/frame_%05d.png;\n"
-          "16-bit stays 16-bit through the engine, EXR values are used as stored and clamped to [0, 1], grey\n"
-          "becomes RGB, alpha is dropped (with a note). Sequences carry no audio, subtitles or timestamps:\n"
-          "a sequence input plays at --fps, a sequence output drops the input's audio (with a note).\n"
-          "A sequence output is written into DIR.tmp-PID/ and renamed to DIR/ when complete.\n\nOptions:\n";
+          "Image sequences (PNG/TIFF 8/16-bit, EXR half/float): IN may be a folder (its .png, .tif,\n"
+          ".tiff or .exr images in natural order, one extension, all the same size) or a pattern like\n"
+          "in/frame_%05d.png; 16-bit stays 16-bit through the engine, EXR values are used as stored and\n"
+          "clamped to [0, 1], grey becomes RGB, alpha is dropped (with a note). Sequences carry no audio,\n"
+          "subtitles or timestamps: a sequence input plays at --fps, a sequence output drops the input's\n"
+          "audio (with a note). A sequence output is written into DIR.tmp-PID/ and renamed to DIR/ when\n"
+          "complete.\n\nOptions:\n";
     for (const OptSpec& o : upscale_options()) {
         std::string head = std::string("  ") + o.name + (o.meta ? std::string(" ") + o.meta : "");
         os << std::left << std::setw(34) << head << " " << o.help;
@@ -308,7 +310,8 @@ namespace {
 /// Load the engine, then decode -> engine -> write with whichever reader (VideoDecoder or
 /// ImageSequenceReader) and writer (VideoEncoder or ImageSequenceWriter) the job names.
 template <class Source, class Sink>
-int run_pipeline(const UpscaleJob& job, Source& dec, Sink& enc, CancelToken& cancel, Clock::time_point t_start) {
+int run_pipeline(const UpscaleJob& job, Source& dec, Sink& enc, CancelToken& cancel,
+                 Clock::time_point t_start) {
     constexpr bool kVideoIn = std::is_same_v<Source, io::VideoDecoder>;
     constexpr bool kVideoOut = std::is_same_v<Sink, io::VideoEncoder>;
     const io::VideoStreamInfo& vi = dec.info();
@@ -324,8 +327,8 @@ int run_pipeline(const UpscaleJob& job, Source& dec, Sink& enc, CancelToken& can
     if (job.progress) {
         std::cerr << "flashvsr: " << job.input << " " << vi.width << "x" << vi.height << " " << vi.pix_fmt
                   << " -> " << job.output << " " << vi.width * s << "x" << vi.height * s << " " << out_format
-                  << "\n  engine: " << job.engine.to_string()
-                  << "\n  upscale: " << job.upscale.to_string() << "\n";
+                  << "\n  engine: " << job.engine.to_string() << "\n  upscale: " << job.upscale.to_string()
+                  << "\n";
     }
 
     Stream stream = engine->stream(job.upscale);
@@ -386,6 +389,9 @@ int run_pipeline(const UpscaleJob& job, Source& dec, Sink& enc, CancelToken& can
         cancelled = true;
     }
     progress.update(enc.frames_written(), true);
+    if constexpr (!kVideoIn) {
+        for (const std::string& n : dec.take_notes()) std::cerr << "flashvsr: note: " << n << "\n";
+    }
 
     std::string written;
     {
@@ -461,14 +467,16 @@ int run_with_sink(const UpscaleJob& job, Source& dec, const AVFormatContext* cop
     const int64_t s = job.upscale.scale;
     const int ow = static_cast<int>(vi.width * s), oh = static_cast<int>(vi.height * s);
     if (!io::is_image_sequence_output(job.output)) {
-        // The encoder first: its errors (encoder, pixel format, options, unwritable output) come before the load.
+        // The encoder first: its errors (encoder, pixel format, options, unwritable output) come
+        // before the load.
         io::VideoEncoder enc(job.output, ow, oh, vi, copy_from, offset_pts, job.encoder);
         return run_pipeline(job, dec, enc, cancel, t_start);
     }
     std::error_code ec;
-    const std::string in_dir = !io::is_image_sequence_input(job.input) ? fs::path(job.input).parent_path().string()
-                               : fs::is_directory(job.input, ec)     ? job.input
-                                                                     : io::FramePattern(job.input).folder();
+    const std::string in_dir = !io::is_image_sequence_input(job.input)
+                                   ? fs::path(job.input).parent_path().string()
+                               : fs::is_directory(job.input, ec) ? job.input
+                                                                 : io::FramePattern(job.input).folder();
     const std::string out_dir = io::ImageSequenceWriter::folder_of(job.output);
     if (fs::equivalent(in_dir.empty() ? "." : in_dir, out_dir, ec)) {
         throw InputError("the output folder '" + out_dir + "' is the input's folder (choose a new one)");
@@ -477,8 +485,8 @@ int run_with_sink(const UpscaleJob& job, Source& dec, const AVFormatContext* cop
     if constexpr (std::is_same_v<Source, io::VideoDecoder>) {
         for (const io::StreamInfo& st : io::probe(job.input).streams) {
             if (st.type == "audio" || st.type == "subtitle") {
-                std::cerr << "flashvsr: note: an image sequence holds no audio or subtitles: stream " << st.index
-                          << " (" << st.type << ") is not written\n";
+                std::cerr << "flashvsr: note: an image sequence holds no audio or subtitles: stream "
+                          << st.index << " (" << st.type << ") is not written\n";
             }
         }
     }
@@ -512,7 +520,7 @@ int run_upscale(const UpscaleJob& job) {
     CancelToken& cancel = job.cancel != nullptr ? *job.cancel : token;
     if (seq_in) {
         io::ImageSequenceReader dec(job.input, job.start_number, job.fps_num, job.fps_den);
-        for (const std::string& n : dec.notes()) std::cerr << "flashvsr: note: " << n << "\n";
+        for (const std::string& n : dec.take_notes()) std::cerr << "flashvsr: note: " << n << "\n";
         return run_with_sink(job, dec, nullptr, 0, cancel, t_start);
     }
     io::VideoDecoder dec(job.input, job.decoder);
@@ -582,8 +590,9 @@ int cmd_upscale(const std::vector<std::string>& argv) {
     const bool seq_out = io::is_image_sequence_output(job.output);
     for (const char* o : {"--fps", "--start-number"}) {
         if (!seq_in && args.has(o)) {
-            throw UsageError(std::string(o) + " applies to image-sequence input (a folder or a pattern like "
-                                              "in/%05d.png)");
+            throw UsageError(std::string(o) +
+                             " applies to image-sequence input (a folder or a pattern like "
+                             "in/%05d.png)");
         }
     }
     if (seq_in && (args.has("--start") || args.has("--end"))) {
@@ -593,7 +602,8 @@ int cmd_upscale(const std::vector<std::string>& argv) {
         throw UsageError("--bit-depth applies to image-sequence output (.png, .tif, .tiff, .exr)");
     }
     for (const char* o : {"-c:v", "--pix-fmt", "--crf", "-e"}) {
-        if (seq_out && args.has(o)) throw UsageError(std::string(o) + " applies to video output, not to an image sequence");
+        if (seq_out && args.has(o))
+            throw UsageError(std::string(o) + " applies to video output, not to an image sequence");
     }
     try {
         io::parse_frame_rate(args.get("--fps", "25"), &job.fps_num, &job.fps_den);

@@ -31,7 +31,8 @@ struct DownloadResult {
 /// the URL on any failure. A network failure keeps the .part file for a later resume; a size or hash
 /// mismatch of the finished file deletes it (the message names the file, what was expected and what
 /// arrived), so the next run starts that file over.
-DownloadResult download_file(const std::string& url, const std::string& dest, const ExpectedFile& expected = {},
+DownloadResult download_file(const std::string& url, const std::string& dest,
+                             const ExpectedFile& expected = {},
                              const std::function<void(int64_t, int64_t)>& progress = {});
 
 /// The body of `url` as a string (at most `max_bytes`; more is an error). Throws InputError naming the URL.

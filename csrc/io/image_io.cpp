@@ -6,6 +6,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <opencv2/core/utils/logger.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -26,15 +27,20 @@ std::string lower_ext(const std::string& path) {
 
 }  // namespace
 
-void enable_openexr() {
+void init_opencv_io() {
     static std::once_flag once;
-    std::call_once(once, [] { ::setenv("OPENCV_IO_ENABLE_OPENEXR", "1", 0); });
+    std::call_once(once, [] {
+        ::setenv("OPENCV_IO_ENABLE_OPENEXR", "1", 0);
+        if (std::getenv("OPENCV_LOG_LEVEL") == nullptr) {
+            cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+        }
+    });
 }
 
 at::Tensor decode_image(const std::string& path, ImageFileInfo* info) {
     std::error_code ec;
     if (!fs::exists(path, ec)) throw InputError("cannot open '" + path + "': no such file");
-    enable_openexr();
+    init_opencv_io();
     cv::Mat img;
     try {
         img = cv::imread(path, cv::IMREAD_UNCHANGED);  // BGR(A) or grey, 8U / 16U / 32F as stored
@@ -45,28 +51,42 @@ at::Tensor decode_image(const std::string& path, ImageFileInfo* info) {
     int bits = 0;
     double scale = 1.0;
     switch (img.depth()) {
-        case CV_8U: bits = 8, scale = 1.0 / 255.0; break;
-        case CV_16U: bits = 16, scale = 1.0 / 65535.0; break;
+        case CV_8U:
+            bits = 8, scale = 1.0 / 255.0;
+            break;
+        case CV_16U:
+            bits = 16, scale = 1.0 / 65535.0;
+            break;
         case CV_16F:
         case CV_32F:
-        case CV_64F: bits = 32; break;
-        default: throw InputError("'" + path + "': unsupported sample type (OpenCV depth " +
-                                  std::to_string(img.depth()) + ")");
+        case CV_64F:
+            bits = 32;
+            break;
+        default:
+            throw InputError("'" + path + "': unsupported sample type (OpenCV depth " +
+                             std::to_string(img.depth()) + ")");
     }
     const int channels = img.channels();
     if (info != nullptr) *info = ImageFileInfo{img.cols, img.rows, bits, channels};
     cv::Mat rgb;
     switch (channels) {
-        case 1: cv::cvtColor(img, rgb, cv::COLOR_GRAY2RGB); break;
+        case 1:
+            cv::cvtColor(img, rgb, cv::COLOR_GRAY2RGB);
+            break;
         case 2: {
             cv::Mat grey;
             cv::extractChannel(img, grey, 0);
             cv::cvtColor(grey, rgb, cv::COLOR_GRAY2RGB);
             break;
         }
-        case 3: cv::cvtColor(img, rgb, cv::COLOR_BGR2RGB); break;
-        case 4: cv::cvtColor(img, rgb, cv::COLOR_BGRA2RGB); break;
-        default: throw InputError("'" + path + "': unsupported channel count " + std::to_string(channels));
+        case 3:
+            cv::cvtColor(img, rgb, cv::COLOR_BGR2RGB);
+            break;
+        case 4:
+            cv::cvtColor(img, rgb, cv::COLOR_BGRA2RGB);
+            break;
+        default:
+            throw InputError("'" + path + "': unsupported channel count " + std::to_string(channels));
     }
     cv::Mat f32;
     rgb.convertTo(f32, CV_32FC3, scale);
@@ -88,8 +108,9 @@ void check_bits(const std::string& path, int bits) {
     const bool deep_ok = ext == ".png" || ext == ".tif" || ext == ".tiff";
     if (exr ? (bits != 16 && bits != 32) : (bits != 8 && !(bits == 16 && deep_ok))) {
         throw InputError("cannot write '" + path + "' with " + std::to_string(bits) + " bits per sample (" +
-                         (exr ? "EXR: 16 (half) or 32 (float)"
-                              : deep_ok ? "bits must be 8 or 16" : "this format: 8 only") +
+                         (exr       ? "EXR: 16 (half) or 32 (float)"
+                          : deep_ok ? "bits must be 8 or 16"
+                                    : "this format: 8 only") +
                          ")");
     }
 }
@@ -100,7 +121,7 @@ void encode_image(const std::string& path, const at::Tensor& rgb, int bits) {
     TORCH_CHECK(rgb.dim() == 3 && rgb.size(2) == 3, "encode_image: expected [H,W,3], got ", rgb.sizes());
     check_bits(path, bits);
     const bool exr = lower_ext(path) == ".exr";
-    enable_openexr();
+    init_opencv_io();
     const int h = static_cast<int>(rgb.size(0));
     const int w = static_cast<int>(rgb.size(1));
     const at::Tensor x = rgb.to(at::kFloat).clamp(0, 1);

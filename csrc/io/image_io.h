@@ -1,6 +1,8 @@
 // Still images through OpenCV's imgcodecs (PNG, TIFF, EXR, JPEG, ...), as float32 RGB tensors.
 // OpenCV 4.6 reads and writes EXR only when OPENCV_IO_ENABLE_OPENEXR is set: the functions here set it to 1
-// before OpenCV's first use unless the environment already sets it (setenv without overwrite).
+// before OpenCV's first use unless the environment already sets it (setenv without overwrite; =0 disables
+// EXR, and reading or writing .exr then fails with OpenCV's reason). OpenCV's own log is silenced unless
+// OPENCV_LOG_LEVEL is set: failures reach the caller as InputError with the reason.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -32,7 +34,8 @@ void encode_image(const std::string& path, const at::Tensor& rgb, int bits);
 /// encode_image under a temporary name, renamed to `path` when complete.
 void write_image(const std::string& path, const at::Tensor& rgb, int bits = 8);
 
-/// Sets OPENCV_IO_ENABLE_OPENEXR=1 unless already set (once per process; before OpenCV's first EXR use).
-void enable_openexr();
+/// Sets OPENCV_IO_ENABLE_OPENEXR=1 unless already set, and silences OpenCV's log unless OPENCV_LOG_LEVEL
+/// is set (once per process, before OpenCV's first EXR use; every function here calls it).
+void init_opencv_io();
 
 }  // namespace flashvsr::io

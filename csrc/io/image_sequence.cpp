@@ -196,7 +196,8 @@ ImageSequenceReader::ImageSequenceReader(const std::string& spec, int64_t start_
     std::error_code ec;
     std::string ext;
     if (fs::is_directory(spec, ec)) {
-        if (start_number >= 0) throw InputError("--start-number needs a pattern like dir/%05d.png, not a folder");
+        if (start_number >= 0)
+            throw InputError("--start-number needs a pattern like dir/%05d.png, not a folder");
         std::set<std::string> exts;
         for (const auto& e : fs::directory_iterator(spec, ec)) {
             const std::string name = e.path().filename().string();
@@ -207,8 +208,8 @@ ImageSequenceReader::ImageSequenceReader(const std::string& spec, int64_t start_
             files_.push_back(name);
         }
         if (exts.size() > 1) {
-            throw InputError("the folder " + squote(spec) + " mixes " + *exts.begin() + " and " + *exts.rbegin() +
-                             " images (one extension per sequence)");
+            throw InputError("the folder " + squote(spec) + " mixes " + *exts.begin() + " and " +
+                             *exts.rbegin() + " images (one extension per sequence)");
         }
         if (!exts.empty()) ext = *exts.begin();
         if (ec) throw InputError("cannot read the folder " + squote(spec) + ": " + ec.message());
@@ -233,15 +234,15 @@ ImageSequenceReader::ImageSequenceReader(const std::string& spec, int64_t start_
             if (n >= 0 && (start_number < 0 || n >= start_number)) numbers.insert(n);
         }
         if (start_number >= 0 && numbers.count(start_number) == 0) {
-            throw InputError("cannot open " + squote(file_name_for(start_number)) + ": no such file (--start-number " +
-                             std::to_string(start_number) + ")");
+            throw InputError("cannot open " + squote(file_name_for(start_number)) +
+                             ": no such file (--start-number " + std::to_string(start_number) + ")");
         }
         if (numbers.empty()) throw InputError("no file matches " + squote(spec));
         start_ = *numbers.begin();
         while (numbers.count(start_ + count_) != 0) ++count_;
         if (static_cast<int64_t>(numbers.size()) != count_) {
-            throw InputError(squote(file(count_)) + " is missing: the sequence " + squote(spec) + " has a gap after " +
-                             std::to_string(count_) + " frames (" +
+            throw InputError(squote(file(count_)) + " is missing: the sequence " + squote(spec) +
+                             " has a gap after " + std::to_string(count_) + " frames (" +
                              std::to_string(static_cast<int64_t>(numbers.size()) - count_) +
                              " more files after it)");
         }
@@ -264,10 +265,10 @@ ImageSequenceReader::ImageSequenceReader(const std::string& spec, int64_t start_
     info_.sar_num = 1;
     info_.sar_den = 1;
     info_.frames_estimate = count_;
-    info_.colorspace = 1;                       // AVCOL_SPC_BT709
-    info_.color_range = 1;                      // AVCOL_RANGE_MPEG (what a YUV encoder writes)
-    info_.color_primaries = 1;                  // AVCOL_PRI_BT709
-    info_.color_trc = ext == ".exr" ? 2 : 13;   // unspecified for EXR (values as stored), else sRGB
+    info_.colorspace = 1;                      // AVCOL_SPC_BT709
+    info_.color_range = 1;                     // AVCOL_RANGE_MPEG (what a YUV encoder writes)
+    info_.color_primaries = 1;                 // AVCOL_PRI_BT709
+    info_.color_trc = ext == ".exr" ? 2 : 13;  // unspecified for EXR (values as stored), else sRGB
     info_.matrix = 1;
     info_.range = 1;
 }
@@ -288,8 +289,9 @@ at::Tensor ImageSequenceReader::load(int64_t i) {
     at::Tensor t = decode_image(f, &fi);
     if (fi.width != info_.width || fi.height != info_.height) {
         throw InputError(squote(f) + " is " + std::to_string(fi.width) + "x" + std::to_string(fi.height) +
-                         ", the sequence's first image " + squote(file(0)) + " is " + std::to_string(info_.width) +
-                         "x" + std::to_string(info_.height) + " (every image must have the same size)");
+                         ", the sequence's first image " + squote(file(0)) + " is " +
+                         std::to_string(info_.width) + "x" + std::to_string(info_.height) +
+                         " (every image must have the same size)");
     }
     if (!alpha_noted_ && (fi.channels == 2 || fi.channels == 4)) {
         notes_.push_back("the alpha channel of " + squote(f) + " (and of later frames) is dropped");
@@ -343,12 +345,14 @@ ImageSequenceWriter::ImageSequenceWriter(const std::string& spec, int width, int
     const std::string ext = lower_ext(pattern_.text());
     if (ext == ".exr") {
         bits_ = bits == 0 ? 16 : bits;
-        if (bits_ != 16 && bits_ != 32) throw InputError("EXR output takes --bit-depth 16 (half) or 32 (float)");
+        if (bits_ != 16 && bits_ != 32)
+            throw InputError("EXR output takes --bit-depth 16 (half) or 32 (float)");
     } else if (ext == ".png" || ext == ".tif" || ext == ".tiff") {
         bits_ = bits == 0 ? (source_bits > 8 ? 16 : 8) : bits;
         if (bits_ != 8 && bits_ != 16) throw InputError("PNG/TIFF output takes --bit-depth 8 or 16");
     } else {
-        throw InputError("the image-sequence output " + squote(pattern_.text()) + " needs a .png, .tif, .tiff or "
+        throw InputError("the image-sequence output " + squote(pattern_.text()) +
+                         " needs a .png, .tif, .tiff or "
                          ".exr name");
     }
     format_name_ = depth_name(ext, bits_);
@@ -363,9 +367,19 @@ ImageSequenceWriter::ImageSequenceWriter(const std::string& spec, int width, int
     tmp_ = dir_ + ".tmp-" + std::to_string(::getpid());
     fs::remove_all(tmp_, ec);
     if (!fs::create_directory(tmp_, ec) || ec) {
-        throw InputError("cannot write the output " + squote(pattern_.text()) + " (cannot create " + squote(tmp_) +
-                         (ec ? ": " + ec.message() : "") + ")");
+        throw InputError("cannot write the output " + squote(pattern_.text()) + " (cannot create " +
+                         squote(tmp_) + (ec ? ": " + ec.message() : "") + ")");
     }
+    // One tiny image now, so that a format this OpenCV cannot write (EXR disabled) fails before the run.
+    const std::string probe = (fs::path(tmp_) / (".probe" + ext)).string();
+    try {
+        encode_image(probe, at::zeros({1, 1, 3}), bits_);
+    } catch (const InputError& e) {
+        fs::remove_all(tmp_, ec);
+        throw InputError("cannot write " + format_name_ + " images for " + squote(pattern_.text()) + ": " +
+                         e.what());
+    }
+    fs::remove(probe, ec);
 }
 
 std::string ImageSequenceWriter::folder_of(const std::string& spec) {
@@ -379,9 +393,11 @@ ImageSequenceWriter::~ImageSequenceWriter() {
     }
 }
 
-void ImageSequenceWriter::write(const at::Tensor& rgb, const std::vector<int64_t>&, const std::vector<int64_t>&) {
+void ImageSequenceWriter::write(const at::Tensor& rgb, const std::vector<int64_t>&,
+                                const std::vector<int64_t>&) {
     TORCH_CHECK(rgb.dim() == 4 && rgb.size(3) == 3 && rgb.size(1) == height_ && rgb.size(2) == width_,
-                "ImageSequenceWriter::write: expected [n, ", height_, ", ", width_, ", 3], got ", rgb.sizes());
+                "ImageSequenceWriter::write: expected [n, ", height_, ", ", width_, ", 3], got ",
+                rgb.sizes());
     TORCH_CHECK(!finished_, "ImageSequenceWriter::write after finish");
     const at::Tensor x = rgb.to(at::kFloat);
     for (int64_t i = 0; i < x.size(0); ++i) {
@@ -396,8 +412,8 @@ std::string ImageSequenceWriter::rename_to(const std::string& dest) {
     fs::remove_all(dest, ec);  // callers checked it is replaceable
     fs::rename(tmp_, dest, ec);
     if (ec) {
-        throw InputError("cannot rename the finished output folder " + squote(tmp_) + " to " + squote(dest) + ": " +
-                         ec.message());
+        throw InputError("cannot rename the finished output folder " + squote(tmp_) + " to " + squote(dest) +
+                         ": " + ec.message());
     }
     finished_ = true;
     return (fs::path(dest) / fs::path(pattern_.text()).filename()).string();
@@ -405,7 +421,8 @@ std::string ImageSequenceWriter::rename_to(const std::string& dest) {
 
 std::string ImageSequenceWriter::finish() {
     std::string why;
-    if (!replaceable(dir_, pattern_, overwrite_, &why)) throw InputError(why + " (it changed during the run)");
+    if (!replaceable(dir_, pattern_, overwrite_, &why))
+        throw InputError(why + " (it changed during the run)");
     return rename_to(dir_);
 }
 

@@ -3,8 +3,9 @@
 //
 // Input: a folder (its images in natural order: frame2 before frame10; one extension; every image the same
 // size) or a printf pattern "dir/frame_%05d.png" (the first number found in the folder, or a given start
-// number; numbers must be consecutive). Output: a pattern "dir/%05d.png" or a folder "dir/" (-> dir/%06d.png),
-// frames numbered from 0, written into the sibling folder "dir.tmp-PID" and renamed to "dir" when complete
+// number; numbers must be consecutive). Output: a pattern "dir/%05d.png" or a folder "dir/" (->
+// dir/%06d.png), frames numbered from 0, written into the sibling folder "dir.tmp-PID" and renamed to "dir"
+// when complete
 // ("dir.partial" when cancelled); destroyed unfinished, the writer leaves no folder.
 #pragma once
 
@@ -12,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/video_decoder.h"
@@ -63,8 +65,9 @@ class ImageSequenceReader {
     int64_t start_number() const { return start_; }
     /// The path of frame i (0-based).
     std::string file(int64_t i) const;
-    /// One-off notes for the user (alpha dropped).
+    /// One-off notes for the user (alpha dropped) not taken yet.
     const std::vector<std::string>& notes() const { return notes_; }
+    std::vector<std::string> take_notes() { return std::exchange(notes_, {}); }
 
     /// Up to `max_frames` next frames (decoded one by one); an empty batch at the end. Throws InputError
     /// naming the file that fails to decode or differs in size from the first.
@@ -76,7 +79,7 @@ class ImageSequenceReader {
     std::string file_name_for(int64_t number) const;  // patterns only
 
     std::string spec_;
-    std::vector<std::string> files_;  // a folder's images in natural order (empty for a pattern)
+    std::vector<std::string> files_;     // a folder's images in natural order (empty for a pattern)
     std::vector<FramePattern> pattern_;  // zero or one
     int64_t start_ = 0, count_ = 0, next_ = 0;
     VideoStreamInfo info_;

@@ -9,7 +9,9 @@ extern "C" {
 #include <libavformat/avformat.h>
 }
 
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdint>
@@ -128,6 +130,54 @@ inline std::vector<double> frame_times(const std::string& path) {
     }
     avformat_close_input(&fc);
     return t;
+}
+
+struct InterruptedRun {
+    bool sent = false;    // SIGINT was sent
+    bool exited = false;  // the process exited (not killed by a signal)
+    int code = -1;        // its exit code
+    std::string err;      // its stderr
+};
+
+/// Runs `argv` (argv[0]: the program) with stderr captured; sends SIGINT once a progress line
+/// "frames N..." with N >= `after_frames` appears, then waits for the process.
+inline InterruptedRun run_and_interrupt(const std::vector<std::string>& argv, int after_frames) {
+    InterruptedRun r;
+    int fds[2];
+    if (::pipe(fds) != 0) return r;
+    const pid_t pid = ::fork();
+    if (pid < 0) return r;
+    if (pid == 0) {
+        ::dup2(fds[1], 2);
+        ::close(fds[0]);
+        ::close(fds[1]);
+        std::vector<char*> args;
+        for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    ::close(fds[1]);
+    std::string line;
+    char ch = 0;
+    while (::read(fds[0], &ch, 1) == 1) {
+        r.err += ch;
+        if (ch != '\n') {
+            line += ch;
+            continue;
+        }
+        if (!r.sent && line.rfind("frames ", 0) == 0 && std::stoi(line.substr(7)) >= after_frames) {
+            ::kill(pid, SIGINT);
+            r.sent = true;
+        }
+        line.clear();
+    }
+    ::close(fds[0]);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    r.exited = WIFEXITED(st);
+    r.code = r.exited ? WEXITSTATUS(st) : -1;
+    return r;
 }
 
 /// Files in `dir` (names only).

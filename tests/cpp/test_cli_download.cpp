@@ -123,16 +123,16 @@ for name in sorted(os.listdir(srv)):
 json.dump(out, open(os.path.join(srv, 'api.json'), 'w'))
 )PY";
         std::ofstream(dir_ / "api.py") << py;
-        const auto r = run_cmd("python3 " + (dir_ / "api.py").string() + " " + (dir_ / "srv").string() + " '" +
-                               bad + "'");
+        const auto r = run_cmd("python3 " + (dir_ / "api.py").string() + " " + (dir_ / "srv").string() +
+                               " '" + bad + "'");
         ASSERT_EQ(r.code, 0) << r.output;
     }
     std::string sha256sum(const fs::path& p) const {
         return run_cmd("sha256sum " + p.string()).output.substr(0, 64);
     }
     std::string download(const std::string& url, const std::string& to, const std::string& api) {
-        return std::string(FLASHVSR_CLI_PATH) + " download --to " + (dir_ / to).string() + " --base-url " + url +
-               " --api-url " + api;
+        return std::string(FLASHVSR_CLI_PATH) + " download --to " + (dir_ / to).string() + " --base-url " +
+               url + " --api-url " + api;
     }
     std::string slurp(const fs::path& p) const {
         std::ifstream f(p, std::ios::binary);
@@ -194,7 +194,8 @@ TEST_F(CliDownload, HashesFromFileListVerifiedAndRecorded) {
     const auto r = run_cmd(download(url, "M", url + "api.json"));
     ASSERT_EQ(r.code, 0) << r.output;
     size_t verified = 0;
-    for (size_t p = r.output.find("(verified)"); p != std::string::npos; p = r.output.find("(verified)", p + 1))
+    for (size_t p = r.output.find("(verified)"); p != std::string::npos;
+         p = r.output.find("(verified)", p + 1))
         ++verified;
     EXPECT_EQ(verified, 5u) << r.output;  // four SHA-256 (LFS) + one git blob SHA-1
     std::ifstream mf(dir_ / "M" / "flashvsr_manifest.json");
@@ -243,8 +244,9 @@ TEST_F(CliDownload, ResumeHashesTheKeptPrefixToo) {
     std::ofstream(part, std::ios::binary) << full.substr(0, 100000);
     auto r = run_cmd(download(url, "M", url + "api.json"));
     ASSERT_EQ(r.code, 0) << r.output;
-    EXPECT_NE(r.output.find("(resumed at 100000), sha256 " + sha256sum(dir_ / "srv" / kFiles[1]) + " (verified)"),
-              std::string::npos)
+    EXPECT_NE(
+        r.output.find("(resumed at 100000), sha256 " + sha256sum(dir_ / "srv" / kFiles[1]) + " (verified)"),
+        std::string::npos)
         << r.output;
     // A kept prefix with one wrong byte far before the re-read overlap: the resume is accepted (the overlap
     // matches) but the whole-file SHA-256 is not, so the file is rejected and deleted.
@@ -253,7 +255,8 @@ TEST_F(CliDownload, ResumeHashesTheKeptPrefixToo) {
     std::ofstream(part, std::ios::binary) << bad;
     r = run_cmd(download(url, "M", url + "api.json"));
     EXPECT_EQ(r.code, 1) << r.output;
-    EXPECT_NE(r.output.find(std::string(kFiles[1]) + "' failed the SHA-256 check"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(std::string(kFiles[1]) + "' failed the SHA-256 check"), std::string::npos)
+        << r.output;
     // Both runs resumed: two ranged requests from the 4 KiB overlap before the kept 100000 bytes.
     const std::string log = slurp(dir_ / "srv" / "ranges.log"), ranged = std::string(kFiles[1]) + " 95904\n";
     const size_t first = log.find(ranged);
@@ -266,7 +269,8 @@ TEST_F(CliDownload, NoFileListMeansSizeOnlyWithWarning) {
     const std::string url = serve(true);
     const auto r = run_cmd(download(url, "M", url + "no_such_api.json"));
     ASSERT_EQ(r.code, 0) << r.output;
-    EXPECT_NE(r.output.find("warning: cannot read the file list " + url + "no_such_api.json"), std::string::npos)
+    EXPECT_NE(r.output.find("warning: cannot read the file list " + url + "no_such_api.json"),
+              std::string::npos)
         << r.output;
     EXPECT_NE(r.output.find("sizes are checked against the server's only"), std::string::npos) << r.output;
     EXPECT_EQ(r.output.find("(verified)"), std::string::npos) << r.output;

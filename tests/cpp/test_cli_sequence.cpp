@@ -8,8 +8,6 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -94,8 +92,10 @@ TEST_F(CliSequence, Png16SequenceUpscalesTo16BitPngs) {
 }
 
 TEST_F(CliSequence, VideoToPngSequenceKeepsFrameCount) {
-    ffmpeg("-f lavfi -i testsrc2=size=32x24:rate=25 -f lavfi -i sine=f=440:duration=0.84 -frames:v 21 -c:v "
-           "libx264 -pix_fmt yuv420p -c:a aac " + path("in.mp4"));
+    ffmpeg(
+        "-f lavfi -i testsrc2=size=32x24:rate=25 -f lavfi -i sine=f=440:duration=0.84 -frames:v 21 -c:v "
+        "libx264 -pix_fmt yuv420p -c:a aac " +
+        path("in.mp4"));
     const CmdResult r = upscale(path("in.mp4"), path("seq/%04d.png"));
     ASSERT_EQ(r.code, 0) << r.output;
     EXPECT_EQ(count_files(path("seq")), frame_times(path("in.mp4")).size());
@@ -135,7 +135,8 @@ TEST_F(CliSequence, BadInputsOneLineErrorNoOutputFolder) {
     flashvsr::io::encode_image(path("sizes/2.png"), img, 8);
     flashvsr::io::encode_image(path("sizes/3.png"), at::rand({24, 30, 3}), 8);
     fs::create_directories(path("corrupt"));
-    for (int i = 0; i < 6; ++i) flashvsr::io::encode_image(path("corrupt/" + std::to_string(i) + ".png"), img, 8);
+    for (int i = 0; i < 6; ++i)
+        flashvsr::io::encode_image(path("corrupt/" + std::to_string(i) + ".png"), img, 8);
     std::ofstream(path("corrupt/4.png"), std::ios::trunc) << "garbage";
     fs::create_directories(path("good"));
     flashvsr::io::encode_image(path("good/0.png"), img, 8);
@@ -148,10 +149,12 @@ TEST_F(CliSequence, BadInputsOneLineErrorNoOutputFolder) {
     const std::string out = path("out/");
     const std::vector<Case> cases = {
         {path("missing/%04d.png"), out, "", "no such folder '" + path("missing") + "'", 1},
-        {path("empty"), out, "", "the folder '" + path("empty") + "' holds no .png, .tif, .tiff or .exr images", 1},
+        {path("empty"), out, "",
+         "the folder '" + path("empty") + "' holds no .png, .tif, .tiff or .exr images", 1},
         {path("sizes"), out, "", "'" + path("sizes/3.png") + "' is 30x24, the sequence's first image", 1},
         {path("corrupt"), out, "", "'" + path("corrupt/4.png") + "' is not an image OpenCV can decode", 1},
-        {path("good"), path("taken/"), "", "the output folder '" + path("taken") + "' exists (use --overwrite", 1},
+        {path("good"), path("taken/"), "",
+         "the output folder '" + path("taken") + "' exists (use --overwrite", 1},
         {path("good"), path("x.png"), "", "needs a frame-number pattern", 1},
         {path("good"), out, "--fps fast", "--fps: not a frame rate: 'fast'", 2},
         {path("good"), out, "-c:v libx265", "-c:v applies to video output", 2},
@@ -171,6 +174,16 @@ TEST_F(CliSequence, BadInputsOneLineErrorNoOutputFolder) {
         EXPECT_EQ(n.find(".tmp-"), std::string::npos) << n;
         EXPECT_EQ(n.find(".partial"), std::string::npos) << n;
     }
+    // EXR switched off by the user (OpenCV's own switch): refused before the run, in one line.
+    const CmdResult exr = run_cmd("OPENCV_IO_ENABLE_OPENEXR=0 " + std::string(FLASHVSR_CLI_PATH) + " upscale " +
+                                  path("good") + " -o " + path("out/%03d.exr") + " --model-dir " +
+                                  (*root_ / "FlashVSR-v1.1").string() + " --device cpu --no-progress");
+    EXPECT_EQ(exr.code, 1) << exr.output;
+    EXPECT_NE(exr.output.find("cannot write exr half images for '" + path("out/%03d.exr") + "'"),
+              std::string::npos)
+        << exr.output;
+    EXPECT_EQ(std::count(exr.output.begin(), exr.output.end(), '\n'), 1) << exr.output;
+    EXPECT_FALSE(fs::exists(path("out")));
     EXPECT_EQ(fs::file_size(path("taken/000000.png")), 1u);  // untouched
     EXPECT_EQ(count_files(path("good")), 1u);
     // --overwrite replaces a folder that holds only frames of the pattern, never other files.
@@ -186,46 +199,32 @@ TEST_F(CliSequence, BadInputsOneLineErrorNoOutputFolder) {
     EXPECT_TRUE(fs::exists(path("taken/mine.txt")));
 }
 
+TEST_F(CliSequence, HelpListsSequenceOptions) {
+    const CmdResult r = run_cmd(std::string(FLASHVSR_CLI_PATH) + " upscale --help");
+    EXPECT_EQ(r.code, 0);
+    for (const char* o : {"--fps RATE", "--start-number N", "--bit-depth 8|16|32", "DIR/%05d.png",
+                          "DIR.partial/", "[default: 25]", "alpha is dropped"}) {
+        EXPECT_NE(r.output.find(o), std::string::npos) << o;
+    }
+    const CmdResult d = run_cmd(std::string(FLASHVSR_CLI_PATH) + " download --help");
+    EXPECT_NE(d.output.find("--api-url"), std::string::npos) << d.output;
+}
+
 TEST_F(CliSequence, SigintKeepsPartialFolder) {
-    ffmpeg("-f lavfi -i testsrc2=size=32x24:rate=25 -frames:v 400 -c:v libx264 -pix_fmt yuv420p " + path("long.mp4"));
+    ffmpeg("-f lavfi -i testsrc2=size=32x24:rate=25 -frames:v 400 -c:v libx264 -pix_fmt yuv420p " +
+           path("long.mp4"));
     const std::string in = path("long.mp4"), out = path("frames/");
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-        ::dup2(fds[1], 2);
-        ::close(fds[0]);
-        ::close(fds[1]);
-        const std::string w = (*root_ / "FlashVSR-v1.1").string();
-        ::execl(FLASHVSR_CLI_PATH, FLASHVSR_CLI_PATH, "upscale", in.c_str(), "-o", out.c_str(), "--model-dir",
-                w.c_str(), "--scale", "2", "--device", "cpu", "--progress-interval", "0", nullptr);
-        ::_exit(127);
-    }
-    ::close(fds[1]);
-    std::string err, line;
-    bool sent = false;
-    char ch = 0;
-    while (::read(fds[0], &ch, 1) == 1) {
-        err += ch;
-        if (ch != '\n') {
-            line += ch;
-            continue;
-        }
-        if (!sent && line.rfind("frames ", 0) == 0 && std::stoi(line.substr(7)) >= 8) {
-            ::kill(pid, SIGINT);
-            sent = true;
-        }
-        line.clear();
-    }
-    ::close(fds[0]);
-    int st = 0;
-    ::waitpid(pid, &st, 0);
-    ASSERT_TRUE(sent) << err;
-    ASSERT_TRUE(WIFEXITED(st)) << err;
-    EXPECT_EQ(WEXITSTATUS(st), 130) << err;
+    const InterruptedRun run = run_and_interrupt(
+        {FLASHVSR_CLI_PATH, "upscale", in, "-o", out, "--model-dir", (*root_ / "FlashVSR-v1.1").string(),
+         "--scale", "2", "--device", "cpu", "--progress-interval", "0"},
+        8);
+    const std::string& err = run.err;
+    ASSERT_TRUE(run.sent) << err;
+    ASSERT_TRUE(run.exited) << err;
+    EXPECT_EQ(run.code, 130) << err;
     std::smatch m;
-    ASSERT_TRUE(std::regex_search(err, m, std::regex("interrupted: (\\d+) frames done, kept in (\\S+)"))) << err;
+    ASSERT_TRUE(std::regex_search(err, m, std::regex("interrupted: (\\d+) frames done, kept in (\\S+)")))
+        << err;
     EXPECT_EQ(m[2].str(), path("frames.partial/%06d.png"));
     const size_t done = std::stoul(m[1]);
     EXPECT_GE(done, 8u);

@@ -218,41 +218,14 @@ TEST_F(CliUpscale, SigintKeepsPlayablePartialFile) {
         "-f lavfi -i testsrc2=size=32x24:rate=25 -f lavfi -i sine=f=440 -frames:v 600 -t 24 -c:v libx264 "
         "-pix_fmt yuv420p -c:a aac " +
         in);
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-        ::dup2(fds[1], 2);
-        ::close(fds[0]);
-        ::close(fds[1]);
-        ::execl(FLASHVSR_CLI_PATH, FLASHVSR_CLI_PATH, "upscale", in.c_str(), "-o", out.c_str(), "--model-dir",
-                weights().c_str(), "--scale", "2", "--device", "cpu", "--progress-interval", "0", nullptr);
-        ::_exit(127);
-    }
-    ::close(fds[1]);
-    std::string err, line;
-    bool sent = false;
-    char ch = 0;
-    while (::read(fds[0], &ch, 1) == 1) {
-        err += ch;
-        if (ch != '\n') {
-            line += ch;
-            continue;
-        }
-        // "frames N/600 ..." once some frames are encoded: interrupt.
-        if (!sent && line.rfind("frames ", 0) == 0 && std::stoi(line.substr(7)) >= 8) {
-            ::kill(pid, SIGINT);
-            sent = true;
-        }
-        line.clear();
-    }
-    ::close(fds[0]);
-    int st = 0;
-    ::waitpid(pid, &st, 0);
-    ASSERT_TRUE(sent) << err;
-    ASSERT_TRUE(WIFEXITED(st)) << err;
-    EXPECT_EQ(WEXITSTATUS(st), 130) << err;
+    const InterruptedRun run =
+        run_and_interrupt({FLASHVSR_CLI_PATH, "upscale", in, "-o", out, "--model-dir", weights(), "--scale",
+                           "2", "--device", "cpu", "--progress-interval", "0"},
+                          8);
+    const std::string& err = run.err;
+    ASSERT_TRUE(run.sent) << err;
+    ASSERT_TRUE(run.exited) << err;
+    EXPECT_EQ(run.code, 130) << err;
     std::smatch m;
     ASSERT_TRUE(std::regex_search(err, m, std::regex("interrupted: (\\d+) frames done, kept in (\\S+)")))
         << err;

@@ -23,9 +23,10 @@ namespace {
 class ImageSeq : public ::testing::Test {
   protected:
     void SetUp() override {
-        dir_ = fs::temp_directory_path() /
-               ("flashvsr_seq_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
-                "_" + std::to_string(::getpid()));
+        dir_ =
+            fs::temp_directory_path() /
+            ("flashvsr_seq_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
+             "_" + std::to_string(::getpid()));
         fs::remove_all(dir_);
         fs::create_directories(dir_);
     }
@@ -50,7 +51,12 @@ at::Tensor levels(int h, int w, int64_t maxv) {
 }
 
 int64_t max_level_diff(const at::Tensor& a, const at::Tensor& b, double maxv) {
-    return (a.to(at::kDouble) * maxv).round().sub((b.to(at::kDouble) * maxv).round()).abs().max().item<int64_t>();
+    return (a.to(at::kDouble) * maxv)
+        .round()
+        .sub((b.to(at::kDouble) * maxv).round())
+        .abs()
+        .max()
+        .item<int64_t>();
 }
 
 }  // namespace
@@ -126,7 +132,8 @@ TEST_F(ImageSeq, PatternsFormatAndMatch) {
     EXPECT_EQ(q.format(12), "12%.exr");
     EXPECT_EQ(q.match("12%.exr"), 12);
     for (const char* bad : {"a/b.png", "a/%d_%d.png", "a/%s.png", "a%d/b.png", "a/%x.png"}) {
-        EXPECT_NE(error_of([&] { FramePattern x(bad); }).find("bad frame-number pattern"), std::string::npos) << bad;
+        EXPECT_NE(error_of([&] { FramePattern x(bad); }).find("bad frame-number pattern"), std::string::npos)
+            << bad;
     }
     int num = 0, den = 0;
     parse_frame_rate("24000/1001", &num, &den);
@@ -166,7 +173,8 @@ TEST_F(ImageSeq, ReaderOrderStartNumberAndStreaming) {
 
     // A pattern: the lowest number present, or --start-number.
     fs::create_directories(path("p"));
-    for (int n = 3; n < 8; ++n) encode_image(path("p/x_" + FramePattern("%04d").format(n) + ".png"), imgs[0], 8);
+    for (int n = 3; n < 8; ++n)
+        encode_image(path("p/x_" + FramePattern("%04d").format(n) + ".png"), imgs[0], 8);
     ImageSequenceReader a(path("p/x_%04d.png"), -1, 25, 1);
     EXPECT_EQ(a.start_number(), 3);
     EXPECT_EQ(a.frame_count(), 5);
@@ -178,8 +186,9 @@ TEST_F(ImageSeq, ReaderOrderStartNumberAndStreaming) {
 
 TEST_F(ImageSeq, ReaderErrorsNameTheFile) {
     const at::Tensor img = at::rand({6, 8, 3});
-    EXPECT_NE(error_of([&] { ImageSequenceReader r(path("none/%03d.png"), -1, 25, 1); })
-                  .find("no such folder '" + path("none") + "'"),
+    EXPECT_NE(error_of([&] {
+                  ImageSequenceReader r(path("none/%03d.png"), -1, 25, 1);
+              }).find("no such folder '" + path("none") + "'"),
               std::string::npos);
     fs::create_directories(path("empty"));
     EXPECT_NE(error_of([&] { ImageSequenceReader r(path("empty"), -1, 25, 1); }).find("holds no .png"),
@@ -194,23 +203,28 @@ TEST_F(ImageSeq, ReaderErrorsNameTheFile) {
     encode_image(path("sizes/1.png"), img, 8);
     encode_image(path("sizes/2.png"), at::rand({6, 9, 3}), 8);
     ImageSequenceReader sz(path("sizes"), -1, 25, 1);
-    EXPECT_NE(error_of([&] { sz.read(4); }).find("'" + path("sizes/2.png") + "' is 9x6, the sequence's first image"),
+    EXPECT_NE(error_of([&] {
+                  sz.read(4);
+              }).find("'" + path("sizes/2.png") + "' is 9x6, the sequence's first image"),
               std::string::npos);
     fs::create_directories(path("bad"));
     encode_image(path("bad/1.png"), img, 8);
     std::ofstream(path("bad/2.png")) << "not a png";
     ImageSequenceReader bad(path("bad"), -1, 25, 1);
-    EXPECT_NE(error_of([&] { bad.read(4); }).find("'" + path("bad/2.png") + "' is not an image"), std::string::npos);
+    EXPECT_NE(error_of([&] { bad.read(4); }).find("'" + path("bad/2.png") + "' is not an image"),
+              std::string::npos);
     // Patterns: a gap, a missing start number, nothing matching.
     fs::create_directories(path("gap"));
     for (int n : {0, 1, 3}) encode_image(path("gap/" + std::to_string(n) + ".png"), img, 8);
-    EXPECT_NE(error_of([&] { ImageSequenceReader r(path("gap/%d.png"), -1, 25, 1); })
-                  .find("'" + path("gap/2.png") + "' is missing"),
+    EXPECT_NE(error_of([&] {
+                  ImageSequenceReader r(path("gap/%d.png"), -1, 25, 1);
+              }).find("'" + path("gap/2.png") + "' is missing"),
               std::string::npos);
     EXPECT_NE(error_of([&] { ImageSequenceReader r(path("gap/%d.png"), 7, 25, 1); }).find("--start-number 7"),
               std::string::npos);
-    EXPECT_NE(error_of([&] { ImageSequenceReader r(path("gap/%04d.png"), -1, 25, 1); }).find("no file matches"),
-              std::string::npos);
+    EXPECT_NE(
+        error_of([&] { ImageSequenceReader r(path("gap/%04d.png"), -1, 25, 1); }).find("no file matches"),
+        std::string::npos);
 }
 
 TEST_F(ImageSeq, WriterTemporaryFolderRenameAndOverwriteRules) {
@@ -229,8 +243,9 @@ TEST_F(ImageSeq, WriterTemporaryFolderRenameAndOverwriteRules) {
     EXPECT_EQ(info.bits, 16);
     EXPECT_EQ(flashvsr::testing_media::list_dir(path("out")).size(), 3u);
     // Existing folder: refused without overwrite; with it, replaced only when it holds just such frames.
-    EXPECT_NE(error_of([&] { ImageSequenceWriter w(path("out/%06d.png"), 6, 4, 8, 0, false); })
-                  .find("exists (use --overwrite to replace it)"),
+    EXPECT_NE(error_of([&] {
+                  ImageSequenceWriter w(path("out/%06d.png"), 6, 4, 8, 0, false);
+              }).find("exists (use --overwrite to replace it)"),
               std::string::npos);
     {
         ImageSequenceWriter w(path("out/%06d.png"), 6, 4, 8, 0, true);
@@ -241,11 +256,15 @@ TEST_F(ImageSeq, WriterTemporaryFolderRenameAndOverwriteRules) {
     decode_image(path("out/000000.png"), &info);
     EXPECT_EQ(info.bits, 8);
     std::ofstream(path("out/keep.txt")) << "mine";
-    EXPECT_NE(error_of([&] { ImageSequenceWriter w(path("out/%06d.png"), 6, 4, 8, 0, true); })
-                  .find("holds other things than"),
+    EXPECT_NE(error_of([&] {
+                  ImageSequenceWriter w(path("out/%06d.png"), 6, 4, 8, 0, true);
+              }).find("holds other things than"),
               std::string::npos);
     // Unfinished: nothing left. Cancelled: DIR.partial.
-    { ImageSequenceWriter w(path("gone/%03d.exr"), 6, 4, 8, 0, false); w.write(frames); }
+    {
+        ImageSequenceWriter w(path("gone/%03d.exr"), 6, 4, 8, 0, false);
+        w.write(frames);
+    }
     EXPECT_FALSE(fs::exists(path("gone")));
     EXPECT_FALSE(fs::exists(path("gone.tmp-" + std::to_string(::getpid()))));
     {
@@ -257,12 +276,16 @@ TEST_F(ImageSeq, WriterTemporaryFolderRenameAndOverwriteRules) {
     EXPECT_FALSE(fs::exists(path("cut")));
     EXPECT_EQ(flashvsr::testing_media::list_dir(path("cut.partial")).size(), 2u);
     // Bad specs.
-    EXPECT_NE(error_of([&] { ImageSequenceWriter w(path("x.png"), 6, 4, 8, 0, false); }).find("frame-number pattern"),
+    EXPECT_NE(error_of([&] {
+                  ImageSequenceWriter w(path("x.png"), 6, 4, 8, 0, false);
+              }).find("frame-number pattern"),
               std::string::npos);
-    EXPECT_NE(error_of([&] { ImageSequenceWriter w("%05d.png", 6, 4, 8, 0, false); }).find("a folder of its own"),
-              std::string::npos);
-    EXPECT_NE(error_of([&] { ImageSequenceWriter w(path("no/such/%05d.png"), 6, 4, 8, 0, false); })
-                  .find("no folder '" + path("no") + "'"),
+    EXPECT_NE(
+        error_of([&] { ImageSequenceWriter w("%05d.png", 6, 4, 8, 0, false); }).find("a folder of its own"),
+        std::string::npos);
+    EXPECT_NE(error_of([&] {
+                  ImageSequenceWriter w(path("no/such/%05d.png"), 6, 4, 8, 0, false);
+              }).find("no folder '" + path("no") + "'"),
               std::string::npos);
     EXPECT_NE(error_of([&] { ImageSequenceWriter w(path("e/%05d.exr"), 6, 4, 8, 8, false); }).find("EXR"),
               std::string::npos);
@@ -284,7 +307,8 @@ TEST_F(ImageSeq, TimePerFrame) {
         const at::Tensor back = decode_image(path(c.name), nullptr);
         const auto t2 = std::chrono::steady_clock::now();
         ASSERT_EQ(back.sizes(), img.sizes());
-        EXPECT_LE((back - img).abs().max().item<float>(), c.bits == 8 ? 0.5f / 255 + 1e-6f : 2.5e-4f) << c.name;
+        EXPECT_LE((back - img).abs().max().item<float>(), c.bits == 8 ? 0.5f / 255 + 1e-6f : 2.5e-4f)
+            << c.name;
         std::cout << "[image_io] 1280x720 " << c.name << " (" << c.bits << "-bit): write "
                   << std::chrono::duration<double, std::milli>(t1 - t0).count() << " ms, read "
                   << std::chrono::duration<double, std::milli>(t2 - t1).count() << " ms, "
