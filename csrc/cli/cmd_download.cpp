@@ -63,7 +63,8 @@ int cmd_download(const std::vector<std::string>& argv) {
                "files) are checked against it (the whole file, a resumed prefix included). A file that\n"
                "fails is deleted and the command exits 1. Without the list (unreachable, or --base-url\n"
                "without --api-url) only sizes are checked against the server's. The SHA-256 of every\n"
-               "file goes into flashvsr_manifest.json.\n"
+               "file goes into flashvsr_manifest.json. Files already in DIR that their hash proves are\n"
+               "kept.\n"
                "  --version   v1.0|v1.1 [default: v1.1]\n"
                "  --to        the model folder to fill\n"
                "  --base-url  where the files are [default: https://huggingface.co/<repo>/resolve/main/]\n"
@@ -108,6 +109,15 @@ int cmd_download(const std::vector<std::string>& argv) {
         if (!known.empty() && it == known.end()) {
             std::cerr << "flashvsr: warning: " << name
                       << " is not in the file list: no size or hash to check\n";
+        }
+        if (it != known.end()) {  // already downloaded and proven by its hash: keep it
+            const io::FileCheck have = io::check_file(dest, it->second);
+            if (have.matches) {
+                std::cerr << "  already here: " << have.bytes << " bytes, sha256 " << have.sha256
+                          << " (verified)\n";
+                manifest.files[name] = models::ManifestEntry{manifest.version, have.bytes, have.sha256};
+                continue;
+            }
         }
         const io::DownloadResult r = io::download_file(
             base + name, dest, it != known.end() ? it->second : io::ExpectedFile{}, progress);

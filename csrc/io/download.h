@@ -35,6 +35,16 @@ DownloadResult download_file(const std::string& url, const std::string& dest,
                              const ExpectedFile& expected = {},
                              const std::function<void(int64_t, int64_t)>& progress = {});
 
+struct FileCheck {
+    bool matches = false;  // size as expected and a known SHA-256 / git blob SHA-1 matched
+    int64_t bytes = 0;
+    std::string sha256;    // computed when there was a hash to check
+};
+
+/// Whether the file at `path` is already what `expected` describes (false when missing, of another size,
+/// or when no hash is known to prove it).
+FileCheck check_file(const std::string& path, const ExpectedFile& expected);
+
 /// The body of `url` as a string (at most `max_bytes`; more is an error). Throws InputError naming the URL.
 std::string fetch_text(const std::string& url, int64_t max_bytes = 16 << 20);
 

@@ -2,7 +2,7 @@
 // byte-identical, a manifest written, resume from a .part file (Range honoured: only the rest is sent;
 // Range ignored by `python3 -m http.server`: detected, started over), 404 -> one-line error, exit 1.
 // Hashes from a Hugging Face-style file list (--api-url): SHA-256 of LFS files and git blob SHA-1 of the
-// others verified and recorded in the manifest; a wrong hash -> error naming file, expected and got, exit 1,
+// others verified and recorded in the manifest (a rerun keeps files their hash proves); a wrong hash -> error naming file, expected and got, exit 1,
 // no file left; a resumed download hashes the kept prefix too; no file list -> size-only with a warning.
 #include <gtest/gtest.h>
 
@@ -206,6 +206,18 @@ TEST_F(CliDownload, HashesFromFileListVerifiedAndRecorded) {
         EXPECT_NE(manifest.find(want), std::string::npos) << f << "\n" << manifest;
         EXPECT_NE(r.output.find("sha256 " + want + " (verified)"), std::string::npos) << f << r.output;
     }
+    // A second run keeps the files its hashes prove (nothing fetched again but the file list).
+    const std::string before = slurp(dir_ / "srv" / "ranges.log");
+    const auto again = run_cmd(download(url, "M", url + "api.json"));
+    ASSERT_EQ(again.code, 0) << again.output;
+    size_t kept = 0;
+    for (size_t p = again.output.find("already here"); p != std::string::npos;
+         p = again.output.find("already here", p + 1))
+        ++kept;
+    EXPECT_EQ(kept, 5u) << again.output;
+    EXPECT_EQ(slurp(dir_ / "srv" / "ranges.log"), before + "api.json 0\n");
+    std::ifstream mf2(dir_ / "M" / "flashvsr_manifest.json");
+    EXPECT_EQ(std::string((std::istreambuf_iterator<char>(mf2)), std::istreambuf_iterator<char>()), manifest);
 }
 
 TEST_F(CliDownload, WrongHashFailsNamesFileAndLeavesNothing) {
@@ -250,6 +262,7 @@ TEST_F(CliDownload, ResumeHashesTheKeptPrefixToo) {
         << r.output;
     // A kept prefix with one wrong byte far before the re-read overlap: the resume is accepted (the overlap
     // matches) but the whole-file SHA-256 is not, so the file is rejected and deleted.
+    fs::remove(dir_ / "M" / kFiles[1]);
     std::string bad = full.substr(0, 100000);
     bad[10] = static_cast<char>(bad[10] ^ 0x5a);
     std::ofstream(part, std::ios::binary) << bad;
