@@ -107,7 +107,7 @@ bool is_sequence_extension(const std::string& ext) {
 
 bool is_image_sequence_input(const std::string& spec) {
     std::error_code ec;
-    if (fs::is_directory(spec, ec)) return true;
+    if (fs::is_directory(spec, ec) || (!spec.empty() && spec.back() == '/')) return true;
     return is_sequence_extension(fs::path(spec).extension().string()) &&
            fs::path(spec).filename().string().find('%') != std::string::npos;
 }
@@ -195,6 +195,9 @@ ImageSequenceReader::ImageSequenceReader(const std::string& spec, int64_t start_
     : spec_(spec) {
     std::error_code ec;
     std::string ext;
+    if (!spec.empty() && spec.back() == '/' && !fs::is_directory(spec, ec)) {
+        throw InputError("cannot open " + squote(spec) + ": no such folder");
+    }
     if (fs::is_directory(spec, ec)) {
         if (start_number >= 0)
             throw InputError("--start-number needs a pattern like dir/%05d.png, not a folder");

@@ -22,8 +22,8 @@ namespace flashvsr::io {
 
 /// ".png", ".tif", ".tiff", ".exr" (any case): the extensions of image sequences.
 bool is_sequence_extension(const std::string& ext);
-/// An input spec that names an image sequence: an existing folder, or a path whose file name holds a
-/// %d-style pattern and has an image-sequence extension.
+/// An input spec that names an image sequence: an existing folder, a path ending in '/', or a path whose
+/// file name holds a %d-style pattern and has an image-sequence extension.
 bool is_image_sequence_input(const std::string& spec);
 /// An output spec that names an image sequence: ends with '/', is an existing folder, or its file name has
 /// an image-sequence extension.

@@ -149,6 +149,7 @@ TEST_F(CliSequence, BadInputsOneLineErrorNoOutputFolder) {
     const std::string out = path("out/");
     const std::vector<Case> cases = {
         {path("missing/%04d.png"), out, "", "no such folder '" + path("missing") + "'", 1},
+        {path("nodir/"), out, "", "cannot open '" + path("nodir/") + "': no such folder", 1},
         {path("empty"), out, "",
          "the folder '" + path("empty") + "' holds no .png, .tif, .tiff or .exr images", 1},
         {path("sizes"), out, "", "'" + path("sizes/3.png") + "' is 30x24, the sequence's first image", 1},
