@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -116,6 +117,8 @@ int cmd_download(const std::vector<std::string>& argv) {
                 std::cerr << "  already here: " << have.bytes << " bytes, sha256 " << have.sha256
                           << " (verified)\n";
                 manifest.files[name] = models::ManifestEntry{manifest.version, have.bytes, have.sha256};
+                std::error_code ec;
+                std::filesystem::remove(dest + ".part", ec);  // a stale partial download is of no use now
                 continue;
             }
         }

@@ -207,6 +207,7 @@ TEST_F(CliDownload, HashesFromFileListVerifiedAndRecorded) {
         EXPECT_NE(r.output.find("sha256 " + want + " (verified)"), std::string::npos) << f << r.output;
     }
     // A second run keeps the files its hashes prove (nothing fetched again but the file list).
+    std::ofstream(dir_ / "M" / (std::string(kFiles[2]) + ".part")) << "stale";
     const std::string before = slurp(dir_ / "srv" / "ranges.log");
     const auto again = run_cmd(download(url, "M", url + "api.json"));
     ASSERT_EQ(again.code, 0) << again.output;
@@ -215,6 +216,7 @@ TEST_F(CliDownload, HashesFromFileListVerifiedAndRecorded) {
          p = again.output.find("already here", p + 1))
         ++kept;
     EXPECT_EQ(kept, 5u) << again.output;
+    EXPECT_FALSE(fs::exists(dir_ / "M" / (std::string(kFiles[2]) + ".part")));
     EXPECT_EQ(slurp(dir_ / "srv" / "ranges.log"), before + "api.json 0\n");
     std::ifstream mf2(dir_ / "M" / "flashvsr_manifest.json");
     EXPECT_EQ(std::string((std::istreambuf_iterator<char>(mf2)), std::istreambuf_iterator<char>()), manifest);
