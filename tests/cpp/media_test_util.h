@@ -2,6 +2,7 @@
 // packet hashes and per-frame timestamps read back with libavformat.
 #pragma once
 
+#include <flashvsr/flashvsr.h>
 #include <gtest/gtest.h>
 
 extern "C" {
@@ -178,6 +179,39 @@ inline InterruptedRun run_and_interrupt(const std::vector<std::string>& argv, in
     r.exited = WIFEXITED(st);
     r.code = r.exited ? WEXITSTATUS(st) : -1;
     return r;
+}
+
+/// A scratch folder per test, temp/flashvsr_<suite>_<test>_<pid>, removed afterwards.
+class ScratchDirTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        const auto* t = ::testing::UnitTest::GetInstance()->current_test_info();
+        dir_ = std::filesystem::temp_directory_path() / ("flashvsr_" + std::string(t->test_suite_name()) + "_" +
+                                                         t->name() + "_" + std::to_string(::getpid()));
+        std::filesystem::remove_all(dir_);
+        std::filesystem::create_directories(dir_);
+    }
+    void TearDown() override { std::filesystem::remove_all(dir_); }
+    std::string path(const std::string& name) const { return (dir_ / name).string(); }
+    std::filesystem::path dir_;
+};
+
+/// The message of the flashvsr::InputError that `fn` throws ("<no InputError>" when it throws none).
+template <typename Fn>
+std::string input_error_of(Fn fn) {
+    try {
+        fn();
+    } catch (const flashvsr::InputError& e) {
+        return e.what();
+    }
+    return "<no InputError>";
+}
+
+/// How often `needle` occurs in `text`.
+inline size_t count_of(const std::string& text, const std::string& needle) {
+    size_t n = 0;
+    for (size_t p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
+    return n;
 }
 
 /// Files in `dir` (names only).

@@ -193,10 +193,7 @@ TEST_F(CliDownload, HashesFromFileListVerifiedAndRecorded) {
     write_api_json();
     const auto r = run_cmd(download(url, "M", url + "api.json"));
     ASSERT_EQ(r.code, 0) << r.output;
-    size_t verified = 0;
-    for (size_t p = r.output.find("(verified)"); p != std::string::npos;
-         p = r.output.find("(verified)", p + 1))
-        ++verified;
+    const size_t verified = count_of(r.output, "(verified)");
     EXPECT_EQ(verified, 5u) << r.output;  // four SHA-256 (LFS) + one git blob SHA-1
     std::ifstream mf(dir_ / "M" / "flashvsr_manifest.json");
     const std::string manifest((std::istreambuf_iterator<char>(mf)), std::istreambuf_iterator<char>());
@@ -211,10 +208,7 @@ TEST_F(CliDownload, HashesFromFileListVerifiedAndRecorded) {
     const std::string before = slurp(dir_ / "srv" / "ranges.log");
     const auto again = run_cmd(download(url, "M", url + "api.json"));
     ASSERT_EQ(again.code, 0) << again.output;
-    size_t kept = 0;
-    for (size_t p = again.output.find("already here"); p != std::string::npos;
-         p = again.output.find("already here", p + 1))
-        ++kept;
+    const size_t kept = count_of(again.output, "already here");
     EXPECT_EQ(kept, 5u) << again.output;
     EXPECT_FALSE(fs::exists(dir_ / "M" / (std::string(kFiles[2]) + ".part")));
     EXPECT_EQ(slurp(dir_ / "srv" / "ranges.log"), before + "api.json 0\n");

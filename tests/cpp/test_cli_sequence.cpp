@@ -12,46 +12,23 @@
 
 #include <filesystem>
 #include <fstream>
-#include <regex>
 
+#include "cli_test_util.h"
 #include "io/image_io.h"
 #include "io/probe.h"
-#include "media_test_util.h"
-#include "models/test_weights.h"
 
 namespace fs = std::filesystem;
 using namespace flashvsr::testing_media;
 
 namespace {
 
-class CliSequence : public ::testing::Test {
+class CliSequence : public CliTest {
   protected:
-    static void SetUpTestSuite() {
-        root_ = new fs::path(fs::temp_directory_path() / ("flashvsr_cliseq_" + std::to_string(::getpid())));
-        flashvsr::models::TestWeightsOptions o;
-        o.size = "tiny";
-        o.seed = 5;
-        o.prompt_tokens = 64;
-        flashvsr::models::make_test_weights((*root_ / "FlashVSR-v1.1").string(), o);
-    }
-    static void TearDownTestSuite() {
-        fs::remove_all(*root_);
-        delete root_;
-    }
-    void SetUp() override {
-        if (!have_ffmpeg()) GTEST_FAIL() << "the ffmpeg CLI is needed to make test inputs (scripts/setup.sh)";
-        dir_ = *root_ / ::testing::UnitTest::GetInstance()->current_test_info()->name();
-        fs::create_directories(dir_);
-    }
-    std::string path(const std::string& n) const { return (dir_ / n).string(); }
     static CmdResult upscale(const std::string& in, const std::string& out, const std::string& more = "") {
         return run_cmd(std::string(FLASHVSR_CLI_PATH) + " upscale " + in + " -o " + out + " --model-dir " +
-                       (*root_ / "FlashVSR-v1.1").string() + " --scale 2 --device cpu --no-progress " + more);
+                       weights() + " --scale 2 --device cpu --no-progress " + more);
     }
-    static fs::path* root_;
-    fs::path dir_;
 };
-fs::path* CliSequence::root_ = nullptr;
 
 size_t count_files(const std::string& dir) {
     std::error_code ec;
@@ -176,9 +153,9 @@ TEST_F(CliSequence, BadInputsOneLineErrorNoOutputFolder) {
         EXPECT_EQ(n.find(".partial"), std::string::npos) << n;
     }
     // EXR switched off by the user (OpenCV's own switch): refused before the run, in one line.
-    const CmdResult exr = run_cmd("OPENCV_IO_ENABLE_OPENEXR=0 " + std::string(FLASHVSR_CLI_PATH) + " upscale " +
-                                  path("good") + " -o " + path("out/%03d.exr") + " --model-dir " +
-                                  (*root_ / "FlashVSR-v1.1").string() + " --device cpu --no-progress");
+    const CmdResult exr =
+        run_cmd("OPENCV_IO_ENABLE_OPENEXR=0 " + std::string(FLASHVSR_CLI_PATH) + " upscale " + path("good") +
+                " -o " + path("out/%03d.exr") + " --model-dir " + weights() + " --device cpu --no-progress");
     EXPECT_EQ(exr.code, 1) << exr.output;
     EXPECT_NE(exr.output.find("cannot write exr half images for '" + path("out/%03d.exr") + "'"),
               std::string::npos)
@@ -215,20 +192,10 @@ TEST_F(CliSequence, SigintKeepsPartialFolder) {
     ffmpeg("-f lavfi -i testsrc2=size=32x24:rate=25 -frames:v 400 -c:v libx264 -pix_fmt yuv420p " +
            path("long.mp4"));
     const std::string in = path("long.mp4"), out = path("frames/");
-    const InterruptedRun run = run_and_interrupt(
-        {FLASHVSR_CLI_PATH, "upscale", in, "-o", out, "--model-dir", (*root_ / "FlashVSR-v1.1").string(),
-         "--scale", "2", "--device", "cpu", "--progress-interval", "0"},
-        8);
-    const std::string& err = run.err;
-    ASSERT_TRUE(run.sent) << err;
-    ASSERT_TRUE(run.exited) << err;
-    EXPECT_EQ(run.code, 130) << err;
-    std::smatch m;
-    ASSERT_TRUE(std::regex_search(err, m, std::regex("interrupted: (\\d+) frames done, kept in (\\S+)")))
-        << err;
-    EXPECT_EQ(m[2].str(), path("frames.partial/%06d.png"));
-    const size_t done = std::stoul(m[1]);
-    EXPECT_GE(done, 8u);
+    const Interrupted r = interrupt_upscale(in, out, 8);
+    EXPECT_EQ(r.kept, path("frames.partial/%06d.png"));
+    ASSERT_GE(r.done, 8) << r.err;
+    const size_t done = static_cast<size_t>(r.done);
     EXPECT_LT(done, 400u);
     EXPECT_EQ(count_files(path("frames.partial")), done);
     EXPECT_FALSE(fs::exists(path("frames")));

@@ -18,32 +18,11 @@
 namespace fs = std::filesystem;
 using namespace flashvsr::io;
 
+using flashvsr::testing_media::input_error_of;
+
 namespace {
 
-class ImageSeq : public ::testing::Test {
-  protected:
-    void SetUp() override {
-        dir_ =
-            fs::temp_directory_path() /
-            ("flashvsr_seq_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
-             "_" + std::to_string(::getpid()));
-        fs::remove_all(dir_);
-        fs::create_directories(dir_);
-    }
-    void TearDown() override { fs::remove_all(dir_); }
-    std::string path(const std::string& name) const { return (dir_ / name).string(); }
-    fs::path dir_;
-};
-
-template <typename Fn>
-std::string error_of(Fn fn) {
-    try {
-        fn();
-    } catch (const flashvsr::InputError& e) {
-        return e.what();
-    }
-    return "<no InputError>";
-}
+class ImageSeq : public flashvsr::testing_media::ScratchDirTest {};
 
 /// Random integer levels 0..maxv as float [H, W, 3] in [0, 1] (exactly representable after quantizing).
 at::Tensor levels(int h, int w, int64_t maxv) {
@@ -92,8 +71,8 @@ TEST_F(ImageSeq, RoundTripsExactPerFormatAndDepth) {
     encode_image(path("f.exr"), img, 32);
     EXPECT_TRUE(at::equal(decode_image(path("f.exr"), nullptr), img));
     // Bit depths a format cannot hold are refused, naming the file.
-    EXPECT_NE(error_of([&] { encode_image(path("x.exr"), img, 8); }).find("x.exr"), std::string::npos);
-    EXPECT_NE(error_of([&] { encode_image(path("x.png"), img, 32); }).find("8 or 16"), std::string::npos);
+    EXPECT_NE(input_error_of([&] { encode_image(path("x.exr"), img, 8); }).find("x.exr"), std::string::npos);
+    EXPECT_NE(input_error_of([&] { encode_image(path("x.png"), img, 32); }).find("8 or 16"), std::string::npos);
 }
 
 TEST_F(ImageSeq, GreyBecomesRgbAndAlphaIsDropped) {
@@ -132,7 +111,7 @@ TEST_F(ImageSeq, PatternsFormatAndMatch) {
     EXPECT_EQ(q.format(12), "12%.exr");
     EXPECT_EQ(q.match("12%.exr"), 12);
     for (const char* bad : {"a/b.png", "a/%d_%d.png", "a/%s.png", "a%d/b.png", "a/%x.png"}) {
-        EXPECT_NE(error_of([&] { FramePattern x(bad); }).find("bad frame-number pattern"), std::string::npos)
+        EXPECT_NE(input_error_of([&] { FramePattern x(bad); }).find("bad frame-number pattern"), std::string::npos)
             << bad;
     }
     int num = 0, den = 0;
@@ -142,8 +121,8 @@ TEST_F(ImageSeq, PatternsFormatAndMatch) {
     parse_frame_rate("29.97", &num, &den);
     EXPECT_EQ(num, 2997);
     EXPECT_EQ(den, 100);
-    EXPECT_NE(error_of([&] { parse_frame_rate("fast", &num, &den); }).find("'fast'"), std::string::npos);
-    EXPECT_NE(error_of([&] { parse_frame_rate("-5", &num, &den); }).find("'-5'"), std::string::npos);
+    EXPECT_NE(input_error_of([&] { parse_frame_rate("fast", &num, &den); }).find("'fast'"), std::string::npos);
+    EXPECT_NE(input_error_of([&] { parse_frame_rate("-5", &num, &den); }).find("'-5'"), std::string::npos);
 }
 
 TEST_F(ImageSeq, ReaderOrderStartNumberAndStreaming) {
@@ -186,24 +165,24 @@ TEST_F(ImageSeq, ReaderOrderStartNumberAndStreaming) {
 
 TEST_F(ImageSeq, ReaderErrorsNameTheFile) {
     const at::Tensor img = at::rand({6, 8, 3});
-    EXPECT_NE(error_of([&] {
+    EXPECT_NE(input_error_of([&] {
                   ImageSequenceReader r(path("none/%03d.png"), -1, 25, 1);
               }).find("no such folder '" + path("none") + "'"),
               std::string::npos);
     fs::create_directories(path("empty"));
-    EXPECT_NE(error_of([&] { ImageSequenceReader r(path("empty"), -1, 25, 1); }).find("holds no .png"),
+    EXPECT_NE(input_error_of([&] { ImageSequenceReader r(path("empty"), -1, 25, 1); }).find("holds no .png"),
               std::string::npos);
     fs::create_directories(path("mixed"));
     encode_image(path("mixed/1.png"), img, 8);
     encode_image(path("mixed/2.tif"), img, 8);
-    EXPECT_NE(error_of([&] { ImageSequenceReader r(path("mixed"), -1, 25, 1); }).find("mixes .png and .tif"),
+    EXPECT_NE(input_error_of([&] { ImageSequenceReader r(path("mixed"), -1, 25, 1); }).find("mixes .png and .tif"),
               std::string::npos);
     // Sizes and decodability are checked frame by frame, naming the file.
     fs::create_directories(path("sizes"));
     encode_image(path("sizes/1.png"), img, 8);
     encode_image(path("sizes/2.png"), at::rand({6, 9, 3}), 8);
     ImageSequenceReader sz(path("sizes"), -1, 25, 1);
-    EXPECT_NE(error_of([&] {
+    EXPECT_NE(input_error_of([&] {
                   sz.read(4);
               }).find("'" + path("sizes/2.png") + "' is 9x6, the sequence's first image"),
               std::string::npos);
@@ -211,19 +190,19 @@ TEST_F(ImageSeq, ReaderErrorsNameTheFile) {
     encode_image(path("bad/1.png"), img, 8);
     std::ofstream(path("bad/2.png")) << "not a png";
     ImageSequenceReader bad(path("bad"), -1, 25, 1);
-    EXPECT_NE(error_of([&] { bad.read(4); }).find("'" + path("bad/2.png") + "' is not an image"),
+    EXPECT_NE(input_error_of([&] { bad.read(4); }).find("'" + path("bad/2.png") + "' is not an image"),
               std::string::npos);
     // Patterns: a gap, a missing start number, nothing matching.
     fs::create_directories(path("gap"));
     for (int n : {0, 1, 3}) encode_image(path("gap/" + std::to_string(n) + ".png"), img, 8);
-    EXPECT_NE(error_of([&] {
+    EXPECT_NE(input_error_of([&] {
                   ImageSequenceReader r(path("gap/%d.png"), -1, 25, 1);
               }).find("'" + path("gap/2.png") + "' is missing"),
               std::string::npos);
-    EXPECT_NE(error_of([&] { ImageSequenceReader r(path("gap/%d.png"), 7, 25, 1); }).find("--start-number 7"),
+    EXPECT_NE(input_error_of([&] { ImageSequenceReader r(path("gap/%d.png"), 7, 25, 1); }).find("--start-number 7"),
               std::string::npos);
     EXPECT_NE(
-        error_of([&] { ImageSequenceReader r(path("gap/%04d.png"), -1, 25, 1); }).find("no file matches"),
+        input_error_of([&] { ImageSequenceReader r(path("gap/%04d.png"), -1, 25, 1); }).find("no file matches"),
         std::string::npos);
 }
 
@@ -243,7 +222,7 @@ TEST_F(ImageSeq, WriterTemporaryFolderRenameAndOverwriteRules) {
     EXPECT_EQ(info.bits, 16);
     EXPECT_EQ(flashvsr::testing_media::list_dir(path("out")).size(), 3u);
     // Existing folder: refused without overwrite; with it, replaced only when it holds just such frames.
-    EXPECT_NE(error_of([&] {
+    EXPECT_NE(input_error_of([&] {
                   ImageSequenceWriter w(path("out/%06d.png"), 6, 4, 8, 0, false);
               }).find("exists (use --overwrite to replace it)"),
               std::string::npos);
@@ -256,7 +235,7 @@ TEST_F(ImageSeq, WriterTemporaryFolderRenameAndOverwriteRules) {
     decode_image(path("out/000000.png"), &info);
     EXPECT_EQ(info.bits, 8);
     std::ofstream(path("out/keep.txt")) << "mine";
-    EXPECT_NE(error_of([&] {
+    EXPECT_NE(input_error_of([&] {
                   ImageSequenceWriter w(path("out/%06d.png"), 6, 4, 8, 0, true);
               }).find("holds other things than"),
               std::string::npos);
@@ -276,18 +255,18 @@ TEST_F(ImageSeq, WriterTemporaryFolderRenameAndOverwriteRules) {
     EXPECT_FALSE(fs::exists(path("cut")));
     EXPECT_EQ(flashvsr::testing_media::list_dir(path("cut.partial")).size(), 2u);
     // Bad specs.
-    EXPECT_NE(error_of([&] {
+    EXPECT_NE(input_error_of([&] {
                   ImageSequenceWriter w(path("x.png"), 6, 4, 8, 0, false);
               }).find("frame-number pattern"),
               std::string::npos);
     EXPECT_NE(
-        error_of([&] { ImageSequenceWriter w("%05d.png", 6, 4, 8, 0, false); }).find("a folder of its own"),
+        input_error_of([&] { ImageSequenceWriter w("%05d.png", 6, 4, 8, 0, false); }).find("a folder of its own"),
         std::string::npos);
-    EXPECT_NE(error_of([&] {
+    EXPECT_NE(input_error_of([&] {
                   ImageSequenceWriter w(path("no/such/%05d.png"), 6, 4, 8, 0, false);
               }).find("no folder '" + path("no") + "'"),
               std::string::npos);
-    EXPECT_NE(error_of([&] { ImageSequenceWriter w(path("e/%05d.exr"), 6, 4, 8, 8, false); }).find("EXR"),
+    EXPECT_NE(input_error_of([&] { ImageSequenceWriter w(path("e/%05d.exr"), 6, 4, 8, 8, false); }).find("EXR"),
               std::string::npos);
 }
 
