@@ -595,9 +595,6 @@ int cmd_upscale(const std::vector<std::string>& argv) {
                              "in/%05d.png)");
         }
     }
-    if (seq_in && (args.has("--start") || args.has("--end"))) {
-        throw UsageError("--start/--end apply to video input, not to an image sequence");
-    }
     if (!seq_out && args.has("--bit-depth")) {
         throw UsageError("--bit-depth applies to image-sequence output (.png, .tif, .tiff, .exr)");
     }
