@@ -23,10 +23,13 @@
 #include <iomanip>
 #include <iostream>
 #include <sstream>
+#include <type_traits>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "io/av_ptr.h"
+#include "io/image_sequence.h"
+#include "io/probe.h"
 #include "io/synth_clip.h"
 #include "io/video_decoder.h"
 #include "io/video_encoder.h"
@@ -81,7 +84,8 @@ std::vector<OptSpec> upscale_options() {
     };
     return {
         {"-o", "OUT", "",
-         "output video; the container follows the extension (.mp4, .mkv, .mov, ...). Required"},
+         "output: a video file (the container follows the extension: .mp4, .mkv, .mov, ...) or an image "
+         "sequence DIR/%05d.png (.tif, .tiff, .exr) or DIR/ (= DIR/%06d.png), numbered from 0. Required"},
         {"--model-dir", "DIR", "search",
          "model folder; without it: $FLASHVSR_MODEL_DIR, then ./models/<name>, "
          "$XDG_DATA_HOME/flashvsr/<name> (~/.local/share), $XDG_CACHE_HOME/flashvsr/<name> (~/.cache, where "
@@ -115,7 +119,15 @@ std::vector<OptSpec> upscale_options() {
         {"--end", "T", "end", "end time (exclusive)"},
         {"--report", "FILE.json", "",
          "write a JSON summary (timings per stage, fps, peak memory, model files)"},
-        {"--overwrite", nullptr, "", "replace an existing output file"},
+        {"--fps", "RATE", "25",
+         "frame rate of an image-sequence input (25, 29.97, 24000/1001, ...): the output video's rate"},
+        {"--start-number", "N", "the lowest present",
+         "first frame number of an input pattern like in/%05d.png"},
+        {"--bit-depth", "8|16|32", "16 for PNG/TIFF from a >8-bit input, else 8; EXR 16",
+         "image-sequence output: PNG/TIFF 8 or 16 bits, EXR 16 (half) or 32 (float)"},
+        {"--overwrite", nullptr, "",
+         "replace an existing output file (an output folder only when it holds nothing but frames of the "
+         "pattern)"},
         {"--no-progress", nullptr, "", "no progress output"},
         {"--progress-interval", "S", "0.25 on a terminal, 5 otherwise", "seconds between progress updates"},
         {"--batch", "N", "4", "frames decoded per step (memory: a few frames)"},
@@ -129,7 +141,14 @@ void print_upscale_help(std::ostream& os) {
           "packet,\n"
           "timestamps are kept (N frames in, N frames out). Ctrl-C stops within a chunk and keeps the frames "
           "done\n"
-          "in OUT.partial.EXT (exit code 130).\n\nOptions:\n";
+          "in OUT.partial.EXT (DIR.partial/ for an image sequence; exit code 130).\n\n"
+          "Image sequences (PNG/TIFF 8/16-bit, EXR half/float): IN may be a folder (its .png, .tif,\n"
+          ".tiff or .exr images in natural order, one extension, all the same size) or a pattern like\n"
+          "in/frame_%05d.png; 16-bit stays 16-bit through the engine, EXR values are used as stored and\n"
+          "clamped to [0, 1], grey becomes RGB, alpha is dropped (with a note). Sequences carry no audio,\n"
+          "subtitles or timestamps: a sequence input plays at --fps, a sequence output drops the input's\n"
+          "audio (with a note). A sequence output is written into DIR.tmp-PID/ and renamed to DIR/ when\n"
+          "complete.\n\nOptions:\n";
     for (const OptSpec& o : upscale_options()) {
         std::string head = std::string("  ") + o.name + (o.meta ? std::string(" ") + o.meta : "");
         os << std::left << std::setw(34) << head << " " << o.help;
@@ -286,40 +305,30 @@ std::string default_model_dir(const std::string& version) {
     return (cache / (version == "v1.0" ? "FlashVSR" : "FlashVSR-v1.1")).string();
 }
 
-int run_upscale(const UpscaleJob& job) {
-    const auto t_start = Clock::now();
-    if (job.input.empty()) throw UsageError("no input file");
-    if (job.output.empty()) throw UsageError("no output file (-o OUT)");
-    std::error_code fec;
-    if (fs::exists(job.output, fec) && fs::equivalent(job.input, job.output, fec)) {
-        throw InputError("the output '" + job.output + "' is the input file");
-    }
-    if (fs::exists(job.output, fec) && !job.encoder.overwrite) {
-        throw InputError("the output '" + job.output + "' exists (use --overwrite to replace it)");
-    }
-    job.engine.validate();
-    job.upscale.validate();
+namespace {
 
-    CancelToken token;
-    SignalScope signals(job.cancel != nullptr ? job.cancel : &token);
-    CancelToken& cancel = job.cancel != nullptr ? *job.cancel : token;
-    io::VideoDecoder dec(job.input, job.decoder);
+/// Load the engine, then decode -> engine -> write with whichever reader (VideoDecoder or
+/// ImageSequenceReader) and writer (VideoEncoder or ImageSequenceWriter) the job names.
+template <class Source, class Sink>
+int run_pipeline(const UpscaleJob& job, Source& dec, Sink& enc, CancelToken& cancel,
+                 Clock::time_point t_start) {
+    constexpr bool kVideoIn = std::is_same_v<Source, io::VideoDecoder>;
+    constexpr bool kVideoOut = std::is_same_v<Sink, io::VideoEncoder>;
     const io::VideoStreamInfo& vi = dec.info();
     const int64_t s = job.upscale.scale;
-    // The encoder first: its errors (encoder, pixel format, options, unwritable output) come before the load.
-    io::VideoEncoder enc(job.output, static_cast<int>(vi.width * s), static_cast<int>(vi.height * s), vi,
-                         dec.format(), dec.offset_pts(), job.encoder);
+    std::error_code fec;
     const auto t_load0 = Clock::now();
     const std::shared_ptr<Engine> engine = Engine::load(job.engine);
     const double load_s = std::chrono::duration<double>(Clock::now() - t_load0).count();
     for (const std::string& w : enc.warnings()) std::cerr << "flashvsr: warning: " << w << "\n";
     for (const std::string& w : engine->info().warnings) std::cerr << "flashvsr: warning: " << w << "\n";
-    dec.set_packet_sink([&enc](AVPacket* p) { enc.write_packet(p); });
+    if constexpr (kVideoIn && kVideoOut) dec.set_packet_sink([&enc](AVPacket* p) { enc.write_packet(p); });
+    const std::string out_format = kVideoOut ? job.encoder.codec + " " + enc.pix_fmt() : enc.pix_fmt();
     if (job.progress) {
         std::cerr << "flashvsr: " << job.input << " " << vi.width << "x" << vi.height << " " << vi.pix_fmt
-                  << " -> " << job.output << " " << vi.width * s << "x" << vi.height * s << " "
-                  << job.encoder.codec << " " << enc.pix_fmt() << "\n  engine: " << job.engine.to_string()
-                  << "\n  upscale: " << job.upscale.to_string() << "\n";
+                  << " -> " << job.output << " " << vi.width * s << "x" << vi.height * s << " " << out_format
+                  << "\n  engine: " << job.engine.to_string() << "\n  upscale: " << job.upscale.to_string()
+                  << "\n";
     }
 
     Stream stream = engine->stream(job.upscale);
@@ -380,6 +389,9 @@ int run_upscale(const UpscaleJob& job) {
         cancelled = true;
     }
     progress.update(enc.frames_written(), true);
+    if constexpr (!kVideoIn) {
+        for (const std::string& n : dec.take_notes()) std::cerr << "flashvsr: note: " << n << "\n";
+    }
 
     std::string written;
     {
@@ -388,7 +400,11 @@ int run_upscale(const UpscaleJob& job) {
         encode_s += std::chrono::duration<double>(Clock::now() - t0).count();
     }
     if (!cancelled && enc.frames_written() != frames_in) {
-        fs::remove(written, fec);
+        if constexpr (kVideoOut) {
+            fs::remove(written, fec);
+        } else {
+            fs::remove_all(fs::path(written).parent_path(), fec);
+        }
         throw Error("internal error: " + std::to_string(frames_in) + " frames in, " +
                     std::to_string(enc.frames_written()) + " out");
     }
@@ -405,7 +421,7 @@ int run_upscale(const UpscaleJob& job) {
         r["input_size"] = {vi.width, vi.height};
         r["output_size"] = {vi.width * s, vi.height * s};
         r["input_pix_fmt"] = vi.pix_fmt;
-        r["encoder"] = job.encoder.codec;
+        r["encoder"] = kVideoOut ? job.encoder.codec : std::string("image sequence");
         r["pix_fmt"] = enc.pix_fmt();
         r["timings_s"] = {{"load", load_s},
                           {"decode", decode_s},
@@ -441,6 +457,74 @@ int run_upscale(const UpscaleJob& job) {
                   << proc_status_kb("VmHWM") / 1024 << " MiB)\n";
     }
     return 0;
+}
+
+/// The writer for `dec`'s frames: an image sequence or a video file.
+template <class Source>
+int run_with_sink(const UpscaleJob& job, Source& dec, const AVFormatContext* copy_from, int64_t offset_pts,
+                  CancelToken& cancel, Clock::time_point t_start) {
+    const io::VideoStreamInfo& vi = dec.info();
+    const int64_t s = job.upscale.scale;
+    const int ow = static_cast<int>(vi.width * s), oh = static_cast<int>(vi.height * s);
+    if (!io::is_image_sequence_output(job.output)) {
+        // The encoder first: its errors (encoder, pixel format, options, unwritable output) come
+        // before the load.
+        io::VideoEncoder enc(job.output, ow, oh, vi, copy_from, offset_pts, job.encoder);
+        return run_pipeline(job, dec, enc, cancel, t_start);
+    }
+    std::error_code ec;
+    const std::string in_dir = !io::is_image_sequence_input(job.input)
+                                   ? fs::path(job.input).parent_path().string()
+                               : fs::is_directory(job.input, ec) ? job.input
+                                                                 : io::FramePattern(job.input).folder();
+    const std::string out_dir = io::ImageSequenceWriter::folder_of(job.output);
+    if (fs::equivalent(in_dir.empty() ? "." : in_dir, out_dir, ec)) {
+        throw InputError("the output folder '" + out_dir + "' is the input's folder (choose a new one)");
+    }
+    io::ImageSequenceWriter enc(job.output, ow, oh, vi.bits, job.bit_depth, job.encoder.overwrite);
+    if constexpr (std::is_same_v<Source, io::VideoDecoder>) {
+        for (const io::StreamInfo& st : io::probe(job.input).streams) {
+            if (st.type == "audio" || st.type == "subtitle") {
+                std::cerr << "flashvsr: note: an image sequence holds no audio or subtitles: stream "
+                          << st.index << " (" << st.type << ") is not written\n";
+            }
+        }
+    }
+    return run_pipeline(job, dec, enc, cancel, t_start);
+}
+
+}  // namespace
+
+int run_upscale(const UpscaleJob& job) {
+    const auto t_start = Clock::now();
+    if (job.input.empty()) throw UsageError("no input file");
+    if (job.output.empty()) throw UsageError("no output file (-o OUT)");
+    const bool seq_in = io::is_image_sequence_input(job.input);
+    std::error_code fec;
+    if (!io::is_image_sequence_output(job.output)) {
+        if (fs::exists(job.output, fec) && fs::equivalent(job.input, job.output, fec)) {
+            throw InputError("the output '" + job.output + "' is the input file");
+        }
+        if (fs::exists(job.output, fec) && !job.encoder.overwrite) {
+            throw InputError("the output '" + job.output + "' exists (use --overwrite to replace it)");
+        }
+    }
+    if (seq_in && (job.decoder.start_s > 0 || job.decoder.end_s >= 0)) {
+        throw UsageError("--start/--end apply to video input, not to an image sequence");
+    }
+    job.engine.validate();
+    job.upscale.validate();
+
+    CancelToken token;
+    SignalScope signals(job.cancel != nullptr ? job.cancel : &token);
+    CancelToken& cancel = job.cancel != nullptr ? *job.cancel : token;
+    if (seq_in) {
+        io::ImageSequenceReader dec(job.input, job.start_number, job.fps_num, job.fps_den);
+        for (const std::string& n : dec.take_notes()) std::cerr << "flashvsr: note: " << n << "\n";
+        return run_with_sink(job, dec, nullptr, 0, cancel, t_start);
+    }
+    io::VideoDecoder dec(job.input, job.decoder);
+    return run_with_sink(job, dec, dec.format(), dec.offset_pts(), cancel, t_start);
 }
 
 int cmd_upscale(const std::vector<std::string>& argv) {
@@ -501,6 +585,34 @@ int cmd_upscale(const std::vector<std::string>& argv) {
     job.progress_interval_s = args.get_double("--progress-interval", -1.0);
     job.batch = args.get_int("--batch", job.batch);
     if (job.batch < 1) throw UsageError("--batch must be >= 1");
+    // Image sequences: which options apply to which side.
+    const bool seq_in = io::is_image_sequence_input(job.input);
+    const bool seq_out = io::is_image_sequence_output(job.output);
+    for (const char* o : {"--fps", "--start-number"}) {
+        if (!seq_in && args.has(o)) {
+            throw UsageError(std::string(o) +
+                             " applies to image-sequence input (a folder or a pattern like "
+                             "in/%05d.png)");
+        }
+    }
+    if (!seq_out && args.has("--bit-depth")) {
+        throw UsageError("--bit-depth applies to image-sequence output (.png, .tif, .tiff, .exr)");
+    }
+    for (const char* o : {"-c:v", "--pix-fmt", "--crf", "-e"}) {
+        if (seq_out && args.has(o))
+            throw UsageError(std::string(o) + " applies to video output, not to an image sequence");
+    }
+    try {
+        io::parse_frame_rate(args.get("--fps", "25"), &job.fps_num, &job.fps_den);
+    } catch (const InputError& e) {
+        throw UsageError(std::string("--fps: ") + e.what());
+    }
+    job.start_number = args.get_int("--start-number", -1);
+    if (args.has("--start-number") && job.start_number < 0) throw UsageError("--start-number must be >= 0");
+    job.bit_depth = static_cast<int>(args.get_int("--bit-depth", 0));
+    if (args.has("--bit-depth") && job.bit_depth != 8 && job.bit_depth != 16 && job.bit_depth != 32) {
+        throw UsageError("--bit-depth must be 8, 16 or 32");
+    }
     return run_upscale(job);
 }
 

@@ -25,7 +25,9 @@ int cmd_download(const std::vector<std::string>& args);
 /// <name> = FlashVSR-v1.1 (FlashVSR for v1.0); the last place of the model search order.
 std::string default_model_dir(const std::string& version);
 
-/// One `upscale` run, as parsed from the command line (or set up by `demo`).
+/// One `upscale` run, as parsed from the command line (or set up by `demo`). `input` is a video file, a
+/// folder of images or a pattern like in/%05d.png; `output` a video file, a pattern like out/%05d.png or
+/// a folder "out/" (io/image_sequence.h).
 struct UpscaleJob {
     std::string input, output;
     EngineOptions engine;
@@ -36,10 +38,14 @@ struct UpscaleJob {
     bool progress = true;             // progress lines on stderr
     double progress_interval_s = -1;  // < 0: 0.25 s on a terminal, 5 s otherwise
     int64_t batch = 4;                // frames decoded per step
+    int64_t start_number = -1;        // image-sequence input pattern: first number (-1: the lowest present)
+    int fps_num = 25, fps_den = 1;    // image-sequence input: its frame rate (for a video output)
+    int bit_depth = 0;                // image-sequence output: 8/16 (PNG, TIFF), 16/32 (EXR); 0 = default
     CancelToken* cancel = nullptr;    // external token (SIGINT/SIGTERM cancel it too); null = an internal one
 };
 
-/// Decode -> engine -> encode. Returns 0, or 130 when cancelled (the frames done are in OUT.partial.EXT).
+/// Decode -> engine -> encode. Returns 0, or 130 when cancelled (the frames done are in OUT.partial.EXT, or
+/// DIR.partial/ for an image sequence).
 /// Throws flashvsr::Error (no output file is left behind) or UsageError.
 int run_upscale(const UpscaleJob& job);
 

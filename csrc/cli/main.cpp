@@ -23,13 +23,14 @@ struct Command {
 
 const Command kCommands[] = {
     {"upscale", "upscale IN -o OUT [options]   (flashvsr upscale --help lists every option)",
-     "upscale a video file: audio/subtitles copied, timestamps kept, Ctrl-C keeps the frames done",
+     "upscale a video file or an image sequence (PNG/TIFF/EXR): audio/subtitles copied, timestamps kept, "
+     "Ctrl-C keeps the frames done",
      &flashvsr::cli::cmd_upscale},
     {"demo", "demo [-o OUT]",
      "synthetic clip + tiny random weights, upscaled end to end (checks the installation; no real detail)",
      &flashvsr::cli::cmd_demo},
     {"download", "download [--version v1.1] [--to DIR]",
-     "fetch the published weights (resumable, size checked) into the folder `upscale` searches",
+     "fetch the published weights (resumable, size and SHA-256 checked) into the folder `upscale` searches",
      &flashvsr::cli::cmd_download},
     {"info", "info MODEL_DIR [--version v1.0|v1.1] [--json]",
      "show a model folder: files, version, tensor/parameter counts, dtypes, derived configuration",

@@ -6,29 +6,88 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <opencv2/core/utils/logger.hpp>
 
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 
 namespace flashvsr::io {
+namespace fs = std::filesystem;
+namespace {
 
-at::Tensor read_image(const std::string& path) {
-    if (!std::filesystem::exists(path)) {
-        throw InputError("cannot open '" + path + "': no such file");
+std::string lower_ext(const std::string& path) {
+    std::string e = fs::path(path).extension().string();
+    std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
+    return e;
+}
+
+}  // namespace
+
+void init_opencv_io() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        ::setenv("OPENCV_IO_ENABLE_OPENEXR", "1", 0);
+        if (std::getenv("OPENCV_LOG_LEVEL") == nullptr) {
+            cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+        }
+    });
+}
+
+at::Tensor decode_image(const std::string& path, ImageFileInfo* info) {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) throw InputError("cannot open '" + path + "': no such file");
+    init_opencv_io();
+    cv::Mat img;
+    try {
+        img = cv::imread(path, cv::IMREAD_UNCHANGED);  // BGR(A) or grey, 8U / 16U / 32F as stored
+    } catch (const cv::Exception& e) {
+        throw InputError("'" + path + "' is not an image OpenCV can decode (" + e.err + ")");
     }
-    cv::Mat img = cv::imread(path, cv::IMREAD_ANYDEPTH | cv::IMREAD_COLOR);  // BGR, 8U or 16U
-    if (img.empty()) {
-        throw InputError("'" + path + "' is not an image OpenCV can decode");
-    }
-    double scale = 0;
+    if (img.empty()) throw InputError("'" + path + "' is not an image OpenCV can decode");
+    int bits = 0;
+    double scale = 1.0;
     switch (img.depth()) {
-        case CV_8U: scale = 1.0 / 255.0; break;
-        case CV_16U: scale = 1.0 / 65535.0; break;
-        case CV_32F: scale = 1.0; break;
-        default: throw InputError("'" + path + "': unsupported sample depth " + std::to_string(img.depth()));
+        case CV_8U:
+            bits = 8, scale = 1.0 / 255.0;
+            break;
+        case CV_16U:
+            bits = 16, scale = 1.0 / 65535.0;
+            break;
+        case CV_16F:
+        case CV_32F:
+        case CV_64F:
+            bits = 32;
+            break;
+        default:
+            throw InputError("'" + path + "': unsupported sample type (OpenCV depth " +
+                             std::to_string(img.depth()) + ")");
     }
+    const int channels = img.channels();
+    if (info != nullptr) *info = ImageFileInfo{img.cols, img.rows, bits, channels};
     cv::Mat rgb;
-    cv::cvtColor(img, rgb, cv::COLOR_BGR2RGB);
+    switch (channels) {
+        case 1:
+            cv::cvtColor(img, rgb, cv::COLOR_GRAY2RGB);
+            break;
+        case 2: {
+            cv::Mat grey;
+            cv::extractChannel(img, grey, 0);
+            cv::cvtColor(grey, rgb, cv::COLOR_GRAY2RGB);
+            break;
+        }
+        case 3:
+            cv::cvtColor(img, rgb, cv::COLOR_BGR2RGB);
+            break;
+        case 4:
+            cv::cvtColor(img, rgb, cv::COLOR_BGRA2RGB);
+            break;
+        default:
+            throw InputError("'" + path + "': unsupported channel count " + std::to_string(channels));
+    }
     cv::Mat f32;
     rgb.convertTo(f32, CV_32FC3, scale);
     at::Tensor out = at::empty({f32.rows, f32.cols, 3}, at::kFloat);
@@ -36,46 +95,82 @@ at::Tensor read_image(const std::string& path) {
         std::memcpy(out.data_ptr<float>() + static_cast<int64_t>(y) * f32.cols * 3, f32.ptr<float>(y),
                     sizeof(float) * 3 * f32.cols);
     }
+    if (bits == 32) out.nan_to_num_(0.0, 1.0, 0.0).clamp_(0.0, 1.0);
     return out;
 }
 
-void write_image(const std::string& path, const at::Tensor& rgb, int bits) {
-    TORCH_CHECK(rgb.dim() == 3 && rgb.size(2) == 3, "write_image: expected [H,W,3], got ", rgb.sizes());
-    if (bits != 8 && bits != 16) {
-        throw InputError("write_image: bits must be 8 or 16, got " + std::to_string(bits));
+namespace {
+
+/// Throws InputError naming `path` when its format cannot hold `bits` per sample.
+void check_bits(const std::string& path, int bits) {
+    const std::string ext = lower_ext(path);
+    const bool exr = ext == ".exr";
+    const bool deep_ok = ext == ".png" || ext == ".tif" || ext == ".tiff";
+    if (exr ? (bits != 16 && bits != 32) : (bits != 8 && !(bits == 16 && deep_ok))) {
+        throw InputError("cannot write '" + path + "' with " + std::to_string(bits) + " bits per sample (" +
+                         (exr       ? "EXR: 16 (half) or 32 (float)"
+                          : deep_ok ? "bits must be 8 or 16"
+                                    : "this format: 8 only") +
+                         ")");
     }
-    const double maxv = bits == 8 ? 255.0 : 65535.0;
-    at::Tensor q = (rgb.to(at::kFloat).clamp(0, 1) * maxv).round().contiguous();
-    at::Tensor typed = bits == 8 ? q.to(at::kByte) : q.to(at::kInt);
+}
+
+}  // namespace
+
+void encode_image(const std::string& path, const at::Tensor& rgb, int bits) {
+    TORCH_CHECK(rgb.dim() == 3 && rgb.size(2) == 3, "encode_image: expected [H,W,3], got ", rgb.sizes());
+    check_bits(path, bits);
+    const bool exr = lower_ext(path) == ".exr";
+    init_opencv_io();
     const int h = static_cast<int>(rgb.size(0));
     const int w = static_cast<int>(rgb.size(1));
-    cv::Mat mat;
-    if (bits == 8) {
-        mat = cv::Mat(h, w, CV_8UC3, typed.data_ptr<uint8_t>()).clone();
+    const at::Tensor x = rgb.to(at::kFloat).clamp(0, 1);
+    at::Tensor typed;  // [H, W, 3] in the file's sample type, RGB
+    int type = CV_8UC3;
+    std::vector<int> params;
+    if (exr) {
+        typed = x.contiguous();
+        type = CV_32FC3;
+        params = {cv::IMWRITE_EXR_TYPE, bits == 16 ? cv::IMWRITE_EXR_TYPE_HALF : cv::IMWRITE_EXR_TYPE_FLOAT};
+    } else if (bits == 16) {  // the int16 bit pattern of uint16
+        typed = x.mul(65535.0).round_().to(at::kInt).to(at::kShort).contiguous();
+        type = CV_16UC3;
     } else {
-        cv::Mat(h, w, CV_32SC3, typed.data_ptr<int32_t>()).convertTo(mat, CV_16UC3);
+        typed = x.mul(255.0).round_().to(at::kByte).contiguous();
     }
-    cv::cvtColor(mat, mat, cv::COLOR_RGB2BGR);
-    namespace fs = std::filesystem;
+    cv::Mat bgr;
+    cv::cvtColor(cv::Mat(h, w, type, typed.data_ptr()), bgr, cv::COLOR_RGB2BGR);
+    bool ok = false;
+    try {
+        ok = cv::imwrite(path, bgr, params);
+    } catch (const cv::Exception& e) {
+        std::error_code ignored;
+        fs::remove(path, ignored);
+        throw InputError("cannot write image '" + path + "': " + e.err);
+    }
+    if (!ok) {
+        std::error_code ignored;
+        fs::remove(path, ignored);
+        throw InputError("cannot write image '" + path + "'");
+    }
+}
+
+void write_image(const std::string& path, const at::Tensor& rgb, int bits) {
+    check_bits(path, bits);
     const fs::path final_path(path);
     const fs::path tmp = final_path.parent_path() /
                          (final_path.stem().string() + ".partial" + final_path.extension().string());
-    bool ok = false;
     try {
-        ok = cv::imwrite(tmp.string(), mat);
-    } catch (const cv::Exception& e) {
-        std::error_code ignored;
-        fs::remove(tmp, ignored);
-        throw InputError("cannot write image '" + path + "': " + e.what());
+        encode_image(tmp.string(), rgb, bits);
+    } catch (const InputError&) {
+        throw InputError("cannot write image '" + path + "'");
     }
     std::error_code ec;
-    if (ok) {
-        fs::rename(tmp, final_path, ec);
-    }
-    if (!ok || ec) {
+    fs::rename(tmp, final_path, ec);
+    if (ec) {
         std::error_code ignored;
         fs::remove(tmp, ignored);
-        throw InputError("cannot write image '" + path + "'" + (ec ? ": " + ec.message() : ""));
+        throw InputError("cannot write image '" + path + "': " + ec.message());
     }
 }
 

@@ -48,9 +48,10 @@ void bind_io(py::module_& m) {
            py::call_guard<py::gil_scoped_release>(),
            "Decodes frames of the best video stream to uint8 [F,H,W,3] RGB (whole clip in memory).");
     io.def("read_image", &flashvsr::io::read_image, py::arg("path"), py::call_guard<py::gil_scoped_release>(),
-           "Reads an 8/16-bit image as float32 [H,W,3] RGB in [0,1].");
+           "Reads an 8/16-bit or float (EXR) image as float32 [H,W,3] RGB in [0,1] (float clamped, grey -> RGB, "
+           "alpha dropped).");
     io.def("write_image", &flashvsr::io::write_image, py::arg("path"), py::arg("rgb"), py::arg("bits") = 8,
-           py::call_guard<py::gil_scoped_release>(), "Writes float [H,W,3] RGB in [0,1] as an 8/16-bit image.");
+           py::call_guard<py::gil_scoped_release>(), "Writes float [H,W,3] RGB in [0,1]: PNG/TIFF 8 or 16 bits, EXR 16 (half) or 32 (float).");
     io.def(
         "write_synthetic_clip",
         [](const std::string& path, int width, int height, int frames, int fps_num, int fps_den, bool audio,

@@ -2,6 +2,7 @@
 // packet hashes and per-frame timestamps read back with libavformat.
 #pragma once
 
+#include <flashvsr/flashvsr.h>
 #include <gtest/gtest.h>
 
 extern "C" {
@@ -9,7 +10,9 @@ extern "C" {
 #include <libavformat/avformat.h>
 }
 
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdint>
@@ -128,6 +131,87 @@ inline std::vector<double> frame_times(const std::string& path) {
     }
     avformat_close_input(&fc);
     return t;
+}
+
+struct InterruptedRun {
+    bool sent = false;    // SIGINT was sent
+    bool exited = false;  // the process exited (not killed by a signal)
+    int code = -1;        // its exit code
+    std::string err;      // its stderr
+};
+
+/// Runs `argv` (argv[0]: the program) with stderr captured; sends SIGINT once a progress line
+/// "frames N..." with N >= `after_frames` appears, then waits for the process.
+inline InterruptedRun run_and_interrupt(const std::vector<std::string>& argv, int after_frames) {
+    InterruptedRun r;
+    int fds[2];
+    if (::pipe(fds) != 0) return r;
+    const pid_t pid = ::fork();
+    if (pid < 0) return r;
+    if (pid == 0) {
+        ::dup2(fds[1], 2);
+        ::close(fds[0]);
+        ::close(fds[1]);
+        std::vector<char*> args;
+        for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    ::close(fds[1]);
+    std::string line;
+    char ch = 0;
+    while (::read(fds[0], &ch, 1) == 1) {
+        r.err += ch;
+        if (ch != '\n') {
+            line += ch;
+            continue;
+        }
+        if (!r.sent && line.rfind("frames ", 0) == 0 && std::stoi(line.substr(7)) >= after_frames) {
+            ::kill(pid, SIGINT);
+            r.sent = true;
+        }
+        line.clear();
+    }
+    ::close(fds[0]);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    r.exited = WIFEXITED(st);
+    r.code = r.exited ? WEXITSTATUS(st) : -1;
+    return r;
+}
+
+/// A scratch folder per test, temp/flashvsr_<suite>_<test>_<pid>, removed afterwards.
+class ScratchDirTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        const auto* t = ::testing::UnitTest::GetInstance()->current_test_info();
+        dir_ = std::filesystem::temp_directory_path() / ("flashvsr_" + std::string(t->test_suite_name()) + "_" +
+                                                         t->name() + "_" + std::to_string(::getpid()));
+        std::filesystem::remove_all(dir_);
+        std::filesystem::create_directories(dir_);
+    }
+    void TearDown() override { std::filesystem::remove_all(dir_); }
+    std::string path(const std::string& name) const { return (dir_ / name).string(); }
+    std::filesystem::path dir_;
+};
+
+/// The message of the flashvsr::InputError that `fn` throws ("<no InputError>" when it throws none).
+template <typename Fn>
+std::string input_error_of(Fn fn) {
+    try {
+        fn();
+    } catch (const flashvsr::InputError& e) {
+        return e.what();
+    }
+    return "<no InputError>";
+}
+
+/// How often `needle` occurs in `text`.
+inline size_t count_of(const std::string& text, const std::string& needle) {
+    size_t n = 0;
+    for (size_t p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
+    return n;
 }
 
 /// Files in `dir` (names only).

@@ -1,6 +1,9 @@
 // `flashvsr download` against local HTTP servers on 127.0.0.1 (never the internet): all five files
 // byte-identical, a manifest written, resume from a .part file (Range honoured: only the rest is sent;
 // Range ignored by `python3 -m http.server`: detected, started over), 404 -> one-line error, exit 1.
+// Hashes from a Hugging Face-style file list (--api-url): SHA-256 of LFS files and git blob SHA-1 of the
+// others verified and recorded in the manifest (a rerun keeps files their hash proves); a wrong hash -> error naming file, expected and got, exit 1,
+// no file left; a resumed download hashes the kept prefix too; no file list -> size-only with a warning.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -98,6 +101,39 @@ class CliDownload : public ::testing::Test {
         ::close(fds[0]);
         return "http://127.0.0.1:" + port + "/";
     }
+    /// Writes srv/api.json like https://huggingface.co/api/models/<repo>/tree/main: every file as LFS
+    /// (lfs.oid = SHA-256) except the prompt (oid = git blob SHA-1). `bad` names one file whose hash is
+    /// replaced by a wrong one.
+    void write_api_json(const std::string& bad = "") {
+        const std::string py = R"PY(
+import hashlib, json, os, sys
+srv, bad = sys.argv[1], sys.argv[2]
+out = []
+for name in sorted(os.listdir(srv)):
+    if name.endswith('.json') or name.endswith('.log'): continue
+    b = open(os.path.join(srv, name), 'rb').read()
+    git = hashlib.sha1(b'blob %d\0' % len(b) + b).hexdigest()
+    e = {'type': 'file', 'path': name, 'size': len(b), 'oid': git}
+    if name != 'posi_prompt.pth':
+        e['lfs'] = {'oid': hashlib.sha256(b).hexdigest(), 'size': len(b), 'pointerSize': 134}
+    if name == bad:
+        if 'lfs' in e: e['lfs']['oid'] = '0' * 64
+        else: e['oid'] = '1' * 40
+    out.append(e)
+json.dump(out, open(os.path.join(srv, 'api.json'), 'w'))
+)PY";
+        std::ofstream(dir_ / "api.py") << py;
+        const auto r = run_cmd("python3 " + (dir_ / "api.py").string() + " " + (dir_ / "srv").string() +
+                               " '" + bad + "'");
+        ASSERT_EQ(r.code, 0) << r.output;
+    }
+    std::string sha256sum(const fs::path& p) const {
+        return run_cmd("sha256sum " + p.string()).output.substr(0, 64);
+    }
+    std::string download(const std::string& url, const std::string& to, const std::string& api) {
+        return std::string(FLASHVSR_CLI_PATH) + " download --to " + (dir_ / to).string() + " --base-url " +
+               url + " --api-url " + api;
+    }
     std::string slurp(const fs::path& p) const {
         std::ifstream f(p, std::ios::binary);
         return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -150,4 +186,106 @@ TEST_F(CliDownload, ServerWithoutRangesStartsOverAndMissingFileFails) {
     EXPECT_EQ(r.code, 1) << r.output;
     EXPECT_NE(r.output.find("error: cannot download " + url + kFiles[4]), std::string::npos) << r.output;
     EXPECT_FALSE(fs::exists(dir_ / "N" / kFiles[4]));
+}
+
+TEST_F(CliDownload, HashesFromFileListVerifiedAndRecorded) {
+    const std::string url = serve(true);
+    write_api_json();
+    const auto r = run_cmd(download(url, "M", url + "api.json"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    const size_t verified = count_of(r.output, "(verified)");
+    EXPECT_EQ(verified, 5u) << r.output;  // four SHA-256 (LFS) + one git blob SHA-1
+    std::ifstream mf(dir_ / "M" / "flashvsr_manifest.json");
+    const std::string manifest((std::istreambuf_iterator<char>(mf)), std::istreambuf_iterator<char>());
+    for (const char* f : kFiles) {
+        const std::string want = sha256sum(dir_ / "srv" / f);
+        ASSERT_EQ(want.size(), 64u);
+        EXPECT_NE(manifest.find(want), std::string::npos) << f << "\n" << manifest;
+        EXPECT_NE(r.output.find("sha256 " + want + " (verified)"), std::string::npos) << f << r.output;
+    }
+    // A second run keeps the files its hashes prove (nothing fetched again but the file list).
+    std::ofstream(dir_ / "M" / (std::string(kFiles[2]) + ".part")) << "stale";
+    const std::string before = slurp(dir_ / "srv" / "ranges.log");
+    const auto again = run_cmd(download(url, "M", url + "api.json"));
+    ASSERT_EQ(again.code, 0) << again.output;
+    const size_t kept = count_of(again.output, "already here");
+    EXPECT_EQ(kept, 5u) << again.output;
+    EXPECT_FALSE(fs::exists(dir_ / "M" / (std::string(kFiles[2]) + ".part")));
+    EXPECT_EQ(slurp(dir_ / "srv" / "ranges.log"), before + "api.json 0\n");
+    std::ifstream mf2(dir_ / "M" / "flashvsr_manifest.json");
+    EXPECT_EQ(std::string((std::istreambuf_iterator<char>(mf2)), std::istreambuf_iterator<char>()), manifest);
+}
+
+TEST_F(CliDownload, WrongHashFailsNamesFileAndLeavesNothing) {
+    const std::string url = serve(true);
+    struct Case {
+        const char* file;
+        std::string message;
+    };
+    const Case cases[] = {
+        {kFiles[1], "failed the SHA-256 check: expected " + std::string(64, '0') + ", got "},
+        {kFiles[4], "failed the git blob SHA-1 check: expected " + std::string(40, '1') + ", got "},
+    };
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.file);
+        write_api_json(c.file);
+        const std::string to = std::string("M_") + c.file;
+        const auto r = run_cmd(download(url, to, url + "api.json"));
+        EXPECT_EQ(r.code, 1) << r.output;
+        const std::string named = "error: '" + (dir_ / to / c.file).string() + "' " + c.message;
+        EXPECT_NE(r.output.find(named), std::string::npos) << r.output;
+        if (c.file == kFiles[1]) {
+            EXPECT_NE(r.output.find(named + sha256sum(dir_ / "srv" / c.file)), std::string::npos) << r.output;
+        }
+        EXPECT_FALSE(fs::exists(dir_ / to / c.file));
+        EXPECT_FALSE(fs::exists(dir_ / to / (std::string(c.file) + ".part")));
+        EXPECT_FALSE(fs::exists(dir_ / to / "flashvsr_manifest.json"));
+    }
+}
+
+TEST_F(CliDownload, ResumeHashesTheKeptPrefixToo) {
+    const std::string url = serve(true);
+    write_api_json();
+    fs::create_directories(dir_ / "M");
+    const std::string full = slurp(dir_ / "srv" / kFiles[1]);
+    const fs::path part = dir_ / "M" / (std::string(kFiles[1]) + ".part");
+    std::ofstream(part, std::ios::binary) << full.substr(0, 100000);
+    auto r = run_cmd(download(url, "M", url + "api.json"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(
+        r.output.find("(resumed at 100000), sha256 " + sha256sum(dir_ / "srv" / kFiles[1]) + " (verified)"),
+        std::string::npos)
+        << r.output;
+    // A kept prefix with one wrong byte far before the re-read overlap: the resume is accepted (the overlap
+    // matches) but the whole-file SHA-256 is not, so the file is rejected and deleted.
+    fs::remove(dir_ / "M" / kFiles[1]);
+    std::string bad = full.substr(0, 100000);
+    bad[10] = static_cast<char>(bad[10] ^ 0x5a);
+    std::ofstream(part, std::ios::binary) << bad;
+    r = run_cmd(download(url, "M", url + "api.json"));
+    EXPECT_EQ(r.code, 1) << r.output;
+    EXPECT_NE(r.output.find(std::string(kFiles[1]) + "' failed the SHA-256 check"), std::string::npos)
+        << r.output;
+    // Both runs resumed: two ranged requests from the 4 KiB overlap before the kept 100000 bytes.
+    const std::string log = slurp(dir_ / "srv" / "ranges.log"), ranged = std::string(kFiles[1]) + " 95904\n";
+    const size_t first = log.find(ranged);
+    ASSERT_NE(first, std::string::npos) << log;
+    EXPECT_NE(log.find(ranged, first + 1), std::string::npos) << log;
+    EXPECT_FALSE(fs::exists(part));
+}
+
+TEST_F(CliDownload, NoFileListMeansSizeOnlyWithWarning) {
+    const std::string url = serve(true);
+    const auto r = run_cmd(download(url, "M", url + "no_such_api.json"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("warning: cannot read the file list " + url + "no_such_api.json"),
+              std::string::npos)
+        << r.output;
+    EXPECT_NE(r.output.find("sizes are checked against the server's only"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("(verified)"), std::string::npos) << r.output;
+    for (const char* f : kFiles) EXPECT_EQ(slurp(dir_ / "M" / f), slurp(dir_ / "srv" / f)) << f;
+    // The manifest still records each file's SHA-256.
+    std::ifstream mf(dir_ / "M" / "flashvsr_manifest.json");
+    const std::string manifest((std::istreambuf_iterator<char>(mf)), std::istreambuf_iterator<char>());
+    EXPECT_NE(manifest.find(sha256sum(dir_ / "srv" / kFiles[0])), std::string::npos) << manifest;
 }

@@ -19,46 +19,20 @@
 #include <regex>
 
 #include "io/video_decoder.h"
-#include "media_test_util.h"
-#include "models/test_weights.h"
+#include "cli_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace flashvsr::testing_media;
 
 namespace {
 
-class CliUpscale : public ::testing::Test {
+class CliUpscale : public CliTest {
   protected:
-    static void SetUpTestSuite() {
-        root_ = new fs::path(fs::temp_directory_path() / ("flashvsr_cli_" + std::to_string(::getpid())));
-        flashvsr::models::TestWeightsOptions o;
-        o.size = "tiny";
-        o.seed = 5;
-        o.prompt_tokens = 64;
-        flashvsr::models::make_test_weights((*root_ / "FlashVSR-v1.1").string(), o);
-    }
-    static void TearDownTestSuite() {
-        fs::remove_all(*root_);
-        delete root_;
-    }
-    void SetUp() override {
-        if (!have_ffmpeg()) GTEST_FAIL() << "the ffmpeg CLI is needed to make test clips (scripts/setup.sh)";
-        dir_ = *root_ / ::testing::UnitTest::GetInstance()->current_test_info()->name();
-        fs::create_directories(dir_);
-    }
-    std::string path(const std::string& n) const { return (dir_ / n).string(); }
-    static std::string weights() { return (*root_ / "FlashVSR-v1.1").string(); }
-    static CmdResult cli(const std::string& args) {
-        return run_cmd(std::string(FLASHVSR_CLI_PATH) + " " + args);
-    }
     static std::string upscale_args(const std::string& in, const std::string& out) {
         return "upscale " + in + " -o " + out + " --model-dir " + weights() +
                " --scale 2 --device cpu --no-progress";
     }
-    static fs::path* root_;
-    fs::path dir_;
 };
-fs::path* CliUpscale::root_ = nullptr;
 
 void expect_same_times(const std::vector<double>& a, const std::vector<double>& b) {
     ASSERT_EQ(a.size(), b.size());
@@ -218,47 +192,11 @@ TEST_F(CliUpscale, SigintKeepsPlayablePartialFile) {
         "-f lavfi -i testsrc2=size=32x24:rate=25 -f lavfi -i sine=f=440 -frames:v 600 -t 24 -c:v libx264 "
         "-pix_fmt yuv420p -c:a aac " +
         in);
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-        ::dup2(fds[1], 2);
-        ::close(fds[0]);
-        ::close(fds[1]);
-        ::execl(FLASHVSR_CLI_PATH, FLASHVSR_CLI_PATH, "upscale", in.c_str(), "-o", out.c_str(), "--model-dir",
-                weights().c_str(), "--scale", "2", "--device", "cpu", "--progress-interval", "0", nullptr);
-        ::_exit(127);
-    }
-    ::close(fds[1]);
-    std::string err, line;
-    bool sent = false;
-    char ch = 0;
-    while (::read(fds[0], &ch, 1) == 1) {
-        err += ch;
-        if (ch != '\n') {
-            line += ch;
-            continue;
-        }
-        // "frames N/600 ..." once some frames are encoded: interrupt.
-        if (!sent && line.rfind("frames ", 0) == 0 && std::stoi(line.substr(7)) >= 8) {
-            ::kill(pid, SIGINT);
-            sent = true;
-        }
-        line.clear();
-    }
-    ::close(fds[0]);
-    int st = 0;
-    ::waitpid(pid, &st, 0);
-    ASSERT_TRUE(sent) << err;
-    ASSERT_TRUE(WIFEXITED(st)) << err;
-    EXPECT_EQ(WEXITSTATUS(st), 130) << err;
-    std::smatch m;
-    ASSERT_TRUE(std::regex_search(err, m, std::regex("interrupted: (\\d+) frames done, kept in (\\S+)")))
-        << err;
-    const int done = std::stoi(m[1]);
-    EXPECT_EQ(m[2].str(), path("out.partial.mp4"));
-    EXPECT_GE(done, 8);
+    const Interrupted r = interrupt_upscale(in, out, 8);
+    const std::string& err = r.err;
+    const int done = r.done;
+    EXPECT_EQ(r.kept, path("out.partial.mp4"));
+    ASSERT_GE(done, 8) << err;
     EXPECT_LT(done, 600);
     EXPECT_FALSE(fs::exists(out));
     const auto tp = frame_times(path("out.partial.mp4")), ti = frame_times(in);

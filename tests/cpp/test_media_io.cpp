@@ -11,34 +11,16 @@
 #include "io/probe.h"
 #include "io/synth_clip.h"
 #include "io/video_read.h"
+#include "media_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace flashvsr::io;
 
+using flashvsr::testing_media::input_error_of;
+
 namespace {
 
-class MediaIo : public ::testing::Test {
-  protected:
-    void SetUp() override {
-        dir_ = fs::temp_directory_path() /
-               ("flashvsr_test_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
-                "_" + std::to_string(::getpid()));
-        fs::create_directories(dir_);
-    }
-    void TearDown() override { fs::remove_all(dir_); }
-    std::string path(const std::string& name) const { return (dir_ / name).string(); }
-    fs::path dir_;
-};
-
-template <typename Fn>
-std::string error_of(Fn fn) {
-    try {
-        fn();
-    } catch (const flashvsr::InputError& e) {
-        return e.what();
-    }
-    return "<no InputError>";
-}
+class MediaIo : public flashvsr::testing_media::ScratchDirTest {};
 
 }  // namespace
 
@@ -90,17 +72,17 @@ TEST_F(MediaIo, DecodedFramesMatchThePattern) {
 }
 
 TEST_F(MediaIo, BadInputGivesClearErrors) {
-    EXPECT_NE(error_of([&] { probe(path("missing.mp4")); }).find("missing.mp4"), std::string::npos);
-    EXPECT_NE(error_of([&] { read_video_rgb24(path("missing.mp4")); }).find("no such file"), std::string::npos);
+    EXPECT_NE(input_error_of([&] { probe(path("missing.mp4")); }).find("missing.mp4"), std::string::npos);
+    EXPECT_NE(input_error_of([&] { read_video_rgb24(path("missing.mp4")); }).find("no such file"), std::string::npos);
     std::ofstream(path("notes.txt")) << "this is not a video";
-    EXPECT_NE(error_of([&] { read_video_rgb24(path("notes.txt")); }).find("notes.txt"), std::string::npos);
+    EXPECT_NE(input_error_of([&] { read_video_rgb24(path("notes.txt")); }).find("notes.txt"), std::string::npos);
     SynthClipOptions o;
     o.video_encoder = "no_such_encoder";
-    EXPECT_NE(error_of([&] { write_synthetic_clip(path("x.mp4"), o); }).find("no_such_encoder"),
+    EXPECT_NE(input_error_of([&] { write_synthetic_clip(path("x.mp4"), o); }).find("no_such_encoder"),
               std::string::npos);
     o = SynthClipOptions{};
     o.width = 161;
-    EXPECT_NE(error_of([&] { write_synthetic_clip(path("y.mp4"), o); }).find("161x96"), std::string::npos);
+    EXPECT_NE(input_error_of([&] { write_synthetic_clip(path("y.mp4"), o); }).find("161x96"), std::string::npos);
     // Nothing half-written is left behind.
     EXPECT_FALSE(fs::exists(path("x.mp4")));
     EXPECT_FALSE(fs::exists(path("x.partial.mp4")));
@@ -127,11 +109,11 @@ TEST_F(MediaIo, PngRoundTrip8And16Bit) {
 }
 
 TEST_F(MediaIo, ImageErrorsNameTheFile) {
-    EXPECT_NE(error_of([&] { read_image(path("none.png")); }).find("none.png"), std::string::npos);
+    EXPECT_NE(input_error_of([&] { read_image(path("none.png")); }).find("none.png"), std::string::npos);
     std::ofstream(path("bad.png")) << "not a png";
-    EXPECT_NE(error_of([&] { read_image(path("bad.png")); }).find("bad.png"), std::string::npos);
-    EXPECT_NE(error_of([&] { write_image(path("c.png"), at::zeros({4, 4, 3}), 12); }).find("8 or 16"),
+    EXPECT_NE(input_error_of([&] { read_image(path("bad.png")); }).find("bad.png"), std::string::npos);
+    EXPECT_NE(input_error_of([&] { write_image(path("c.png"), at::zeros({4, 4, 3}), 12); }).find("8 or 16"),
               std::string::npos);
-    EXPECT_NE(error_of([&] { write_image(path("no_dir/c.png"), at::zeros({4, 4, 3})); }).find("c.png"),
+    EXPECT_NE(input_error_of([&] { write_image(path("no_dir/c.png"), at::zeros({4, 4, 3})); }).find("c.png"),
               std::string::npos);
 }
