@@ -10,6 +10,9 @@
 //               neighbour overlaps, weight 1 at the image border; tiles blended in index order)
 // then once: colour fix of the blended frames vs the full LQ frames -> [0,1] -> crop the grid padding
 //            -> float32 CPU frames --pull-->
+// parking:   with park_tile_state, a tile's state is unparked from the host before its chunk and parked after
+// OOM:       smaller tiles, fresh cores; after chunk 0 they are brought to the failed chunk by replaying the
+//            last R chunks from the replay buffer (raw input frames, host) with outputs discarded
 #include <flashvsr/flashvsr.h>
 
 #include <ATen/ATen.h>

@@ -459,6 +459,11 @@ TEST_F(Tiling, PlannerWithParkingPicksLargerTiles) {
     EXPECT_EQ(fit("on", true), std::make_pair(int64_t{128}, true));
     EXPECT_EQ(fit("auto", false), std::make_pair(int64_t{-1}, false));
     const int64_t budget128 = model.working_set(t128);
+    // After an out-of-memory fallback: auto parks only on CUDA (this engine is on the CPU), "on" always.
+    u.park_tile_state = "auto";
+    EXPECT_FALSE(flashvsr::engine::park_after_fallback(impl, u, t128));
+    u.park_tile_state = "on";
+    EXPECT_TRUE(flashvsr::engine::park_after_fallback(impl, u, t128));
     // The stream on the CPU: "on" parks, but plans as without parking (the budget is RSS).
     for (const char* park : {"off", "on"}) {
         flashvsr::UpscaleOptions o = opts();
