@@ -455,16 +455,20 @@ std::vector<TileRect> Stream::tiles() const {
     return v;
 }
 
+namespace {
+const TileCore& tile_at(const std::vector<TileCore>& tiles, int64_t tile, const char* what) {
+    TORCH_CHECK(tile >= 0 && tile < static_cast<int64_t>(tiles.size()), what, ": tile ", tile, " out of range [0, ",
+                tiles.size(), ")");
+    return tiles[static_cast<size_t>(tile)];
+}
+}  // namespace
+
 int64_t Stream::tile_state_bytes(int64_t tile) const {
-    TORCH_CHECK(tile >= 0 && tile < static_cast<int64_t>(s_->tiles.size()), "tile_state_bytes: tile ", tile,
-                " out of range [0, ", s_->tiles.size(), ")");
-    return s_->tiles[static_cast<size_t>(tile)].state.bytes();
+    return tile_at(s_->tiles, tile, "tile_state_bytes").state.bytes();
 }
 
 int64_t Stream::tile_parked_bytes(int64_t tile) const {
-    TORCH_CHECK(tile >= 0 && tile < static_cast<int64_t>(s_->tiles.size()), "tile_parked_bytes: tile ", tile,
-                " out of range [0, ", s_->tiles.size(), ")");
-    return s_->tiles[static_cast<size_t>(tile)].parked.bytes();
+    return tile_at(s_->tiles, tile, "tile_parked_bytes").parked.bytes();
 }
 
 bool Stream::parks_tile_state() const { return s_->park; }
