@@ -48,7 +48,8 @@ int main(int argc, char** argv) {
     std::printf("model: state %.1f B/px, transient %.1f B/px, frame buffers %.1f B/px, fixed %.1f MB\n",
                 model.state_per_px, model.transient_per_px, model.frame_per_px, model.fixed_bytes / 1e6);
     std::printf("| tile (in px) | tiles | frames | frames/s | peak RSS above baseline (MB) | model working set (MB) | "
-                "state per tile (KB) | state, all tiles (KB) |\n|---|---|---|---|---|---|---|---|\n");
+                "model, parked (MB) | state per tile (KB) | state, all tiles (KB) | replay buffer (KB) |\n"
+                "|---|---|---|---|---|---|---|---|---|---|\n");
     at::manual_seed(0);
     const at::Tensor batch = at::rand({8, h, w, 3});
     for (int64_t tile : {int64_t{0}, int64_t{128}, int64_t{64}}) {
@@ -60,12 +61,13 @@ int main(int argc, char** argv) {
             std::ofstream("/proc/self/clear_refs") << "5";
             const auto t0 = std::chrono::steady_clock::now();
             flashvsr::Stream s = engine->stream(u);
-            int64_t tile_bytes = 0, all_bytes = 0;
+            int64_t tile_bytes = 0, all_bytes = 0, ring_bytes = 0;
             for (int64_t i = 0; i < frames; i += 8) {
                 s.push(batch.narrow(0, 0, std::min<int64_t>(8, frames - i)));
                 (void)s.pull();
                 tile_bytes = s.tile_state_bytes(0);
                 all_bytes = s.state_bytes();
+                ring_bytes = s.replay_buffer_bytes();
             }
             s.finish();
             (void)s.pull();
@@ -74,11 +76,12 @@ int main(int argc, char** argv) {
             flashvsr::engine::TileLayout layout{};
             const auto rects = s.tiles();
             const auto pad_h = rects.back().top + rects.back().height, pad_w = rects.back().left + rects.back().width;
-            layout = flashvsr::engine::initial_layout(impl, u, pad_h, pad_w);
-            std::printf("| %s | %zu | %lld | %.1f | %.1f | %.1f | %.0f | %.0f |\n",
+            layout = flashvsr::engine::initial_plan(impl, u, pad_h, pad_w).layout;
+            std::printf("| %s | %zu | %lld | %.1f | %.1f | %.1f | %.1f | %.0f | %.0f | %.0f |\n",
                         tile == 0 ? "whole frame" : std::to_string(tile).c_str(), rects.size(),
                         static_cast<long long>(frames), static_cast<double>(frames) / sec, (peak - before) / 1024.0,
-                        model.working_set(layout) / 1e6, tile_bytes / 1e3, all_bytes / 1e3);
+                        model.working_set(layout) / 1e6, model.working_set(layout, true) / 1e6, tile_bytes / 1e3,
+                        all_bytes / 1e3, ring_bytes / 1e3);
         }
     }
     fs::remove_all(dir.parent_path());

@@ -271,10 +271,12 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
                 " must be a multiple of 16 (output a multiple of 128)");
     const int64_t h = lh / 2, w = lw / 2, l = f * h * w;
     const bool first = state.chunk_index == 0;
+    // A later chunk with no caches is a cold start mid-stream (replay after re-tiling): own slice only.
+    const bool cached = !first && !state.k_cache.empty();
     TORCH_CHECK(f == (first ? 6 : 2), "dit: chunk ", state.chunk_index, " needs ", (first ? 6 : 2),
                 " latent frames, got ", f);
     const auto n_layers = static_cast<size_t>(cfg_.num_layers);
-    if (!first) {
+    if (cached) {
         TORCH_CHECK(state.grid_h == h && state.grid_w == w && state.k_cache.size() == n_layers &&
                         state.v_cache.size() == n_layers,
                     "dit: state belongs to a ", state.grid_h, "x", state.grid_w, " token grid, got ", h, "x",
@@ -313,7 +315,7 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
         const auto qw = window_partition(q, f, h, w);  // [(f/2)*S, 128, dim]
         auto kw = window_partition(k, f, h, w);
         auto vw = window_partition(v, f, h, w);
-        if (!first) {
+        if (cached) {
             kw = at::cat({state.k_cache[i], kw}, 0);  // cache first (oldest slice first)
             vw = at::cat({state.v_cache[i], vw}, 0);
         }

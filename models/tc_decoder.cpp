@@ -195,7 +195,7 @@ at::Tensor TCDecoder::decode(const at::Tensor& latents, const at::Tensor& cond, 
                     conv1_weight_.scalar_type(), " on ", conv1_weight_.device());
     }
     TORCH_CHECK(
-        !state.started || (state.mem_5.defined() && state.mem_5.size(2) == h && state.mem_5.size(3) == w),
+        !state.started || !state.mem_5.defined() || (state.mem_5.size(2) == h && state.mem_5.size(3) == w),
         "tc_decoder: latents ", latents.sizes(), " differ in size from the stream's (reset the state first)");
     const int64_t trim = state.started ? 0 : kFramesToTrim;
 

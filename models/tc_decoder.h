@@ -33,7 +33,9 @@ struct TCDecoderState {
     at::Tensor mem_5, mem_6, mem_7;     ///< [1, c0, h, w]       (h, w = latent size)
     at::Tensor mem_11, mem_12, mem_13;  ///< [1, c1, 2h, 2w]
     at::Tensor mem_17, mem_18, mem_19;  ///< [1, c2, 4h, 4w]
-    bool started = false;               ///< false => the next decode trims the first 3 frames
+    /// false => the next decode trims the first 3 frames. true with no memory = a cold start mid-stream
+    /// (replay after re-tiling): the pasts are zeros and nothing is trimmed.
+    bool started = false;
 
     /// The memory of MemBlock `layer` (5, 6, 7, 11, 12, 13, 17, 18 or 19).
     at::Tensor& memory(int layer);

@@ -406,6 +406,12 @@ at::Tensor VAEDecoder::decode_step(const at::Tensor& x_in, VAEDecodeState& st) c
     return causal_conv3(x, w_.head2.weight, w_.head2.bias, 1, st.head2, false);
 }
 
+void VAEDecoder::cold_start(VAEDecodeState& st) const {
+    st.reset();
+    st.upsamples.assign(w_.upsamples.size(), VAEUpsampleCache{});
+    for (VAEUpsampleCache& c : st.upsamples) c.time_conv_started = true;  // read by upsample3d entries only
+}
+
 at::Tensor VAEDecoder::decode(const at::Tensor& z, VAEDecodeState& st) const {
     TORCH_CHECK(z.dim() == 5 && z.size(1) == cfg_.z_dim, "vae_decoder: expected z [B, ", cfg_.z_dim,
                 ", T, h, w], got ", z.sizes());

@@ -95,6 +95,11 @@ class VAEDecoder {
     /// undefined (reset() it). The clamp comes last, as in upstream's single_decode.
     at::Tensor decode(const at::Tensor& z, VAEDecodeState& state) const;
 
+    /// Resets `state` for a cold start in the middle of a stream (replay after re-tiling, docs/TILING.md):
+    /// the caches start empty (zeros before the first frame, as after reset()) but the upsample3d first-step
+    /// rule is already spent, so every latent frame decodes to 4 frames.
+    void cold_start(VAEDecodeState& state) const;
+
   private:
     struct Conv {  // weight [C_out, C_in, k...], bias [C_out]
         at::Tensor weight, bias;

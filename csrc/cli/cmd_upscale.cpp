@@ -104,6 +104,8 @@ std::vector<OptSpec> upscale_options() {
         {"--tile-overlap", "N", std::to_string(u.tile_overlap), "tile overlap in input pixels (0: automatic)"},
         {"--max-memory", "SIZE", "none",
          "memory budget for weights + working set, e.g. 8G, 512M; picks the tile size (not with --tile-size)"},
+        {"--park-tile-state", "auto|on|off", u.park_tile_state,
+         "keep tile states in host memory between their chunks (auto: on CUDA when the budget needs it)"},
         {"--dtype", "auto|bf16|fp16|fp32", e.dtype, "compute type (auto: bf16 on CUDA, fp32 on CPU)"},
         {"--device", "auto|cpu|cuda|cuda:N", e.device, "device (auto: CUDA if available)"},
         {"-c:v", "ENCODER", c.codec, "any libavcodec video encoder (libx264, libx265, ffv1, prores_ks, ...)"},
@@ -566,6 +568,7 @@ int cmd_upscale(const std::vector<std::string>& argv) {
         if (args.has("--tile-size")) throw UsageError("--max-memory and --tile-size exclude each other");
         job.upscale.max_memory = parse_size("--max-memory", args.get("--max-memory", ""));
     }
+    job.upscale.park_tile_state = args.get("--park-tile-state", job.upscale.park_tile_state);
     job.upscale.seed = static_cast<uint64_t>(seed);
     job.encoder.codec = args.get("-c:v", job.encoder.codec);
     job.encoder.pix_fmt = args.get("--pix-fmt", "");

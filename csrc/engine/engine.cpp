@@ -8,6 +8,7 @@
 
 #include "engine/color_fix.h"
 #include "engine/engine_impl.h"
+#include "engine/tiling.h"
 #include "models/checkpoint/load.h"
 #include "models/checkpoint/torch_file.h"
 #include "models/model_dir.h"
@@ -95,13 +96,14 @@ void UpscaleOptions::validate() const {
                          std::to_string(tile_overlap) + " with tile_size=" + std::to_string(tile_size));
     }
     if (max_memory < 0) throw InputError("max_memory must be >= 0 bytes (0 = no limit), got " + std::to_string(max_memory));
+    engine::parse_parking(park_tile_state);
 }
 
 std::string UpscaleOptions::to_string() const {
     std::ostringstream os;
     os << "scale=" << scale << " color_fix=" << color_fix << " sparse_ratio=" << sparse_ratio
        << " kv_ratio=" << kv_ratio << " local_range=" << local_range << " seed=" << seed << " tile_size=" << tile_size
-       << " tile_overlap=" << tile_overlap << " max_memory=" << max_memory;
+       << " tile_overlap=" << tile_overlap << " max_memory=" << max_memory << " park_tile_state=" << park_tile_state;
     return os.str();
 }
 

@@ -10,6 +10,9 @@
 //               neighbour overlaps, weight 1 at the image border; tiles blended in index order)
 // then once: colour fix of the blended frames vs the full LQ frames -> [0,1] -> crop the grid padding
 //            -> float32 CPU frames --pull-->
+// parking:   with park_tile_state, a tile's state is unparked from the host before its chunk and parked after
+// OOM:       smaller tiles, fresh cores; after chunk 0 they are brought to the failed chunk by replaying the
+//            last R chunks from the replay buffer (raw input frames, host) with outputs discarded
 #include <flashvsr/flashvsr.h>
 
 #include <ATen/ATen.h>
@@ -28,22 +31,14 @@
 #include "engine/frames.h"
 #include "engine/noise.h"
 #include "engine/prep.h"
+#include "engine/tile_state.h"
 #include "engine/tiling.h"
 #include "kernels/blend_accumulate/blend_accumulate.h"
 
 namespace flashvsr {
 namespace {
 
-/// The per-tile core: everything a tile carries from one chunk to the next (spec §8 caches 1-8).
-struct TileCore {
-    TileRect rect;
-    models::LQProjState lq_state;
-    models::DiTState dit_state;
-    models::TCDecoderState tc_state;
-    models::VAEDecodeState vae_state;
-
-    int64_t bytes() const { return lq_state.bytes() + dit_state.bytes() + tc_state.bytes() + vae_state.bytes(); }
-};
+using engine::TileCore;
 
 at::Tensor crop(const at::Tensor& x, const TileRect& r) {  // [..., Hp, Wp] -> [..., th, tw] (contiguous)
     return x.narrow(-2, r.top, r.height).narrow(-1, r.left, r.width).contiguous();
@@ -74,6 +69,12 @@ struct Stream::State {
     engine::GridPadding pad;
     std::deque<at::Tensor> raw;  // as pushed, not yet prepared
     int64_t raw_base = 0;        // index of raw.front()
+    // Replay buffer (out-of-memory fallback after chunk 0): host copies of the raw frames [ring_base, ...)
+    // already prepared, as far back as a replay of replay_chunks() chunks reads. Kept while the layout can
+    // still shrink.
+    std::deque<at::Tensor> ring;
+    int64_t ring_base = 0;  // index of ring.front()
+    bool keep_ring = false;
     std::deque<at::Tensor> lq;   // prepared full LQ frames [3, Hp, Wp] (compute dtype)
     int64_t lq_base = 0;         // index of lq.front()
     at::Tensor last_lq;          // the last real prepared frame: the tail padding repeats it
@@ -83,6 +84,7 @@ struct Stream::State {
     // ---- tiles: the layout and one core per tile ----
     engine::TileLayout layout;
     std::vector<TileCore> tiles;
+    bool park = false;  // tile states wait in host memory between their chunks
     engine::TilingHooks hooks;
     int64_t next_chunk = 0;
 
@@ -98,11 +100,38 @@ struct Stream::State {
 
     int64_t available() const { return plan ? plan->fed : pushed; }
 
-    void set_layout(engine::TileLayout l) {
-        layout = std::move(l);
+    /// A new layout with fresh tile cores (all previous tile state dropped). The replay buffer is kept from
+    /// the start when the tiles can shrink; once they cannot, it is released after the current chunk.
+    void set_layout(engine::TilePlan p) {
+        layout = std::move(p.layout);
+        park = p.park;
         tiles.clear();
         tiles.resize(static_cast<size_t>(layout.count()));
         for (int64_t i = 0; i < layout.count(); ++i) tiles[static_cast<size_t>(i)].rect = layout.rect(i);
+        engine::TileLayout smaller = layout;
+        const bool can_shrink = engine::shrink_layout(smaller, opt);
+        if (pushed == 0) keep_ring = can_shrink;  // first layout: before any frame is prepared
+        if (!can_shrink) keep_ring = false;
+    }
+
+    int64_t replay_chunks() const { return hooks.replay_chunks > 0 ? hooks.replay_chunks : engine::replay_chunks(opt); }
+
+    /// First frame a replay for an out-of-memory error in chunk `k` (or later) reads.
+    int64_t replay_first_frame(int64_t k) const {
+        const int64_t j = k - replay_chunks();
+        return j <= 0 ? 0 : engine::plan_chunk(j).cond_begin;
+    }
+
+    void trim_ring() {
+        if (!keep_ring) {
+            ring.clear();
+            return;
+        }
+        const int64_t from = replay_first_frame(next_chunk);
+        while (ring_base < from && !ring.empty()) {
+            ring.pop_front();
+            ++ring_base;
+        }
     }
 
     at::Tensor prepare_one(const at::Tensor& frame) const {  // [h,w,3] -> [3,Hp,Wp]
@@ -116,6 +145,11 @@ struct Stream::State {
             if (i < pushed) {
                 TORCH_INTERNAL_ASSERT(!raw.empty() && raw_base == i, "stream: raw frame ", i, " missing");
                 last_lq = prepare_one(raw.front());
+                if (keep_ring) {
+                    TORCH_INTERNAL_ASSERT(ring_base + static_cast<int64_t>(ring.size()) == i, "stream: replay gap");
+                    const at::Tensor& f = raw.front();  // own storage on the host: never pins a pushed batch
+                    ring.push_back(f.is_cpu() ? f.clone() : f.to(at::kCPU));
+                }
                 raw.pop_front();
                 ++raw_base;
                 lq.push_back(last_lq);
@@ -126,11 +160,22 @@ struct Stream::State {
         }
     }
 
+    /// Prepared frame i: from the LQ window, or (replay) re-prepared from the replay buffer — the same
+    /// computation on the same raw frame, so the same values.
+    at::Tensor prepared(int64_t i) {
+        if (i >= lq_base) {
+            ensure_lq(i + 1);
+            return lq[static_cast<size_t>(i - lq_base)];
+        }
+        if (i >= pushed) return last_lq;  // tail padding
+        TORCH_INTERNAL_ASSERT(i >= ring_base && i < ring_base + static_cast<int64_t>(ring.size()), "stream: LQ frame ",
+                              i, " already dropped");
+        return prepare_one(ring[static_cast<size_t>(i - ring_base)]);
+    }
+
     at::Tensor lq_slice(int64_t b, int64_t e) {  // -> [1, 3, e-b, Hp, Wp] (on the LQ device)
-        ensure_lq(e);
-        TORCH_INTERNAL_ASSERT(b >= lq_base, "stream: LQ frame ", b, " already dropped");
         std::vector<at::Tensor> v;
-        for (int64_t i = b; i < e; ++i) v.push_back(lq[static_cast<size_t>(i - lq_base)]);
+        for (int64_t i = b; i < e; ++i) v.push_back(prepared(i));
         return at::stack(v, 1).unsqueeze(0);  // e-b x [3,Hp,Wp] -> [1,3,e-b,Hp,Wp]
     }
 
@@ -151,18 +196,21 @@ struct Stream::State {
     }
 
     /// One chunk of one tile: raw decoded frames [1, 3, n, th, tw] in ~[-1, 1] (compute dtype, unclamped).
-    at::Tensor run_tile(TileCore& t, const engine::ChunkPlan& c, const std::vector<at::Tensor>& clips,
+    at::Tensor run_tile(TileCore& core, const engine::ChunkPlan& c, const std::vector<at::Tensor>& clips,
                         const at::Tensor& cond, const at::Tensor& full_noise) const {
         const at::Device dev = eng->device;
+        engine::unpark(core, dev);
+        engine::TileState& st = core.state;
+        const TileRect& rect = core.rect;
         std::vector<at::Tensor> tokens;
         for (const auto& clip : clips) {
-            at::Tensor k = eng->lq_proj->stream(crop(clip, t.rect).to(dev), t.lq_state, eng->cache_order);
+            at::Tensor k = eng->lq_proj->stream(crop(clip, rect).to(dev), st.lq, eng->cache_order);
             if (k.defined()) tokens.push_back(std::move(k));
         }
         const at::Tensor lq_tokens = at::cat(tokens, 1);  // f x [1, h*w, dim] -> [1, f*h*w, dim]
         // Noise keyed by the global latent position: the tile's latent offset is its pixel origin / 8.
-        const engine::LatentRegion r{c.latent_begin, c.latent_end - c.latent_begin, t.rect.top / 8, t.rect.height / 8,
-                                     t.rect.left / 8, t.rect.width / 8};
+        const engine::LatentRegion r{c.latent_begin, c.latent_end - c.latent_begin, rect.top / 8, rect.height / 8,
+                                     rect.left / 8, rect.width / 8};
         const at::Tensor n =
             (full_noise.defined()
                  ? full_noise.narrow(3, r.y0, r.ny).narrow(4, r.x0, r.nx)
@@ -170,16 +218,17 @@ struct Stream::State {
                 .to(dev, eng->dtype);
         // One step of the DiT from pure noise at timestep 1000: latent = noise - v. The top-k budget follows
         // from the tile's own size (spec §2.9).
-        const at::Tensor v = eng->dit->forward_chunk(n, lq_tokens, eng->constants, t.dit_state, attn);
+        const at::Tensor v = eng->dit->forward_chunk(n, lq_tokens, eng->constants, st.dit, attn);
         const at::Tensor latent = n - v;
         at::Tensor frames;
         if (eng->tc_decoder) {
-            frames = eng->tc_decoder->decode(latent, crop(cond, t.rect).to(dev), t.tc_state) * 2 - 1;  // ~[0,1] -> ~[-1,1]
+            frames = eng->tc_decoder->decode(latent, crop(cond, rect).to(dev), st.tc) * 2 - 1;  // ~[0,1] -> ~[-1,1]
         } else {
-            frames = eng->vae_decoder->decode(latent, t.vae_state);
+            frames = eng->vae_decoder->decode(latent, st.vae);
         }
         TORCH_CHECK(frames.size(2) == c.out_end - c.out_begin, "chunk ", c.index, ": decoder produced ",
                     frames.size(2), " frames, expected ", c.out_end - c.out_begin);
+        if (park) engine::park(core, at::Device(at::kCPU));
         return frames;
     }
 
@@ -212,6 +261,34 @@ struct Stream::State {
         TORCH_INTERNAL_ASSERT(waiting.empty() && next_blend == layout.count(), "stream: tiles left unblended");
     }
 
+    /// Brings fresh tile cores (a new layout) to chunk k > 0: they start at chunk j = max(0, k - R) with the
+    /// global chunk counter, RoPE positions and noise keys of chunk j, cold (empty K/V windows, zero decoder
+    /// memory, LQ projector primed on the frame before the chunk's first clip; j = 0 is an ordinary start),
+    /// and chunks j .. k-1 are re-run from the replay buffer with their outputs discarded.
+    void replay_to(int64_t k) {
+        const int64_t j = std::max<int64_t>(0, k - replay_chunks());
+        if (j > 0) {
+            for (TileCore& t : tiles) {
+                t.state.dit.chunk_index = j;
+                t.state.tc.started = true;
+                if (eng->vae_decoder) eng->vae_decoder->cold_start(t.state.vae);
+            }
+        }
+        for (int64_t ci = j; ci < k; ++ci) {
+            const engine::ChunkPlan c = engine::plan_chunk(ci);
+            std::vector<at::Tensor> clips;
+            if (ci == j && j > 0) {
+                const int64_t f = c.lq_clips.front().first - 1;  // priming call: one frame
+                clips.push_back(lq_slice(f, f + 1));
+            }
+            for (const auto& [b, e] : c.lq_clips) clips.push_back(lq_slice(b, e));
+            const at::Tensor cond = lq_slice(c.cond_begin, c.cond_end).to(eng->device);
+            const at::Tensor full_noise =
+                noise_provider ? provided_noise(c.latent_begin, c.latent_end - c.latent_begin) : at::Tensor();
+            for (TileCore& t : tiles) (void)run_tile(t, c, clips, cond, full_noise);
+        }
+    }
+
     void run_chunk() {
         if (cancel != nullptr && cancel->cancelled()) {
             throw Cancelled("cancelled after " + std::to_string(done) + " frames");
@@ -224,8 +301,11 @@ struct Stream::State {
             noise_provider ? provided_noise(c.latent_begin, c.latent_end - c.latent_begin) : at::Tensor();
         const int64_t n = c.out_end - c.out_begin;
         at::Tensor canvas;
+        bool rebuild = false;  // the tiles were replaced after chunk 0: replay to bring them to chunk c
         for (;;) {
             try {
+                if (rebuild) replay_to(c.index);
+                rebuild = false;
                 canvas = at::zeros({n, pad.padded_height(), pad.padded_width(), 3},
                                    at::TensorOptions().dtype(at::kFloat).device(eng->device));
                 run_tiles(c, clips, cond, full_noise, canvas);
@@ -234,19 +314,19 @@ struct Stream::State {
                 const std::exception_ptr e = std::current_exception();
                 if (!is_out_of_memory(e)) throw;
                 canvas = at::Tensor();
-                const std::string what = describe_layout();
-                // Tile states carry history: a new layout can only start from chunk 0, whose LQ frames are
-                // still here. Later chunks cannot be re-tiled.
+                // Smaller tiles, fresh cores; after chunk 0 their state is rebuilt by replay (tiles that
+                // finished this chunk before the error are discarded too: nothing of it was emitted).
                 engine::TileLayout smaller = layout;
-                if (next_chunk == 0 && engine::shrink_layout(smaller, opt)) {
-                    set_layout(std::move(smaller));
-                    continue;
+                if (!engine::shrink_layout(smaller, opt)) {
+                    throw OutOfMemory("out of memory in chunk " + std::to_string(c.index) + " with " +
+                                      describe_layout() + " (already the smallest tiles" +
+                                      (opt.max_memory > 0 ? "; max_memory=" + std::to_string(opt.max_memory) + " bytes"
+                                                          : std::string()) +
+                                      "): free memory or lower the resolution, and restart the video");
                 }
-                throw OutOfMemory(
-                    "out of memory in chunk " + std::to_string(c.index) + " with " + what +
-                    (next_chunk == 0 ? " (already the smallest tiles)"
-                                     : "; tiles can only be made smaller during the first chunk") +
-                    ": set a smaller tile_size or max_memory, or free memory, and restart the video");
+                const bool p = engine::park_after_fallback(*eng, opt, smaller);
+                set_layout(engine::TilePlan{std::move(smaller), p});
+                rebuild = c.index > 0;
             }
         }
         // One colour fix on the blended full frames against the full LQ frames.
@@ -264,6 +344,7 @@ struct Stream::State {
         }
         drop_lq_before(c.out_end);  // the next chunk reads from frame out_end on
         ++next_chunk;
+        trim_ring();
         if (progress && !progress(done, plan ? plan->output : -1)) {
             throw Cancelled("cancelled by the progress callback after " + std::to_string(done) + " frames");
         }
@@ -308,7 +389,7 @@ void Stream::push(const at::Tensor& frames) {
         s.in_h = frames.size(1);
         s.in_w = frames.size(2);
         s.pad = engine::grid_padding(s.in_h * s.opt.scale, s.in_w * s.opt.scale);
-        s.set_layout(engine::initial_layout(*s.eng, s.opt, s.pad.padded_height(), s.pad.padded_width()));
+        s.set_layout(engine::initial_plan(*s.eng, s.opt, s.pad.padded_height(), s.pad.padded_width()));
     } else if (frames.size(1) != s.in_h || frames.size(2) != s.in_w) {
         throw InputError("push: frame size changed from " + std::to_string(s.in_w) + "x" + std::to_string(s.in_h) +
                          " to " + std::to_string(frames.size(2)) + "x" + std::to_string(frames.size(1)));
@@ -340,6 +421,7 @@ void Stream::finish() {
     TORCH_INTERNAL_ASSERT(s.done == s.pushed, "stream: ", s.done, " frames out for ", s.pushed, " in");
     s.lq.clear();
     s.raw.clear();
+    s.ring.clear();
 }
 
 void Stream::set_progress(ProgressFn progress) { s_->progress = std::move(progress); }
@@ -355,7 +437,7 @@ int64_t Stream::chunks_done() const { return s_->next_chunk; }
 int64_t Stream::state_bytes() const {
     const State& s = *s_;
     int64_t b = 0;
-    for (const auto& t : s.tiles) b += t.bytes();
+    for (const auto& t : s.tiles) b += t.state.bytes() + t.parked.bytes();
     std::vector<const void*> seen;  // padding copies share one storage: count it once
     for (const auto& t : s.lq) {
         const void* p = t.storage().data();
@@ -373,10 +455,28 @@ std::vector<TileRect> Stream::tiles() const {
     return v;
 }
 
+namespace {
+const TileCore& tile_at(const std::vector<TileCore>& tiles, int64_t tile, const char* what) {
+    TORCH_CHECK(tile >= 0 && tile < static_cast<int64_t>(tiles.size()), what, ": tile ", tile, " out of range [0, ",
+                tiles.size(), ")");
+    return tiles[static_cast<size_t>(tile)];
+}
+}  // namespace
+
 int64_t Stream::tile_state_bytes(int64_t tile) const {
-    TORCH_CHECK(tile >= 0 && tile < static_cast<int64_t>(s_->tiles.size()), "tile_state_bytes: tile ", tile,
-                " out of range [0, ", s_->tiles.size(), ")");
-    return s_->tiles[static_cast<size_t>(tile)].bytes();
+    return tile_at(s_->tiles, tile, "tile_state_bytes").state.bytes();
+}
+
+int64_t Stream::tile_parked_bytes(int64_t tile) const {
+    return tile_at(s_->tiles, tile, "tile_parked_bytes").parked.bytes();
+}
+
+bool Stream::parks_tile_state() const { return s_->park; }
+
+int64_t Stream::replay_buffer_bytes() const {
+    int64_t b = 0;
+    for (const auto& f : s_->ring) b += static_cast<int64_t>(f.nbytes());
+    return b;
 }
 
 void engine::StreamAccess::set_hooks(Stream& s, TilingHooks hooks) { s.s_->hooks = std::move(hooks); }

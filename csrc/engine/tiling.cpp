@@ -80,13 +80,14 @@ int64_t TileMemoryModel::transient_bytes(const TileRect& t) const {
     return static_cast<int64_t>(transient_per_px * static_cast<double>(t.height * t.width));
 }
 
-int64_t TileMemoryModel::working_set(const TileLayout& layout) const {
-    int64_t sum = 0, peak = 0;
+int64_t TileMemoryModel::working_set(const TileLayout& layout, bool parked) const {
+    int64_t sum = 0, largest = 0, peak = 0;
     for (int64_t i = 0; i < layout.count(); ++i) {
         sum += state_bytes(layout.rect(i));
+        largest = std::max(largest, state_bytes(layout.rect(i)));
         peak = std::max(peak, transient_bytes(layout.rect(i)));
     }
-    return sum + peak + static_cast<int64_t>(frame_per_px * static_cast<double>(layout.rows.length * layout.cols.length) +
+    return (parked ? largest : sum) + peak + static_cast<int64_t>(frame_per_px * static_cast<double>(layout.rows.length * layout.cols.length) +
                                              fixed_bytes);
 }
 
@@ -114,29 +115,57 @@ TileMemoryModel tile_memory_model(const Engine::Impl& eng, const UpscaleOptions&
     return m;
 }
 
-TileLayout plan_for_budget(const Engine::Impl& eng, const UpscaleOptions& opt, int64_t padded_h, int64_t padded_w) {
-    const TileMemoryModel m = tile_memory_model(eng, opt);
-    const int64_t budget = opt.max_memory - eng.info.weight_bytes;
-    int64_t smallest = 0;
-    for (int64_t t = round_up(std::max(padded_h, padded_w), 128); t >= 128; t -= 128) {
-        const TileLayout layout = plan_tiles(padded_h, padded_w, t, overlap_out_pixels(opt.tile_overlap, opt.scale, t));
-        smallest = m.working_set(layout);
-        if (smallest <= budget) return layout;
+Parking parse_parking(const std::string& value) {
+    if (value == "auto") return Parking::kAuto;
+    if (value == "on") return Parking::kOn;
+    if (value == "off") return Parking::kOff;
+    throw InputError("park_tile_state must be auto, on or off, got '" + value + "'");
+}
+
+std::optional<TilePlan> fit_budget(const TileMemoryModel& m, int64_t budget, int64_t padded_h, int64_t padded_w,
+                                   const UpscaleOptions& opt, bool device_budget, int64_t* least) {
+    const Parking mode = parse_parking(opt.park_tile_state);
+    std::vector<bool> passes;  // park?, in order of preference
+    if (mode != Parking::kOn) passes.push_back(false);
+    if (mode == Parking::kOn || (mode == Parking::kAuto && device_budget)) passes.push_back(true);
+    int64_t smallest = INT64_MAX;
+    for (const bool park : passes) {
+        for (int64_t t = round_up(std::max(padded_h, padded_w), 128); t >= 128; t -= 128) {
+            const TileLayout layout =
+                plan_tiles(padded_h, padded_w, t, overlap_out_pixels(opt.tile_overlap, opt.scale, t));
+            const int64_t ws = m.working_set(layout, park && device_budget);
+            smallest = std::min(smallest, ws);
+            if (ws <= budget) return TilePlan{layout, park && (mode == Parking::kOn || layout.count() > 1)};
+        }
     }
+    if (least != nullptr) *least = smallest;
+    return std::nullopt;
+}
+
+TilePlan plan_for_budget(const Engine::Impl& eng, const UpscaleOptions& opt, int64_t padded_h, int64_t padded_w) {
+    int64_t least = 0;
+    const std::optional<TilePlan> p = fit_budget(tile_memory_model(eng, opt), opt.max_memory - eng.info.weight_bytes,
+                                                 padded_h, padded_w, opt, !eng.device.is_cpu(), &least);
+    if (p) return *p;
     throw InputError("max_memory=" + std::to_string(opt.max_memory) + " bytes is below the estimated need of " +
-                     std::to_string(eng.info.weight_bytes + smallest) + " bytes (weights " +
-                     std::to_string(eng.info.weight_bytes) + " + working set " + std::to_string(smallest) +
+                     std::to_string(eng.info.weight_bytes + least) + " bytes (weights " +
+                     std::to_string(eng.info.weight_bytes) + " + working set " + std::to_string(least) +
                      " with 128-pixel tiles) for a " + std::to_string(padded_w) + "x" + std::to_string(padded_h) +
                      " padded frame");
 }
 
-TileLayout initial_layout(const Engine::Impl& eng, const UpscaleOptions& opt, int64_t padded_h, int64_t padded_w) {
+TilePlan initial_plan(const Engine::Impl& eng, const UpscaleOptions& opt, int64_t padded_h, int64_t padded_w) {
+    const Parking mode = parse_parking(opt.park_tile_state);
     if (opt.tile_size > 0) {
         const int64_t t = tile_out_pixels(opt.tile_size, opt.scale);
-        return plan_tiles(padded_h, padded_w, t, overlap_out_pixels(opt.tile_overlap, opt.scale, t));
+        TilePlan p{plan_tiles(padded_h, padded_w, t, overlap_out_pixels(opt.tile_overlap, opt.scale, t)), false};
+        p.park = mode == Parking::kOn ||
+                 (mode == Parking::kAuto && !eng.device.is_cpu() && opt.max_memory > 0 && p.layout.count() > 1 &&
+                  tile_memory_model(eng, opt).working_set(p.layout) > opt.max_memory - eng.info.weight_bytes);
+        return p;
     }
     if (opt.max_memory > 0) return plan_for_budget(eng, opt, padded_h, padded_w);
-    return plan_tiles(padded_h, padded_w, std::max(padded_h, padded_w), 0);
+    return TilePlan{plan_tiles(padded_h, padded_w, std::max(padded_h, padded_w), 0), mode == Parking::kOn};
 }
 
 bool shrink_layout(TileLayout& layout, const UpscaleOptions& opt) {
@@ -145,6 +174,15 @@ bool shrink_layout(TileLayout& layout, const UpscaleOptions& opt) {
     const int64_t next = std::max<int64_t>(128, t / 2 / 128 * 128);
     layout = plan_tiles(layout.rows.length, layout.cols.length, next, overlap_out_pixels(opt.tile_overlap, opt.scale, next));
     return true;
+}
+
+bool park_after_fallback(const Engine::Impl& eng, const UpscaleOptions& opt, const TileLayout& layout) {
+    const Parking mode = parse_parking(opt.park_tile_state);
+    return mode == Parking::kOn || (mode == Parking::kAuto && !eng.device.is_cpu() && layout.count() > 1);
+}
+
+int64_t replay_chunks(const UpscaleOptions& opt) {
+    return std::max<int64_t>(2, static_cast<int64_t>(opt.kv_ratio)) + kReplayWarmupChunks;
 }
 
 }  // namespace flashvsr::engine

@@ -135,6 +135,7 @@ TEST_F(CliUpscale, BadInputsOneLineErrorNoOutput) {
         {upscale_args(good, path("no/dir/out.mp4")), "cannot write the output", 1},
         {upscale_args(good, path("exists.mp4")), "exists (use --overwrite to replace it)", 1},
         {upscale_args(good, out) + " --scale 5", "scale must be 2, 3 or 4", 1},
+        {upscale_args(good, out) + " --park-tile-state maybe", "park_tile_state must be auto, on or off", 1},
         {"upscale " + good + " -o " + out + " --model-dir " + path("empty_models/FlashVSR-v1.1"),
          "FlashVSR-v1.1", 1},
         {upscale_args(good, out) + " --max-memory 1M", "max_memory", 1},

@@ -305,3 +305,27 @@ TEST(VAEDecoderParity, MatchesOfficialModuleTinyFp64) {
     EXPECT_LT((out - official.to(at::kDouble)).abs().max().item<double>(), 2e-5);
     EXPECT_LT((out - no_round_trip.to(at::kDouble)).abs().max().item<double>(), 1e-7);
 }
+
+TEST_F(VAEDecoderTiny, ColdStartMidStream) {
+    // Replay after re-tiling starts a decoder stream at latent 4 without its history: zero caches, but every
+    // latent decodes to 4 frames (the upsample3d first-step rule is spent), aligned with the full stream's
+    // frames 4j-3 .. 4j, and the error against the full stream shrinks as the caches refill.
+    VAEDecodeState st;
+    dec_->cold_start(st);
+    EXPECT_FALSE(st.started);
+    EXPECT_EQ(st.bytes(), 0);
+    const at::Tensor out = dec_->decode(z_->narrow(2, 4, 6), st);
+    ASSERT_EQ(out.size(2), 24);
+    const at::Tensor ref = ref_->narrow(2, 4 * 4 - 3, 24);
+    std::vector<double> err;
+    for (int64_t j = 0; j < 6; ++j) {
+        err.push_back((out.narrow(2, 4 * j, 4) - ref.narrow(2, 4 * j, 4)).abs().max().item<double>());
+    }
+    std::printf("[ vae      ] cold start at latent 4: max error per latent %.3g %.3g %.3g %.3g %.3g %.3g\n", err[0],
+                err[1], err[2], err[3], err[4], err[5]);
+    EXPECT_GT(err[0], 1e-3);       // really without history
+    EXPECT_LT(err[5], err[0]);     // forgets the cold start
+    VAEDecodeState warm;
+    dec_->decode(z_->narrow(2, 0, 4), warm);
+    EXPECT_EQ(st.bytes(), warm.bytes());  // same caches, same sizes
+}

@@ -114,6 +114,10 @@ struct UpscaleOptions {
     int64_t tile_size = 0;     // input pixels; 0 = automatic (one tile, or the max_memory planner's choice)
     int64_t tile_overlap = 0;  // input pixels; 0 = automatic (tile/8 output pixels, at least 32)
     int64_t max_memory = 0;    // bytes for weights + working set (device memory on CUDA, RSS on CPU); 0 = none
+    // Park each tile's state (K/V windows, LQ caches, decoder memory) in host memory between its chunks, so
+    // the device holds one tile's state at a time: "auto" (on for CUDA with > 1 tile when max_memory needs
+    // it, or after an out-of-memory fallback), "on" (any device; on CPU a forced copy), "off".
+    std::string park_tile_state = "auto";
 
     void validate() const;
     std::string to_string() const;
@@ -224,13 +228,22 @@ class Stream {
     int64_t frames_pushed() const;
     int64_t frames_done() const;
     int64_t chunks_done() const;
-    /// Bytes of the per-stream state (every tile's K/V windows, LQ caches, decoder memory; pending LQ frames).
+    /// Bytes of the per-stream state (every tile's K/V windows, LQ caches, decoder memory, on the device or
+    /// parked; pending LQ frames). The replay buffer is not included (replay_buffer_bytes()).
     int64_t state_bytes() const;
     /// The tile layout in use over the padded output frame (empty before the first push; one tile when
-    /// not tiled). It can change only during the first chunk (out-of-memory fallback).
+    /// not tiled). The out-of-memory fallback may replace it by smaller tiles at any chunk.
     std::vector<TileRect> tiles() const;
-    /// Bytes of one tile's state (index into tiles()).
+    /// Bytes of one tile's state on the compute device (index into tiles()); 0 while it is parked.
     int64_t tile_state_bytes(int64_t tile) const;
+    /// Bytes of one tile's state parked in host memory (0 unless parking is on and the tile is not running).
+    int64_t tile_parked_bytes(int64_t tile) const;
+    /// Whether tile states are parked on the host between their chunks (see UpscaleOptions::park_tile_state).
+    bool parks_tile_state() const;
+    /// Bytes of the replay buffer: the most recent raw input frames (host copies, input dtype) kept so that an
+    /// out-of-memory error after the first chunk can re-tile and rebuild the tiles' state (docs/TILING.md).
+    /// Constant once the stream is past its first few chunks; 0 when the tiles cannot be made smaller.
+    int64_t replay_buffer_bytes() const;
 
   private:
     friend struct engine::StreamAccess;
