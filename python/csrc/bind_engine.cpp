@@ -21,7 +21,7 @@ ProgressFn wrap_progress(const py::object& progress) {
 
 UpscaleOptions upscale_options(int64_t scale, const std::string& color_fix, double sparse_ratio, double kv_ratio,
                                int64_t local_range, uint64_t seed, int64_t tile_size, int64_t tile_overlap,
-                               const std::optional<int64_t>& max_memory) {
+                               const std::optional<int64_t>& max_memory, const std::string& park_tile_state) {
     UpscaleOptions o;
     o.scale = scale;
     o.color_fix = color_fix;
@@ -32,6 +32,7 @@ UpscaleOptions upscale_options(int64_t scale, const std::string& color_fix, doub
     o.tile_size = tile_size;
     o.tile_overlap = tile_overlap;
     o.max_memory = max_memory.value_or(0);
+    o.park_tile_state = park_tile_state;
     o.validate();
     return o;
 }
@@ -119,9 +120,10 @@ void bind_engine(py::module_& m) {
             "upscale",
             [](const PyEngine& e, const at::Tensor& frames, int64_t scale, const std::string& color_fix,
                double sparse_ratio, double kv_ratio, int64_t local_range, uint64_t seed, int64_t tile_size,
-               int64_t tile_overlap, const std::optional<int64_t>& max_memory, const py::object& progress) {
+               int64_t tile_overlap, const std::optional<int64_t>& max_memory, const std::string& park_tile_state,
+               const py::object& progress) {
                 const UpscaleOptions o = upscale_options(scale, color_fix, sparse_ratio, kv_ratio, local_range, seed,
-                                                         tile_size, tile_overlap, max_memory);
+                                                         tile_size, tile_overlap, max_memory, park_tile_state);
                 const ProgressFn p = wrap_progress(progress);
                 Engine& engine = e.get();
                 py::gil_scoped_release release;
@@ -130,21 +132,22 @@ void bind_engine(py::module_& m) {
             py::arg("frames"), py::arg("scale") = 4, py::arg("color_fix") = "adain", py::arg("sparse_ratio") = 2.0,
             py::arg("kv_ratio") = 3.0, py::arg("local_range") = 11, py::arg("seed") = 0,
             py::arg("tile_size") = 0, py::arg("tile_overlap") = 0, py::arg("max_memory") = py::none(),
-            py::arg("progress") = py::none())
+            py::arg("park_tile_state") = "auto", py::arg("progress") = py::none())
         .def(
             "stream",
             [](const PyEngine& e, int64_t scale, const std::string& color_fix, double sparse_ratio, double kv_ratio,
                int64_t local_range, uint64_t seed, int64_t tile_size, int64_t tile_overlap,
-               const std::optional<int64_t>& max_memory, const py::object& progress) {
+               const std::optional<int64_t>& max_memory, const std::string& park_tile_state,
+               const py::object& progress) {
                 Stream s = e.get().stream(upscale_options(scale, color_fix, sparse_ratio, kv_ratio, local_range, seed,
-                                                          tile_size, tile_overlap, max_memory));
+                                                          tile_size, tile_overlap, max_memory, park_tile_state));
                 s.set_progress(wrap_progress(progress));
                 return s;
             },
             py::arg("scale") = 4, py::arg("color_fix") = "adain", py::arg("sparse_ratio") = 2.0,
             py::arg("kv_ratio") = 3.0, py::arg("local_range") = 11, py::arg("seed") = 0,
             py::arg("tile_size") = 0, py::arg("tile_overlap") = 0, py::arg("max_memory") = py::none(),
-            py::arg("progress") = py::none());
+            py::arg("park_tile_state") = "auto", py::arg("progress") = py::none());
 }
 
 }  // namespace flashvsr::python

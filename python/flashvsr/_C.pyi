@@ -66,6 +66,7 @@ class Engine:
         tile_size: int = 0,
         tile_overlap: int = 0,
         max_memory: Optional[int] = None,
+        park_tile_state: str = "auto",
         progress: Optional[ProgressFn] = None,
     ) -> torch.Tensor: ...
     def stream(
@@ -79,6 +80,7 @@ class Engine:
         tile_size: int = 0,
         tile_overlap: int = 0,
         max_memory: Optional[int] = None,
+        park_tile_state: str = "auto",
         progress: Optional[ProgressFn] = None,
     ) -> Stream: ...
 

@@ -42,7 +42,8 @@ def _load(nodes, **kw):
 
 
 def _upscale(nodes, patcher, images, **kw):
-    args = dict(scale=2, tile_size=0, tile_overlap=0, max_memory_gb=0.0, color_fix="adain", sparse_ratio=2.0,
+    args = dict(scale=2, tile_size=0, tile_overlap=0, max_memory_gb=0.0, park_tile_state="auto", color_fix="adain",
+                sparse_ratio=2.0,
                 kv_ratio=3.0, local_range=11, seed=0)
     args.update(kw)
     return nodes["FlashVSRUpscale"].execute(model=patcher, images=images, **args).values[0]
@@ -197,7 +198,7 @@ def test_video_node_streams_keeps_frames_timestamps_and_audio(comfy, tmp_path):
     video = mods["comfy_api.latest"].InputImpl.VideoFromFile(str(src))
     node = nodes["FlashVSRUpscaleVideo"]
     result = node.execute(model=_load(nodes), video=video, scale=2, tile_size=0, tile_overlap=0, max_memory_gb=0.0,
-                          color_fix="adain", sparse_ratio=2.0, kv_ratio=3.0, local_range=11, seed=0, crf=18).values[0]
+                          park_tile_state="auto", color_fix="adain", sparse_ratio=2.0, kv_ratio=3.0, local_range=11, seed=0, crf=18).values[0]
     out = result.get_stream_source()
     assert out.endswith(".mp4") and not list(tmp_path.glob("temp/flashvsr/*.part"))
     with av.open(str(src)) as a, av.open(out) as b:
@@ -281,7 +282,8 @@ def test_video_node_keeps_bt709_colours_and_tags(comfy, tmp_path, models_root):
     _write_bt709_clip(src)
     video = mods["comfy_api.latest"].InputImpl.VideoFromFile(str(src))
     result = nodes["FlashVSRUpscaleVideo"].execute(
-        model=_load(nodes), video=video, scale=2, tile_size=0, tile_overlap=0, max_memory_gb=0.0, color_fix="adain",
+        model=_load(nodes), video=video, scale=2, tile_size=0, tile_overlap=0, max_memory_gb=0.0,
+        park_tile_state="auto", color_fix="adain",
         sparse_ratio=2.0, kv_ratio=3.0, local_range=11, seed=0, crf=0).values[0]
     tags_in, rgb_in = _decode_rgb(src)
     tags_out, rgb_out = _decode_rgb(result.get_stream_source())

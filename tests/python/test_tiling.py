@@ -54,3 +54,15 @@ def test_memory_report(engine):
     if not m["cuda"]:
         assert "cuda_allocated_bytes" not in m
     assert flashvsr.memory_report()["rss_bytes"] > 0
+
+
+def test_park_tile_state_kwarg(tmp_path):
+    model_dir = tmp_path / "FlashVSR-v1.1"
+    flashvsr.testing.make_random_weights(model_dir, size="tiny", seed=6, prompt_tokens=64)
+    engine = flashvsr.load(model_dir, device="cpu")
+    frames = torch.rand(5, 32, 64, 3)
+    ref = engine.upscale(frames, scale=4, tile_size=32, tile_overlap=16)
+    parked = engine.upscale(frames, scale=4, tile_size=32, tile_overlap=16, park_tile_state="on")
+    assert torch.equal(parked, ref)  # parking moves state, it never changes numbers
+    with pytest.raises(flashvsr.InputError, match="park_tile_state"):
+        engine.upscale(frames, scale=4, park_tile_state="maybe")

@@ -17,7 +17,7 @@ NO_MODEL = "(no model found: see tooltip)"
 # Defaults and ranges of the engine's options, as the Python API has them (a test compares the defaults with
 # the compiled signature of flashvsr.Engine.upscale).
 DEFAULTS = {"scale": 4, "color_fix": "adain", "sparse_ratio": 2.0, "kv_ratio": 3.0, "local_range": 11, "seed": 0,
-            "tile_size": 0, "tile_overlap": 0}
+            "tile_size": 0, "tile_overlap": 0, "park_tile_state": "auto"}
 COLOR_FIXES = ["adain", "wavelet", "none"]
 
 
@@ -34,6 +34,10 @@ def _options() -> list[io.Input]:
         io.Float.Input("max_memory_gb", default=0.0, min=0.0, max=1024.0, step=0.5,
                        tooltip="Memory budget in GiB for the run (0 = no budget). The engine picks tile size and "
                                "overlap to fit it and retries with smaller tiles on out-of-memory."),
+        io.Combo.Input("park_tile_state", options=["auto", "on", "off"], default=DEFAULTS["park_tile_state"],
+                       tooltip="Keep each tile's caches in host memory while other tiles compute (GPU): lets "
+                               "max_memory_gb go below the whole frame's state at the cost of copies. auto = "
+                               "when the budget needs it."),
         io.Combo.Input("color_fix", options=COLOR_FIXES, default=DEFAULTS["color_fix"],
                        tooltip="Colour correction of the output against the input: adain (per-channel mean/std), "
                                "wavelet (low frequencies from the input), none."),
@@ -48,10 +52,11 @@ def _options() -> list[io.Input]:
     ]
 
 
-def _engine_kwargs(scale, tile_size, tile_overlap, max_memory_gb, color_fix, sparse_ratio, kv_ratio, local_range,
-                   seed) -> dict:
+def _engine_kwargs(scale, tile_size, tile_overlap, max_memory_gb, park_tile_state, color_fix, sparse_ratio, kv_ratio,
+                   local_range, seed) -> dict:
     return dict(scale=int(scale), tile_size=int(tile_size), tile_overlap=int(tile_overlap),
-                max_memory=int(max_memory_gb * 2**30) if max_memory_gb > 0 else None, color_fix=color_fix,
+                max_memory=int(max_memory_gb * 2**30) if max_memory_gb > 0 else None,
+                park_tile_state=park_tile_state, color_fix=color_fix,
                 sparse_ratio=float(sparse_ratio), kv_ratio=float(kv_ratio), local_range=int(local_range),
                 seed=int(seed))
 
@@ -114,14 +119,14 @@ class FlashVSRUpscale(io.ComfyNode):
             io.Image.Output(display_name="images", tooltip="Upscaled frames, float32 [B,H*s,W*s,C]."))
 
     @classmethod
-    def execute(cls, model, images, scale, tile_size, tile_overlap, max_memory_gb, color_fix, sparse_ratio,
-                kv_ratio, local_range, seed) -> io.NodeOutput:
+    def execute(cls, model, images, scale, tile_size, tile_overlap, max_memory_gb, park_tile_state, color_fix,
+                sparse_ratio, kv_ratio, local_range, seed) -> io.NodeOutput:
         if images.dim() != 4 or images.shape[-1] not in (3, 4) or images.shape[0] == 0:
             raise ValueError(f"FlashVSR Upscale: images must be [B,H,W,3|4] with B >= 1, got {list(images.shape)}")
         engine = management.acquire(model)
         reporter = management.ProgressReporter(images.shape[0], node_id=cls.hidden.unique_id)
-        kwargs = _engine_kwargs(scale, tile_size, tile_overlap, max_memory_gb, color_fix, sparse_ratio, kv_ratio,
-                                local_range, seed)
+        kwargs = _engine_kwargs(scale, tile_size, tile_overlap, max_memory_gb, park_tile_state, color_fix,
+                                sparse_ratio, kv_ratio, local_range, seed)
         rgb = images[..., :3].float().contiguous()
         out = management.run_interruptible(lambda: engine.upscale(rgb, progress=reporter, **kwargs), reporter)
         if images.shape[-1] == 4:

@@ -132,13 +132,13 @@ class FlashVSRUpscaleVideo(io.ComfyNode):
                                 tooltip="x264 quality of the result (lower = better, larger)."),))
 
     @classmethod
-    def execute(cls, model, video, scale, tile_size, tile_overlap, max_memory_gb, color_fix, sparse_ratio,
-                kv_ratio, local_range, seed, crf) -> io.NodeOutput:
+    def execute(cls, model, video, scale, tile_size, tile_overlap, max_memory_gb, park_tile_state, color_fix,
+                sparse_ratio, kv_ratio, local_range, seed, crf) -> io.NodeOutput:
         from comfy_api.latest import InputImpl
 
         engine = management.acquire(model)
-        kwargs = _engine_kwargs(scale, tile_size, tile_overlap, max_memory_gb, color_fix, sparse_ratio, kv_ratio,
-                                local_range, seed)
+        kwargs = _engine_kwargs(scale, tile_size, tile_overlap, max_memory_gb, park_tile_state, color_fix,
+                                sparse_ratio, kv_ratio, local_range, seed)
         out_dir = os.path.join(folder_paths.get_temp_directory(), "flashvsr")
         os.makedirs(out_dir, exist_ok=True)
         dst = os.path.join(out_dir, f"upscaled_{uuid.uuid4().hex[:12]}.mp4")
