@@ -133,7 +133,9 @@ std::optional<TilePlan> fit_budget(const TileMemoryModel& m, int64_t budget, int
         for (int64_t t = round_up(std::max(padded_h, padded_w), 128); t >= 128; t -= 128) {
             const TileLayout layout =
                 plan_tiles(padded_h, padded_w, t, overlap_out_pixels(opt.tile_overlap, opt.scale, t));
-            const int64_t ws = m.working_set(layout, park && device_budget);
+            const bool can_shrink = std::max(layout.rows.tile, layout.cols.tile) > 128;
+            const int64_t ws = m.working_set(layout, park && device_budget) +
+                               (!device_budget && can_shrink ? replay_buffer_bound(padded_h, padded_w, opt) : 0);
             smallest = std::min(smallest, ws);
             if (ws <= budget) return TilePlan{layout, park && (mode == Parking::kOn || layout.count() > 1)};
         }
@@ -183,6 +185,12 @@ bool park_after_fallback(const Engine::Impl& eng, const UpscaleOptions& opt, con
 
 int64_t replay_chunks(const UpscaleOptions& opt) {
     return std::max<int64_t>(2, static_cast<int64_t>(opt.kv_ratio)) + kReplayWarmupChunks;
+}
+
+int64_t replay_buffer_bound(int64_t padded_h, int64_t padded_w, const UpscaleOptions& opt) {
+    const int64_t frames = 8 * replay_chunks(opt) + 4;
+    const int64_t in_px = ((padded_h + opt.scale - 1) / opt.scale) * ((padded_w + opt.scale - 1) / opt.scale);
+    return frames * in_px * 3 * static_cast<int64_t>(sizeof(float));
 }
 
 }  // namespace flashvsr::engine

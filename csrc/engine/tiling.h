@@ -115,6 +115,10 @@ bool park_after_fallback(const Engine::Impl& engine, const UpscaleOptions& optio
 /// R = 2 / 4 / 6 / 8 on tiny weights); R = 6 keeps it below half an 8-bit level.
 inline constexpr int64_t kReplayWarmupChunks = 3;
 int64_t replay_chunks(const UpscaleOptions& options);
+/// The planner's bound on the replay buffer: 8R+4 raw input frames of the padded frame / scale, float32.
+/// It lives in host memory and exists only while the tiles can still shrink (tile > 128 px), so it counts
+/// against CPU (RSS) budgets of such layouts and never against a device budget.
+int64_t replay_buffer_bound(int64_t padded_h, int64_t padded_w, const UpscaleOptions& options);
 
 /// Test hooks of one stream (internal; see tests/cpp/test_tiling.cpp).
 struct TilingHooks {

@@ -337,7 +337,10 @@ TEST_F(Tiling, MaxMemoryPlannerPicksTheLargestTileThatFits) {
     std::vector<std::pair<int64_t, int64_t>> candidates;  // (tile, working set), largest tile first
     for (int64_t t = 512; t >= 128; t -= 128) {
         const TileLayout l = plan_tiles(256, 512, t, flashvsr::engine::overlap_out_pixels(0, 2, t));
-        candidates.emplace_back(t, model.working_set(l));
+        // CPU budget: the replay buffer counts while the tiles can still shrink
+        const bool can_shrink = std::max(l.rows.tile, l.cols.tile) > 128;
+        candidates.emplace_back(t, model.working_set(l) +
+                                       (can_shrink ? flashvsr::engine::replay_buffer_bound(256, 512, opts()) : 0));
     }
     int64_t least = INT64_MAX;
     for (const auto& [t, ws] : candidates) {
@@ -459,6 +462,15 @@ TEST_F(Tiling, PlannerWithParkingPicksLargerTiles) {
     EXPECT_EQ(fit("on", true), std::make_pair(int64_t{128}, true));
     EXPECT_EQ(fit("auto", false), std::make_pair(int64_t{-1}, false));
     const int64_t budget128 = model.working_set(t128);
+    // A CPU budget also holds the replay buffer while the tiles can still shrink (not with 128-px tiles):
+    // 52 raw float frames of 128x256 input px (padded 256x512 at scale 2).
+    const int64_t replay = flashvsr::engine::replay_buffer_bound(256, 512, u);
+    EXPECT_EQ(replay, 52LL * 128 * 256 * 3 * 4);
+    budget = model.working_set(t256);
+    EXPECT_EQ(fit("off", false), std::make_pair(int64_t{128}, false));
+    budget = model.working_set(t256) + replay;
+    EXPECT_EQ(fit("off", false), std::make_pair(int64_t{256}, false));
+    EXPECT_EQ(fit("off", true), std::make_pair(int64_t{256}, false));  // a device budget never counts it
     // After an out-of-memory fallback: auto parks only on CUDA (this engine is on the CPU), "on" always.
     u.park_tile_state = "auto";
     EXPECT_FALSE(flashvsr::engine::park_after_fallback(impl, u, t128));
