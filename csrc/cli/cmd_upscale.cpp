@@ -10,6 +10,7 @@
 #include <flashvsr/flashvsr.h>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
 
@@ -23,16 +24,15 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
-#include <optional>
 #include <sstream>
-#include <thread>
 #include <type_traits>
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "core/bounded_queue.h"
+#include "core/stage_threads.h"
 #include "io/av_ptr.h"
 #include "io/image_sequence.h"
 #include "io/probe.h"
@@ -334,98 +334,6 @@ struct OutBatch {
     std::vector<io::AVPacketPtr> packets;
 };
 
-/// The decode and encode threads around the engine (which stays on the calling thread), with a bounded
-/// queue of `depth` batches on each side; depth 0 = no threads (the caller runs the stages in turn).
-/// RAII: the destructor cancels both queues and joins both threads, so an exception or Ctrl-C on any
-/// thread never leaves a thread running. Errors of a worker reach the calling thread: the decoder's from
-/// pop_input() (after the batches read before it), the encoder's from push_output() or finish().
-template <class In, class Out>
-class StageThreads {
-  public:
-    explicit StageThreads(int64_t depth)
-        : depth_(depth), in_(std::max<int64_t>(depth, 1)), out_(std::max<int64_t>(depth, 1)) {}
-    StageThreads(const StageThreads&) = delete;
-    StageThreads& operator=(const StageThreads&) = delete;
-    ~StageThreads() {
-        in_.cancel();
-        out_.cancel();
-        join();
-    }
-
-    bool threaded() const { return depth_ > 0; }
-
-    /// produce(): the next In (`is_last(In)` ends the stream); consume(Out&): writes one Out. Both run
-    /// under c10::InferenceMode, as the calling thread's engine does.
-    template <class Produce, class IsLast, class Consume>
-    void start(Produce produce, IsLast is_last, Consume consume) {
-        decoder_ = std::thread([this, produce, is_last]() mutable {
-            c10::InferenceMode inference;
-            try {
-                while (true) {
-                    In x = produce();
-                    const bool last = is_last(x);
-                    if (!in_.push(std::move(x)) || last) break;
-                }
-                in_.close();
-            } catch (...) {
-                in_.fail(std::current_exception());
-            }
-        });
-        encoder_ = std::thread([this, consume]() mutable {
-            c10::InferenceMode inference;
-            try {
-                while (std::optional<Out> o = out_.pop()) consume(*o);
-            } catch (...) {
-                encode_error_ = std::current_exception();
-                out_.cancel();  // wakes the calling thread's push_output
-            }
-        });
-    }
-
-    /// The next decoded batch (blocks); rethrows the decoder's error.
-    In pop_input() {
-        std::optional<In> x = in_.pop();
-        if (!x) throw Error("internal error: the decode queue ended early");
-        return std::move(*x);
-    }
-
-    /// Hands a batch to the encoder (blocks while `depth` are queued); rethrows the encoder's error.
-    void push_output(Out o) {
-        if (out_.push(std::move(o))) return;
-        rethrow_encode_error();
-        throw Error("internal error: the encode queue ended early");
-    }
-
-    /// The end (also after a cancel): stops the decoder, lets the encoder write everything queued, joins
-    /// both and rethrows the encoder's error.
-    void finish() {
-        in_.cancel();
-        out_.close();
-        join();
-        rethrow_encode_error();
-    }
-
-  private:
-    void join() {
-        if (decoder_.joinable()) decoder_.join();
-        if (encoder_.joinable()) encoder_.join();
-    }
-    void rethrow_encode_error() {
-        if (encode_error_) {
-            in_.cancel();
-            out_.cancel();
-            join();
-            std::rethrow_exception(encode_error_);
-        }
-    }
-
-    int64_t depth_;
-    BoundedQueue<In> in_;
-    BoundedQueue<Out> out_;
-    std::thread decoder_, encoder_;
-    std::exception_ptr encode_error_;  // written by the encoder thread before it ends, read after join
-};
-
 /// Load the engine, then decode -> engine -> write with whichever reader (VideoDecoder or
 /// ImageSequenceReader) and writer (VideoEncoder or ImageSequenceWriter) the job names.
 template <class Source, class Sink>
@@ -501,7 +409,17 @@ int run_pipeline(const UpscaleJob& job, Source& dec, Sink& enc, CancelToken& can
 
     StageThreads<InBatch, OutBatch> pipe(job.pipeline_depth);
     if (pipe.threaded()) {
-        pipe.start(decode_step, [](const InBatch& x) { return x.b.rgb.size(0) == 0; }, encode_step);
+        // The workers run under c10::InferenceMode, as the engine here does, with one intra-op thread each:
+        // their ATen work is a few element-wise conversions, and more OpenMP teams beside the engine's
+        // would compete for its cores (2 cores, 100 frames: 18 % slower than in turn with them, even
+        // without). With OpenMP, at::set_num_threads sizes the calling thread's own team only.
+        const auto worker_scope = [](const std::function<void()>& body) {
+            c10::InferenceMode inference;
+            at::set_num_threads(1);
+            body();
+        };
+        pipe.start(decode_step, [](const InBatch& x) { return x.b.rgb.size(0) == 0; }, encode_step,
+                   worker_scope);
     }
     const auto t_run0 = Clock::now();
     bool cancelled = false;
