@@ -123,6 +123,8 @@ TEST_F(CliPipeline, BadDepthIsUsageErrorAndHelpDocumentsIt) {
     EXPECT_EQ(bad.code, 2) << bad.output;
     EXPECT_NE(bad.output.find("--pipeline-depth must be >= 0"), std::string::npos) << bad.output;
     const CmdResult help = cli("upscale --help");
-    EXPECT_NE(help.output.find("--pipeline-depth N"), std::string::npos) << help.output;
-    EXPECT_NE(help.output.find("[default: 2]"), std::string::npos) << help.output;
+    const size_t at = help.output.find("--pipeline-depth N");
+    ASSERT_NE(at, std::string::npos) << help.output;
+    const std::string line = help.output.substr(at, help.output.find('\n', at) - at);
+    EXPECT_NE(line.find("[default: 2]"), std::string::npos) << line;
 }
