@@ -38,6 +38,7 @@ struct UpscaleJob {
     bool progress = true;             // progress lines on stderr
     double progress_interval_s = -1;  // < 0: 0.25 s on a terminal, 5 s otherwise
     int64_t batch = 4;                // frames decoded per step
+    int64_t pipeline_depth = 2;       // batches queued before and after the engine (0: no threads)
     int64_t start_number = -1;        // image-sequence input pattern: first number (-1: the lowest present)
     int fps_num = 25, fps_den = 1;    // image-sequence input: its frame rate (for a video output)
     int bit_depth = 0;                // image-sequence output: 8/16 (PNG, TIFF), 16/32 (EXR); 0 = default

@@ -49,6 +49,14 @@ AVPacketPtr make_packet() {
     return p;
 }
 
+AVPacketPtr clone_packet(const AVPacket* pkt) {
+    AVPacketPtr p(av_packet_clone(pkt));
+    if (!p) {
+        throw std::bad_alloc();
+    }
+    return p;
+}
+
 std::string av_error_string(int code) {
     char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
     av_strerror(code, buf, sizeof(buf));

@@ -34,6 +34,8 @@ using SwrContextPtr = std::unique_ptr<SwrContext, SwrContextDeleter>;
 
 AVFramePtr make_frame();     // throws on allocation failure
 AVPacketPtr make_packet();
+/// A new reference to `pkt`'s data (av_packet_clone); throws on allocation failure.
+AVPacketPtr clone_packet(const AVPacket* pkt);
 
 /// libav's own log output on stderr: verbose = libav's default (info and up); otherwise only fatal messages
 /// (errors reach the user through exceptions instead).

@@ -216,6 +216,11 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
     frame_->width = width;
     frame_->height = height;
     av_check(av_frame_get_buffer(frame_.get(), 0), "cannot allocate an output frame", path);
+    // Zeroed once: encoders may read the row padding past the width (libx264 does), which sws_scale never
+    // writes; uninitialized there, the bitstream would depend on the heap's old contents.
+    for (int i = 0; i < AV_NUM_DATA_POINTERS && frame_->buf[i]; ++i) {
+        std::memset(frame_->buf[i]->data, 0, frame_->buf[i]->size);
+    }
     pkt_ = make_packet();
 
     SwsContext* sws =
