@@ -3,6 +3,7 @@
 
 #include "models/checkpoint/load.h"
 #include "models/common/params.h"
+#include "models/model_dir.h"
 #include "models/model_info.h"
 #include "models/test_weights.h"
 
@@ -20,6 +21,14 @@ std::optional<models::ModelVersion> version_arg(const std::optional<std::string>
 
 void bind_models(py::module_& m) {
     py::module_ mm = m.def_submodule("models", "checkpoint contracts of the four networks");
+    // The published file names of a model folder (the one list; the ComfyUI layer reads it from here).
+    py::dict files;
+    files["dit"] = models::ModelFiles::kDiT;
+    files["lq_proj"] = models::ModelFiles::kLQProj;
+    files["tcdecoder"] = models::ModelFiles::kTCDecoder;
+    files["vae"] = models::ModelFiles::kVAE;
+    files["prompt"] = models::ModelFiles::kPrompt;
+    mm.attr("FILES") = files;
     mm.def(
         "parameter_manifest",
         [](const std::string& component, const std::string& size) {

@@ -6,7 +6,10 @@ import json
 
 from ._C import models as _m
 
-__all__ = ["parameter_manifest", "key_hash", "inspect", "load_tensors"]
+__all__ = ["FILES", "parameter_manifest", "key_hash", "inspect", "load_tensors"]
+
+#: The published file names of a model folder: {"dit", "lq_proj", "tcdecoder", "vae", "prompt"} -> name.
+FILES: dict[str, str] = dict(_m.FILES)
 
 
 def parameter_manifest(component: str, size: str = "full") -> list[tuple[str, tuple[int, ...]]]:

@@ -135,3 +135,9 @@ def test_networks_from_python(tiny_dir):
 
     with pytest.raises(flashvsr.ModelError, match="missing key"):
         nn.TCDecoder({"decoder.1.weight": torch.zeros(64, 784, 3, 3)})
+
+
+def test_published_file_names():
+    assert flashvsr.models.FILES == {
+        "dit": "diffusion_pytorch_model_streaming_dmd.safetensors", "lq_proj": "LQ_proj_in.ckpt",
+        "tcdecoder": "TCDecoder.ckpt", "vae": "Wan2.1_VAE.pth", "prompt": "posi_prompt.pth"}

@@ -75,8 +75,8 @@ class EngineModule(torch.nn.Module):
 
 def _folder_weight_bytes(model_dir: str, mode: str) -> int:
     """Size estimate before loading (ModelPatcher wants one): the files the mode reads."""
-    names = ["diffusion_pytorch_model_streaming_dmd.safetensors", "LQ_proj_in.ckpt", "posi_prompt.pth"]
-    names.append("Wan2.1_VAE.pth" if mode == "full" else "TCDecoder.ckpt")
+    keys = ["dit", "lq_proj", "prompt", "vae" if mode == "full" else "tcdecoder"]
+    names = [flashvsr.models.FILES[k] for k in keys]
     total = sum(os.path.getsize(os.path.join(model_dir, n)) for n in names if os.path.isfile(os.path.join(model_dir, n)))
     return max(total, 1)
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 
+from flashvsr.models import FILES
+
 FOLDER_KEY = "FlashVSR"
-DIT_FILE = "diffusion_pytorch_model_streaming_dmd.safetensors"  # the file that marks a model folder
+DIT_FILE = FILES["dit"]  # the file that marks a model folder
 
 
 def register(folder_paths) -> None:
@@ -65,7 +67,7 @@ def resolve(folder_paths, label: str) -> str:
         return found[label]
     searched = ", ".join(folder_paths.get_folder_paths(FOLDER_KEY)) or "(no folder registered)"
     raise ValueError(
-        f"FlashVSR model '{label}' not found. Put the published files ({DIT_FILE}, LQ_proj_in.ckpt, "
-        f"TCDecoder.ckpt, Wan2.1_VAE.pth, posi_prompt.pth) in one of: {searched} "
+        f"FlashVSR model '{label}' not found. Put the published files ({', '.join(FILES.values())}) "
+        f"in one of: {searched} "
         "(`flashvsr download --to <folder>` fetches them), then refresh the browser."
     )
