@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "kernels/block_sparse_attention/block_sparse_attention.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -163,7 +165,20 @@ at::Tensor draft_block_mask(const at::Tensor& q_windows, const at::Tensor& k_win
 }
 
 at::Tensor block_sparse_attention(const at::Tensor& q_windows, const at::Tensor& k_windows,
-                                  const at::Tensor& v_windows, const at::Tensor& mask, int64_t num_heads) {
+                                  const at::Tensor& v_windows, const at::Tensor& mask, int64_t num_heads,
+                                  AttentionKernel kernel) {
+    if (kernel == AttentionKernel::kAuto) {
+        kernel = q_windows.is_cpu() ? AttentionKernel::kOp : AttentionKernel::kGather;
+    }
+    if (kernel == AttentionKernel::kOp) {
+        return kernels::block_sparse_attention(q_windows, k_windows, v_windows, mask.to(at::kBool), num_heads);
+    }
+    return gathered_block_sparse_attention(q_windows, k_windows, v_windows, mask, num_heads);
+}
+
+at::Tensor gathered_block_sparse_attention(const at::Tensor& q_windows, const at::Tensor& k_windows,
+                                           const at::Tensor& v_windows, const at::Tensor& mask,
+                                           int64_t num_heads) {
     check_windows(q_windows, "q");
     check_windows(k_windows, "k");
     TORCH_CHECK(v_windows.sizes() == k_windows.sizes(), "block_sparse_attention: v ", v_windows.sizes(),

@@ -63,13 +63,25 @@ int64_t draft_topk(double sparse_ratio, int64_t height, int64_t width, int64_t w
 at::Tensor draft_block_mask(const at::Tensor& q_windows, const at::Tensor& k_windows, int64_t num_heads,
                             const at::Tensor& local, int64_t topk);
 
-/// Block-sparse attention, fast path: query window i of head h attends to the tokens of the key windows
-/// j with mask[h, i, j]; the selected windows are gathered (padded to the largest count, key-padding
-/// mask) and fed to at::scaled_dot_product_attention (scale 1/sqrt(head_dim)). A query window with no
-/// selected key window outputs exactly 0. q [nq, 128, C], k/v [nk, 128, C], mask [heads, nq, nk] bool
-/// -> [nq, 128, C] in q's dtype. No dense Lq x Lk mask is formed.
+/// Which implementation block_sparse_attention runs. kAuto: the op on the CPU, the gathered path on CUDA
+/// (its fused SDPA kernels are proven; the op's CUDA twin is compared with the CPU twin by the gpu tests and
+/// becomes the CUDA default once a GPU run has measured it).
+enum class AttentionKernel { kAuto, kOp, kGather };
+
+/// Block-sparse attention: query window i of head h attends to the tokens of the key windows j with
+/// mask[h, i, j] (scale 1/sqrt(head_dim)); a query window with no selected key window outputs exactly 0.
+/// q [nq, 128, C], k/v [nk, 128, C], mask [heads, nq, nk] -> [nq, 128, C] in q's dtype. No dense Lq x Lk
+/// mask is formed. kOp: torch.ops.flashvsr.block_sparse_attention (kernels/block_sparse_attention: the
+/// kept blocks are read in place); kGather: gathered_block_sparse_attention.
 at::Tensor block_sparse_attention(const at::Tensor& q_windows, const at::Tensor& k_windows,
-                                  const at::Tensor& v_windows, const at::Tensor& mask, int64_t num_heads);
+                                  const at::Tensor& v_windows, const at::Tensor& mask, int64_t num_heads,
+                                  AttentionKernel kernel = AttentionKernel::kAuto);
+
+/// The same through ATen only: the selected windows are gathered (padded to the largest count, key-padding
+/// mask) and fed to at::scaled_dot_product_attention in batches of rows.
+at::Tensor gathered_block_sparse_attention(const at::Tensor& q_windows, const at::Tensor& k_windows,
+                                           const at::Tensor& v_windows, const at::Tensor& mask,
+                                           int64_t num_heads);
 
 /// Oracle of block_sparse_attention: dense attention over all nk*128 keys with the expanded boolean
 /// mask [heads, nq*128, nk*128]; rows without any visible key are 0. Memory O(Lq*Lk): tests only.

@@ -1,0 +1,153 @@
+// block_sparse_attention op (CPU twin): against the dense masked oracle over random and structured masks,
+// in every dtype; a size whose rows split into several internal groups; the Meta kernel; bad input.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "kernels/block_sparse_attention/block_sparse_attention.h"
+#include "models/dit_attention.h"
+
+namespace {
+
+using flashvsr::kernels::block_sparse_attention;
+using flashvsr::models::masked_dense_attention;
+
+/// max |got - ref| / max |ref|
+double rel_error(const at::Tensor& got, const at::Tensor& ref) {
+    const auto r = ref.to(at::kDouble);
+    return (got.to(at::kDouble) - r).abs().max().item<double>() / r.abs().max().item<double>();
+}
+
+struct Case {
+    at::Tensor q, k, v, mask;
+    int64_t heads;
+};
+
+/// Random q/k/v (float64) and a mask with every kind of row: empty, full, a single block, ragged counts,
+/// a different pattern per head.
+Case make_case(int64_t heads, int64_t hd, int64_t nq, int64_t nk, uint64_t seed) {
+    at::manual_seed(seed);
+    const auto f64 = at::TensorOptions().dtype(at::kDouble);
+    Case c;
+    c.heads = heads;
+    c.q = at::randn({nq, 128, heads * hd}, f64);
+    c.k = at::randn({nk, 128, heads * hd}, f64);
+    c.v = at::randn({nk, 128, heads * hd}, f64);
+    c.mask = at::rand({heads, nq, nk}, f64).lt(at::linspace(0.1, 0.9, heads, f64).view({heads, 1, 1}));
+    c.mask[0][0].fill_(false);              // empty row
+    c.mask[heads - 1][nq - 1].fill_(true);  // full row
+    if (nq > 1) {
+        c.mask[0][1].fill_(false);  // one block only
+        c.mask[0][1][nk / 2] = true;
+    }
+    return c;
+}
+
+TEST(BlockSparseAttentionOp, MatchesDenseOracleInEveryDtype) {
+    const Case c = make_case(/*heads=*/3, /*hd=*/32, /*nq=*/5, /*nk=*/9, 1);
+    const at::Tensor oracle = masked_dense_attention(c.q, c.k, c.v, c.mask, c.heads);
+    ASSERT_GT(oracle.abs().max().item<double>(), 0.1);
+    struct Tol {
+        at::ScalarType type;
+        double rel;
+    };
+    // fp32 1e-5; fp64 1e-12; bf16/fp16: a few units of their epsilon (inputs rounded, then float math).
+    for (const Tol t : {Tol{at::kDouble, 1e-12}, Tol{at::kFloat, 1e-5}, Tol{at::kHalf, 4 * 9.77e-4},
+                        Tol{at::kBFloat16, 4 * 7.81e-3}}) {
+        const at::Tensor got =
+            block_sparse_attention(c.q.to(t.type), c.k.to(t.type), c.v.to(t.type), c.mask, c.heads);
+        ASSERT_EQ(got.scalar_type(), t.type);
+        ASSERT_EQ(got.sizes(), c.q.sizes());
+        EXPECT_LE(rel_error(got, oracle), t.rel) << t.type;
+        EXPECT_FALSE(got.isnan().any().item<bool>()) << t.type;
+        // The empty row (head 0, window 0) is exactly 0; a non-empty one is not.
+        EXPECT_TRUE(got[0].narrow(-1, 0, 32).eq(0).all().item<bool>()) << t.type;
+        EXPECT_FALSE(got[0].narrow(-1, 32, 32).eq(0).all().item<bool>()) << t.type;
+    }
+}
+
+TEST(BlockSparseAttentionOp, FullMaskIsPlainAttention) {
+    const int64_t heads = 2, hd = 64, nq = 3, nk = 7;
+    const Case c = make_case(heads, hd, nq, nk, 2);
+    const at::Tensor all = at::ones({heads, nq, nk}, at::kBool);
+    const at::Tensor got = block_sparse_attention(c.q, c.k, c.v, all, heads);
+    const auto split = [&](const at::Tensor& x) {  // [n,128,C] -> [heads, n*128, hd]
+        return x.reshape({-1, heads, hd}).permute({1, 0, 2});
+    };
+    const at::Tensor ref =
+        at::matmul(at::softmax(at::matmul(split(c.q), split(c.k).transpose(1, 2)) / std::sqrt(64.0), -1),
+                   split(c.v))
+            .permute({1, 0, 2})
+            .reshape({nq, 128, heads * hd});
+    EXPECT_LE(rel_error(got, ref), 1e-12);
+    // Nothing kept anywhere: exactly zero.
+    EXPECT_TRUE(block_sparse_attention(c.q, c.k, c.v, at::zeros({heads, nq, nk}, at::kBool), heads)
+                    .eq(0)
+                    .all()
+                    .item<bool>());
+}
+
+TEST(BlockSparseAttentionOp, LongRowsSplitIntoSeveralGroups) {
+    // 150 key windows: rows keeping more than 64 windows are merged over several groups (online softmax).
+    const int64_t heads = 2, hd = 16, nq = 3, nk = 150;
+    Case c = make_case(heads, hd, nq, nk, 3);
+    c.mask = at::rand({heads, nq, nk}).lt(0.8);
+    c.mask[1][2].fill_(true);  // 150 windows in one run: 3 groups
+    c.mask[0][2].fill_(false);
+    c.mask[0][2].narrow(0, 10, 140).fill_(true);  // a run across a group boundary
+    ASSERT_GT(c.mask.sum(-1).max().item<int64_t>(), 128);
+    const at::Tensor oracle = masked_dense_attention(c.q, c.k, c.v, c.mask, heads);
+    EXPECT_LE(rel_error(block_sparse_attention(c.q, c.k, c.v, c.mask, heads), oracle), 1e-12);
+    const at::Tensor got32 =
+        block_sparse_attention(c.q.to(at::kFloat), c.k.to(at::kFloat), c.v.to(at::kFloat), c.mask, heads);
+    EXPECT_LE(rel_error(got32, oracle), 1e-5);
+}
+
+TEST(BlockSparseAttentionOp, EqualsTheGatheredPath) {
+    const Case c = make_case(4, 32, 6, 12, 4);
+    const auto q = c.q.to(at::kFloat), k = c.k.to(at::kFloat), v = c.v.to(at::kFloat);
+    const at::Tensor op = flashvsr::models::block_sparse_attention(q, k, v, c.mask, c.heads,
+                                                                   flashvsr::models::AttentionKernel::kOp);
+    const at::Tensor gathered = flashvsr::models::gathered_block_sparse_attention(q, k, v, c.mask, c.heads);
+    EXPECT_LE(rel_error(op, gathered), 1e-5);
+    EXPECT_TRUE(at::equal(op, block_sparse_attention(q, k, v, c.mask, c.heads)));  // kAuto on CPU = the op
+}
+
+TEST(BlockSparseAttentionOp, MetaKernelAndBadInput) {
+    const auto meta = at::TensorOptions().device(at::kMeta);
+    const at::Tensor out = block_sparse_attention(
+        at::empty({4, 128, 64}, meta.dtype(at::kHalf)), at::empty({6, 128, 64}, meta.dtype(at::kHalf)),
+        at::empty({6, 128, 64}, meta.dtype(at::kHalf)), at::empty({2, 4, 6}, meta.dtype(at::kBool)), 2);
+    EXPECT_EQ(out.sizes(), at::IntArrayRef({4, 128, 64}));
+    EXPECT_EQ(out.scalar_type(), at::kHalf);
+    EXPECT_TRUE(out.is_meta());
+
+    const auto q = at::randn({2, 128, 8}), k = at::randn({3, 128, 8});
+    const auto m = at::ones({2, 2, 3}, at::kBool);
+    const auto message = [](auto&& f) {
+        try {
+            f();
+        } catch (const c10::Error& e) {
+            return std::string(e.what_without_backtrace());
+        }
+        return std::string("no error");
+    };
+    EXPECT_NE(message([&] { block_sparse_attention(q, k, k, m, 3); }).find("do not split into 3 heads"),
+              std::string::npos);
+    EXPECT_NE(
+        message([&] { block_sparse_attention(q, k, k, m.to(at::kFloat), 2); }).find("mask must be bool"),
+        std::string::npos);
+    EXPECT_NE(message([&] {
+                  block_sparse_attention(q, k, k, at::ones({2, 3, 3}, at::kBool), 2);
+              }).find("mask must be [2, 2, 3]"),
+              std::string::npos);
+    EXPECT_NE(message([&] { block_sparse_attention(q, k.to(at::kDouble), k, m, 2); }).find("share one dtype"),
+              std::string::npos);
+    EXPECT_NE(message([&] {
+                  block_sparse_attention(at::randn({2, 64, 8}), k, k, m, 2);
+              }).find("q must be [nq, 128"),
+              std::string::npos);
+}
+
+}  // namespace
