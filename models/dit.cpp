@@ -16,6 +16,9 @@ namespace {
 
 struct Linear {
     at::Tensor weight, bias;
+    // int8 form (DiT::quantize_int8): weight replaced by qweight = round(W^T / wscale) int8 [in, out] and the
+    // per-output-channel scale wscale = max|W[o, :]| / 127, float32 [out].
+    at::Tensor qweight, wscale;
 };
 
 struct Attention {
@@ -40,7 +43,35 @@ std::string shape_str(const std::vector<int64_t>& s) {
     return out + "]";
 }
 
-at::Tensor linear(const at::Tensor& x, const Linear& l) { return at::linear(x, l.weight, l.bias); }
+/// Symmetric per-token int8 activations x ~ xq * (amax / 127), int32 products through at::_int_mm, then
+/// the token and channel scales, in float32.
+at::Tensor linear_int8(const at::Tensor& x, const Linear& l) {
+    const int64_t k = x.size(-1), n = l.qweight.size(1);
+    const auto x2 = x.reshape({-1, k}).to(at::kFloat);                      // [..., K] -> [M, K]
+    const auto amax = x2.abs().amax(1, /*keepdim=*/true).clamp_min(1e-20);  // [M, 1]
+    const auto xq = (x2 * (127.0 / amax)).round_().clamp_(-127, 127).to(at::kChar);
+    auto y = at::_int_mm(xq, l.qweight).to(at::kFloat);  // [M, K] x [K, N] -> [M, N]
+    y.mul_(amax * (1.0 / 127.0)).mul_(l.wscale);
+    if (l.bias.defined()) {
+        y.add_(l.bias);
+    }
+    auto sizes = x.sizes().vec();
+    sizes.back() = n;
+    return y.view(sizes).to(x.scalar_type());  // [M, N] -> [..., N]
+}
+
+at::Tensor linear(const at::Tensor& x, const Linear& l) {
+    return l.qweight.defined() ? linear_int8(x, l) : at::linear(x, l.weight, l.bias);
+}
+
+/// Replaces l.weight by its int8 form (see Linear).
+void quantize(Linear& l) {
+    const auto w = l.weight.to(at::kFloat);                                       // [out, in]
+    const auto scale = (w.abs().amax(1, /*keepdim=*/true) / 127.0).clamp_min(1e-20);  // [out, 1]
+    l.qweight = (w / scale).round_().clamp_(-127, 127).to(at::kChar).t().contiguous();  // -> [in, out]
+    l.wscale = scale.view({-1}).contiguous();
+    l.weight = at::Tensor();
+}
 
 /// RMSNorm with statistics in max(dtype, float32), cast back, then times the weight (spec §2.5).
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
@@ -67,6 +98,23 @@ struct DiT::Weights {
     at::Tensor head_modulation;  // [1, 2, dim]
     Linear head;                 // head.head; head.norm has no parameters
     ParamTable table;
+
+    /// The linear layers DiT::quantize_int8 turns into int8: every one but the output head.
+    template <typename F>
+    void for_each_int8_linear(F&& fn) {
+        for (Linear* l : {&text0, &text2, &time0, &time2, &time_proj1}) {
+            fn(*l);
+        }
+        for (Block& b : blocks) {
+            for (Attention* a : {&b.self_attn, &b.cross_attn}) {
+                for (Linear* l : {&a->q, &a->k, &a->v, &a->o}) {
+                    fn(*l);
+                }
+            }
+            fn(b.ffn0);
+            fn(b.ffn2);
+        }
+    }
 
     explicit Weights(const DiTConfig& c) : blocks(static_cast<size_t>(c.num_layers)) {
         const int64_t d = c.dim;
@@ -207,6 +255,28 @@ DiT::DiT(DiT&&) noexcept = default;
 DiT& DiT::operator=(DiT&&) noexcept = default;
 
 const ParamTable& DiT::params() const { return w_->table; }
+
+void DiT::quantize_int8(at::ScalarType compute_dtype) {
+    TORCH_CHECK(!quantized_, "dit: already quantized");
+    w_->for_each_int8_linear([](Linear& l) { quantize(l); });
+    // Everything else (biases, norms, modulations, patch embedding, head) in the compute dtype; the int8
+    // products come back in float32 and are cast to it.
+    w_->table.for_each_slot([&](at::Tensor& t) {
+        if (t.defined()) {
+            t = t.to(compute_dtype);
+        }
+    });
+    quantized_ = true;
+}
+
+int64_t DiT::weight_bytes() const {
+    int64_t n = 0;
+    w_->table.for_each_slot([&](at::Tensor& t) { n += t.defined() ? static_cast<int64_t>(t.nbytes()) : 0; });
+    w_->for_each_int8_linear([&](Linear& l) {
+        n += l.qweight.defined() ? static_cast<int64_t>(l.qweight.nbytes() + l.wscale.nbytes()) : 0;
+    });
+    return n;
+}
 at::ScalarType DiT::dtype() const { return w_->patch_weight.scalar_type(); }
 at::Device DiT::device() const { return w_->patch_weight.device(); }
 
@@ -295,7 +365,11 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
         x = x + lq_tokens.to(dev, dt);  // before block 0 only
     }
     const int64_t t0 = first_frame_position(state.chunk_index);
-    const auto rope = rope_tables(hd, t0, f, h, w, dev);
+    // Built once per chunk, in the rotation dtype, for all blocks.
+    auto rope = rope_tables(hd, t0, f, h, w, dev);
+    const auto rope_type = at::promote_types(dt, at::kFloat);
+    rope.cos = rope.cos.to(rope_type);
+    rope.sin = rope.sin.to(rope_type);
     const int64_t hb = h / kWindowH, wb = w / kWindowW, s = hb * wb;
     const auto local = local_window_mask(hb, wb, opts.local_range).to(dev);
     const int64_t topk = draft_topk(opts.sparse_ratio, 8 * lh, 8 * lw, s);
@@ -321,7 +395,7 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
         }
         const auto mask = draft_block_mask(qw, kw, heads, local, topk);
         const auto ow = opts.dense_oracle ? masked_dense_attention(qw, kw, vw, mask, heads)
-                                          : block_sparse_attention(qw, kw, vw, mask, heads);
+                                          : block_sparse_attention(qw, kw, vw, mask, heads, opts.kernel);
         x = x + mod[2] * linear(window_reverse(ow, f, h, w), sa.o);
 
         // Cache update after use: drop the oldest slice when over int(kv_ratio); copy so that the

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "models/common/params.h"
+#include "models/dit_attention.h"
 
 namespace flashvsr::models {
 
@@ -67,7 +68,8 @@ struct AttentionOptions {
     double sparse_ratio = 2.0;
     double kv_ratio = 3.0;
     int64_t local_range = 11;
-    bool dense_oracle = false;  ///< dense masked attention instead of the gathered fast path (tests)
+    bool dense_oracle = false;  ///< dense masked attention instead of the fast path (tests)
+    AttentionKernel kernel = AttentionKernel::kAuto;  ///< which fast path (dit_attention.h)
 };
 
 class DiT {
@@ -84,9 +86,20 @@ class DiT {
     DiT& operator=(DiT&&) noexcept;
 
     const DiTConfig& config() const { return cfg_; }
+    /// The checkpoint-shaped parameters (after quantize_int8 the quantized linears' weights are undefined).
     const ParamTable& params() const;
+    /// The compute dtype (of the parameters that are not int8).
     at::ScalarType dtype() const;
     at::Device device() const;
+
+    /// Opt-in int8: the weight of every linear layer but the output head becomes int8 per output channel
+    /// (symmetric, scale = max|W[o,:]| / 127); at run time activations are quantized per token and multiplied
+    /// with at::_int_mm, then scaled back in float32. Every other parameter is converted to compute_dtype.
+    /// Irreversible; frees the floating-point linear weights.
+    void quantize_int8(at::ScalarType compute_dtype);
+    bool quantized() const { return quantized_; }
+    /// Bytes of every tensor the network holds (int8 weights and their scales included).
+    int64_t weight_bytes() const;
 
     /// Constants from the prompt [1, L, text_dim] (any float dtype; L free, 512 in the release).
     DiTConstants prepare(const at::Tensor& prompt) const;
@@ -113,6 +126,7 @@ class DiT {
   private:
     DiTConfig cfg_;
     std::unique_ptr<Weights> w_;
+    bool quantized_ = false;
 };
 
 }  // namespace flashvsr::models

@@ -42,11 +42,11 @@ at::Device resolve_device(const std::string& device) {
 }
 
 at::ScalarType resolve_dtype(const std::string& dtype, const at::Device& device) {
-    if (dtype == "auto") return device.is_cuda() ? at::kBFloat16 : at::kFloat;
+    if (dtype == "auto" || dtype == "int8") return device.is_cuda() ? at::kBFloat16 : at::kFloat;
     if (dtype == "bf16" || dtype == "bfloat16") return at::kBFloat16;
     if (dtype == "fp16" || dtype == "float16") return at::kHalf;
     if (dtype == "fp32" || dtype == "float32") return at::kFloat;
-    throw InputError("dtype must be auto, bf16, fp16 or fp32, got '" + dtype + "'");
+    throw InputError("dtype must be auto, bf16, fp16, fp32 or int8, got '" + dtype + "'");
 }
 
 const char* dtype_name(at::ScalarType t) {
@@ -128,9 +128,15 @@ std::shared_ptr<Engine> Engine::load(const EngineOptions& o) {
     const models::ModelDir md = models::resolve_model_dir(o.model_dir, version, models::required_files(o.mode));
     const models::LoadOptions lo{impl->dtype, impl->device};
     using F = models::ModelFiles;
+    const bool int8 = o.dtype == "int8";
     {
         const std::string p = md.path(F::kDiT);
-        impl->dit = std::make_unique<models::DiT>(models::load_tensors(p), p, lo, o.head_dim);
+        // int8: read in bf16 (the published files' dtype: no loss, half the peak of float32), then quantize.
+        const models::LoadOptions dit_lo{int8 ? at::kBFloat16 : impl->dtype, impl->device};
+        impl->dit = std::make_unique<models::DiT>(models::load_tensors(p), p, dit_lo, o.head_dim);
+        if (int8) {
+            impl->dit->quantize_int8(impl->dtype);
+        }
     }
     {
         const std::string p = md.path(F::kLQProj);
@@ -171,17 +177,17 @@ std::shared_ptr<Engine> Engine::load(const EngineOptions& o) {
     info.version_source = md.version_source;
     info.mode = o.mode;
     info.device = impl->device.str();
-    info.dtype = engine::dtype_name(impl->dtype);
+    info.dtype = int8 ? "int8" : engine::dtype_name(impl->dtype);
     for (const auto& [name, path] : md.paths) info.files.push_back(path);
     info.warnings = md.warnings;
     if (o.legacy_v10_cache_order && md.version != models::ModelVersion::kV10) {
         info.warnings.push_back("legacy_v10_cache_order is meant for v1.0 weights, the folder is " + info.version);
     }
     const int64_t elem = static_cast<int64_t>(c10::elementSize(impl->dtype));
-    int64_t params = impl->dit->params().numel() + models::manifest_numel(models::LQProj::manifest(impl->lq_proj->config()));
+    int64_t params = models::manifest_numel(models::LQProj::manifest(impl->lq_proj->config()));
     if (impl->tc_decoder) params += models::manifest_numel(models::TCDecoder::manifest(impl->tc_decoder->config()));
     if (impl->vae_decoder) params += models::manifest_numel(models::VAEDecoder::manifest(impl->vae_decoder->config()));
-    info.weight_bytes = params * elem + impl->constants.bytes();
+    info.weight_bytes = impl->dit->weight_bytes() + params * elem + impl->constants.bytes();
     return std::make_shared<Engine>(std::move(impl));
 }
 

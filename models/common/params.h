@@ -50,6 +50,13 @@ class ParamTable {
     /// Fills every slot with zeros of its shape (for tests that set weights by hand).
     void zero_init(const LoadOptions& opts) const;
 
+    /// Calls fn(tensor) on every registered slot, in registration order.
+    void for_each_slot(const std::function<void(at::Tensor&)>& fn) const {
+        for (at::Tensor* slot : slots_) {
+            fn(*slot);
+        }
+    }
+
   private:
     std::vector<ParamSpec> specs_;
     std::vector<at::Tensor*> slots_;

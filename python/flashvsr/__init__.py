@@ -51,7 +51,8 @@ def load(
     """Load a FlashVSR model folder (``FlashVSR/`` = v1.0, ``FlashVSR-v1.1/``; or pass ``version``).
 
     ``mode``: "tiny" / "tiny-long" (TCDecoder) or "full" (Wan VAE). ``device``: "auto", "cpu", "cuda",
-    "cuda:N". ``dtype``: "auto" (bf16 on CUDA, fp32 on CPU), "bf16", "fp16", "fp32".
+    "cuda:N". ``dtype``: "auto" (bf16 on CUDA, fp32 on CPU), "bf16", "fp16", "fp32", or "int8" (opt-in: the
+    DiT's linear layers in int8, everything else as "auto"; its quality on the real weights is unmeasured).
     ``engine.close()`` (or dropping the last reference) frees the weights.
     """
     return Engine(str(model_dir), version, mode, device, dtype, legacy_v10_cache_order)

@@ -91,7 +91,8 @@ struct EngineOptions {
     std::string version;                  // "" = from the folder's manifest, else its name; "v1.0" | "v1.1"
     std::string mode = "tiny";            // "tiny" | "tiny-long" (TCDecoder) | "full" (Wan VAE decoder)
     std::string device = "auto";          // "auto" (cuda if available, else cpu) | "cpu" | "cuda" | "cuda:N"
-    std::string dtype = "auto";           // "auto" (bf16 on cuda, fp32 on cpu) | "bf16" | "fp16" | "fp32"
+    std::string dtype = "auto";           // "auto" (bf16 on cuda, fp32 on cpu) | "bf16" | "fp16" | "fp32" |
+                                          // "int8" (opt-in: DiT linears in int8, the rest as "auto")
     bool legacy_v10_cache_order = false;  // reproduce the official v1.0 LQ-projector cache order (opt-in)
     int64_t head_dim = 128;               // DiT head width (not derivable from the weights)
 
@@ -143,7 +144,7 @@ struct EngineInfo {
     std::string version_source;  // "option" | "manifest" | "folder name"
     std::string mode;
     std::string device;          // e.g. "cpu", "cuda:0"
-    std::string dtype;           // "bf16" | "fp16" | "fp32"
+    std::string dtype;           // "bf16" | "fp16" | "fp32" | "int8"
     std::vector<std::string> files;
     std::vector<std::string> warnings;  // e.g. mixed v1.0/v1.1 files
     int64_t weight_bytes = 0;

@@ -82,8 +82,10 @@ class FlashVSRModelLoader(io.ComfyNode):
                 io.Combo.Input("mode", options=["tiny", "tiny-long", "full"], default="tiny",
                                tooltip="Decoder: tiny / tiny-long use the fast TCDecoder, full the Wan VAE "
                                        "(sharper, much slower, more memory)."),
-                io.Combo.Input("precision", options=["auto", "bf16", "fp16", "fp32"], default="auto",
-                               tooltip="Compute precision (auto: bf16 on CUDA, fp32 on CPU). The output is "
+                io.Combo.Input("precision", options=["auto", "bf16", "fp16", "fp32", "int8"], default="auto",
+                               tooltip="Compute precision (auto: bf16 on CUDA, fp32 on CPU). int8 (opt-in) "
+                                       "runs the DiT's linear layers in int8 with half the weight memory of "
+                                       "bf16; its quality on the real weights is unmeasured. The output is "
                                        "always float32."),
                 io.Combo.Input("device", options=["comfy", "cpu", "cuda"], default="comfy",
                                tooltip="Where the engine runs; comfy follows ComfyUI's device (--cpu gives cpu)."),
