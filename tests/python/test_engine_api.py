@@ -21,6 +21,19 @@ def engine(model_dir):
     return flashvsr.load(model_dir, device="cpu")
 
 
+def test_int8_is_opt_in_and_keeps_the_contract(engine, model_dir):
+    q8 = flashvsr.load(model_dir, dtype="int8", device="cpu")
+    assert q8.info["dtype"] == "int8"
+    assert q8.info["weight_bytes"] < engine.info["weight_bytes"]
+    frames = torch.rand(5, 32, 48, 3, generator=torch.Generator().manual_seed(0))
+    out = q8.upscale(frames, scale=2)
+    assert out.shape == (5, 64, 96, 3) and out.dtype == torch.float32
+    assert 0.0 <= out.min().item() and out.max().item() <= 1.0
+    ref = engine.upscale(frames, scale=2)
+    assert 0 < (out - ref).abs().max().item() < 0.1
+    q8.close()
+
+
 def test_info(engine, model_dir):
     info = engine.info
     assert info["version"] == "v1.1" and info["mode"] == "tiny"

@@ -53,6 +53,30 @@ def test_blend_op_is_registered_for_cpu_and_meta():
         torch.ops.flashvsr.blend_accumulate(canvas, ones, 5, 40, [0, 0, 0, 0])
 
 
+def test_block_sparse_attention_op_from_python():
+    torch.manual_seed(0)
+    heads, hd, nq, nk = 2, 16, 3, 5
+    q = torch.randn(nq, 128, heads * hd, dtype=torch.float64)
+    k = torch.randn(nk, 128, heads * hd, dtype=torch.float64)
+    v = torch.randn(nk, 128, heads * hd, dtype=torch.float64)
+    mask = torch.rand(heads, nq, nk) < 0.5
+    mask[0, 0] = False
+    mask[1, 2] = True
+    out = torch.ops.flashvsr.block_sparse_attention(q, k, v, mask, heads)
+    # reference: dense attention with the block mask expanded to tokens, per head
+    dense = mask.repeat_interleave(128, 1).repeat_interleave(128, 2)  # [heads, nq*128, nk*128]
+    qh = q.reshape(-1, heads, hd).transpose(0, 1)
+    kh = k.reshape(-1, heads, hd).transpose(0, 1)
+    vh = v.reshape(-1, heads, hd).transpose(0, 1)
+    s = (qh @ kh.transpose(1, 2)) / hd**0.5
+    p = torch.softmax(s.masked_fill(~dense, float("-inf")), -1).nan_to_num(0.0)
+    ref = (p @ vh).transpose(0, 1).reshape(nq, 128, heads * hd)
+    assert (out - ref).abs().max().item() < 1e-12
+    assert out[0, :, :hd].abs().max().item() == 0.0  # head 0 of window 0 keeps nothing
+    meta = torch.ops.flashvsr.block_sparse_attention(q.to("meta"), k.to("meta"), v.to("meta"), mask.to("meta"), heads)
+    assert meta.shape == q.shape and meta.device.type == "meta"
+
+
 def test_media_helpers_round_trip(tmp_path):
     clip = tmp_path / "clip.mp4"
     flashvsr.io.write_synthetic_clip(str(clip), width=128, height=64, frames=9, fps_num=25, fps_den=1)
