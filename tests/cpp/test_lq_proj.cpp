@@ -135,7 +135,9 @@ TEST(LqProj, PixelUnshuffleOneHot) {
 }
 
 TEST(LqProj, StreamEqualsOneCausalConv) {
-    // Invariant 1 (UseThenUpdate): streamed tokens == one causal conv over [f0,f0,f0] ++ video, bit-exact.
+    // Invariant 1 (UseThenUpdate): streamed tokens == one causal conv over [f0,f0,f0] ++ video. In float64
+    // up to rounding: ATen may pick another convolution algorithm for a 4-frame clip than for the whole
+    // video (1.6e-15 on this machine's CPU, 0 on another); a cache mistake is O(1).
     TinyProj t;
     at::manual_seed(11);
     const at::Tensor video = random_video(25);
@@ -143,7 +145,7 @@ TEST(LqProj, StreamEqualsOneCausalConv) {
     const at::Tensor ref = causal_reference(t.weights, video);
     ASSERT_EQ(streamed.sizes(), (at::IntArrayRef{6, 6, 256}));
     ASSERT_EQ(ref.sizes(), streamed.sizes());
-    EXPECT_EQ((streamed - ref).abs().max().item<double>(), 0.0);
+    EXPECT_LE((streamed - ref).abs().max().item<double>(), 1e-12);
     EXPECT_GT(streamed.abs().max().item<double>(), 1e-3);  // not trivially zero
 }
 
