@@ -85,6 +85,8 @@ class DiT {
 
     const DiTConfig& config() const { return cfg_; }
     const ParamTable& params() const;
+    /// Moves every weight to `device` (Engine::to); a tensor member outside params() must move here too.
+    void to(at::Device device) { params().move_to(device); }
     at::ScalarType dtype() const;
     at::Device device() const;
 

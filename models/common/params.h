@@ -50,6 +50,9 @@ class ParamTable {
     /// Fills every slot with zeros of its shape (for tests that set weights by hand).
     void zero_init(const LoadOptions& opts) const;
 
+    /// Moves every (defined) slot's tensor to `device`, dtype kept; tensors already there stay as they are.
+    void move_to(at::Device device) const;
+
   private:
     std::vector<ParamSpec> specs_;
     std::vector<at::Tensor*> slots_;
