@@ -10,7 +10,8 @@
 namespace flashvsr::engine {
 namespace {
 
-constexpr int kCudaErrorMemoryAllocation = 2;  // cudaErrorMemoryAllocation (driver_types.h), stable since CUDA 1
+constexpr int kCudaErrorMemoryAllocation =
+    2;  // cudaErrorMemoryAllocation (driver_types.h), stable since CUDA 1
 
 bool contains(std::string_view s, std::string_view what) { return s.find(what) != std::string_view::npos; }
 
@@ -18,12 +19,18 @@ bool contains(std::string_view s, std::string_view what) { return s.find(what) !
 
 const char* to_string(OomKind kind) {
     switch (kind) {
-        case OomKind::kNone: return "none";
-        case OomKind::kHost: return "host";
-        case OomKind::kAllocator: return "allocator";
-        case OomKind::kCublas: return "cublas";
-        case OomKind::kCudnn: return "cudnn";
-        case OomKind::kCudaRuntime: return "cuda_runtime";
+        case OomKind::kNone:
+            return "none";
+        case OomKind::kHost:
+            return "host";
+        case OomKind::kAllocator:
+            return "allocator";
+        case OomKind::kCublas:
+            return "cublas";
+        case OomKind::kCudnn:
+            return "cudnn";
+        case OomKind::kCudaRuntime:
+            return "cuda_runtime";
     }
     return "none";
 }
@@ -36,8 +43,10 @@ OomKind classify_out_of_memory_message(std::string_view m) {
     if (contains(m, "CUDNN_STATUS_NOT_SUPPORTED") && (contains(m, "memory") || contains(m, "MEMORY"))) {
         return OomKind::kCudnn;
     }
-    if (contains(m, "CUDA error: out of memory") || contains(m, "CUDA out of memory")) return OomKind::kCudaRuntime;
-    if (contains(m, "DefaultCPUAllocator: can't allocate memory") || contains(m, "DefaultCPUAllocator: not enough memory")) {
+    if (contains(m, "CUDA error: out of memory") || contains(m, "CUDA out of memory"))
+        return OomKind::kCudaRuntime;
+    if (contains(m, "DefaultCPUAllocator: can't allocate memory") ||
+        contains(m, "DefaultCPUAllocator: not enough memory")) {
         return OomKind::kHost;
     }
     return OomKind::kNone;
@@ -50,7 +59,8 @@ OomKind classify_out_of_memory(const std::exception_ptr& e) {
     } catch (const std::bad_alloc&) {
         return OomKind::kHost;
     } catch (const c10::OutOfMemoryError& x) {
-        return classify_out_of_memory_message(x.what()) == OomKind::kHost ? OomKind::kHost : OomKind::kAllocator;
+        return classify_out_of_memory_message(x.what()) == OomKind::kHost ? OomKind::kHost
+                                                                          : OomKind::kAllocator;
     } catch (const c10::AcceleratorError& x) {
         if (x.get_error_code() == kCudaErrorMemoryAllocation) return OomKind::kCudaRuntime;
         return classify_out_of_memory_message(x.what());

@@ -13,11 +13,11 @@
 namespace flashvsr::engine {
 
 enum class OomKind {
-    kNone,         // not an out-of-memory error
-    kHost,         // std::bad_alloc, or LibTorch's CPU allocator ("DefaultCPUAllocator: ...")
-    kAllocator,    // c10::OutOfMemoryError (the CUDA caching allocator: "CUDA out of memory. Tried to ...")
-    kCublas,       // "CUBLAS_STATUS_ALLOC_FAILED", or cublasCreate failing with NOT_INITIALIZED (no memory left)
-    kCudnn,        // "CUDNN_STATUS_ALLOC_FAILED", or NOT_SUPPORTED whose message mentions memory
+    kNone,       // not an out-of-memory error
+    kHost,       // std::bad_alloc, or LibTorch's CPU allocator ("DefaultCPUAllocator: ...")
+    kAllocator,  // c10::OutOfMemoryError (the CUDA caching allocator: "CUDA out of memory. Tried to ...")
+    kCublas,  // "CUBLAS_STATUS_ALLOC_FAILED", or cublasCreate failing with NOT_INITIALIZED (no memory left)
+    kCudnn,   // "CUDNN_STATUS_ALLOC_FAILED", or NOT_SUPPORTED whose message mentions memory
     kCudaRuntime,  // c10::AcceleratorError with cudaErrorMemoryAllocation, or "CUDA error: out of memory"
 };
 

@@ -78,7 +78,8 @@ TEST_F(EngineTo, RefusesWhileAStreamIsAlive) {
         s.push(at::rand({3, 32, 48, 3}));
         flashvsr::Stream moved = std::move(s);  // one stream, whoever holds it
         const std::string what = error_of([&] { e->to("cpu"); });
-        EXPECT_NE(what.find("Engine::to('cpu'): 1 stream(s) made from this engine are still alive"), std::string::npos)
+        EXPECT_NE(what.find("Engine::to('cpu'): 1 stream(s) made from this engine are still alive"),
+                  std::string::npos)
             << what;
         EXPECT_NE(what.find("finish and destroy them"), std::string::npos) << what;
         moved.finish();

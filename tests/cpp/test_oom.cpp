@@ -32,35 +32,66 @@ OomKind kind_of(F&& raise) {
 
 TEST(OutOfMemoryClassifier, RecognisesEveryAllocationFailure) {
     EXPECT_EQ(kind_of([] { throw std::bad_alloc(); }), OomKind::kHost);
-    EXPECT_EQ(kind_of([] { TORCH_CHECK_WITH(OutOfMemoryError, false, "CUDA out of memory. Tried to allocate 20.00 MiB"); }),
+    EXPECT_EQ(kind_of([] {
+                  TORCH_CHECK_WITH(OutOfMemoryError, false,
+                                   "CUDA out of memory. Tried to allocate 20.00 MiB");
+              }),
               OomKind::kAllocator);
-    EXPECT_EQ(kind_of([] { TORCH_CHECK_WITH(OutOfMemoryError, false, "DefaultCPUAllocator: not enough memory: 8 bytes"); }),
+    EXPECT_EQ(kind_of([] {
+                  TORCH_CHECK_WITH(OutOfMemoryError, false,
+                                   "DefaultCPUAllocator: not enough memory: 8 bytes");
+              }),
               OomKind::kHost);
-    EXPECT_EQ(kind_of([] { TORCH_CHECK(false, "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasLtMatmul(...)`"); }),
+    EXPECT_EQ(kind_of([] {
+                  TORCH_CHECK(false,
+                              "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasLtMatmul(...)`");
+              }),
               OomKind::kCublas);
-    EXPECT_EQ(kind_of([] { TORCH_CHECK(false, "CUDA error: CUBLAS_STATUS_NOT_INITIALIZED when calling `cublasCreate(handle)`"); }),
+    EXPECT_EQ(kind_of([] {
+                  TORCH_CHECK(
+                      false, "CUDA error: CUBLAS_STATUS_NOT_INITIALIZED when calling `cublasCreate(handle)`");
+              }),
               OomKind::kCublas);
     EXPECT_EQ(kind_of([] { TORCH_CHECK(false, "cuDNN error: CUDNN_STATUS_ALLOC_FAILED"); }), OomKind::kCudnn);
-    EXPECT_EQ(kind_of([] { TORCH_CHECK(false, "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED (out of memory for workspace)"); }),
+    EXPECT_EQ(kind_of([] {
+                  TORCH_CHECK(false, "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED (out of memory for workspace)");
+              }),
               OomKind::kCudnn);
-    EXPECT_EQ(kind_of([] { throw c10::AcceleratorError({__func__, __FILE__, __LINE__}, 2, "CUDA error: out of memory"); }),
+    EXPECT_EQ(kind_of([] {
+                  throw c10::AcceleratorError({__func__, __FILE__, __LINE__}, 2, "CUDA error: out of memory");
+              }),
               OomKind::kCudaRuntime);
     // The code decides for an AcceleratorError, whatever its text says.
-    EXPECT_EQ(kind_of([] { throw c10::AcceleratorError({__func__, __FILE__, __LINE__}, 2, "CUDA error"); }),
+    EXPECT_EQ(kind_of([] {
+                  throw c10::AcceleratorError({__func__, __FILE__, __LINE__}, 2, "CUDA error");
+              }),
               OomKind::kCudaRuntime);
-    EXPECT_EQ(kind_of([] { TORCH_CHECK(false, "CUDA error: out of memory\nCompile with TORCH_USE_CUDA_DSA ..."); }),
-              OomKind::kCudaRuntime);
-    EXPECT_EQ(kind_of([] { TORCH_CHECK(false, "DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes"); }),
+    EXPECT_EQ(
+        kind_of([] { TORCH_CHECK(false, "CUDA error: out of memory\nCompile with TORCH_USE_CUDA_DSA ..."); }),
+        OomKind::kCudaRuntime);
+    EXPECT_EQ(kind_of([] {
+                  TORCH_CHECK(false,
+                              "DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes");
+              }),
               OomKind::kHost);
 }
 
 TEST(OutOfMemoryClassifier, LeavesOtherErrorsAlone) {
-    EXPECT_EQ(kind_of([] { TORCH_CHECK(false, "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you "
-                                              "passed in a non-contiguous input."); }),
+    EXPECT_EQ(kind_of([] {
+                  TORCH_CHECK(false,
+                              "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you "
+                              "passed in a non-contiguous input.");
+              }),
               OomKind::kNone);
-    EXPECT_EQ(kind_of([] { TORCH_CHECK(false, "CUDA error: CUBLAS_STATUS_EXECUTION_FAILED when calling `cublasGemmEx`"); }),
+    EXPECT_EQ(kind_of([] {
+                  TORCH_CHECK(false,
+                              "CUDA error: CUBLAS_STATUS_EXECUTION_FAILED when calling `cublasGemmEx`");
+              }),
               OomKind::kNone);
-    EXPECT_EQ(kind_of([] { throw c10::AcceleratorError({__func__, __FILE__, __LINE__}, 700, "CUDA error: an illegal memory access"); }),
+    EXPECT_EQ(kind_of([] {
+                  throw c10::AcceleratorError({__func__, __FILE__, __LINE__}, 700,
+                                              "CUDA error: an illegal memory access");
+              }),
               OomKind::kNone);
     EXPECT_EQ(kind_of([] { TORCH_CHECK(false, "shape mismatch"); }), OomKind::kNone);
     // The library's own errors are never retried, even when their text mentions memory.

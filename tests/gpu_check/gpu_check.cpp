@@ -3,7 +3,8 @@
 // object of results and checks and exits 0 (every check true), 3 (a check false) or 1 (an error).
 //
 //   flashvsr_gpu_check STEP --device cpu|cuda --work DIR --out FILE [--size tiny|small|full] [--quick]
-//   flashvsr_gpu_check merge --work DIR --steps "a b c" --mode gpu|cpu --out report.json --summary summary.txt
+//   flashvsr_gpu_check merge --work DIR --steps "a b c" --mode gpu|cpu --out report.json --summary
+//   summary.txt
 //
 // Steps: env, weights, parity, offload, cycles, bench, budget (see scripts/gpu_check.sh). --quick: the small
 // sizes of the CPU dry run (`gpu_check.sh --cpu`), which runs every step on the CPU with tiny weights so the
@@ -24,7 +25,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 namespace at::cuda {
-void clearCublasWorkspaces();  // ATen/cuda/CUDAContextLight.h (not included: it pulls in every CUDA library header)
+void clearCublasWorkspaces();  // ATen/cuda/CUDAContextLight.h (not included: it pulls in every CUDA library
+                               // header)
 }
 #endif
 
@@ -142,20 +144,23 @@ struct Dev {
 Dev make_dev(const std::string& device) {
     Dev d;
     if (device == "cuda") {
-        if (!at::globalContext().hasCUDA()) throw flashvsr::InputError("--device cuda: no CUDA device is available");
+        if (!at::globalContext().hasCUDA())
+            throw flashvsr::InputError("--device cuda: no CUDA device is available");
 #if !defined(FLASHVSR_WITH_CUDA)
         throw flashvsr::InputError("--device cuda: this build has no CUDA support (FLASHVSR_CUDA=OFF)");
 #endif
         d.cuda = true;
         d.device = at::Device(at::kCUDA, 0);
-        (void)at::empty({1}, at::TensorOptions().device(d.device));  // creates the context before any baseline
+        (void)at::empty({1},
+                        at::TensorOptions().device(d.device));  // creates the context before any baseline
     } else if (device != "cpu") {
         throw flashvsr::InputError("--device must be cpu or cuda, got '" + device + "'");
     }
     return d;
 }
 
-// ---- per-stage timing: CUDA events on a GPU, the wall clock on the CPU --------------------------------------
+// ---- per-stage timing: CUDA events on a GPU, the wall clock on the CPU
+// --------------------------------------
 
 class StageTimer {
   public:
@@ -281,7 +286,8 @@ struct Report {
     }
 };
 
-// ---- one video through a stream, measured ------------------------------------------------------------------
+// ---- one video through a stream, measured
+// ------------------------------------------------------------------
 
 struct Run {
     at::Tensor out;
@@ -295,8 +301,8 @@ struct Run {
     int64_t oom_fallbacks = 0;
 };
 
-Run run_video(const flashvsr::Engine& e, const at::Tensor& video, const flashvsr::UpscaleOptions& uo, const Dev& d,
-              flashvsr::engine::TilingHooks hooks = {}) {
+Run run_video(const flashvsr::Engine& e, const at::Tensor& video, const flashvsr::UpscaleOptions& uo,
+              const Dev& d, flashvsr::engine::TilingHooks hooks = {}) {
     Run r;
     StageTimer timer(d);
     hooks.stage = [&timer](const char* s, bool b) { timer.on(s, b); };
@@ -350,7 +356,8 @@ json run_json(const Run& r, const Dev& d) {
     j["output"] = std::to_string(r.out.size(2)) + "x" + std::to_string(r.out.size(1));
     j["chunks"] = r.chunks;
     j["tiles"] = static_cast<int64_t>(r.tiles.size());
-    j["tile"] = r.tiles.empty() ? "" : std::to_string(r.tiles[0].width) + "x" + std::to_string(r.tiles[0].height);
+    j["tile"] =
+        r.tiles.empty() ? "" : std::to_string(r.tiles[0].width) + "x" + std::to_string(r.tiles[0].height);
     j["parked"] = r.parked;
     j["oom_fallbacks"] = r.oom_fallbacks;
     j["first_chunk_s"] = r.first_chunk_s;
@@ -359,20 +366,25 @@ json run_json(const Run& r, const Dev& d) {
     j["steady_chunks"] = r.steady_chunks;
     j["total_s"] = r.total_s;
     json st = json::object();
-    for (const auto& [k, v] : r.steady_stage_ms) st[k] = r.steady_chunks > 0 ? v / static_cast<double>(r.steady_chunks) : v;
+    for (const auto& [k, v] : r.steady_stage_ms)
+        st[k] = r.steady_chunks > 0 ? v / static_cast<double>(r.steady_chunks) : v;
     j["ms_per_steady_chunk"] = st;  // CUDA events on a GPU, wall clock on the CPU
     j["timing"] = d.cuda ? "cuda_events" : "wall_clock";
     const double c = static_cast<double>(std::max<int64_t>(r.chunks, 1));
     j["host_to_device_bytes_per_chunk"] = static_cast<double>(r.transfers.host_to_device) / c;
     j["device_to_host_bytes_per_chunk"] = static_cast<double>(r.transfers.device_to_host) / c;
-    j["peak_allocated_bytes"] = r.peak_allocated;  // above the weights (CUDA allocator; CPU: peak RSS above start)
+    j["peak_allocated_bytes"] =
+        r.peak_allocated;  // above the weights (CUDA allocator; CPU: peak RSS above start)
     j["peak_reserved_bytes"] = r.peak_reserved;
     return j;
 }
 
-// ---- steps -------------------------------------------------------------------------------------------------
+// ---- steps
+// -------------------------------------------------------------------------------------------------
 
-std::string weights_dir(const Args& a, const std::string& size) { return (fs::path(a.work) / ("weights-" + size) / "FlashVSR-v1.1").string(); }
+std::string weights_dir(const Args& a, const std::string& size) {
+    return (fs::path(a.work) / ("weights-" + size) / "FlashVSR-v1.1").string();
+}
 
 void step_env(const Args& a, const Dev& d, Report& rep) {
     rep.results["build_info"] = json::parse(flashvsr::build_info_json(flashvsr::build_info()));
@@ -391,16 +403,17 @@ void step_env(const Args& a, const Dev& d, Report& rep) {
                               {"multiprocessors", p.multiProcessorCount},
                               {"driver_version", drv},
                               {"runtime_version", rt}};
-        rep.summary.push_back(std::string(p.name) + ", sm " + std::to_string(p.major) + std::to_string(p.minor) + ", " +
-                              mib(static_cast<int64_t>(p.totalGlobalMem)));
+        rep.summary.push_back(std::string(p.name) + ", sm " + std::to_string(p.major) +
+                              std::to_string(p.minor) + ", " + mib(static_cast<int64_t>(p.totalGlobalMem)));
     }
 #endif
     rep.check("device_usable", !d.cuda || at::globalContext().hasCUDA());
-    rep.check("cuda_compiled_for_cuda_device", !d.cuda || rep.results["build_info"].value("cuda_compiled", false));
+    rep.check("cuda_compiled_for_cuda_device",
+              !d.cuda || rep.results["build_info"].value("cuda_compiled", false));
     if (!d.cuda) rep.summary.push_back("CPU dry run, " + std::to_string(at::get_num_threads()) + " threads");
 }
 
-void step_weights(const Args& a, const Dev&, Report& rep) {
+void step_weights(const Args& a, const Dev& d, Report& rep) {
     const std::string dir = weights_dir(a, a.size);
     const double t0 = now_s();
     const bool cached = fs::exists(fs::path(dir) / "flashvsr_manifest.json");
@@ -409,6 +422,7 @@ void step_weights(const Args& a, const Dev&, Report& rep) {
         o.size = a.size;
         o.seed = 11;
         o.prompt_tokens = a.size == "tiny" ? 64 : 512;
+        o.draw_on = d.name();  // full size on the CPU would take a minute of random numbers
         flashvsr::models::make_test_weights(dir, o);
     }
     int64_t bytes = 0;
@@ -440,9 +454,11 @@ void step_parity(const Args& a, const Dev& d, Report& rep) {
                 const double t0 = now_s();
                 const at::Tensor out = load(dir, mode, d, dtype)->upscale(video, uo);
                 d.sync();
-                json r = {{"seconds", now_s() - t0}, {"max_abs", max_abs(out, ref)},
-                          {"mean_abs", (out.to(at::kDouble) - ref.to(at::kDouble)).abs().mean().item<double>()},
-                          {"psnr_db", psnr(out, ref)}};
+                json r = {
+                    {"seconds", now_s() - t0},
+                    {"max_abs", max_abs(out, ref)},
+                    {"mean_abs", (out.to(at::kDouble) - ref.to(at::kDouble)).abs().mean().item<double>()},
+                    {"psnr_db", psnr(out, ref)}};
                 m[dtype] = r;
             } catch (const std::exception& e) {
                 m[dtype] = {{"error", flashvsr::engine::first_line(e.what())}};
@@ -452,7 +468,8 @@ void step_parity(const Args& a, const Dev& d, Report& rep) {
         rep.check(mode + "_fp32_max_abs_le_1e-4", get("fp32", "max_abs") <= 1e-4);
         rep.check(mode + "_bf16_psnr_ge_38db", get("bf16", "psnr_db") >= 38.0);
         rep.summary.push_back(mode + ": fp32 max " + fmt(get("fp32", "max_abs")) + ", bf16 " +
-                              fmt(get("bf16", "psnr_db")) + " dB, fp16 " + fmt(get("fp16", "psnr_db")) + " dB");
+                              fmt(get("bf16", "psnr_db")) + " dB, fp16 " + fmt(get("fp16", "psnr_db")) +
+                              " dB");
         rep.results[mode] = m;
     }
     rep.results["input"] = std::to_string(video.size(2)) + "x" + std::to_string(video.size(1)) + "x" +
@@ -515,9 +532,9 @@ void step_offload(const Args& a, const Dev& d, Report& rep) {
         rep.check("allocated_back_to_baseline_when_offloaded", offloaded == base);
         rep.check("weights_were_on_device", loaded - base >= e->info().weight_bytes / 2);
     }
-    rep.summary.push_back("weights " + mib(e->info().weight_bytes) + ": to host " + fmt(to_host_s) + " s, back " +
-                          fmt(to_device_s) + " s; device memory offloaded " + mib(offloaded - base) +
-                          " above baseline; output diff " + fmt(diff));
+    rep.summary.push_back("weights " + mib(e->info().weight_bytes) + ": to host " + fmt(to_host_s) +
+                          " s, back " + fmt(to_device_s) + " s; device memory offloaded " +
+                          mib(offloaded - base) + " above baseline; output diff " + fmt(diff));
 }
 
 /// Ten load/unload cycles: allocated bytes exactly back to the baseline, reserved within 64 MB.
@@ -543,7 +560,9 @@ void step_cycles(const Args& a, const Dev& d, Report& rep) {
         rss_last = rss;
         worst_alloc = std::max(worst_alloc, std::abs(al));
         worst_reserved = std::max(worst_reserved, re);
-        cycles.push_back({{"allocated_above_baseline", al}, {"reserved_above_baseline", re}, {"rss_bytes", rss},
+        cycles.push_back({{"allocated_above_baseline", al},
+                          {"reserved_above_baseline", re},
+                          {"rss_bytes", rss},
                           {"seconds", now_s() - t0}});
     }
     rep.results = {{"cycles", cycles},
@@ -558,8 +577,9 @@ void step_cycles(const Args& a, const Dev& d, Report& rep) {
         rep.check("reserved_within_64MB", worst_reserved <= 64 * kMiB);
     }
     rep.check("rss_growth_cycle2_to_10_le_64MB", rss_last - rss2 <= 64 * kMiB);
-    rep.summary.push_back("10 cycles: allocated off by at most " + std::to_string(worst_alloc) + " B, reserved +" +
-                          mib(worst_reserved) + ", RSS cycle 2->10 " + mib(rss_last - rss2));
+    rep.summary.push_back("10 cycles: allocated off by at most " + std::to_string(worst_alloc) +
+                          " B, reserved +" + mib(worst_reserved) + ", RSS cycle 2->10 " +
+                          mib(rss_last - rss2));
 }
 
 /// Full-size weights: steady and first-chunk frames/s, peak memory, per-network ms, transfers per chunk.
@@ -570,12 +590,13 @@ void step_bench(const Args& a, const Dev& d, Report& rep) {
         int64_t h, w, scale, frames, max_memory_above_weights;
     };
     const std::vector<Case> cases =
-        a.quick ? std::vector<Case>{{"tiny_768x1408", "tiny", 32, 48, 2, 41, 0},
-                                    {"tiny_long_768x1408", "tiny-long", 32, 48, 2, 41, 0},
-                                    {"tiny_1920x1088_tiled", "tiny", 64, 128, 2, 33, 230 * kMiB}}
-                : std::vector<Case>{{"tiny_768x1408", "tiny", 192, 352, 4, 57, 0},
-                                    {"tiny_long_768x1408", "tiny-long", 192, 352, 4, 57, 0},
-                                    {"tiny_1920x1088_tiled", "tiny", 272, 480, 4, 41, int64_t{12} * 1024 * kMiB}};
+        a.quick
+            ? std::vector<Case>{{"tiny_768x1408", "tiny", 32, 48, 2, 41, 0},
+                                {"tiny_long_768x1408", "tiny-long", 32, 48, 2, 41, 0},
+                                {"tiny_1920x1088_tiled", "tiny", 64, 128, 2, 33, 230 * kMiB}}
+            : std::vector<Case>{{"tiny_768x1408", "tiny", 192, 352, 4, 57, 0},
+                                {"tiny_long_768x1408", "tiny-long", 192, 352, 4, 57, 0},
+                                {"tiny_1920x1088_tiled", "tiny", 272, 480, 4, 41, int64_t{12} * 1024 * kMiB}};
     at::Tensor tiny_out;
     for (const Case& c : cases) {
         const at::Tensor video = make_video(c.frames, c.h, c.w, 4);
@@ -585,7 +606,8 @@ void step_bench(const Args& a, const Dev& d, Report& rep) {
         const double load_s = now_s() - t0;
         flashvsr::UpscaleOptions uo;
         uo.scale = c.scale;
-        if (c.max_memory_above_weights > 0) uo.max_memory = e->info().weight_bytes + c.max_memory_above_weights;
+        if (c.max_memory_above_weights > 0)
+            uo.max_memory = e->info().weight_bytes + c.max_memory_above_weights;
         const Run r = run_video(*e, video, uo, d);
         json j = run_json(r, d);
         j["load_s"] = load_s;
@@ -594,8 +616,9 @@ void step_bench(const Args& a, const Dev& d, Report& rep) {
         j["weight_bytes"] = e->info().weight_bytes;
         j["max_memory_bytes"] = uo.max_memory;
         rep.results[c.name] = j;
-        rep.summary.push_back(c.name + " (" + j["output"].get<std::string>() + ", " + std::to_string(r.tiles.size()) +
-                              " tile(s)): steady " + fmt(j["steady_fps"].get<double>()) + " fps, first chunk " +
+        rep.summary.push_back(c.name + " (" + j["output"].get<std::string>() + ", " +
+                              std::to_string(r.tiles.size()) + " tile(s)): steady " +
+                              fmt(j["steady_fps"].get<double>()) + " fps, first chunk " +
                               fmt(r.first_chunk_s) + " s, peak alloc " + mib(r.peak_allocated));
         if (c.mode == "tiny") {
             if (!tiny_out.defined()) tiny_out = r.out;
@@ -612,7 +635,8 @@ void step_bench(const Args& a, const Dev& d, Report& rep) {
 void step_budget(const Args& a, const Dev& d, Report& rep) {
     const std::string dir = weights_dir(a, a.size);
     auto e = load(dir, "tiny", d);
-    const int64_t h = a.quick ? 40 : 192, w = a.quick ? 72 : 352, scale = a.quick ? 2 : 4, n = a.quick ? 22 : 33;
+    const int64_t h = a.quick ? 40 : 192, w = a.quick ? 72 : 352, scale = a.quick ? 2 : 4,
+                  n = a.quick ? 22 : 33;
     const at::Tensor video = make_video(n, h, w, 5);
     flashvsr::UpscaleOptions uo;
     uo.scale = scale;
@@ -677,7 +701,8 @@ void step_budget(const Args& a, const Dev& d, Report& rep) {
     if (limited.out.defined()) {
         real["run"] = run_json(limited, d);
         real["same_layout_as_injected"] = limited.tiles.size() == injected.tiles.size();
-        real["equal_to_injected"] = limited.tiles.size() == injected.tiles.size() && at::equal(limited.out, injected.out);
+        real["equal_to_injected"] =
+            limited.tiles.size() == injected.tiles.size() && at::equal(limited.out, injected.out);
         real["max_abs_vs_whole_frame"] = max_abs(limited.out, whole.out);
         rep.check("budget_fell_back", limited.oom_fallbacks >= 1);
         rep.check("budget_output_equals_smaller_tiles_from_the_start", real["equal_to_injected"].get<bool>());
@@ -685,14 +710,16 @@ void step_budget(const Args& a, const Dev& d, Report& rep) {
         rep.check("budget_run_completed", false);
     }
     rep.results["budget"] = real;
-    rep.summary.push_back("parking equal " + std::string(at::equal(off.out, on.out) ? "yes" : "NO") + " (peak " +
-                          mib(off.peak_allocated) + " -> " + mib(on.peak_allocated) + "); budget: " +
-                          (limited.out.defined() ? std::to_string(limited.oom_fallbacks) + " fallback(s) to " +
-                                                       std::to_string(limited.tiles.size()) + " tiles"
-                                                 : std::string("not run")));
+    rep.summary.push_back(
+        "parking equal " + std::string(at::equal(off.out, on.out) ? "yes" : "NO") + " (peak " +
+        mib(off.peak_allocated) + " -> " + mib(on.peak_allocated) + "); budget: " +
+        (limited.out.defined() ? std::to_string(limited.oom_fallbacks) + " fallback(s) to " +
+                                     std::to_string(limited.tiles.size()) + " tiles"
+                               : std::string("not run")));
 }
 
-// ---- merge: steps/*.json + steps/*.status -> report.json + summary.txt --------------------------------------
+// ---- merge: steps/*.json + steps/*.status -> report.json + summary.txt
+// --------------------------------------
 
 json read_status(const fs::path& p) {  // "key=value" lines written by the script
     json s = json::object();
@@ -765,8 +792,8 @@ int merge(const Args& a) {
         step["summary"] = summary;
         ok = ok && (status == "pass" || (status == "skipped" && st.value("optional", int64_t{0}) == 1));
         text << "  " << name << std::string(name.size() < 8 ? 8 - name.size() : 1, ' ') << status
-             << std::string(status.size() < 8 ? 8 - status.size() : 1, ' ') << step["seconds"].get<int64_t>() << " s  "
-             << (step.contains("error") ? "error: " + step["error"].get<std::string>() : summary);
+             << std::string(status.size() < 8 ? 8 - status.size() : 1, ' ') << step["seconds"].get<int64_t>()
+             << " s  " << (step.contains("error") ? "error: " + step["error"].get<std::string>() : summary);
         if (status == "skipped") text << " (" << step["reason"].get<std::string>() << ")";
         for (const auto& [k, v] : step["checks"].items()) {
             if (!v.get<bool>()) text << "  [check failed: " << k << "]";
@@ -785,7 +812,8 @@ int merge(const Args& a) {
 
 Args parse(int argc, char** argv) {
     Args a;
-    if (argc < 2) throw flashvsr::InputError("usage: flashvsr_gpu_check STEP --device cpu|cuda --work DIR --out FILE");
+    if (argc < 2)
+        throw flashvsr::InputError("usage: flashvsr_gpu_check STEP --device cpu|cuda --work DIR --out FILE");
     a.step = argv[1];
     for (int i = 2; i < argc; ++i) {
         const std::string k = argv[i];
@@ -793,15 +821,24 @@ Args parse(int argc, char** argv) {
             if (i + 1 >= argc) throw flashvsr::InputError(k + " needs a value");
             return argv[++i];
         };
-        if (k == "--device") a.device = value();
-        else if (k == "--work") a.work = value();
-        else if (k == "--out") a.out = value();
-        else if (k == "--size") a.size = value();
-        else if (k == "--mode") a.mode = value();
-        else if (k == "--steps") a.steps = value();
-        else if (k == "--summary") a.summary = value();
-        else if (k == "--quick") a.quick = true;
-        else throw flashvsr::InputError("unknown option '" + k + "'");
+        if (k == "--device")
+            a.device = value();
+        else if (k == "--work")
+            a.work = value();
+        else if (k == "--out")
+            a.out = value();
+        else if (k == "--size")
+            a.size = value();
+        else if (k == "--mode")
+            a.mode = value();
+        else if (k == "--steps")
+            a.steps = value();
+        else if (k == "--summary")
+            a.summary = value();
+        else if (k == "--quick")
+            a.quick = true;
+        else
+            throw flashvsr::InputError("unknown option '" + k + "'");
     }
     if (a.work.empty() || a.out.empty()) throw flashvsr::InputError("--work and --out are required");
     return a;
@@ -819,8 +856,9 @@ int main(int argc, char** argv) {
     }
     if (a.step == "merge") return merge(a);
     const std::map<std::string, std::function<void(const Args&, const Dev&, Report&)>> steps = {
-        {"env", step_env},       {"weights", step_weights}, {"parity", step_parity}, {"offload", step_offload},
-        {"cycles", step_cycles}, {"bench", step_bench},     {"budget", step_budget}};
+        {"env", step_env},         {"weights", step_weights}, {"parity", step_parity},
+        {"offload", step_offload}, {"cycles", step_cycles},   {"bench", step_bench},
+        {"budget", step_budget}};
     const auto it = steps.find(a.step);
     if (it == steps.end()) {
         std::cerr << "unknown step '" << a.step << "'\n";

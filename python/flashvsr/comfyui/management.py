@@ -87,7 +87,7 @@ class EngineModule(torch.nn.Module):
         self._compute_device = self.engine.info["device"]  # resolved, e.g. "cuda:0"
         try:
             self._move("cpu")
-        except flashvsr.InputError:  # a stream made from the engine is alive: it keeps the weights where they are
+        except flashvsr.Error:  # a stream made from the engine is alive (InputError), or no host memory left
             self.release()
             return
         self.offloaded = True
@@ -153,7 +153,10 @@ def acquire(patcher) -> flashvsr.Engine:
     import comfy.model_management as mm
 
     mm.load_models_gpu([patcher])
-    return patcher.model.get_engine()
+    try:
+        return patcher.model.get_engine()
+    except flashvsr.OutOfMemory as e:  # moving offloaded weights back did not fit: ComfyUI's OOM handling
+        _raise_comfy_oom(e)
 
 
 class ProgressReporter:
@@ -193,15 +196,21 @@ def run_interruptible(fn, reporter: ProgressReporter):
     try:
         return fn()
     except flashvsr.OutOfMemory as e:
-        oom = getattr(mm, "OOM_EXCEPTION", None)
-        if isinstance(oom, type) and issubclass(oom, BaseException):
-            raise oom(str(e)) from e
-        raise
+        _raise_comfy_oom(e)
     except flashvsr.Cancelled:
         if reporter.interrupted:
             mm.throw_exception_if_processing_interrupted()  # raises and resets when still set
             raise mm.InterruptProcessingException()
         raise
+
+
+def _raise_comfy_oom(e: BaseException):
+    import comfy.model_management as mm
+
+    oom = getattr(mm, "OOM_EXCEPTION", None)
+    if isinstance(oom, type) and issubclass(oom, BaseException):
+        raise oom(str(e)) from e
+    raise e
 
 
 def intermediate_device() -> torch.device:

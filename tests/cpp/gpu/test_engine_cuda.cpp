@@ -25,8 +25,8 @@ namespace {
 class EngineCuda : public ::testing::Test {
   protected:
     static void SetUpTestSuite() {
-        dir_ = new fs::path(fs::temp_directory_path() / ("flashvsr_engine_cuda_" + std::to_string(::getpid())) /
-                            "FlashVSR-v1.1");
+        dir_ = new fs::path(fs::temp_directory_path() /
+                            ("flashvsr_engine_cuda_" + std::to_string(::getpid())) / "FlashVSR-v1.1");
         flashvsr::models::TestWeightsOptions o;
         o.size = "tiny";
         o.seed = 9;
@@ -101,7 +101,7 @@ TEST_F(EngineCuda, ToHostAndBackFreesTheDeviceAndKeepsTheOutput) {
     EXPECT_GE(loaded - base, e->info().weight_bytes / 2);
     e->to("cpu");
     EXPECT_EQ(e->info().device, "cpu");
-    EXPECT_EQ(allocated(), base);  // every weight and constant left the device
+    EXPECT_EQ(allocated(), base);                              // every weight and constant left the device
     const at::Tensor on_host = e->upscale(video(), scale2());  // the engine computes on the CPU meanwhile
     EXPECT_EQ(on_host.sizes(), before.sizes());
     e->to("cuda");
