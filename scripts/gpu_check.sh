@@ -5,7 +5,8 @@
 #   bash scripts/gpu_check.sh --cpu [OUT_DIR]    # the same steps on the CPU, tiny weights (the dry run CI runs)
 #
 # Steps, each under its own timeout (a failed, crashed or timed-out step is recorded and the next one runs):
-#   build    setup.sh with FLASHVSR_CUDA=ON and TORCH_CUDA_ARCH_LIST = the GPU's compute capability (nvidia-smi)
+#   build    build-gpu/: CMake with FLASHVSR_CUDA=ON and TORCH_CUDA_ARCH_LIST = the GPU's compute capability
+#            (nvidia-smi), only the targets the check runs (the core, the gpu tests, the measuring program)
 #   ctest    ctest -L gpu: every CUDA kernel against its CPU twin and the engine-level CUDA tests
 #   env      GPU, driver, build information
 #   weights  random weights in the published formats (small, then full size)
@@ -18,8 +19,9 @@
 #            fraction (equal to smaller tiles from the start)
 # Output: OUT_DIR/report.json (one object: steps -> status, seconds, results, checks), OUT_DIR/summary.txt,
 # OUT_DIR/logs/STEP.log. Exit 0 when every step passed, 1 otherwise.
+# Needs: nvidia-smi, nvcc (CUDA 13), CMake, Ninja, and torch 2.13 in .venv (scripts/setup.sh) or python3.
 # Environment: FLASHVSR_GPU_CHECK_BUDGET_S (whole run, default 470 s on a GPU, 300 s with --cpu),
-# FLASHVSR_GPU_CHECK_SKIP_BUILD=1 (use build/ as it is).
+# FLASHVSR_GPU_CHECK_SKIP_BUILD=1 (use build-gpu/, else build/, as it is).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 
@@ -52,7 +54,8 @@ else
     device=cpu
     sizes=(--quick)  # the dry run's small videos
 fi
-bin=build/tests/flashvsr_gpu_check
+bdir=build  # --cpu: the build of scripts/setup.sh (README command 2 has just made it)
+[ "$mode" = gpu ] && bdir=build-gpu
 t_start=$SECONDS
 steps_run=()
 
@@ -113,27 +116,39 @@ if [ "$mode" = gpu ]; then
         echo "gpu_check.sh: nvidia-smi reports no GPU (use --cpu for the dry run)" >&2
         skip_step build "nvidia-smi reports no GPU"
         build_ok=0
-    elif [ "${FLASHVSR_GPU_CHECK_SKIP_BUILD:-0}" = 1 ] && [ -x "$bin" ]; then
-        write_json build "skipped on request: build/ as it is" arch_list "$cap" gpu "$gpu_name"
+    elif [ "${FLASHVSR_GPU_CHECK_SKIP_BUILD:-0}" = 1 ]; then
+        [ -x build-gpu/tests/flashvsr_gpu_check ] || bdir=build
+        write_json build "skipped on request: $bdir/ as it is" arch_list "$cap" gpu "$gpu_name" build_dir "$bdir"
         skip_step build "FLASHVSR_GPU_CHECK_SKIP_BUILD=1"
         echo optional=1 >>"$out/steps/build.status"
     else
-        write_json build "TORCH_CUDA_ARCH_LIST=$cap for $gpu_name" arch_list "$cap" gpu "$gpu_name"
-        FLASHVSR_CUDA=ON TORCH_CUDA_ARCH_LIST="$cap" FLASHVSR_JOBS="${FLASHVSR_JOBS:-$(nproc)}" \
-            run_step build 330 bash scripts/setup.sh --with-tests
+        py=python3
+        [ -x .venv/bin/python ] && py=.venv/bin/python
+        if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then export PATH="/usr/local/cuda/bin:$PATH"; fi
+        launcher=()
+        command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+        write_json build "TORCH_CUDA_ARCH_LIST=$cap for $gpu_name" arch_list "$cap" gpu "$gpu_name" build_dir "$bdir" \
+            python "$py"
+        # shellcheck disable=SC2016  # expanded by the inner bash
+        run_step build 330 bash -c 'set -e
+            cmake -S . -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=ON -DFLASHVSR_BUILD_BENCH=OFF \
+                -DFLASHVSR_CUDA=ON -DTORCH_CUDA_ARCH_LIST="$2" -DPython_EXECUTABLE="$3" "${@:4}"
+            cmake --build "$1" -j"$(nproc)" --target flashvsr_gpu_tests flashvsr_gpu_check' \
+            build "$bdir" "$cap" "$py" "${launcher[@]}"
     fi
 else
     write_json build "CPU dry run: the measuring program in build/" target flashvsr_gpu_check
     run_step build 240 cmake --build build --target flashvsr_gpu_check
 fi
-# A failed build is recorded; the steps still run with what build/ holds, if anything.
+# A failed build is recorded; the steps still run with what the build folder holds, if anything.
+bin=$bdir/tests/flashvsr_gpu_check
 [ -x "$bin" ] || build_ok=0
 
 # ---- ctest -L gpu ----------------------------------------------------------------------------------------
 if [ "$build_ok" = 0 ]; then
     skip_step ctest "no build"
 elif [ "$mode" = gpu ]; then
-    run_step ctest 120 ctest --test-dir build -L gpu --no-tests=error --output-on-failure --timeout 90
+    run_step ctest 120 ctest --test-dir "$bdir" -L gpu --no-tests=error --output-on-failure --timeout 90
     line=$(grep -E "tests passed, [0-9]+ tests? failed out of" "$out/logs/ctest.log" | tail -n1)
     total=$(sed -nE 's/.*out of ([0-9]+).*/\1/p' <<<"$line")
     failed=$(sed -nE 's/.*passed, ([0-9]+) tests? failed.*/\1/p' <<<"$line")
@@ -141,7 +156,7 @@ elif [ "$mode" = gpu ]; then
         passed "$(( ${total:-0} - ${failed:-0} ))" failed_tests "$(grep -E '^\s+[0-9]+ - ' "$out/logs/ctest.log" | tr -s ' ' | tr '\n' ';')"
 else
     # The gpu tests need a device: list them (the binary must exist and enumerate its tests).
-    run_step ctest 60 ctest --test-dir build -L gpu -N
+    run_step ctest 60 ctest --test-dir "$bdir" -L gpu -N
     total=$(sed -nE 's/^Total Tests: ([0-9]+).*/\1/p' "$out/logs/ctest.log" | tail -n1)
     write_json ctest "listed ${total:-0} gpu-labelled tests (not run: no GPU)" label gpu listed "${total:-0}"
 fi
