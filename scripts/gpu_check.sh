@@ -53,6 +53,8 @@ else
     budget_s=${FLASHVSR_GPU_CHECK_BUDGET_S:-300}
     device=cpu
     sizes=(--quick)  # the dry run's small videos
+    # One intra-op thread: on a shared or busy CPU, OpenMP teams that outnumber the free cores spin (5x slower).
+    export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 fi
 bdir=build  # --cpu: the build of scripts/setup.sh (README command 2 has just made it)
 [ "$mode" = gpu ] && bdir=build-gpu
