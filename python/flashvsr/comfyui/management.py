@@ -56,7 +56,7 @@ class EngineModule(torch.nn.Module):
         # the compute device). On the CPU the moves are no-ops, but the calls and this bookkeeping are the same.
         self.offload_to_host = False
         self.offloaded = False  # the weights wait in host RAM until the next run
-        self.moves: list[str] = []  # every engine.to() target, in order (tests and /flashvsr/status)
+        self.moves: list[str] = []  # every completed engine.to(), in order (tests assert the bookkeeping)
         self._compute_device = device
         _live_engines.add(self)
 
@@ -74,8 +74,8 @@ class EngineModule(torch.nn.Module):
         return self.engine
 
     def _move(self, device: str) -> None:
-        self.moves.append(device)
         self.engine.to(device)
+        self.moves.append(device)
 
     def offload(self) -> None:
         """ON_DETACH: the weights to host RAM (kept for the next run), or freed where that is not possible."""
