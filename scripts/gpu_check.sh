@@ -71,7 +71,7 @@ write_json() {
     while [ $# -ge 2 ]; do
         k=$1 v=$2
         shift 2
-        if [[ "$v" =~ ^-?[0-9]+(\.[0-9]+)?$ ]]; then body+="\"$k\": $v, "; else body+="\"$k\": \"$(json_escape "$v")\", "; fi
+        if [[ "$v" =~ ^-?[0-9]+$ ]]; then body+="\"$k\": $v, "; else body+="\"$k\": \"$(json_escape "$v")\", "; fi
     done
     printf '{"results": {%s"script": true}, "checks": {}, "summary": "%s"}\n' "$body" "$(json_escape "$summary")" \
         >"$out/steps/$name.json"
@@ -125,7 +125,7 @@ if [ "$mode" = gpu ]; then
         echo optional=1 >>"$out/steps/build.status"
     else
         py=python3
-        [ -x .venv/bin/python ] && py=.venv/bin/python
+        [ -x .venv/bin/python ] && py="$PWD/.venv/bin/python"  # absolute: CMake ignores a relative one
         if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then export PATH="/usr/local/cuda/bin:$PATH"; fi
         launcher=()
         command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
