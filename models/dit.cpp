@@ -273,6 +273,17 @@ void DiT::quantize_int8(at::ScalarType compute_dtype) {
     quantized_ = true;
 }
 
+void DiT::to(at::Device device) {
+    w_->table.move_to(device);
+    w_->for_each_int8_linear([&](Linear& l) {
+        for (at::Tensor* t : {&l.qweight, &l.wscale}) {
+            if (t->defined() && t->device() != device) {
+                *t = t->to(device);
+            }
+        }
+    });
+}
+
 int64_t DiT::weight_bytes() const {
     int64_t n = 0;
     w_->table.for_each_slot([&](at::Tensor& t) { n += t.defined() ? static_cast<int64_t>(t.nbytes()) : 0; });

@@ -88,6 +88,8 @@ class DiT {
     const DiTConfig& config() const { return cfg_; }
     /// The checkpoint-shaped parameters (after quantize_int8 the quantized linears' weights are undefined).
     const ParamTable& params() const;
+    /// Moves every weight to `device` (Engine::to), the int8 weights and scales included.
+    void to(at::Device device);
     /// The compute dtype (of the parameters that are not int8).
     at::ScalarType dtype() const;
     at::Device device() const;

@@ -63,6 +63,8 @@ class LQProj {
     static std::vector<ParamSpec> manifest(const Config& config);
 
     const Config& config() const { return config_; }
+    /// Moves every weight to `device` (Engine::to); a tensor member outside table() must move here too.
+    void to(at::Device device) { table().move_to(device); }
 
     /// One streaming step. `clip`: [1, 3, Fc, H, W] in [-1, 1], the weights' dtype and device, H and W
     /// multiples of 16. The first call after state.reset() takes the single frame f0 (Fc == 1), runs conv1

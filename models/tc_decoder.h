@@ -64,6 +64,8 @@ class TCDecoder {
     static std::vector<ParamSpec> manifest(const Config& config);
 
     const Config& config() const { return config_; }
+    /// Moves every weight to `device` (Engine::to); a tensor member outside table() must move here too.
+    void to(at::Device device) { table().move_to(device); }
 
     /// Decodes T latent frames. latents: [1, 16, T, h, w] (DiT output layout), cond: [1, 3, Fc, 8h, 8w]
     /// LQ frames in [-1, 1] with ceil(Fc/4) == T; both in the weights' dtype and device.

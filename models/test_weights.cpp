@@ -39,16 +39,17 @@ std::vector<std::string> make_test_weights(const std::string& dir, const TestWei
         throw InputError("cannot create the folder '" + dir + "': " + ec.message());
     }
     using F = ModelFiles;
+    const at::Device draw_on(o.draw_on);
     const auto path = [&](const char* name) { return (fs::path(dir) / name).string(); };
     std::vector<std::string> written;
 
-    write_safetensors(path(F::kDiT), random_weights(parameter_manifest("dit", o.size), o.seed * 16 + 1, at::kFloat));
+    write_safetensors(path(F::kDiT), random_weights(parameter_manifest("dit", o.size), o.seed * 16 + 1, at::kFloat, draw_on));
     written.push_back(path(F::kDiT));
-    write_torch_file(path(F::kLQProj), random_weights(parameter_manifest("lq_proj", o.size), o.seed * 16 + 2, at::kBFloat16));
+    write_torch_file(path(F::kLQProj), random_weights(parameter_manifest("lq_proj", o.size), o.seed * 16 + 2, at::kBFloat16, draw_on));
     written.push_back(path(F::kLQProj));
-    write_torch_file(path(F::kTCDecoder), random_weights(parameter_manifest("tcdecoder", o.size), o.seed * 16 + 3, at::kFloat));
+    write_torch_file(path(F::kTCDecoder), random_weights(parameter_manifest("tcdecoder", o.size), o.seed * 16 + 3, at::kFloat, draw_on));
     written.push_back(path(F::kTCDecoder));
-    write_torch_file(path(F::kVAE), random_weights(parameter_manifest("vae", o.size), o.seed * 16 + 4, at::kFloat));
+    write_torch_file(path(F::kVAE), random_weights(parameter_manifest("vae", o.size), o.seed * 16 + 4, at::kFloat, draw_on));
     written.push_back(path(F::kVAE));
 
     const int64_t text_dim = DiTConfig::preset(o.size).text_dim;

@@ -341,6 +341,40 @@ VAEDecoder::VAEDecoder(const TensorMap& tensors, const std::string& source, cons
     inv_std_ = vec(latent_std()).reciprocal().to(opts.device, opts.dtype);
 }
 
+void VAEDecoder::to(at::Device device) {
+    // Every tensor of Weights (register_params cannot be reused: it re-creates the upsample slots).
+    auto move = [&](at::Tensor& t) {
+        if (t.defined() && t.device() != device) t = t.to(device);
+    };
+    auto conv = [&](Conv& c) {
+        move(c.weight);
+        move(c.bias);
+    };
+    auto residual = [&](ResidualBlock& r) {
+        move(r.gamma0);
+        conv(r.conv2);
+        move(r.gamma3);
+        conv(r.conv6);
+        conv(r.shortcut);
+    };
+    conv(w_.conv2);
+    conv(w_.conv1);
+    residual(w_.middle0);
+    move(w_.middle1.norm_gamma);
+    conv(w_.middle1.to_qkv);
+    conv(w_.middle1.proj);
+    residual(w_.middle2);
+    for (Upsample& u : w_.upsamples) {
+        residual(u.res);
+        conv(u.resample1);
+        conv(u.time_conv);
+    }
+    move(w_.head_gamma);
+    conv(w_.head2);
+    move(mean_);
+    move(inv_std_);
+}
+
 namespace {
 
 template <class Res>

@@ -85,6 +85,8 @@ class VAEDecoder {
     static const std::array<float, 16>& latent_std();
 
     const Config& config() const { return cfg_; }
+    /// Moves every weight and the latent statistics to `device` (Engine::to).
+    void to(at::Device device);
 
     /// Decodes the next latent frames of a stream.
     /// z: [B, z_dim, T, h, w] normalised DiT latents, same dtype/device as the weights; un-normalised as

@@ -8,6 +8,7 @@
 
 #include "engine/color_fix.h"
 #include "engine/engine_impl.h"
+#include "engine/oom.h"
 #include "engine/tiling.h"
 #include "models/checkpoint/load.h"
 #include "models/checkpoint/torch_file.h"
@@ -192,6 +193,61 @@ std::shared_ptr<Engine> Engine::load(const EngineOptions& o) {
 }
 
 const EngineInfo& Engine::info() const { return impl_->info; }
+
+namespace {
+
+void move_networks(Engine::Impl& impl, at::Device device) {
+    impl.dit->to(device);
+    impl.lq_proj->to(device);
+    if (impl.tc_decoder) impl.tc_decoder->to(device);
+    if (impl.vae_decoder) impl.vae_decoder->to(device);
+    models::DiTConstants& c = impl.constants;
+    for (at::Tensor* t : {&c.t, &c.t_mod}) *t = t->to(device);
+    for (auto* v : {&c.cross_k, &c.cross_v}) {
+        for (at::Tensor& t : *v) t = t.to(device);
+    }
+    impl.device = device;
+    impl.info.device = device.str();
+}
+
+}  // namespace
+
+void Engine::to(const std::string& device) {
+    const at::Device target = engine::resolve_device(device);
+    const long users = impl_.use_count();
+    if (users > 1) {
+        throw InputError("Engine::to('" + device + "'): " + std::to_string(users - 1) +
+                         " stream(s) made from this engine are still alive (their caches live on " +
+                         impl_->device.str() + "); finish and destroy them before moving the weights");
+    }
+    // Sole owner (checked above) of an Impl that load() created non-const.
+    Impl& impl = const_cast<Impl&>(*impl_);
+    const at::Device from = impl.device;
+    if (target == from) return;
+    try {
+        move_networks(impl, target);
+    } catch (...) {
+        const std::exception_ptr e = std::current_exception();
+        try {
+            move_networks(impl, from);  // all or nothing: the parts already moved go back
+        } catch (...) {
+            // leave the original error to the caller
+        }
+        if (!from.is_cpu() || !target.is_cpu()) engine::empty_cuda_cache();
+        const engine::OomKind kind = engine::classify_out_of_memory(e);
+        if (kind == engine::OomKind::kNone) std::rethrow_exception(e);
+        std::string what;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+            what = engine::first_line(x.what());
+        }
+        throw OutOfMemory("Engine::to('" + device + "'): out of memory moving " + std::to_string(impl.info.weight_bytes) +
+                          " bytes of weights to " + target.str() + " [" + engine::to_string(kind) + ": " + what +
+                          "]; the weights stay on " + from.str());
+    }
+    if (!from.is_cpu()) engine::empty_cuda_cache();  // hand the device memory back to the driver
+}
 
 Stream Engine::stream(const UpscaleOptions& options) const { return Stream(impl_, options); }
 

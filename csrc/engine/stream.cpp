@@ -11,8 +11,9 @@
 // then once: colour fix of the blended frames vs the full LQ frames -> [0,1] -> crop the grid padding
 //            -> float32 CPU frames --pull-->
 // parking:   with park_tile_state, a tile's state is unparked from the host before its chunk and parked after
-// OOM:       smaller tiles, fresh cores; after chunk 0 they are brought to the failed chunk by replaying the
-//            last R chunks from the replay buffer (raw input frames, host) with outputs discarded
+// OOM:       any out-of-memory error (engine/oom.h: allocator, host, cuBLAS, cuDNN, CUDA runtime) -> smaller
+//            tiles, fresh cores; after chunk 0 they are brought to the failed chunk by replaying the last R
+//            chunks from the replay buffer (raw input frames, host) with outputs discarded
 #include <flashvsr/flashvsr.h>
 
 #include <ATen/ATen.h>
@@ -30,6 +31,7 @@
 #include "engine/engine_impl.h"
 #include "engine/frames.h"
 #include "engine/noise.h"
+#include "engine/oom.h"
 #include "engine/prep.h"
 #include "engine/tile_state.h"
 #include "engine/tiling.h"
@@ -40,21 +42,36 @@ namespace {
 
 using engine::TileCore;
 
+std::string what_of(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return x.what();
+    } catch (...) {
+        return "unknown error";
+    }
+}
+
 at::Tensor crop(const at::Tensor& x, const TileRect& r) {  // [..., Hp, Wp] -> [..., th, tw] (contiguous)
     return x.narrow(-2, r.top, r.height).narrow(-1, r.left, r.width).contiguous();
 }
 
-bool is_out_of_memory(const std::exception_ptr& e) {
-    try {
-        std::rethrow_exception(e);
-    } catch (const c10::OutOfMemoryError&) {
-        return true;
-    } catch (const std::bad_alloc&) {
-        return true;
-    } catch (...) {
-        return false;
+/// Calls hooks.stage(name, true) now and hooks.stage(name, false) when it goes out of scope.
+class StageScope {
+  public:
+    StageScope(const engine::TilingHooks& h, const char* name) : h_(h), name_(name) {
+        if (h_.stage) h_.stage(name_, true);
     }
-}
+    ~StageScope() {
+        if (h_.stage && std::uncaught_exceptions() == 0) h_.stage(name_, false);
+    }
+    StageScope(const StageScope&) = delete;
+    StageScope& operator=(const StageScope&) = delete;
+
+  private:
+    const engine::TilingHooks& h_;
+    const char* name_;
+};
 
 }  // namespace
 
@@ -87,6 +104,7 @@ struct Stream::State {
     bool park = false;  // tile states wait in host memory between their chunks
     engine::TilingHooks hooks;
     int64_t next_chunk = 0;
+    int64_t oom_fallbacks = 0;  // out-of-memory errors the fallback caught
 
     // ---- output ----
     std::vector<at::Tensor> ready;
@@ -95,6 +113,16 @@ struct Stream::State {
     ProgressFn progress;
     const CancelToken* cancel = nullptr;
     std::function<at::Tensor(int64_t, int64_t)> noise_provider;
+    mutable engine::TransferBytes transfers;  // host <-> device copies (gpu_check reports them per chunk)
+
+    /// t on `device` (and `dtype` when given), counting the bytes when it crosses between host and device.
+    at::Tensor to(const at::Tensor& t, at::Device device, std::optional<at::ScalarType> dtype = std::nullopt) const {
+        if (t.device() != device) {
+            if (t.is_cpu() && !device.is_cpu()) transfers.host_to_device += static_cast<int64_t>(t.nbytes());
+            if (!t.is_cpu() && device.is_cpu()) transfers.device_to_host += static_cast<int64_t>(t.nbytes());
+        }
+        return dtype ? t.to(device, *dtype) : t.to(device);
+    }
 
     at::Device lq_device() const { return eng->keep_lq_on_host ? at::Device(at::kCPU) : eng->device; }
 
@@ -135,8 +163,8 @@ struct Stream::State {
     }
 
     at::Tensor prepare_one(const at::Tensor& frame) const {  // [h,w,3] -> [3,Hp,Wp]
-        const at::Tensor x = engine::prepare_lq(frame.unsqueeze(0).to(eng->device), opt.scale, pad, eng->dtype);
-        return x[0].select(1, 0).to(lq_device());  // [1,3,1,Hp,Wp] -> [3,Hp,Wp]
+        const at::Tensor x = engine::prepare_lq(to(frame.unsqueeze(0), eng->device), opt.scale, pad, eng->dtype);
+        return to(x[0].select(1, 0), lq_device());  // [1,3,1,Hp,Wp] -> [3,Hp,Wp]
     }
 
     void ensure_lq(int64_t end) {
@@ -148,7 +176,7 @@ struct Stream::State {
                 if (keep_ring) {
                     TORCH_INTERNAL_ASSERT(ring_base + static_cast<int64_t>(ring.size()) == i, "stream: replay gap");
                     const at::Tensor& f = raw.front();  // own storage on the host: never pins a pushed batch
-                    ring.push_back(f.is_cpu() ? f.clone() : f.to(at::kCPU));
+                    ring.push_back(f.is_cpu() ? f.clone() : to(f, at::Device(at::kCPU)));
                 }
                 raw.pop_front();
                 ++raw_base;
@@ -199,36 +227,48 @@ struct Stream::State {
     at::Tensor run_tile(TileCore& core, const engine::ChunkPlan& c, const std::vector<at::Tensor>& clips,
                         const at::Tensor& cond, const at::Tensor& full_noise) const {
         const at::Device dev = eng->device;
+        if (core.is_parked && !dev.is_cpu()) transfers.host_to_device += core.parked.bytes();
         engine::unpark(core, dev);
         engine::TileState& st = core.state;
         const TileRect& rect = core.rect;
         std::vector<at::Tensor> tokens;
-        for (const auto& clip : clips) {
-            at::Tensor k = eng->lq_proj->stream(crop(clip, rect).to(dev), st.lq, eng->cache_order);
-            if (k.defined()) tokens.push_back(std::move(k));
+        {
+            const StageScope scope(hooks, "lq_proj");
+            for (const auto& clip : clips) {
+                at::Tensor k = eng->lq_proj->stream(to(crop(clip, rect), dev), st.lq, eng->cache_order);
+                if (k.defined()) tokens.push_back(std::move(k));
+            }
         }
         const at::Tensor lq_tokens = at::cat(tokens, 1);  // f x [1, h*w, dim] -> [1, f*h*w, dim]
         // Noise keyed by the global latent position: the tile's latent offset is its pixel origin / 8.
         const engine::LatentRegion r{c.latent_begin, c.latent_end - c.latent_begin, rect.top / 8, rect.height / 8,
                                      rect.left / 8, rect.width / 8};
-        const at::Tensor n =
-            (full_noise.defined()
-                 ? full_noise.narrow(3, r.y0, r.ny).narrow(4, r.x0, r.nx)
-                 : engine::latent_noise(opt.seed, r, eng->dit->config().in_dim))
-                .to(dev, eng->dtype);
+        const at::Tensor n = to(full_noise.defined() ? full_noise.narrow(3, r.y0, r.ny).narrow(4, r.x0, r.nx)
+                                                     : engine::latent_noise(opt.seed, r, eng->dit->config().in_dim),
+                                dev, eng->dtype);
         // One step of the DiT from pure noise at timestep 1000: latent = noise - v. The top-k budget follows
         // from the tile's own size (spec §2.9).
-        const at::Tensor v = eng->dit->forward_chunk(n, lq_tokens, eng->constants, st.dit, attn);
+        at::Tensor v;
+        {
+            const StageScope scope(hooks, "dit");
+            v = eng->dit->forward_chunk(n, lq_tokens, eng->constants, st.dit, attn);
+        }
         const at::Tensor latent = n - v;
         at::Tensor frames;
-        if (eng->tc_decoder) {
-            frames = eng->tc_decoder->decode(latent, crop(cond, rect).to(dev), st.tc) * 2 - 1;  // ~[0,1] -> ~[-1,1]
-        } else {
-            frames = eng->vae_decoder->decode(latent, st.vae);
+        {
+            const StageScope scope(hooks, "decoder");
+            if (eng->tc_decoder) {
+                frames = eng->tc_decoder->decode(latent, to(crop(cond, rect), dev), st.tc) * 2 - 1;  // ~[0,1] -> ~[-1,1]
+            } else {
+                frames = eng->vae_decoder->decode(latent, st.vae);
+            }
         }
         TORCH_CHECK(frames.size(2) == c.out_end - c.out_begin, "chunk ", c.index, ": decoder produced ",
                     frames.size(2), " frames, expected ", c.out_end - c.out_begin);
-        if (park) engine::park(core, at::Device(at::kCPU));
+        if (park) {
+            if (!dev.is_cpu()) transfers.device_to_host += core.state.bytes();
+            engine::park(core, at::Device(at::kCPU));
+        }
         return frames;
     }
 
@@ -252,6 +292,7 @@ struct Stream::State {
             for (auto it = waiting.find(next_blend); it != waiting.end(); it = waiting.find(next_blend)) {
                 const at::Tensor tile = it->second[0].permute({1, 2, 3, 0});  // [3,n,th,tw] -> [n,th,tw,3]
                 const TileRect& rr = tiles[static_cast<size_t>(next_blend)].rect;
+                const StageScope scope(hooks, "blend");
                 kernels::blend_accumulate(canvas, tile.contiguous(), rr.top, rr.left, layout.ramps(next_blend));
                 waiting.erase(it);
                 ++next_blend;
@@ -282,7 +323,7 @@ struct Stream::State {
                 clips.push_back(lq_slice(f, f + 1));
             }
             for (const auto& [b, e] : c.lq_clips) clips.push_back(lq_slice(b, e));
-            const at::Tensor cond = lq_slice(c.cond_begin, c.cond_end).to(eng->device);
+            const at::Tensor cond = to(lq_slice(c.cond_begin, c.cond_end), eng->device);
             const at::Tensor full_noise =
                 noise_provider ? provided_noise(c.latent_begin, c.latent_end - c.latent_begin) : at::Tensor();
             for (TileCore& t : tiles) (void)run_tile(t, c, clips, cond, full_noise);
@@ -296,7 +337,7 @@ struct Stream::State {
         const engine::ChunkPlan c = engine::plan_chunk(next_chunk);
         std::vector<at::Tensor> clips;  // the chunk's LQ-projector clips (chunk 0 starts with the priming call)
         for (const auto& [b, e] : c.lq_clips) clips.push_back(lq_slice(b, e));
-        const at::Tensor cond = lq_slice(c.cond_begin, c.cond_end).to(eng->device);  // decoder + colour fix
+        const at::Tensor cond = to(lq_slice(c.cond_begin, c.cond_end), eng->device);  // decoder + colour fix
         const at::Tensor full_noise =
             noise_provider ? provided_noise(c.latent_begin, c.latent_end - c.latent_begin) : at::Tensor();
         const int64_t n = c.out_end - c.out_begin;
@@ -312,7 +353,9 @@ struct Stream::State {
                 break;
             } catch (...) {
                 const std::exception_ptr e = std::current_exception();
-                if (!is_out_of_memory(e)) throw;
+                const engine::OomKind kind = engine::classify_out_of_memory(e);
+                if (kind == engine::OomKind::kNone) throw;
+                ++oom_fallbacks;
                 canvas = at::Tensor();
                 // Smaller tiles, fresh cores; after chunk 0 their state is rebuilt by replay (tiles that
                 // finished this chunk before the error are discarded too: nothing of it was emitted).
@@ -322,8 +365,11 @@ struct Stream::State {
                                       describe_layout() + " (already the smallest tiles" +
                                       (opt.max_memory > 0 ? "; max_memory=" + std::to_string(opt.max_memory) + " bytes"
                                                           : std::string()) +
-                                      "): free memory or lower the resolution, and restart the video");
+                                      "): free memory or lower the resolution, and restart the video [" +
+                                      engine::to_string(kind) + ": " + engine::first_line(what_of(e)) + "]");
                 }
+                tiles.clear();  // the old cores' state is garbage now: free it before the retry allocates
+                if (!eng->device.is_cpu()) engine::empty_cuda_cache();  // cuBLAS/cuDNN allocate outside the cache
                 const bool p = engine::park_after_fallback(*eng, opt, smaller);
                 set_layout(engine::TilePlan{std::move(smaller), p});
                 rebuild = c.index > 0;
@@ -331,7 +377,11 @@ struct Stream::State {
         }
         // One colour fix on the blended full frames against the full LQ frames.
         const at::Tensor blended = canvas.permute({3, 0, 1, 2}).unsqueeze(0);  // [n,Hp,Wp,3] -> [1,3,n,Hp,Wp]
-        const at::Tensor fixed = engine::color_fix(blended, cond, color_fix);   // float32 [1,3,n,Hp,Wp]
+        at::Tensor fixed;
+        {
+            const StageScope scope(hooks, "color_fix");
+            fixed = engine::color_fix(blended, cond, color_fix);  // float32 [1,3,n,Hp,Wp]
+        }
         canvas = at::Tensor();
         at::Tensor out = engine::crop_from_grid(fixed.add(1).mul_(0.5).clamp_(0, 1), pad)[0];  // [3,n,H,W]
         out = out.permute({1, 2, 3, 0});                                                    // -> [n,H,W,3]
@@ -339,7 +389,7 @@ struct Stream::State {
         const int64_t limit = plan ? plan->output : pushed;
         const int64_t keep = std::min(c.out_end, limit) - c.out_begin;
         if (keep > 0) {
-            ready.push_back(out.narrow(0, 0, keep).to(at::kCPU).contiguous());
+            ready.push_back(to(out.narrow(0, 0, keep), at::Device(at::kCPU)).contiguous());
             done += keep;
         }
         drop_lq_before(c.out_end);  // the next chunk reads from frame out_end on
@@ -480,5 +530,7 @@ int64_t Stream::replay_buffer_bytes() const {
 }
 
 void engine::StreamAccess::set_hooks(Stream& s, TilingHooks hooks) { s.s_->hooks = std::move(hooks); }
+engine::TransferBytes engine::StreamAccess::transfers(const Stream& s) { return s.s_->transfers; }
+int64_t engine::StreamAccess::oom_fallbacks(const Stream& s) { return s.s_->oom_fallbacks; }
 
 }  // namespace flashvsr

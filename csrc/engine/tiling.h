@@ -126,10 +126,22 @@ struct TilingHooks {
     int64_t replay_chunks = 0;  // > 0: replay this many chunks instead of replay_chunks(options) (measurements)
     std::function<void(int64_t chunk, int64_t tile, const TileRect&)> before_tile;  // may throw (OOM injection)
     std::function<void(int64_t chunk, int64_t tile)> after_tile;
+    /// Called around each step of a tile's chunk ("lq_proj", "dit", "decoder", "blend") and of the chunk
+    /// ("color_fix"): `begin` true before, false after (profiling: scripts/gpu_check.sh).
+    std::function<void(const char* stage, bool begin)> stage;
+};
+
+/// Bytes a stream copied between host and compute device (input frames, tiny-long's LQ slices, noise,
+/// parked tile states, output frames); both 0 on a CPU device.
+struct TransferBytes {
+    int64_t host_to_device = 0;
+    int64_t device_to_host = 0;
 };
 
 struct StreamAccess {
     static void set_hooks(Stream& s, TilingHooks hooks);
+    static TransferBytes transfers(const Stream& s);
+    static int64_t oom_fallbacks(const Stream& s);  // out-of-memory errors the fallback caught so far
     static const Engine::Impl& impl(const Engine& e) { return *e.impl_; }
 };
 

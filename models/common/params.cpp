@@ -86,6 +86,12 @@ void ParamTable::zero_init(const LoadOptions& opts) const {
     }
 }
 
+void ParamTable::move_to(at::Device device) const {
+    for (at::Tensor* slot : slots_) {
+        if (slot->defined() && slot->device() != device) *slot = slot->to(device);
+    }
+}
+
 int64_t manifest_numel(const std::vector<ParamSpec>& specs) {
     int64_t n = 0;
     for (const auto& s : specs) {

@@ -57,6 +57,9 @@ class ParamTable {
         }
     }
 
+    /// Moves every (defined) slot's tensor to `device`, dtype kept; tensors already there stay as they are.
+    void move_to(at::Device device) const;
+
   private:
     std::vector<ParamSpec> specs_;
     std::vector<at::Tensor*> slots_;

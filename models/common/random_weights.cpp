@@ -2,8 +2,10 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
 
 #include <cmath>
+#include <mutex>
 #include <string>
 
 namespace flashvsr::models {
@@ -13,9 +15,18 @@ bool contains(const std::string& s, const char* part) { return s.find(part) != s
 
 }  // namespace
 
-TensorMap random_weights(const std::vector<ParamSpec>& specs, uint64_t seed, at::ScalarType dtype) {
-    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    const auto opts = at::TensorOptions().dtype(at::kDouble);
+TensorMap random_weights(const std::vector<ParamSpec>& specs, uint64_t seed, at::ScalarType dtype,
+                         at::Device draw_on) {
+    at::Generator gen;
+    at::TensorOptions opts = at::TensorOptions().dtype(at::kDouble);
+    if (draw_on.is_cpu()) {
+        gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    } else {
+        gen = at::globalContext().defaultGenerator(draw_on);
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        gen.set_current_seed(seed);
+        opts = at::TensorOptions().dtype(at::kFloat).device(draw_on);
+    }
     TensorMap out;
     for (const ParamSpec& s : specs) {
         at::Tensor t = at::randn(s.shape, gen, opts);
@@ -30,7 +41,7 @@ TensorMap random_weights(const std::vector<ParamSpec>& specs, uint64_t seed, at:
             const int64_t fan_in = s.shape[0] > 0 ? s.numel() / s.shape[0] : 1;
             t = t / std::sqrt(static_cast<double>(std::max<int64_t>(fan_in, 1)));
         }
-        out.emplace(s.name, t.to(dtype));
+        out.emplace(s.name, t.to(dtype).to(at::kCPU));
     }
     return out;
 }

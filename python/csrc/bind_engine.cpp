@@ -117,6 +117,18 @@ void bind_engine(py::module_& m) {
             e.engine.reset();
         })
         .def(
+            "to",
+            [](py::object self, const py::object& device) {
+                const std::string d = py::str(device);  // "cuda:0" for torch.device("cuda", 0)
+                Engine& engine = self.cast<PyEngine&>().get();
+                {
+                    py::gil_scoped_release release;
+                    engine.to(d);
+                }
+                return self;
+            },
+            py::arg("device"))
+        .def(
             "upscale",
             [](const PyEngine& e, const at::Tensor& frames, int64_t scale, const std::string& color_fix,
                double sparse_ratio, double kv_ratio, int64_t local_range, uint64_t seed, int64_t tile_size,

@@ -1,6 +1,6 @@
 # Type stubs for the compiled module flashvsr._C.
 from types import ModuleType
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import torch
 
@@ -54,6 +54,10 @@ class Engine:
     @property
     def closed(self) -> bool: ...
     def close(self) -> None: ...
+    def to(self, device: Union[str, torch.device]) -> "Engine":
+        """Moves the weights to ``device`` ("cpu", "cuda", "cuda:N", "auto" or a torch.device) without
+        reading the model folder; returns the engine. Raises InputError while a stream made from this
+        engine is alive, OutOfMemory when the device cannot hold the weights (they stay where they were)."""
     def upscale(
         self,
         frames: torch.Tensor,

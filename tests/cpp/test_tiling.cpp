@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <new>
 
 #include "engine/frames.h"
@@ -283,14 +284,25 @@ TEST_F(Tiling, MemoryDoesNotDependOnVideoLength) {
 TEST_F(Tiling, OutOfMemoryInTheFirstChunkRetriesWithSmallerTiles) {
     const at::Tensor v = video(22, 40, 72, 6);  // padded 128x256: one tile by default; 2 chunks
     const at::Tensor expected = run(v, opts(64));  // what 128-pixel tiles (auto overlap) give: 3 tiles
-    for (int kind = 0; kind < 2; ++kind) {  // host (std::bad_alloc) and CUDA-style (c10::OutOfMemoryError)
+    // Every way an allocation failure surfaces (engine/oom.h), each injected as the error its library throws.
+    const std::vector<std::pair<std::string, std::function<void()>>> kinds = {
+        {"host", [] { throw std::bad_alloc(); }},
+        {"allocator", [] { TORCH_CHECK_WITH(OutOfMemoryError, false, "CUDA out of memory. Tried to allocate 2.00 GiB"); }},
+        {"cublas", [] { TORCH_CHECK(false, "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"); }},
+        {"cudnn", [] { TORCH_CHECK(false, "cuDNN error: CUDNN_STATUS_ALLOC_FAILED"); }},
+        {"cudnn not supported (memory)",
+         [] { TORCH_CHECK(false, "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED: insufficient memory for the workspace"); }},
+        {"launch", [] { throw c10::AcceleratorError({__func__, __FILE__, __LINE__}, 2, "CUDA error: out of memory"); }},
+        {"cpu allocator", [] { TORCH_CHECK(false, "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes"); }},
+    };
+    for (const auto& [name, raise] : kinds) {
+        SCOPED_TRACE(name);
         flashvsr::engine::TilingHooks h;
         int64_t refused = 0;
         h.before_tile = [&](int64_t, int64_t, const TileRect& r) {
             if (r.height * r.width > 128 * 128) {  // injected allocation limit
                 ++refused;
-                if (kind == 0) throw std::bad_alloc();
-                TORCH_CHECK_WITH(OutOfMemoryError, false, "injected: CUDA out of memory");
+                raise();
             }
         };
         std::vector<TileRect> tiles;
@@ -298,6 +310,19 @@ TEST_F(Tiling, OutOfMemoryInTheFirstChunkRetriesWithSmallerTiles) {
         EXPECT_EQ(refused, 1);
         EXPECT_EQ(tiles.size(), 3u);
         EXPECT_TRUE(at::equal(out, expected));
+    }
+    // Errors that merely look alike are not retried: they reach the caller unchanged.
+    for (const std::string msg : {"cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you passed in a "
+                                  "non-contiguous input.",
+                                  "CUDA error: an illegal memory access was encountered"}) {
+        flashvsr::engine::TilingHooks h;
+        int64_t calls = 0;
+        h.before_tile = [&](int64_t, int64_t, const TileRect&) {
+            ++calls;
+            TORCH_CHECK(false, msg);
+        };
+        EXPECT_THROW(run(v, opts(), h), c10::Error) << msg;
+        EXPECT_EQ(calls, 1) << msg;
     }
     // Smallest tiles already (after chunk 0 too, once the replay re-tiled): the error says so, naming the
     // tile size and the budget.
@@ -316,6 +341,7 @@ TEST_F(Tiling, OutOfMemoryInTheFirstChunkRetriesWithSmallerTiles) {
             EXPECT_NE(what.find("chunk " + std::to_string(chunk) + " with 3 tile(s) of 128x128"), std::string::npos)
                 << what;
             EXPECT_NE(what.find("smallest tiles; max_memory=1099511627776 bytes"), std::string::npos) << what;
+            EXPECT_NE(what.find("[host: std::bad_alloc]"), std::string::npos) << what;  // the error behind it
         }
     }
 }

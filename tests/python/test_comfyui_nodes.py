@@ -180,6 +180,53 @@ def test_unload_releases_and_next_run_reloads(comfy):
     assert patcher.model.loads == 2
 
 
+def test_offload_to_host_keeps_the_engine_and_free_releases_it(comfy):
+    """With a GPU, ComfyUI's detach offloads the weights to host RAM and the next run brings them back (no
+    disk read); here the moves are CPU no-ops, but the calls and the bookkeeping are the same."""
+    from flashvsr.comfyui import management
+
+    mods, nodes = comfy
+    mm = mods["comfy.model_management"]
+    patcher = _load(nodes)
+    assert patcher.model.offload_to_host is False  # CPU: load device == offload device, detach frees
+    patcher.model.offload_to_host = True  # what make_patcher sets when ComfyUI's devices differ
+    images = torch.rand(2, 8, 8, 3, generator=torch.Generator().manual_seed(2))
+    first = _upscale(nodes, patcher, images)
+    engine = patcher.model.engine
+    assert patcher.model.loads == 1 and patcher.model.moves == []
+    mm.unload_all_models()  # "Unload models", or another model's memory request -> ON_DETACH
+    assert patcher.model.engine is engine and not engine.closed  # kept, in host RAM
+    assert patcher.model.offloaded and patcher.model.moves == ["cpu"]
+    assert management.loaded_engine_count() == 1 and management.offloaded_engine_count() == 1
+    mm.unload_all_models()  # not registered any more: nothing happens
+    assert patcher.model.moves == ["cpu"]
+    second = _upscale(nodes, patcher, images)  # load_models_gpu -> back on the compute device
+    assert patcher.model.loads == 1 and patcher.model.moves == ["cpu", "cpu"] and not patcher.model.offloaded
+    assert management.offloaded_engine_count() == 0
+    assert torch.equal(first, second)
+
+    # A stream made from the engine is alive: the engine refuses to move, so detaching frees it instead.
+    stream = patcher.model.engine.stream(scale=2)
+    mm.unload_all_models()
+    assert engine.closed and patcher.model.engine is None and patcher.model.moves == ["cpu", "cpu"]
+    del stream
+    _upscale(nodes, patcher, images)
+    assert patcher.model.loads == 2
+
+    # POST /free {"unload_models": true, "free_memory": true}: detach (offload), then ComfyUI drops its output
+    # cache, which held the loader's patcher: the offloaded engine is freed with it.
+    weight_bytes = patcher.model.engine.info["weight_bytes"]
+    gc.collect()
+    rss_loaded = flashvsr.memory_report()["rss_bytes"]
+    mm.unload_all_models()
+    assert management.offloaded_engine_count() == 1
+    del patcher, engine
+    gc.collect()
+    assert management.loaded_engine_count() == 0
+    freed = rss_loaded - flashvsr.memory_report()["rss_bytes"]
+    assert freed >= 0.8 * weight_bytes, f"/free gave back {freed} bytes of {weight_bytes} weight bytes"
+
+
 def _packets(path, kind):
     import av
 

@@ -125,3 +125,25 @@ def test_close_frees_and_refuses_further_use(model_dir):
     assert e.closed
     with pytest.raises(flashvsr.InputError, match="closed"):
         e.upscale(torch.rand(1, 8, 8, 3))
+
+
+def test_to_moves_without_reading_the_disk_and_refuses_with_live_streams(model_dir):
+    e = flashvsr.load(model_dir, mode="tiny", device="cpu")
+    frames = torch.rand(3, 16, 24, 3, generator=torch.Generator().manual_seed(4))
+    before = e.upscale(frames, scale=2)
+    assert e.to("cpu") is e and e.to(torch.device("cpu")) is e  # CPU to CPU: a no-op, the call works
+    assert e.info["device"] == "cpu"
+    assert torch.equal(e.upscale(frames, scale=2), before)
+    s = e.stream(scale=2)
+    with pytest.raises(flashvsr.InputError, match=r"1 stream\(s\) made from this engine are still alive"):
+        e.to("cpu")
+    del s
+    e.to("cpu")
+    with pytest.raises(flashvsr.InputError, match="device must be auto, cpu, cuda or cuda:N, got 'tpu'"):
+        e.to("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(flashvsr.InputError, match="no CUDA device is available"):
+            e.to("cuda")
+    e.close()
+    with pytest.raises(flashvsr.InputError, match="closed"):
+        e.to("cpu")

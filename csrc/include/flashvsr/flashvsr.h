@@ -15,8 +15,9 @@
 // Errors: every library error derives from flashvsr::Error (InputError: bad input, naming the file,
 // parameter or value; ModelError: model folder/checkpoint; Cancelled); tensor-contract violations throw
 // c10::Error. Library code never aborts or exits.
-// Thread safety: an Engine is immutable after load and may be shared by threads and streams; a Stream is
-// used by one thread at a time. The free functions are thread-safe.
+// Thread safety: an Engine is immutable after load (except Engine::to, which needs it unshared) and may be
+// shared by threads and streams; a Stream is used by one thread at a time. The free functions are
+// thread-safe.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -184,6 +185,14 @@ class Engine {
     const EngineInfo& info() const;
     /// memory_report() (the process: every engine in it).
     MemoryReport memory() const;
+
+    /// Moves the weights and the prompt constants to `device` ("cpu", "cuda", "cuda:N", "auto") without
+    /// reading the model folder; the compute dtype stays, info().device follows. ComfyUI offloads an idle
+    /// model to host RAM with it and brings it back for the next run. No-op when already there. Throws
+    /// InputError while a Stream made from this engine is alive (its caches live on the current device):
+    /// finish and destroy streams first. OutOfMemory when the device cannot hold the weights (the engine
+    /// then stays where it was). Not to be called concurrently with other calls on this engine.
+    void to(const std::string& device);
 
     /// A new stream (its own caches, decoder memory and noise).
     Stream stream(const UpscaleOptions& options) const;
