@@ -18,7 +18,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import hostile_media  # noqa: E402
 
 TIMEOUT_S = 60
-RSS_BOUND_KIB = 1536 * 1024  # per CLI process: torch + tiny weights + a few frames, whatever the file claims
+RSS_BOUND_KIB = 1024 * 1024  # per CLI process: torch + tiny weights + a few frames, whatever the file claims
 
 
 @pytest.fixture(scope="module")
