@@ -2,7 +2,7 @@
 # The libFuzzer harnesses of fuzz/: builds them with clang, ASan and UBSan into build-fuzz/ (only the sources
 # they reach), then runs each one from its corpus in fuzz/corpus/<harness>/.
 #
-#   bash scripts/fuzz.sh                       # CI: a fixed number of inputs per harness (seed 1), ~4 min
+#   bash scripts/fuzz.sh                       # CI: a fixed number of inputs per harness (seed 1), ~1 min
 #   bash scripts/fuzz.sh --time 3600           # the long run: every harness for an hour (random seed)
 #   bash scripts/fuzz.sh --time 600 safetensors torch_pickle
 #
