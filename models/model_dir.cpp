@@ -35,6 +35,34 @@ std::optional<ModelVersion> version_from_folder_name(const std::string& dir) {
     return std::nullopt;
 }
 
+/// A symbolic link among the model files must end at a regular file inside the folder (or, for a Hugging Face
+/// cache snapshot ".../snapshots/<revision>/", inside that repository's ".../blobs/"): a link leaving the
+/// folder or ending nowhere is a ModelError naming the link and its target.
+void check_link(const std::string& dir, const fs::path& link) {
+    std::error_code ec;
+    if (!fs::is_symlink(link, ec)) {
+        return;
+    }
+    const fs::path target = fs::read_symlink(link, ec);
+    const std::string shown = "model folder '" + dir + "': " + link.filename().string() +
+                              " is a symbolic link to '" + target.string() + "'";
+    const fs::path resolved = fs::canonical(link, ec);
+    if (ec) {
+        throw ModelError(shown + ", which does not exist (" + ec.message() + ")");
+    }
+    const fs::path folder = fs::canonical(dir, ec);
+    const auto inside = [&](const fs::path& root) {
+        const fs::path rel = resolved.lexically_relative(root);
+        return !root.empty() && !rel.empty() && *rel.begin() != "..";
+    };
+    const bool hf_snapshot = folder.parent_path().filename() == "snapshots";
+    if (!inside(folder) && !(hf_snapshot && inside(folder.parent_path().parent_path() / "blobs"))) {
+        throw ModelError(shown +
+                         ", outside the folder (copy the file into the folder, or use the folder "
+                         "that holds it)");
+    }
+}
+
 }  // namespace
 
 ModelVersion parse_model_version(const std::string& s) {
@@ -55,22 +83,50 @@ const std::string& ModelDir::path(const char* name) const {
 }
 
 std::optional<Manifest> read_manifest(const std::string& dir) {
+    constexpr uintmax_t kMaxManifestBytes = 1 << 20;  // a real one is well under 4 KB
     const fs::path p = fs::path(dir) / ModelFiles::kManifest;
-    if (!fs::exists(p)) {
+    std::error_code ec;
+    if (!fs::exists(fs::symlink_status(p, ec))) {
         return std::nullopt;
     }
+    const auto fail = [&](const std::string& why) { return ModelError(p.string() + ": " + why); };
+    if (!fs::is_regular_file(p, ec)) {
+        throw fail("not a regular file");
+    }
+    const uintmax_t bytes = fs::file_size(p, ec);
+    if (ec || bytes > kMaxManifestBytes) {
+        throw fail(ec ? "cannot read (" + ec.message() + ")"
+                      : "malformed manifest: " + std::to_string(bytes) +
+                            " bytes, more than a manifest holds");
+    }
+    // Every field is checked for its type: nlohmann's value() would convert a float size to an integer.
+    const auto text = [&](const nlohmann::json& j, const char* key, const std::string& where) {
+        if (!j.contains(key)) return std::string();
+        if (!j.at(key).is_string()) throw fail("malformed manifest: " + where + key + " must be a string");
+        return j.at(key).get<std::string>();
+    };
     try {
         std::ifstream f(p);
         const nlohmann::json j = nlohmann::json::parse(f);
+        if (!j.is_object()) throw fail("malformed manifest: not a JSON object");
         Manifest m;
-        m.version = j.value("version", "");
-        m.origin = j.value("origin", "");
+        m.version = text(j, "version", "");
+        m.origin = text(j, "origin", "");
         if (j.contains("files")) {
+            if (!j.at("files").is_object()) throw fail("malformed manifest: files must be an object");
             for (const auto& [name, e] : j.at("files").items()) {
+                const std::string where = "files['" + name + "'].";
+                if (!e.is_object()) throw fail("malformed manifest: files['" + name + "'] must be an object");
                 ManifestEntry entry;
-                entry.version = e.value("version", "");
-                entry.size = e.value("size", int64_t{-1});
-                entry.sha256 = e.value("sha256", "");
+                entry.version = text(e, "version", where);
+                entry.sha256 = text(e, "sha256", where);
+                if (e.contains("size")) {
+                    const auto& size = e.at("size");
+                    if (!size.is_number_integer() || size.get<int64_t>() < -1) {
+                        throw fail("malformed manifest: " + where + "size must be a byte count");
+                    }
+                    entry.size = size.get<int64_t>();
+                }
                 m.files[name] = entry;
             }
         }
@@ -79,9 +135,9 @@ std::optional<Manifest> read_manifest(const std::string& dir) {
         }
         return m;
     } catch (const nlohmann::json::exception& e) {
-        throw ModelError(p.string() + ": malformed manifest: " + e.what());
+        throw fail(std::string("malformed manifest: ") + e.what());
     } catch (const InputError& e) {
-        throw ModelError(p.string() + ": " + e.what());
+        throw fail(e.what());
     }
 }
 
@@ -117,11 +173,16 @@ void write_manifest(const std::string& dir, const Manifest& m) {
 
 ModelDir resolve_model_dir(const std::string& dir, const std::optional<ModelVersion>& version,
                            const std::vector<std::string>& required) {
-    if (!fs::is_directory(dir)) {
-        throw ModelError("model folder '" + dir + "' does not exist or is not a folder");
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) {
+        throw ModelError("model folder '" + dir + "' does not exist or is not a folder" +
+                         (ec && ec != std::errc::no_such_file_or_directory ? " (" + ec.message() + ")" : ""));
     }
     ModelDir md;
-    md.dir = fs::absolute(dir).lexically_normal().string();
+    md.dir = fs::absolute(dir, ec).lexically_normal().string();
+    if (ec) {
+        throw ModelError("model folder '" + dir + "': " + ec.message());
+    }
     const std::optional<Manifest> manifest = read_manifest(dir);
     if (version) {
         md.version = *version;
@@ -140,7 +201,8 @@ ModelDir resolve_model_dir(const std::string& dir, const std::optional<ModelVers
     for (const char* name : {ModelFiles::kDiT, ModelFiles::kLQProj, ModelFiles::kTCDecoder, ModelFiles::kVAE,
                              ModelFiles::kPrompt}) {
         const fs::path p = fs::path(md.dir) / name;
-        if (fs::is_regular_file(p)) {
+        check_link(md.dir, p);
+        if (fs::is_regular_file(p, ec)) {
             md.paths[name] = p.string();
         }
     }
@@ -160,12 +222,13 @@ ModelDir resolve_model_dir(const std::string& dir, const std::optional<ModelVers
         for (const auto& [name, e] : manifest->files) {
             if (!e.version.empty() && e.version != folder_version) {
                 md.warnings.push_back(name + " comes from " + e.version + " but the folder is used as " +
-                                      folder_version + " (mixed v1.0/v1.1 files are a known cause of ghosting)");
+                                      folder_version +
+                                      " (mixed v1.0/v1.1 files are a known cause of ghosting)");
             }
             const auto it = md.paths.find(name);
-            if (it != md.paths.end() && e.size >= 0 &&
-                static_cast<int64_t>(fs::file_size(it->second)) != e.size) {
-                md.warnings.push_back(name + " has " + std::to_string(fs::file_size(it->second)) +
+            const uintmax_t bytes = it == md.paths.end() ? 0 : fs::file_size(it->second, ec);
+            if (it != md.paths.end() && !ec && e.size >= 0 && static_cast<int64_t>(bytes) != e.size) {
+                md.warnings.push_back(name + " has " + std::to_string(bytes) +
                                       " bytes but the manifest recorded " + std::to_string(e.size) +
                                       " (replaced by a file from elsewhere?)");
             }

@@ -27,6 +27,7 @@ apt_packages=(
     libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev ffmpeg
     libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
     nlohmann-json3-dev libgtest-dev libgmock-dev
+    clang libclang-rt-14-dev
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# README command 2: every test (GoogleTest under CTest, then pytest), setting up first if needed.
+# README command 2: every test (GoogleTest under CTest, pytest, then the fuzz harnesses), setting up first
+# if needed.
 # Tests labelled `gpu` need a CUDA device; they run only when FLASHVSR_GPU_TESTS=1.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,5 +22,9 @@ if [ $pytest_rc -eq 5 ]; then
     echo "pytest collected no tests: that is a failure here" >&2
 fi
 
-echo; echo "==> tests done in $((SECONDS - t0)) s (ctest rc=$ctest_rc, pytest rc=$pytest_rc)"
-[ $ctest_rc -eq 0 ] && [ $pytest_rc -eq 0 ]
+echo; echo "==> fuzzing: libFuzzer harnesses under ASan + UBSan, a fixed number of inputs each (scripts/fuzz.sh)"
+bash scripts/fuzz.sh
+fuzz_rc=$?
+
+echo; echo "==> tests done in $((SECONDS - t0)) s (ctest rc=$ctest_rc, pytest rc=$pytest_rc, fuzz rc=$fuzz_rc)"
+[ $ctest_rc -eq 0 ] && [ $pytest_rc -eq 0 ] && [ $fuzz_rc -eq 0 ]

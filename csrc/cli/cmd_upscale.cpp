@@ -140,6 +140,8 @@ std::vector<OptSpec> upscale_options() {
         {"--no-progress", nullptr, "", "no progress output"},
         {"--progress-interval", "S", "0.25 on a terminal, 5 otherwise", "seconds between progress updates"},
         {"--batch", "N", "4", "frames decoded per step (memory: a few frames)"},
+        {"--max-pixels", "N", std::to_string(io::kDefaultMaxPixels),
+         "largest input frame (width x height); larger files are refused before decoding"},
         {"--pipeline-depth", "N", std::to_string(UpscaleJob().pipeline_depth),
          "decode and encode run in their own threads beside the engine, with at most N batches queued on "
          "each side (0: one thread, the stages in turn; same output)"},
@@ -580,7 +582,8 @@ int run_upscale(const UpscaleJob& job) {
     SignalScope signals(job.cancel != nullptr ? job.cancel : &token);
     CancelToken& cancel = job.cancel != nullptr ? *job.cancel : token;
     if (seq_in) {
-        io::ImageSequenceReader dec(job.input, job.start_number, job.fps_num, job.fps_den);
+        io::ImageSequenceReader dec(job.input, job.start_number, job.fps_num, job.fps_den,
+                                    job.decoder.max_pixels);
         for (const std::string& n : dec.take_notes()) std::cerr << "flashvsr: note: " << n << "\n";
         return run_with_sink(job, dec, nullptr, 0, cancel, t_start);
     }
@@ -647,6 +650,8 @@ int cmd_upscale(const std::vector<std::string>& argv) {
     job.progress_interval_s = args.get_double("--progress-interval", -1.0);
     job.batch = args.get_int("--batch", job.batch);
     if (job.batch < 1) throw UsageError("--batch must be >= 1");
+    job.decoder.max_pixels = args.get_int("--max-pixels", job.decoder.max_pixels);
+    if (job.decoder.max_pixels < 1) throw UsageError("--max-pixels must be >= 1");
     job.pipeline_depth = args.get_int("--pipeline-depth", job.pipeline_depth);
     if (job.pipeline_depth < 0) throw UsageError("--pipeline-depth must be >= 0");
     // Image sequences: which options apply to which side.

@@ -4,9 +4,9 @@
 
 #include <ATen/ATen.h>
 #include <opencv2/core.hpp>
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-#include <opencv2/core/utils/logger.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -14,6 +14,9 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 namespace flashvsr::io {
 namespace fs = std::filesystem;
@@ -24,6 +27,53 @@ std::string lower_ext(const std::string& path) {
     std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
     return e;
 }
+
+/// Redirects file descriptor 2 into an in-memory file while it lives (one at a time, process-wide), so that
+/// what a codec library prints there itself (libpng: "libpng error: ...") can become part of an error
+/// message instead of a second line. finish(true) writes the captured text back to stderr.
+class StderrCapture {
+  public:
+    StderrCapture() : lock_(mutex()) {
+        std::fflush(stderr);
+        fd_ = ::memfd_create("flashvsr-stderr", MFD_CLOEXEC);
+        saved_ = fd_ >= 0 ? ::dup(2) : -1;
+        if (saved_ < 0 || ::dup2(fd_, 2) < 0) release();
+    }
+    ~StderrCapture() { finish(true); }
+    StderrCapture(const StderrCapture&) = delete;
+    StderrCapture& operator=(const StderrCapture&) = delete;
+
+    /// Restores stderr and returns what was written meanwhile (also to stderr when `replay`).
+    std::string finish(bool replay) {
+        if (saved_ < 0) return {};
+        std::fflush(stderr);
+        ::dup2(saved_, 2);
+        std::string text;
+        char buf[4096];
+        for (off_t at = 0;;) {
+            const ssize_t n = ::pread(fd_, buf, sizeof(buf), at);
+            if (n <= 0 || text.size() > 65536) break;
+            text.append(buf, static_cast<size_t>(n));
+            at += n;
+        }
+        if (replay && !text.empty()) (void)!::write(2, text.data(), text.size());
+        release();
+        return text;
+    }
+
+  private:
+    static std::mutex& mutex() {
+        static std::mutex m;
+        return m;
+    }
+    void release() {
+        if (saved_ >= 0) ::close(saved_);
+        if (fd_ >= 0) ::close(fd_);
+        saved_ = fd_ = -1;
+    }
+    std::lock_guard<std::mutex> lock_;
+    int fd_ = -1, saved_ = -1;
+};
 
 }  // namespace
 
@@ -37,17 +87,34 @@ void init_opencv_io() {
     });
 }
 
-at::Tensor decode_image(const std::string& path, ImageFileInfo* info) {
+at::Tensor decode_image(const std::string& path, ImageFileInfo* info, int64_t max_pixels) {
     std::error_code ec;
     if (!fs::exists(path, ec)) throw InputError("cannot open '" + path + "': no such file");
+    if (!fs::is_regular_file(path, ec)) throw InputError("cannot read '" + path + "': not a regular file");
+    const std::optional<ImageSize> size = read_image_size(path);
+    if (!size) {
+        throw InputError("'" + path +
+                         "' is not an image flashvsr can decode (PNG, TIFF, EXR, JPEG, BMP, WebP, PNM)");
+    }
+    check_pixel_budget(path, size->width, size->height, max_pixels, "--max-pixels");
     init_opencv_io();
     cv::Mat img;
-    try {
-        img = cv::imread(path, cv::IMREAD_UNCHANGED);  // BGR(A) or grey, 8U / 16U / 32F as stored
-    } catch (const cv::Exception& e) {
-        throw InputError("'" + path + "' is not an image OpenCV can decode (" + e.err + ")");
+    std::string reason;
+    {
+        StderrCapture capture;  // libpng prints its errors to stderr itself: they become part of our one line
+        try {
+            img = cv::imread(path, cv::IMREAD_UNCHANGED);  // BGR(A) or grey, 8U / 16U / 32F as stored
+        } catch (const cv::Exception& e) {
+            reason = e.err;
+        }
+        const std::string printed = capture.finish(/*replay=*/!img.empty());
+        if (reason.empty()) reason = printed.substr(0, printed.find('\n'));
     }
-    if (img.empty()) throw InputError("'" + path + "' is not an image OpenCV can decode");
+    if (img.empty()) {
+        throw InputError("'" + path + "' is not an image OpenCV can decode" +
+                         (reason.empty() ? "" : " (" + reason + ")"));
+    }
+    check_pixel_budget(path, img.cols, img.rows, max_pixels, "--max-pixels");
     int bits = 0;
     double scale = 1.0;
     switch (img.depth()) {

@@ -9,6 +9,8 @@
 
 #include <string>
 
+#include "io/image_header.h"
+
 namespace flashvsr::io {
 
 /// What decode_image found in a file.
@@ -21,9 +23,11 @@ struct ImageFileInfo {
 
 /// Reads an image as float32 [H, W, 3] RGB in [0, 1]: 8-bit / 255, 16-bit / 65535 (16-bit precision kept),
 /// float samples (EXR half/float) as they are, clamped to [0, 1] (NaN -> 0; no transfer curve applied).
-/// Grey becomes three equal channels; alpha is dropped (info->channels tells it was there). Throws
-/// InputError naming the file when it is missing or not a decodable image.
-at::Tensor decode_image(const std::string& path, ImageFileInfo* info);
+/// Grey becomes three equal channels; alpha is dropped (info->channels tells it was there). The size is read
+/// from the header first (io/image_header.h): formats other than PNG, JPEG, TIFF, EXR, BMP, WebP and PNM,
+/// and images of more than `max_pixels` pixels, are refused before anything is decoded. Throws InputError
+/// naming the file when it is missing, not a regular file, refused, or not a decodable image.
+at::Tensor decode_image(const std::string& path, ImageFileInfo* info, int64_t max_pixels = kDefaultMaxPixels);
 inline at::Tensor read_image(const std::string& path) { return decode_image(path, nullptr); }
 
 /// Writes float [H, W, 3] RGB, values clamped to [0, 1]. `bits`: 8 or 16 (PNG, TIFF; other formats 8 only;

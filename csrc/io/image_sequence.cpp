@@ -191,8 +191,8 @@ int64_t FramePattern::match(const std::string& file_name) const {
 // ---- reader ----------------------------------------------------------------------------------------------
 
 ImageSequenceReader::ImageSequenceReader(const std::string& spec, int64_t start_number, int fps_num,
-                                         int fps_den)
-    : spec_(spec) {
+                                         int fps_den, int64_t max_pixels)
+    : spec_(spec), max_pixels_(max_pixels) {
     std::error_code ec;
     std::string ext;
     if (!spec.empty() && spec.back() == '/' && !fs::is_directory(spec, ec)) {
@@ -251,7 +251,7 @@ ImageSequenceReader::ImageSequenceReader(const std::string& spec, int64_t start_
         }
     }
     ImageFileInfo fi;
-    first_ = decode_image(file(0), &fi);
+    first_ = decode_image(file(0), &fi, max_pixels_);
     if (fi.channels == 2 || fi.channels == 4) {
         notes_.push_back("the alpha channel of " + squote(file(0)) + " (and of later frames) is dropped");
         alpha_noted_ = true;
@@ -289,7 +289,7 @@ at::Tensor ImageSequenceReader::load(int64_t i) {
     if (i == 0 && first_.defined()) return std::exchange(first_, at::Tensor());
     const std::string f = file(i);
     ImageFileInfo fi;
-    at::Tensor t = decode_image(f, &fi);
+    at::Tensor t = decode_image(f, &fi, max_pixels_);
     if (fi.width != info_.width || fi.height != info_.height) {
         throw InputError(squote(f) + " is " + std::to_string(fi.width) + "x" + std::to_string(fi.height) +
                          ", the sequence's first image " + squote(file(0)) + " is " +

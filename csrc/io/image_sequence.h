@@ -56,7 +56,9 @@ class ImageSequenceReader {
     /// `spec`: a folder or a pattern; `start_number` < 0: the lowest number present (patterns only).
     /// The frames have pts 0, 1, 2, ... in the time base 1/fps. Throws InputError naming the folder or file:
     /// missing folder, no images, mixed extensions, a gap in a pattern's numbers, first image undecodable.
-    ImageSequenceReader(const std::string& spec, int64_t start_number, int fps_num, int fps_den);
+    /// Every image is checked against `max_pixels` (io/image_header.h) before it is decoded.
+    ImageSequenceReader(const std::string& spec, int64_t start_number, int fps_num, int fps_den,
+                        int64_t max_pixels = kDefaultMaxPixels);
 
     /// width/height/bits (8, 16; 32 for float) of the first image, time base, rate, frame count; colour
     /// tagged sRGB (BT.709 primaries, BT.709 matrix for a YUV encoder, limited range).
@@ -81,7 +83,7 @@ class ImageSequenceReader {
     std::string spec_;
     std::vector<std::string> files_;     // a folder's images in natural order (empty for a pattern)
     std::vector<FramePattern> pattern_;  // zero or one
-    int64_t start_ = 0, count_ = 0, next_ = 0;
+    int64_t start_ = 0, count_ = 0, next_ = 0, max_pixels_ = kDefaultMaxPixels;
     VideoStreamInfo info_;
     at::Tensor first_;  // the first frame, decoded by the constructor, handed out by the first read
     bool alpha_noted_ = false;

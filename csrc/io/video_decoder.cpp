@@ -19,7 +19,6 @@ extern "C" {
 namespace flashvsr::io {
 namespace {
 
-
 int default_matrix(int colorspace, int height) {
     if (colorspace != AVCOL_SPC_UNSPECIFIED && colorspace != AVCOL_SPC_RESERVED) return colorspace;
     return height >= 720 ? AVCOL_SPC_BT709 : AVCOL_SPC_SMPTE170M;
@@ -54,6 +53,10 @@ VideoDecoder::VideoDecoder(const std::string& path, const DecoderOptions& option
     dec_.reset(avcodec_alloc_context3(codec));
     if (!dec_) throw InputError("out of memory opening the decoder (" + path + ")");
     av_check(avcodec_parameters_to_context(dec_.get(), vs->codecpar), "bad video stream parameters", path);
+    if (vs->codecpar->width > 0 && vs->codecpar->height > 0) {
+        check_pixel_budget(path, vs->codecpar->width, vs->codecpar->height, opt_.max_pixels, "--max-pixels");
+    }
+    dec_->max_pixels = opt_.max_pixels;  // libavcodec refuses larger frames later in the stream too
     dec_->pkt_timebase = vs->time_base;
     dec_->thread_count = 0;
     av_check(avcodec_open2(dec_.get(), codec, nullptr), "cannot open the video decoder", path);
@@ -61,6 +64,7 @@ VideoDecoder::VideoDecoder(const std::string& path, const DecoderOptions& option
         throw InputError(squote(path) +
                          " is truncated or corrupt: no decodable video data (no frame size or pixel format)");
     }
+    check_pixel_budget(path, dec_->width, dec_->height, opt_.max_pixels, "--max-pixels");
 
     info_.stream_index = vi;
     info_.width = dec_->width;

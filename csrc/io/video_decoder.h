@@ -10,12 +10,14 @@
 #include <vector>
 
 #include "io/av_ptr.h"
+#include "io/image_header.h"
 
 namespace flashvsr::io {
 
 struct DecoderOptions {
     double start_s = 0.0;  // first frame: the first with pts >= start (seconds of the stream timeline)
     double end_s = -1.0;   // stop before the first frame with pts >= end (< 0: to the end)
+    int64_t max_pixels = kDefaultMaxPixels;  // larger frames are refused before any is decoded (--max-pixels)
 };
 
 /// What the video stream is (valid after construction).

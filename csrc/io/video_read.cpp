@@ -6,6 +6,7 @@
 
 #include "io/av_ptr.h"
 #include "io/colorspace.h"
+#include "io/image_header.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -28,8 +29,10 @@ int sws_matrix_for(const AVFrame* f) {
         case AVCOL_SPC_FCC:
         case AVCOL_SPC_SMPTE240M:
         case AVCOL_SPC_BT470BG:
-        case AVCOL_SPC_SMPTE170M: return sws_matrix(f->colorspace);
-        default: return f->height >= 720 ? SWS_CS_ITU709 : SWS_CS_ITU601;  // FFmpeg's default when untagged
+        case AVCOL_SPC_SMPTE170M:
+            return sws_matrix(f->colorspace);
+        default:
+            return f->height >= 720 ? SWS_CS_ITU709 : SWS_CS_ITU601;  // FFmpeg's default when untagged
     }
 }
 
@@ -51,6 +54,10 @@ at::Tensor read_video_rgb24(const std::string& path, int64_t max_frames) {
     AVStream* vs = fmt->streams[vi];
     AVCodecContextPtr dc(avcodec_alloc_context3(dec));
     av_check(avcodec_parameters_to_context(dc.get(), vs->codecpar), "bad stream parameters", path);
+    if (vs->codecpar->width > 0 && vs->codecpar->height > 0) {
+        check_pixel_budget(path, vs->codecpar->width, vs->codecpar->height, kDefaultMaxPixels, "max_pixels");
+    }
+    dc->max_pixels = kDefaultMaxPixels;
     dc->pkt_timebase = vs->time_base;
     av_check(avcodec_open2(dc.get(), dec, nullptr), "cannot open the video decoder", path);
 

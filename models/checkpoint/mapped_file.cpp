@@ -8,12 +8,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 namespace flashvsr::models {
@@ -28,10 +31,75 @@ struct MappingRef {
 
 void delete_mapping_ref(void* ctx) { delete static_cast<MappingRef*>(ctx); }
 
+// ---- SIGBUS from truncated mappings ---------------------------------------------------------------------
+// Fixed slots (no allocation in the handler): [begin, end) of each live mapping and whether a page of it
+// was lost. More mappings than slots at once simply go unprotected.
+
+struct GuardSlot {
+    std::atomic<uintptr_t> begin{0};
+    std::atomic<uintptr_t> end{0};
+    std::atomic<bool> lost{false};
+};
+std::array<GuardSlot, 64> g_slots;
+struct sigaction g_previous_sigbus {};
+uintptr_t g_page = 4096;
+
+void on_sigbus(int sig, siginfo_t* info, void* context) {
+    const auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
+    for (auto& s : g_slots) {
+        const uintptr_t b = s.begin.load(std::memory_order_acquire);
+        if (b != 0 && addr >= b && addr < s.end.load(std::memory_order_acquire)) {
+            void* page = reinterpret_cast<void*>(addr & ~(g_page - 1));
+            if (::mmap(page, g_page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) !=
+                MAP_FAILED) {
+                s.lost.store(true, std::memory_order_release);
+                return;  // the read is retried and sees zeros
+            }
+        }
+    }
+    // Not a mapping of ours: what would have happened without this handler.
+    if ((g_previous_sigbus.sa_flags & SA_SIGINFO) != 0 && g_previous_sigbus.sa_sigaction != nullptr) {
+        g_previous_sigbus.sa_sigaction(sig, info, context);
+    } else if (g_previous_sigbus.sa_handler != SIG_DFL && g_previous_sigbus.sa_handler != SIG_IGN) {
+        g_previous_sigbus.sa_handler(sig);
+    } else {
+        ::signal(SIGBUS, SIG_DFL);  // the faulting read runs again and ends the process as before
+    }
+}
+
+void install_sigbus_handler() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        g_page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+        struct sigaction sa {};
+        sa.sa_sigaction = &on_sigbus;
+        sa.sa_flags = SA_SIGINFO;
+        sigemptyset(&sa.sa_mask);
+        ::sigaction(SIGBUS, &sa, &g_previous_sigbus);
+    });
+}
+
+int guard_mapping(const uint8_t* data, size_t size) {
+    install_sigbus_handler();
+    constexpr uintptr_t kReserved = ~uintptr_t{0};  // matches no address while the slot is filled in
+    for (size_t i = 0; i < g_slots.size(); ++i) {
+        uintptr_t expected = 0;
+        GuardSlot& s = g_slots[i];
+        if (s.begin.compare_exchange_strong(expected, kReserved)) {
+            s.lost.store(false, std::memory_order_relaxed);
+            s.end.store(reinterpret_cast<uintptr_t>(data) + size, std::memory_order_release);
+            s.begin.store(reinterpret_cast<uintptr_t>(data), std::memory_order_release);
+            return static_cast<int>(i);
+        }
+    }
+    return -1;
+}
+
 }  // namespace
 
 std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         throw ModelError(path + ": cannot open (" + errno_text() + ")");
     }
@@ -43,23 +111,40 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
     std::shared_ptr<MappedFile> f(new MappedFile());
     f->path_ = path;
     f->size_ = static_cast<size_t>(st.st_size);
+    f->fd_ = fd;  // closed by the destructor
     if (f->size_ > 0) {
         void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {
-            const std::string err = errno_text();
-            ::close(fd);
-            throw ModelError(path + ": cannot memory-map " + std::to_string(f->size_) + " bytes (" + err +
-                             ")");
+            throw ModelError(path + ": cannot memory-map " + std::to_string(f->size_) + " bytes (" +
+                             errno_text() + ")");
         }
         f->data_ = static_cast<const uint8_t*>(p);
+        f->slot_ = guard_mapping(f->data_, f->size_);
     }
-    ::close(fd);  // the mapping keeps its own reference to the file
     return f;
 }
 
 MappedFile::~MappedFile() {
+    if (slot_ >= 0) {
+        g_slots[static_cast<size_t>(slot_)].begin.store(0, std::memory_order_release);
+    }
     if (data_ != nullptr) {
         ::munmap(const_cast<uint8_t*>(data_), size_);
+    }
+    if (fd_ >= 0) {
+        ::close(fd_);
+    }
+}
+
+void MappedFile::check_intact() const {
+    const bool lost = slot_ >= 0 && g_slots[static_cast<size_t>(slot_)].lost.load(std::memory_order_acquire);
+    struct stat st {};
+    const bool known = fd_ >= 0 && ::fstat(fd_, &st) == 0;
+    if (lost || (known && static_cast<size_t>(st.st_size) != size_)) {
+        throw ModelError(path_ + ": the file changed while it was being read (" + std::to_string(size_) +
+                         " bytes when opened" +
+                         (known ? ", " + std::to_string(st.st_size) + " bytes now" : "") +
+                         "); nothing read from it is used");
     }
 }
 
@@ -67,6 +152,7 @@ bool release_mapped_pages(const at::Tensor& t) {
     if (!t.defined() || !t.has_storage() || t.storage().data_ptr().get_deleter() != &delete_mapping_ref) {
         return false;
     }
+    static_cast<const MappingRef*>(t.storage().data_ptr().get_context())->file->check_intact();
     const long page = ::sysconf(_SC_PAGESIZE);
     const auto begin = reinterpret_cast<uintptr_t>(t.storage().data());
     const uintptr_t end = begin + t.storage().nbytes();

@@ -247,6 +247,7 @@ SafetensorsFile read_safetensors(const std::string& path) {
     for (const auto& e : entries) {
         out.tensors.emplace(e.key, file->view(static_cast<size_t>(data_start + e.begin), e.shape, e.type));
     }
+    file->check_intact();  // the header was read from the file as it was when mapped
     return out;
 }
 

@@ -209,6 +209,7 @@ TorchFile read_torch_file(const std::string& path) {
         for (auto& [k, t] : u.items) {
             out.tensors[k] = std::move(t);
         }
+        file->check_intact();  // the directory and data.pkl were read from the file as it was when mapped
     } catch (const c10::Error& e) {
         throw ModelError(path + ": reading the archive failed (" + first_line(e.what_without_backtrace()) +
                          ")");

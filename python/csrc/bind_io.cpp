@@ -1,4 +1,5 @@
 // Media helpers: probing, whole-clip reading, still images, the synthetic test clip.
+#include <flashvsr/flashvsr.h>
 #include <torch/python.h>
 
 #include "io/image_io.h"
@@ -47,11 +48,19 @@ void bind_io(py::module_& m) {
     io.def("read_video_rgb24", &flashvsr::io::read_video_rgb24, py::arg("path"), py::arg("max_frames") = -1,
            py::call_guard<py::gil_scoped_release>(),
            "Decodes frames of the best video stream to uint8 [F,H,W,3] RGB (whole clip in memory).");
-    io.def("read_image", &flashvsr::io::read_image, py::arg("path"), py::call_guard<py::gil_scoped_release>(),
-           "Reads an 8/16-bit or float (EXR) image as float32 [H,W,3] RGB in [0,1] (float clamped, grey -> RGB, "
-           "alpha dropped).");
+    io.def(
+        "read_image",
+        [](const std::string& path, int64_t max_pixels) {
+            if (max_pixels < 1) throw flashvsr::InputError("max_pixels must be >= 1");
+            return flashvsr::io::decode_image(path, nullptr, max_pixels);
+        },
+        py::arg("path"), py::arg("max_pixels") = flashvsr::io::kDefaultMaxPixels,
+        py::call_guard<py::gil_scoped_release>(),
+        "Reads an 8/16-bit or float (EXR) image as float32 [H,W,3] RGB in [0,1] (float clamped, grey -> RGB, "
+        "alpha dropped). Images of more than max_pixels pixels (default 2**26) are refused before decoding.");
     io.def("write_image", &flashvsr::io::write_image, py::arg("path"), py::arg("rgb"), py::arg("bits") = 8,
-           py::call_guard<py::gil_scoped_release>(), "Writes float [H,W,3] RGB in [0,1]: PNG/TIFF 8 or 16 bits, EXR 16 (half) or 32 (float).");
+           py::call_guard<py::gil_scoped_release>(),
+           "Writes float [H,W,3] RGB in [0,1]: PNG/TIFF 8 or 16 bits, EXR 16 (half) or 32 (float).");
     io.def(
         "write_synthetic_clip",
         [](const std::string& path, int width, int height, int frames, int fps_num, int fps_den, bool audio,

@@ -125,6 +125,8 @@ class FlashVSRUpscale(io.ComfyNode):
                 sparse_ratio, kv_ratio, local_range, seed) -> io.NodeOutput:
         if images.dim() != 4 or images.shape[-1] not in (3, 4) or images.shape[0] == 0:
             raise ValueError(f"FlashVSR Upscale: images must be [B,H,W,3|4] with B >= 1, got {list(images.shape)}")
+        if not torch.isfinite(images).all():
+            raise ValueError("FlashVSR Upscale: images contain NaN or infinite values")
         engine = management.acquire(model)
         reporter = management.ProgressReporter(images.shape[0], node_id=cls.hidden.unique_id)
         kwargs = _engine_kwargs(scale, tile_size, tile_overlap, max_memory_gb, park_tile_state, color_fix,
