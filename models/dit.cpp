@@ -184,7 +184,11 @@ DiTConfig DiTConfig::from_tensors(const TensorMap& tensors, const std::string& s
     for (const auto& [key, t] : tensors) {
         if (key.rfind("blocks.", 0) == 0) {
             const auto dot = key.find('.', 7);
-            ids.insert(std::stoll(key.substr(7, dot - 7)));
+            const std::string id = key.substr(7, dot == std::string::npos ? std::string::npos : dot - 7);
+            if (id.empty() || id.size() > 6 || id.find_first_not_of("0123456789") != std::string::npos) {
+                throw ModelError(source + ": key '" + key + "' has no block number after 'blocks.'");
+            }
+            ids.insert(std::stoll(id));
         }
     }
     c.num_layers = static_cast<int64_t>(ids.size());

@@ -111,6 +111,12 @@ TEST(DitManifest, ConfigFromShapes) {
     }
 }
 
+TEST(DitManifest, BadBlockNumberIsAModelError) {
+    auto m = random_weights(DiTConfig::preset("tiny"), 5);
+    m["blocks.x.w"] = at::zeros({1});
+    EXPECT_EQ(load_error(m), "dit.safetensors: key 'blocks.x.w' has no block number after 'blocks.'");
+}
+
 TEST(DitManifest, StrictLoadingNamesTheKey) {
     const auto good = random_weights(DiTConfig::preset("tiny"), 5);
     EXPECT_EQ(load_error(good), "<no error>");
