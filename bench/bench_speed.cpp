@@ -16,6 +16,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,6 +38,17 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+/// User + system CPU seconds of the process (all threads): on a shared machine, comparable where wall time
+/// is not.
+double cpu_seconds() {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    auto sec = [](const timeval& t) {
+        return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+    };
+    return sec(u.ru_utime) + sec(u.ru_stime);
 }
 
 // ---- what the observer accumulates ------------------------------------------------------------------
@@ -290,17 +302,21 @@ int main(int argc, char** argv) {
                                           .needsInputs(true)
                                           .scopes({at::RecordScope::FUNCTION, at::RecordScope::USER_SCOPE}));
         }
+        const double cpu0 = cpu_seconds();
         const auto t0 = Clock::now();
         last = t0;
         s.push(video);
         s.finish();
         const at::Tensor out = s.pull();
         const double total = seconds_since(t0);
+        const double cpu_run = cpu_seconds() - cpu0;
         if (profile) at::removeCallback(handle);
 
         std::printf("run %.2f s, %lld frames out (%lldx%lld): %.3f frames/s overall\n", total,
                     static_cast<long long>(out.size(0)), static_cast<long long>(out.size(2)),
                     static_cast<long long>(out.size(1)), out.size(0) / total);
+        std::printf("run CPU seconds (user + system, all threads): %.1f -> %.2f per frame\n", cpu_run,
+                    cpu_run / static_cast<double>(out.size(0)));
         if (!chunk_s.empty()) {
             const double first = chunk_s[0] / std::max<int64_t>(1, chunk_frames[0]);
             std::printf("first chunk: %lld frames in %.2f s = %.3f frames/s",
