@@ -17,19 +17,55 @@ at::Tensor conv3x3(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b
     return at::conv2d(x, w, b, /*stride=*/1, /*padding=*/1);
 }
 
-/// nn.Upsample(scale_factor=2), nearest.
-at::Tensor upsample2(const at::Tensor& x) {
-    return at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2});  // [n,C,H,W] -> [n,C,2H,2W]
-}
-
-/// TGrow: 1x1 conv C -> s·C, then each step's channel groups become s consecutive steps.
-at::Tensor tgrow(const at::Tensor& x, const at::Tensor& w) {
-    const int64_t c = x.size(1), stride = w.size(0) / c;
-    const at::Tensor y = at::conv2d(x, w);                            // [n, C, H, W] -> [n, s·C, H, W]
-    return y.reshape({x.size(0) * stride, c, x.size(2), x.size(3)});  // [n, s·C, H, W] -> [n·s, C, H, W]
+/// Time step `k` of TGrow(stride s): its 1x1 conv C -> s·C turns channel group k into time step k.
+at::Tensor tgrow_step(const at::Tensor& x, const at::Tensor& w, int64_t k) {
+    const int64_t c = x.size(1);
+    return at::conv2d(x, w.narrow(0, k * c, c));  // [1, C, H, W] -> [1, C, H, W]
 }
 
 }  // namespace
+
+at::Tensor upsample2_conv3x3_weights(const at::Tensor& w) {
+    TORCH_CHECK(w.dim() == 4 && w.size(2) == 3 && w.size(3) == 3,
+                "upsample2_conv3x3_weights: expected [O, I, 3, 3], got ", w.sizes());
+    // Along one axis, output phase 0 (even rows) sees input rows (i-1, i, i) through taps (0, 1, 2), phase 1
+    // (odd rows) sees (i, i, i+1): two distinct rows with summed taps.
+    auto fold = [](const at::Tensor& t, int64_t dim, int64_t phase) {  // 3 taps -> 2 along `dim`
+        const at::Tensor a = t.narrow(dim, 0, 1), b = t.narrow(dim, 1, 1), c = t.narrow(dim, 2, 1);
+        return phase == 0 ? at::cat({a, b + c}, dim) : at::cat({a + b, c}, dim);
+    };
+    std::vector<at::Tensor> phases;
+    for (int64_t py = 0; py < 2; ++py) {
+        for (int64_t px = 0; px < 2; ++px) {
+            phases.push_back(fold(fold(w, 2, py), 3, px));  // [O, I, 2, 2]
+        }
+    }
+    return at::cat(phases, 0).contiguous(at::MemoryFormat::ChannelsLast);  // [4·O, I, 2, 2], phase 2·py + px
+}
+
+at::Tensor upsample2_conv3x3(const at::Tensor& x, const at::Tensor& phase_weights) {
+    TORCH_CHECK(x.dim() == 4 && phase_weights.dim() == 4 && phase_weights.size(0) % 4 == 0 &&
+                    phase_weights.size(1) == x.size(1) && phase_weights.size(2) == 2 &&
+                    phase_weights.size(3) == 2,
+                "upsample2_conv3x3: input ", x.sizes(), " and phase weights ", phase_weights.sizes(),
+                " do not match");
+    const int64_t n = x.size(0), o = phase_weights.size(0) / 4, h = x.size(2), w = x.size(3);
+    // One 2x2 conv with padding 1 computes all four phases at the (h+1) x (w+1) positions; phase (py, px)
+    // of output pixel (i, j) sits at position (i + py, j + px).
+    const at::Tensor y = at::conv2d(x, phase_weights, {}, /*stride=*/1, /*padding=*/1);  // [n, 4·O, h+1, w+1]
+    const at::Tensor out =
+        at::empty({n, o, 2 * h, 2 * w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+    for (int64_t py = 0; py < 2; ++py) {
+        for (int64_t px = 0; px < 2; ++px) {
+            out.slice(2, py, 2 * h, 2)
+                .slice(3, px, 2 * w, 2)
+                .copy_(y.narrow(1, (2 * py + px) * o, o).narrow(2, py, h).narrow(3, px, w));
+        }
+    }
+    return out;
+}
+
+namespace {}  // namespace
 
 TCDecoderConfig TCDecoderConfig::from_tensors(const TensorMap& tensors, const std::string& source) {
     TCDecoderConfig c;
@@ -123,6 +159,22 @@ at::Tensor tc_condition(const at::Tensor& cond) {
 TCDecoder::TCDecoder(const TensorMap& tensors, const std::string& source, const LoadOptions& opts)
     : config_(TCDecoderConfig::from_tensors(tensors, source)) {
     table().load(tensors, source, opts);
+    // Activations run channels-last (the layout oneDNN convolves without reordering them); the weights
+    // are put in the matching layout once here rather than at every call.
+    std::vector<at::Tensor*> weights = {&conv1_weight_,   &conv3_weight_,  &tgrow9_weight_,  &conv10_weight_,
+                                        &tgrow15_weight_, &conv16_weight_, &tgrow21_weight_, &conv22_weight_,
+                                        &conv24_weight_,  &conv26_weight_};
+    for (auto* stage : {&stage0_, &stage1_, &stage2_}) {
+        for (MemBlockWeights& m : *stage) {
+            weights.insert(weights.end(), {&m.w0, &m.w2, &m.w4});
+        }
+    }
+    for (at::Tensor* w : weights) {
+        *w = w->contiguous(at::MemoryFormat::ChannelsLast);
+    }
+    conv10_phases_ = upsample2_conv3x3_weights(conv10_weight_);
+    conv16_phases_ = upsample2_conv3x3_weights(conv16_weight_);
+    conv22_phases_ = upsample2_conv3x3_weights(conv22_weight_);
 }
 
 ParamTable TCDecoder::table() {
@@ -168,15 +220,13 @@ std::vector<ParamSpec> TCDecoder::manifest(const Config& config) {
 }
 
 at::Tensor TCDecoder::mem_block(const at::Tensor& x, const MemBlockWeights& m, at::Tensor& memory) const {
-    // x: [n, C, H, W], one row per time step. past_t = x_{t-1}; past_0 = memory (zeros after a reset).
-    const int64_t n = x.size(0);
-    const at::Tensor prev = memory.defined() ? memory : at::zeros_like(x.narrow(0, 0, 1));
-    const at::Tensor past = at::cat({prev, x.narrow(0, 0, n - 1)}, 0);    // [1 + (n-1), C, H, W]
-    memory = x.narrow(0, n - 1, 1).clone(at::MemoryFormat::Contiguous);   // used above, updated now
-    at::Tensor y = at::relu(conv3x3(at::cat({x, past}, 1), m.w0, m.b0));  // [n, 2C, H, W] -> [n, C, H, W]
-    y = at::relu(conv3x3(y, m.w2, m.b2));
+    // x: [1, C, H, W], one time step; past = the previous step's input (zeros after a reset).
+    const at::Tensor past = memory.defined() ? memory : at::zeros_like(x);
+    at::Tensor y = conv3x3(at::cat({x, past}, 1), m.w0, m.b0).relu_();  // [1, 2C, H, W] -> [1, C, H, W]
+    memory = x;  // used above, updated now (x is an activation of its own, never written in place)
+    y = conv3x3(y, m.w2, m.b2).relu_();
     y = conv3x3(y, m.w4, m.b4);
-    return at::relu(y + x);  // identity skip (in == out channels)
+    return y.add_(x).relu_();  // identity skip (in == out channels)
 }
 
 at::Tensor TCDecoder::decode(const at::Tensor& latents, const at::Tensor& cond, TCDecoderState& state) const {
@@ -198,44 +248,61 @@ at::Tensor TCDecoder::decode(const at::Tensor& latents, const at::Tensor& cond, 
         !state.started || !state.mem_5.defined() || (state.mem_5.size(2) == h && state.mem_5.size(3) == w),
         "tc_decoder: latents ", latents.sizes(), " differ in size from the stream's (reset the state first)");
     const int64_t trim = state.started ? 0 : kFramesToTrim;
+    const int64_t c1 = config_.channels[1], c2 = config_.channels[2];
 
-    const at::Tensor c = tc_condition(cond).squeeze(0);       // [1,T,768,h,w] -> [T,768,h,w]
-    const at::Tensor z = latents.squeeze(0).transpose(0, 1);  // [1,16,T,h,w] -> [T,16,h,w]
-    at::Tensor x = at::cat({c, z}, 1);                        // -> [T, 784, h, w], condition first
-    x = at::tanh(x / 3.0) * 3.0;                              // 0: Clamp
-    x = at::relu(conv3x3(x, conv1_weight_, conv1_bias_));     // 1, 2
-    x = at::relu(conv3x3(x, conv3_weight_));                  // 3, 4
-    for (int i = 0; i < 3; ++i) {
-        x = mem_block(x, stage0_[i], state.memory(5 + i));  // 5, 6, 7
-    }
-    x = tgrow(upsample2(x), tgrow9_weight_);  // 8, 9: [T, c0, 2h, 2w]
-    x = conv3x3(x, conv10_weight_);           // 10
-    for (int i = 0; i < 3; ++i) {
-        x = mem_block(x, stage1_[i], state.memory(11 + i));  // 11, 12, 13
-    }
-    x = tgrow(upsample2(x), tgrow15_weight_);  // 14, 15: [2T, c1, 4h, 4w]
-    x = conv3x3(x, conv16_weight_);            // 16
-    for (int i = 0; i < 3; ++i) {
-        x = mem_block(x, stage2_[i], state.memory(17 + i));  // 17, 18, 19
-    }
-    state.started = true;
+    // The decoder input [T, 784, h, w], condition first, written once in channels-last memory: the only
+    // layout change of the chunk (everything after it, the output included, stays channels-last).
+    const int64_t cc = config_.cond_channels;
+    at::Tensor x = at::empty({t, cc + config_.latent_channels, h, w},
+                             latents.options().memory_format(at::MemoryFormat::ChannelsLast));
+    x.narrow(1, 0, cc).copy_(tc_condition(cond).squeeze(0));  // [1,T,768,h,w] -> [T,768,h,w]
+    x.narrow(1, cc, config_.latent_channels)
+        .copy_(latents.squeeze(0).transpose(0, 1));  // [1,16,T,h,w] -> [T,16,h,w]
+    x.div_(3.0).tanh_().mul_(3.0);                   // 0: Clamp
 
-    // 20-26 act on each time step alone: run them one step (2 output frames) at a time so the peak
-    // holds 2 full-resolution activations instead of 4T (bit-identical: conv rows are independent).
+    // Frames [1, 3, 4T - trim, 8h, 8w] whose memory is [4T - trim, 8h, 8w, 3] (frame-major, channels last).
     const int64_t height = h * kSpaceUpscale, width = w * kSpaceUpscale;
-    at::Tensor out = at::empty({1, kRgb, kTimeUpscale * t - trim, height, width}, x.options());
-    for (int64_t step = 0; step < x.size(0); ++step) {
-        at::Tensor y = tgrow(upsample2(x.narrow(0, step, 1)), tgrow21_weight_);  // 20, 21: [2, c2, H, W]
-        y = at::relu(conv3x3(y, conv22_weight_));                                // 22, 23
-        y = at::relu(conv3x3(y, conv24_weight_));                                // 24, 25
-        y = conv3x3(y, conv26_weight_, conv26_bias_);                            // 26: [2, 3, H, W]
-        for (int64_t r = 0; r < y.size(0); ++r) {
-            const int64_t frame = step * y.size(0) + r - trim;  // the first `trim` frames are dropped
-            if (frame >= 0) {
-                out.select(2, frame).copy_(y.narrow(0, r, 1));  // [1, 3, H, W] -> out[:, :, frame]
+    const at::Tensor out =
+        at::empty({1, kTimeUpscale * t - trim, height, width, kRgb}, x.options()).permute({0, 4, 1, 2, 3});
+
+    // Depth-first, one time step at a time (as the official decode_video(parallel=False)): each MemBlock
+    // sees its previous step's input from `state` and every activation is one frame, so the working set
+    // stays in cache-sized pieces instead of T-frame batches (same values: convolution rows are independent).
+    int64_t frame = -trim;  // output index of the next decoded frame; the first `trim` are dropped
+    for (int64_t step = 0; step < t; ++step) {
+        at::Tensor a =
+            conv3x3(x.narrow(0, step, 1), conv1_weight_, conv1_bias_).relu_();  // 1, 2: [1, c0, h, w]
+        a = conv3x3(a, conv3_weight_).relu_();                                  // 3, 4
+        for (int i = 0; i < 3; ++i) {
+            a = mem_block(a, stage0_[i], state.memory(5 + i));  // 5, 6, 7
+        }
+        // 8 Upsample, 9 TGrow (stride 1), 10 Conv: the 1x1 conv runs before the nearest upsample (they
+        // commute: the same dot product per pixel) and the upsample + 3x3 conv runs as its four phases.
+        a = upsample2_conv3x3(tgrow_step(a, tgrow9_weight_, 0), conv10_phases_);  // [1, c1, 2h, 2w]
+        for (int i = 0; i < 3; ++i) {
+            a = mem_block(a, stage1_[i], state.memory(11 + i));  // 11, 12, 13
+        }
+        TORCH_INTERNAL_ASSERT(a.size(1) == c1 && tgrow15_weight_.size(0) == 2 * c1);
+        for (int64_t k1 = 0; k1 < 2; ++k1) {
+            // 14 Upsample, 15 TGrow (stride 2: step k1), 16 Conv
+            at::Tensor b =
+                upsample2_conv3x3(tgrow_step(a, tgrow15_weight_, k1), conv16_phases_);  // [1, c2, 4h, 4w]
+            for (int i = 0; i < 3; ++i) {
+                b = mem_block(b, stage2_[i], state.memory(17 + i));  // 17, 18, 19
+            }
+            TORCH_INTERNAL_ASSERT(b.size(1) == c2 && tgrow21_weight_.size(0) == 2 * c2);
+            for (int64_t k2 = 0; k2 < 2; ++k2, ++frame) {
+                // 20 Upsample, 21 TGrow (stride 2: step k2), 22 Conv, 23 ReLU
+                at::Tensor y = upsample2_conv3x3(tgrow_step(b, tgrow21_weight_, k2), conv22_phases_).relu_();
+                y = conv3x3(y, conv24_weight_).relu_();        // 24, 25
+                y = conv3x3(y, conv26_weight_, conv26_bias_);  // 26: [1, 3, H, W]
+                if (frame >= 0) {
+                    out.select(2, frame).copy_(y);  // [1, 3, H, W] -> out[:, :, frame]
+                }
             }
         }
     }
+    state.started = true;
     return out;
 }
 

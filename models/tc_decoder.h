@@ -48,6 +48,14 @@ struct TCDecoderState {
 /// channel c·256 + dt·64 + dy·8 + dx.
 at::Tensor tc_condition(const at::Tensor& cond);
 
+/// Nearest ×2 upsample followed by a 3x3 conv (padding 1, no bias) as its four output phases: each output
+/// pixel of phase (py, px) is a 2x2 conv of the low-resolution input with taps summed from the 3x3 kernel,
+/// 4/9 of the work, no upsampled copy of the input. `phase_weights` = upsample2_conv3x3_weights(w)
+/// ([4·O, I, 2, 2]). x [N, I, H, W] -> [N, O, 2H, 2W] (channels-last), equal to
+/// conv2d(upsample_nearest2d(x), w, padding 1) up to the rounding of the summed taps.
+at::Tensor upsample2_conv3x3(const at::Tensor& x, const at::Tensor& phase_weights);
+at::Tensor upsample2_conv3x3_weights(const at::Tensor& w);
+
 /// The decoder's weights (stateless; the memory lives in TCDecoderState).
 class TCDecoder {
   public:
@@ -70,9 +78,10 @@ class TCDecoder {
     /// Decodes T latent frames. latents: [1, 16, T, h, w] (DiT output layout), cond: [1, 3, Fc, 8h, 8w]
     /// LQ frames in [-1, 1] with ceil(Fc/4) == T; both in the weights' dtype and device.
     /// Returns frames [1, 3, 4T - trim, 8h, 8w], roughly [0, 1] (not clamped); trim = 3 on the first call
-    /// after state.reset(), 0 afterwards. Layer-wise over time (spec §4.4): each MemBlock sees
-    /// past = [memory, x_0 … x_{n-2}] and keeps x_{n-1}; the full-resolution tail (layers 20-26) runs one
-    /// time step at a time, so peak memory holds 2 output-size activations, not 4T.
+    /// after state.reset(), 0 afterwards; the frames' memory is channels-last ([4T - trim, 8h, 8w, 3]).
+    /// Depth-first over time, one step at a time: each MemBlock sees its input of the previous step (from
+    /// `state`, zeros after a reset) and keeps the current one; activations are channels-last single
+    /// frames, so peak memory holds a few output-size frames, never 4T.
     at::Tensor decode(const at::Tensor& latents, const at::Tensor& cond, TCDecoderState& state) const;
 
   private:
@@ -99,6 +108,7 @@ class TCDecoder {
     at::Tensor conv22_weight_;                // 22: Conv c2->c3, no bias; 23 is ReLU
     at::Tensor conv24_weight_;                // 24: "IdentityConv2d" c3->c3, no bias; 25 is ReLU
     at::Tensor conv26_weight_, conv26_bias_;  // 26: Conv c3->3, bias (output, no clamp)
+    at::Tensor conv10_phases_, conv16_phases_, conv22_phases_;  // upsample2_conv3x3_weights of 10, 16, 22
 };
 
 }  // namespace flashvsr::models

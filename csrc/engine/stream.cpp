@@ -17,6 +17,7 @@
 #include <flashvsr/flashvsr.h>
 
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 #include <c10/util/Exception.h>
 
 #include <algorithm>
@@ -162,7 +163,10 @@ struct Stream::State {
         }
     }
 
+    // Named ranges (flashvsr::prep, lq_proj, dit, decoder, color_fix) for profilers and bench_speed; free
+    // when nothing observes them.
     at::Tensor prepare_one(const at::Tensor& frame) const {  // [h,w,3] -> [3,Hp,Wp]
+        RECORD_USER_SCOPE("flashvsr::prep");
         const at::Tensor x = engine::prepare_lq(to(frame.unsqueeze(0), eng->device), opt.scale, pad, eng->dtype);
         return to(x[0].select(1, 0), lq_device());  // [1,3,1,Hp,Wp] -> [3,Hp,Wp]
     }
@@ -232,14 +236,16 @@ struct Stream::State {
         engine::TileState& st = core.state;
         const TileRect& rect = core.rect;
         std::vector<at::Tensor> tokens;
+        at::Tensor lq_tokens;
         {
             const StageScope scope(hooks, "lq_proj");
+            RECORD_USER_SCOPE("flashvsr::lq_proj");
             for (const auto& clip : clips) {
                 at::Tensor k = eng->lq_proj->stream(to(crop(clip, rect), dev), st.lq, eng->cache_order);
                 if (k.defined()) tokens.push_back(std::move(k));
             }
+            lq_tokens = at::cat(tokens, 1);  // f x [1, h*w, dim] -> [1, f*h*w, dim]
         }
-        const at::Tensor lq_tokens = at::cat(tokens, 1);  // f x [1, h*w, dim] -> [1, f*h*w, dim]
         // Noise keyed by the global latent position: the tile's latent offset is its pixel origin / 8.
         const engine::LatentRegion r{c.latent_begin, c.latent_end - c.latent_begin, rect.top / 8, rect.height / 8,
                                      rect.left / 8, rect.width / 8};
@@ -251,12 +257,14 @@ struct Stream::State {
         at::Tensor v;
         {
             const StageScope scope(hooks, "dit");
+            RECORD_USER_SCOPE("flashvsr::dit");
             v = eng->dit->forward_chunk(n, lq_tokens, eng->constants, st.dit, attn);
         }
         const at::Tensor latent = n - v;
         at::Tensor frames;
         {
             const StageScope scope(hooks, "decoder");
+            RECORD_USER_SCOPE("flashvsr::decoder");
             if (eng->tc_decoder) {
                 frames = eng->tc_decoder->decode(latent, to(crop(cond, rect), dev), st.tc) * 2 - 1;  // ~[0,1] -> ~[-1,1]
             } else {
@@ -376,6 +384,7 @@ struct Stream::State {
             }
         }
         // One colour fix on the blended full frames against the full LQ frames.
+        RECORD_USER_SCOPE("flashvsr::color_fix");
         const at::Tensor blended = canvas.permute({3, 0, 1, 2}).unsqueeze(0);  // [n,Hp,Wp,3] -> [1,3,n,Hp,Wp]
         at::Tensor fixed;
         {

@@ -236,3 +236,29 @@ TEST(TcDecoder, RejectsBadInputs) {
     EXPECT_THROW(t.dec.decode(at::zeros({1, 16, 1, 8, 8}, kF64), at::zeros({1, 3, 4, 64, 64}, kF64), s),
                  c10::Error);  // size change without reset
 }
+
+TEST(TcDecoder, UpsampleConvPhasesEqualUpsampleThenConv) {
+    // The fast path (four 2x2 phase convs on the low-resolution input) against its oracle, nearest x2
+    // upsample then a 3x3 conv with zero padding: float64 to rounding, float32 within a few ulps of the
+    // result scale; odd sizes and a batch of 2 included, and the output is channels-last.
+    at::manual_seed(24);
+    for (const auto dtype : {at::kDouble, at::kFloat}) {
+        for (const auto& [h, w] : std::vector<std::pair<int64_t, int64_t>>{{4, 6}, {5, 3}, {1, 1}}) {
+            const auto o = at::TensorOptions().dtype(dtype);
+            const at::Tensor x = at::randn({2, 8, h, w}, o), wt = at::randn({5, 8, 3, 3}, o);
+            const at::Tensor ref = at::conv2d(at::upsample_nearest2d(x, {2 * h, 2 * w}), wt, {}, 1, 1);
+            const at::Tensor got = upsample2_conv3x3(x, upsample2_conv3x3_weights(wt));
+            ASSERT_EQ(got.sizes(), ref.sizes());
+            EXPECT_TRUE(got.is_contiguous(at::MemoryFormat::ChannelsLast));
+            const double err = ((got - ref).abs().max() / ref.abs().max()).item<double>();
+            EXPECT_LT(err, dtype == at::kDouble ? 1e-14 : 1e-6) << h << "x" << w;
+        }
+    }
+    // A wrong tap is visible: the phases really carry the 3x3 kernel (not, e.g., only its centre).
+    const at::Tensor x = at::randn({1, 4, 3, 3}, kF64), wt = at::randn({2, 4, 3, 3}, kF64);
+    at::Tensor bad = wt.clone();
+    bad[0][0][0][0] += 1e-3;
+    const at::Tensor ref = at::conv2d(at::upsample_nearest2d(x, {6, 6}), wt, {}, 1, 1);
+    EXPECT_GT((upsample2_conv3x3(x, upsample2_conv3x3_weights(bad)) - ref).abs().max().item<double>(), 1e-5);
+    EXPECT_THROW(upsample2_conv3x3(x, upsample2_conv3x3_weights(at::randn({2, 3, 3, 3}, kF64))), c10::Error);
+}
