@@ -136,6 +136,14 @@ double op_flop(const at::RecordFunction& fn) {
         const auto q = dims(0), k = dims(1);  // [B, H, L, D]
         return q.size() == 4 && k.size() == 4 ? 4.0 * q[0] * q[1] * q[2] * k[2] * q[3] : 0.0;
     }
+    if (std::strcmp(name, "flashvsr::block_sparse_attention") == 0 && in.size() >= 5) {
+        // 4 * 128 * 128 * head_dim per kept (head, query window, key window) block
+        const auto q = dims(0);
+        const int64_t heads = in[4].toInt();
+        const at::RecordFunctionGuard no_nested_records(false);  // the sum below is not part of the run
+        const double kept = in[3].toTensor().sum().item<double>();
+        return q.size() == 3 && heads > 0 ? 4.0 * 128 * 128 * static_cast<double>(q[2] / heads) * kept : 0.0;
+    }
     if (std::strcmp(name, "aten::convolution") == 0 && in.size() >= 9) {
         const auto x = dims(0), w = dims(1);
         if (x.size() < 3 || w.size() != x.size() || in[6].toBool()) return 0.0;  // transposed: not used here
