@@ -10,6 +10,8 @@ and loads it; unload_all_models detaches every registered model; the interrupt f
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
 import types
 
@@ -200,3 +202,16 @@ def install(monkeypatch, models_dir, temp_dir):
         if package is not None:  # `from . import nodes` would otherwise return the old module
             monkeypatch.delattr(package, name.rsplit(".", 1)[1], raising=False)
     return modules
+
+
+@contextlib.contextmanager
+def node_registry(monkeypatch, models_dir, temp_dir):
+    """Stand-ins installed, our nodes loaded through comfy_entrypoint: yields (modules, {node_id: node})."""
+    modules = install(monkeypatch, models_dir, temp_dir)
+    from flashvsr import comfyui
+
+    nodes = asyncio.run(asyncio.run(comfyui.comfy_entrypoint()).get_node_list())
+    try:
+        yield modules, {n.define_schema().node_id: n for n in nodes}
+    finally:
+        modules["comfy.model_management"].unload_all_models()

@@ -1,7 +1,6 @@
 """The ComfyUI nodes with hostile inputs (against the stand-ins of comfy_standins.py): a malformed model folder,
 a damaged video, a corrupt IMAGE batch each give the node's error, and the next prompt with good inputs runs."""
 
-import asyncio
 import os
 import pathlib
 import shutil
@@ -41,12 +40,8 @@ def models_root(tmp_path_factory):
 
 @pytest.fixture()
 def comfy(monkeypatch, models_root, tmp_path):
-    mods = comfy_standins.install(monkeypatch, models_root, tmp_path / "temp")
-    from flashvsr import comfyui
-
-    nodes = asyncio.run(asyncio.run(comfyui.comfy_entrypoint()).get_node_list())
-    yield mods, {n.define_schema().node_id: n for n in nodes}
-    mods["comfy.model_management"].unload_all_models()
+    with comfy_standins.node_registry(monkeypatch, models_root, tmp_path / "temp") as registry:
+        yield registry
 
 
 OPTIONS = dict(scale=2, tile_size=0, tile_overlap=0, max_memory_gb=0.0, park_tile_state="auto", color_fix="adain",

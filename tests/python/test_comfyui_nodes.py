@@ -1,7 +1,6 @@
 """The ComfyUI nodes against the stand-ins of tests/python/comfy_standins.py: schema, model folders,
 execution, float32 CPU output, progress, interrupt within one chunk, unload releasing the engine, video."""
 
-import asyncio
 import gc
 import hashlib
 import re
@@ -23,12 +22,8 @@ def models_root(tmp_path_factory):
 
 @pytest.fixture()
 def comfy(monkeypatch, models_root, tmp_path):
-    mods = comfy_standins.install(monkeypatch, models_root, tmp_path / "temp")
-    from flashvsr import comfyui
-
-    nodes = asyncio.run(asyncio.run(comfyui.comfy_entrypoint()).get_node_list())
-    yield mods, {n.define_schema().node_id: n for n in nodes}
-    mods["comfy.model_management"].unload_all_models()
+    with comfy_standins.node_registry(monkeypatch, models_root, tmp_path / "temp") as registry:
+        yield registry
 
 
 def _inputs(schema):
