@@ -3,6 +3,7 @@
 // memory, on three threads). SIGINT/SIGTERM cancel through a CancelToken: the frames finished so far are
 // flushed to OUT.partial.EXT (a valid, playable file) and the exit code is 130.
 #include <flashvsr/flashvsr.h>
+#include <flashvsr/options.h>
 
 #include <unistd.h>
 
@@ -32,15 +33,40 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// ---- options: one table drives parsing and --help (defaults come from the option structs) -------------
+// ---- options: one table drives parsing and --help; the engine and upscale rows come from the library's
+// option tables (flashvsr/options.h), with the CLI's own words for the few it treats specially ------------
 
 struct OptSpec {
-    const char* name;
-    const char* meta;  // nullptr: a flag
+    std::string name;
+    std::string meta;  // "": a flag
     std::string def;   // "" = none
-    const char* help;
+    std::string help;
     bool repeated = false;
 };
+
+/// The CLI's rows for an option of the library's tables: its help, or the CLI's own meta/default/help for
+/// those it parses specially (--model-dir searches, --version defaults to the folder, --max-memory takes
+/// sizes).
+OptSpec cli_row(const OptionSpec& s) {
+    if (s.name == "model_dir") {
+        return {s.cli_flag(), "DIR", "search",
+                "model folder; without it: $FLASHVSR_MODEL_DIR, then ./models/<name>, "
+                "$XDG_DATA_HOME/flashvsr/<name> (~/.local/share), $XDG_CACHE_HOME/flashvsr/<name> (~/.cache, where "
+                "`flashvsr download` puts it); <name> is FlashVSR-v1.1 (FlashVSR for v1.0)"};
+    }
+    if (s.name == "version") {
+        return {s.cli_flag(), s.meta, "from the folder", "model version (manifest, else folder name)"};
+    }
+    if (s.name == "max_memory") {
+        return {s.cli_flag(), "SIZE", "none",
+                "memory budget for weights + working set, e.g. 8G, 512M; picks the tile size (not with "
+                "--tile-size)"};
+    }
+    if (s.type == OptionType::Bool) {
+        return {s.cli_flag(), "", "", s.help};  // a flag: present = true (every Bool defaults to false)
+    }
+    return {s.cli_flag(), s.meta, s.default_text(), s.help};
+}
 
 // "8G", "512M", "1.5G", "123456" (bytes; K/M/G/T are powers of 1024) -> bytes.
 int64_t parse_size(const char* flag, const std::string& v) {
@@ -65,41 +91,18 @@ int64_t parse_size(const char* flag, const std::string& v) {
 }
 
 std::vector<OptSpec> upscale_options() {
-    const UpscaleOptions u;
-    const EngineOptions e;
     const io::EncoderOptions c;
-    const auto num = [](double v) {
-        std::ostringstream s;
-        s << v;
-        return s.str();
-    };
-    return {
+    std::vector<OptSpec> rows = {
         {"-o", "OUT", "",
          "output: a video file (the container follows the extension: .mp4, .mkv, .mov, ...) or an image "
          "sequence DIR/%05d.png (.tif, .tiff, .exr) or DIR/ (= DIR/%06d.png), numbered from 0. Required"},
-        {"--model-dir", "DIR", "search",
-         "model folder; without it: $FLASHVSR_MODEL_DIR, then ./models/<name>, "
-         "$XDG_DATA_HOME/flashvsr/<name> (~/.local/share), $XDG_CACHE_HOME/flashvsr/<name> (~/.cache, where "
-         "`flashvsr download` puts it); <name> is FlashVSR-v1.1 (FlashVSR for v1.0)"},
-        {"--version", "v1.0|v1.1", "from the folder", "model version (manifest, else folder name)"},
-        {"--mode", "tiny|tiny-long|full", e.mode,
-         "decoder: tiny (TCDecoder), tiny-long, full (Wan VAE decoder)"},
-        {"--scale", "2|3|4", std::to_string(u.scale), "upscaling factor"},
-        {"--color-fix", "adain|wavelet|none", u.color_fix, "colour correction toward the input"},
-        {"--sparse-ratio", "F", num(u.sparse_ratio), "sparse attention budget (1.5 = faster, 2.0 = quality)"},
-        {"--kv-ratio", "F", num(u.kv_ratio), "K/V cache window length (in 2-latent-frame slices)"},
-        {"--local-range", "N", std::to_string(u.local_range), "attention locality window (odd)"},
-        {"--seed", "N", std::to_string(u.seed), "noise seed"},
-        {"--tile-size", "N", std::to_string(u.tile_size),
-         "tile size in input pixels (0: no tiling, or chosen by --max-memory)"},
-        {"--tile-overlap", "N", std::to_string(u.tile_overlap), "tile overlap in input pixels (0: automatic)"},
-        {"--max-memory", "SIZE", "none",
-         "memory budget for weights + working set, e.g. 8G, 512M; picks the tile size (not with --tile-size)"},
-        {"--park-tile-state", "auto|on|off", u.park_tile_state,
-         "keep tile states in host memory between their chunks (auto: on CUDA when the budget needs it)"},
-        {"--dtype", "auto|bf16|fp16|fp32|int8", e.dtype,
-         "compute type (auto: bf16 on CUDA, fp32 on CPU; int8: DiT linears in int8, opt-in, quality unmeasured)"},
-        {"--device", "auto|cpu|cuda|cuda:N", e.device, "device (auto: CUDA if available)"},
+    };
+    for (const auto* table : {&engine_option_specs(), &upscale_option_specs()}) {
+        for (const OptionSpec& s : *table) {
+            rows.push_back(cli_row(s));
+        }
+    }
+    const std::vector<OptSpec> own = {
         {"-c:v", "ENCODER", c.codec, "any libavcodec video encoder (libx264, libx265, ffv1, prores_ks, ...)"},
         {"-e", "KEY=VALUE", "", "encoder private option, repeatable (e.g. -e preset=slow -e tune=film)",
          true},
@@ -108,8 +111,8 @@ std::vector<OptSpec> upscale_options() {
          "yuv444p, yuv444p10le)"},
         {"--crf", "N", std::to_string(c.crf),
          "constant rate factor (encoders with a crf option; -1: encoder's)"},
-        {"--no-audio", nullptr, "", "do not copy the audio streams"},
-        {"--no-subtitles", nullptr, "", "do not copy the subtitle streams"},
+        {"--no-audio", "", "", "do not copy the audio streams"},
+        {"--no-subtitles", "", "", "do not copy the subtitle streams"},
         {"--start", "T", "0", "start time (seconds or [hh:]mm:ss[.ms]); output timestamps start at 0"},
         {"--end", "T", "end", "end time (exclusive)"},
         {"--report", "FILE.json", "",
@@ -120,10 +123,10 @@ std::vector<OptSpec> upscale_options() {
          "first frame number of an input pattern like in/%05d.png"},
         {"--bit-depth", "8|16|32", "16 for PNG/TIFF from a >8-bit input, else 8; EXR 16",
          "image-sequence output: PNG/TIFF 8 or 16 bits, EXR 16 (half) or 32 (float)"},
-        {"--overwrite", nullptr, "",
+        {"--overwrite", "", "",
          "replace an existing output file (an output folder only when it holds nothing but frames of the "
          "pattern)"},
-        {"--no-progress", nullptr, "", "no progress output"},
+        {"--no-progress", "", "", "no progress output"},
         {"--progress-interval", "S", "0.25 on a terminal, 5 otherwise", "seconds between progress updates"},
         {"--batch", "N", std::to_string(pipeline::TranscodeJob().batch),
          "frames decoded per step (memory: a few frames)"},
@@ -132,8 +135,10 @@ std::vector<OptSpec> upscale_options() {
         {"--pipeline-depth", "N", std::to_string(pipeline::TranscodeJob().pipeline_depth),
          "decode and encode run in their own threads beside the engine, with at most N batches queued on "
          "each side (0: one thread, the stages in turn; same output)"},
-        {"--verbose", nullptr, "", "show FFmpeg's own log messages (encoder settings, demuxer warnings)"},
+        {"--verbose", "", "", "show FFmpeg's own log messages (encoder settings, demuxer warnings)"},
     };
+    rows.insert(rows.end(), own.begin(), own.end());
+    return rows;
 }
 
 void print_upscale_help(std::ostream& os) {
@@ -151,7 +156,7 @@ void print_upscale_help(std::ostream& os) {
           "audio (with a note). A sequence output is written into DIR.tmp-PID/ and renamed to DIR/ when\n"
           "complete.\n\nOptions:\n";
     for (const OptSpec& o : upscale_options()) {
-        std::string head = std::string("  ") + o.name + (o.meta ? std::string(" ") + o.meta : "");
+        std::string head = "  " + o.name + (o.meta.empty() ? "" : " " + o.meta);
         os << std::left << std::setw(34) << head << " " << o.help;
         if (!o.def.empty()) os << " [default: " << o.def << "]";
         os << "\n";
@@ -335,7 +340,7 @@ int run_upscale(const UpscaleRun& run) {
 int cmd_upscale(const std::vector<std::string>& argv) {
     std::set<std::string> valued, flags, repeated;
     for (const OptSpec& o : upscale_options()) {
-        (o.meta == nullptr ? flags : o.repeated ? repeated : valued).insert(o.name);
+        (o.meta.empty() ? flags : o.repeated ? repeated : valued).insert(o.name);
     }
     flags.insert("--help");
     flags.insert("-h");
@@ -356,24 +361,41 @@ int cmd_upscale(const std::vector<std::string>& argv) {
     job.engine.version = args.get("--version", "");
     job.engine.model_dir =
         args.has("--model-dir") ? args.get("--model-dir", "") : pipeline::find_model_dir(job.engine.version);
-    job.engine.mode = args.get("--mode", job.engine.mode);
-    job.engine.device = args.get("--device", job.engine.device);
-    job.engine.dtype = args.get("--dtype", job.engine.dtype);
-    job.upscale.scale = args.get_int("--scale", job.upscale.scale);
-    job.upscale.color_fix = args.get("--color-fix", job.upscale.color_fix);
-    job.upscale.sparse_ratio = args.get_double("--sparse-ratio", job.upscale.sparse_ratio);
-    job.upscale.kv_ratio = args.get_double("--kv-ratio", job.upscale.kv_ratio);
-    job.upscale.local_range = args.get_int("--local-range", job.upscale.local_range);
-    const int64_t seed = args.get_int("--seed", 0);
-    if (seed < 0) throw UsageError("--seed must be >= 0, got " + std::to_string(seed));
-    job.upscale.tile_size = args.get_int("--tile-size", job.upscale.tile_size);
-    job.upscale.tile_overlap = args.get_int("--tile-overlap", job.upscale.tile_overlap);
-    if (args.has("--max-memory")) {
-        if (args.has("--tile-size")) throw UsageError("--max-memory and --tile-size exclude each other");
-        job.upscale.max_memory = parse_size("--max-memory", args.get("--max-memory", ""));
+    // The library's options, by type (--model-dir and --version above; --seed >= 0 and --max-memory in
+    // sizes are the CLI's own rules).
+    const auto value_of = [&args](const OptionSpec& s) -> OptionValue {
+        const std::string flag = s.cli_flag();
+        switch (s.type) {
+            case OptionType::Int: return args.get_int(flag, 0);
+            case OptionType::Float: return args.get_double(flag, 0);
+            case OptionType::Bool: return true;
+            default: return args.get(flag, "");
+        }
+    };
+    for (const OptionSpec& s : engine_option_specs()) {
+        if (s.name != "model_dir" && s.name != "version" && args.has(s.cli_flag())) {
+            set_option(job.engine, s.name, value_of(s));
+        }
     }
-    job.upscale.park_tile_state = args.get("--park-tile-state", job.upscale.park_tile_state);
-    job.upscale.seed = static_cast<uint64_t>(seed);
+    for (const OptionSpec& s : upscale_option_specs()) {
+        if (!args.has(s.cli_flag())) {
+            continue;
+        }
+        if (s.name == "seed") {
+            const int64_t seed = args.get_int("--seed", 0);
+            if (seed < 0) {
+                throw UsageError("--seed must be >= 0, got " + std::to_string(seed));
+            }
+        }
+        if (s.name == "max_memory") {
+            if (args.has("--tile-size")) {
+                throw UsageError("--max-memory and --tile-size exclude each other");
+            }
+            job.upscale.max_memory = parse_size("--max-memory", args.get("--max-memory", ""));
+            continue;
+        }
+        set_option(job.upscale, s.name, value_of(s));
+    }
     job.encoder.codec = args.get("-c:v", job.encoder.codec);
     job.encoder.pix_fmt = args.get("--pix-fmt", "");
     job.encoder.crf = static_cast<int>(args.get_int("--crf", job.encoder.crf));

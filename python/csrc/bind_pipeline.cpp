@@ -24,6 +24,7 @@
 #include "pipeline/model_search.h"
 #include "pipeline/transcode.h"
 #include "python/csrc/py_engine.h"
+#include "python/csrc/py_options.h"
 
 namespace py = pybind11;
 
@@ -81,49 +82,11 @@ struct Keyword {
     std::function<void(TranscodeJob&, const py::handle&)> set;
 };
 
-/// The job's options as keywords, one line each (the same names as the CLI's flags without dashes, except
-/// -c:v = codec, -e = encoder_options, --no-audio = copy_audio=False, --no-subtitles = copy_subtitles=False).
+/// The job's own options as keywords, one line each (the CLI's flags without dashes, except -c:v = codec,
+/// -e = encoder_options, --no-audio = copy_audio=False, --no-subtitles = copy_subtitles=False). The engine
+/// and upscale options come from their tables (flashvsr/options.h).
 const std::vector<Keyword>& keywords() {
     static const std::vector<Keyword> k = {
-        // engine (ignored when engine= is given)
-        {"model_dir",
-         [](TranscodeJob& j, const py::handle& h) {
-             j.engine.model_dir = h.is_none() ? "" : as_path("model_dir", h);  // "": the search order
-         }},
-        {"version",
-         [](TranscodeJob& j, const py::handle& h) { j.engine.version = h.is_none() ? "" : as_str("version", h); }},
-        {"mode", [](TranscodeJob& j, const py::handle& h) { j.engine.mode = as_str("mode", h); }},
-        {"device", [](TranscodeJob& j, const py::handle& h) { j.engine.device = as_str("device", h); }},
-        {"dtype", [](TranscodeJob& j, const py::handle& h) { j.engine.dtype = as_str("dtype", h); }},
-        {"legacy_v10_cache_order",
-         [](TranscodeJob& j, const py::handle& h) {
-             j.engine.legacy_v10_cache_order = as_bool("legacy_v10_cache_order", h);
-         }},
-        // upscale
-        {"scale", [](TranscodeJob& j, const py::handle& h) { j.upscale.scale = as_int("scale", h); }},
-        {"color_fix", [](TranscodeJob& j, const py::handle& h) { j.upscale.color_fix = as_str("color_fix", h); }},
-        {"sparse_ratio",
-         [](TranscodeJob& j, const py::handle& h) { j.upscale.sparse_ratio = as_float("sparse_ratio", h); }},
-        {"kv_ratio", [](TranscodeJob& j, const py::handle& h) { j.upscale.kv_ratio = as_float("kv_ratio", h); }},
-        {"local_range",
-         [](TranscodeJob& j, const py::handle& h) { j.upscale.local_range = as_int("local_range", h); }},
-        {"seed",
-         [](TranscodeJob& j, const py::handle& h) {
-             const int64_t v = as_int("seed", h);
-             if (v < 0) {
-                 throw py::value_error("upscale_file: seed must be >= 0, got " + std::to_string(v));
-             }
-             j.upscale.seed = static_cast<uint64_t>(v);
-         }},
-        {"tile_size", [](TranscodeJob& j, const py::handle& h) { j.upscale.tile_size = as_int("tile_size", h); }},
-        {"tile_overlap",
-         [](TranscodeJob& j, const py::handle& h) { j.upscale.tile_overlap = as_int("tile_overlap", h); }},
-        {"max_memory",
-         [](TranscodeJob& j, const py::handle& h) {
-             j.upscale.max_memory = h.is_none() ? 0 : as_int("max_memory", h);
-         }},
-        {"park_tile_state",
-         [](TranscodeJob& j, const py::handle& h) { j.upscale.park_tile_state = as_str("park_tile_state", h); }},
         // encoder (video output)
         {"codec", [](TranscodeJob& j, const py::handle& h) { j.encoder.codec = as_str("codec", h); }},
         {"pix_fmt",
@@ -246,8 +209,11 @@ py::dict upscale_file(const py::object& input, const py::object& output, const p
             }
             continue;
         }
-        bool known = false;
+        bool known = set_py_option("upscale_file", &job.engine, &job.upscale, name, value);
         for (const Keyword& k : keywords()) {
+            if (known) {
+                break;
+            }
             if (name == k.name) {
                 k.set(job, value);
                 known = true;
@@ -360,6 +326,11 @@ void bind_pipeline(py::module_& m) {
         });
 
     std::vector<std::string> names;
+    for (const auto* table : {&engine_option_specs(), &upscale_option_specs()}) {
+        for (const OptionSpec& s : *table) {
+            names.push_back(s.name);
+        }
+    }
     for (const Keyword& k : keywords()) {
         names.emplace_back(k.name);
     }

@@ -62,6 +62,7 @@ class Engine:
     def upscale(
         self,
         frames: torch.Tensor,
+        *,
         scale: int = 4,
         color_fix: str = "adain",
         sparse_ratio: float = 2.0,
@@ -76,6 +77,7 @@ class Engine:
     ) -> torch.Tensor: ...
     def stream(
         self,
+        *,
         scale: int = 4,
         color_fix: str = "adain",
         sparse_ratio: float = 2.0,

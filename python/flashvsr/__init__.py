@@ -24,11 +24,13 @@ from . import _C
 from ._C import (Cancelled, CancelToken, Engine, Error, InputError, ModelError, OutOfMemory, Stream,
                  TranscodeProgress, memory_report)
 from . import io, models, nn, testing  # noqa: F401
+from .options import EngineOptions, UpscaleOptions
 
 __version__: str = _C.__version__
 
 __all__ = [
     "__version__", "build_info", "load", "upscale_file", "Engine", "Stream", "CancelToken", "TranscodeProgress",
+    "EngineOptions", "UpscaleOptions",
     "Error", "InputError", "ModelError", "Cancelled", "OutOfMemory", "memory_report", "io", "models", "nn", "testing",
 ]
 

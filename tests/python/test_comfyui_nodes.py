@@ -399,3 +399,23 @@ def test_video_node_and_cli_make_the_same_frames(comfy, tmp_path, models_root, c
     assert [t for t, _ in node_frames] == [t for t, _ in cli_frames] == [t for t, _ in src_frames]
     assert all((a == b).all() for (_, a), (_, b) in zip(node_frames, cli_frames))
     assert _packets(result.get_stream_source(), "audio") == _packets(cli_out, "audio")
+
+
+def test_schema_reads_the_option_table(comfy):
+    # The ComfyUI face of the option table: defaults, ranges, choices and tooltips come from flashvsr._C.
+    specs = {s["name"]: s for s in flashvsr._C.option_specs()}
+    for node_id in ("FlashVSRUpscale", "FlashVSRUpscaleVideo"):
+        inputs = _inputs(comfy[1][node_id].define_schema())
+        for name in ("scale", "color_fix", "sparse_ratio", "kv_ratio", "local_range", "seed", "tile_size",
+                     "tile_overlap", "park_tile_state"):
+            s, i = specs[name], inputs[name]
+            assert i.default == s["default"] and s["help"][1:] in i.tooltip, name
+            if s["type"] == "choice":
+                assert i.options == s["choices"], name
+            else:
+                lo, hi, step = s["range"]
+                assert (i.kwargs["min"], i.kwargs["step"]) == (lo, step) and i.kwargs["max"] == min(hi, 2**63 - 1)
+    loader = _inputs(comfy[1]["FlashVSRModelLoader"].define_schema())
+    assert loader["mode"].options == specs["mode"]["choices"]
+    assert loader["precision"].options == specs["dtype"]["choices"]
+    assert loader["version"].options == ["auto"] + specs["version"]["choices"]

@@ -9,7 +9,7 @@ import folder_paths
 from comfy_api.latest import io
 
 from . import management, model_folders
-from .schema import CATEGORY, DEFAULTS, FlashVSRModel, engine_kwargs, upscale_schema
+from .schema import CATEGORY, DEFAULTS, SPECS, FlashVSRModel, engine_kwargs, upscale_schema
 
 __all__ = ["DEFAULTS", "FlashVSRModelLoader", "FlashVSRUpscale", "node_list"]
 
@@ -32,16 +32,12 @@ class FlashVSRModelLoader(io.ComfyNode):
                                tooltip="A folder with the published FlashVSR files, searched in: " + searched
                                        + " (and sub-folders; add more with the 'FlashVSR' key of "
                                        "extra_model_paths.yaml). `flashvsr download` fetches the files."),
-                io.Combo.Input("version", options=["auto", "v1.0", "v1.1"], default="auto",
+                io.Combo.Input("version", options=["auto"] + SPECS["version"]["choices"], default="auto",
                                tooltip="Model version; auto reads the folder (manifest, name, weights)."),
-                io.Combo.Input("mode", options=["tiny", "tiny-long", "full"], default="tiny",
-                               tooltip="Decoder: tiny / tiny-long use the fast TCDecoder, full the Wan VAE "
-                                       "(sharper, much slower, more memory)."),
-                io.Combo.Input("precision", options=["auto", "bf16", "fp16", "fp32", "int8"], default="auto",
-                               tooltip="Compute precision (auto: bf16 on CUDA, fp32 on CPU). int8 (opt-in) "
-                                       "runs the DiT's linear layers in int8 with half the weight memory of "
-                                       "bf16; its quality on the real weights is unmeasured. The output is "
-                                       "always float32."),
+                io.Combo.Input("mode", options=SPECS["mode"]["choices"], default=SPECS["mode"]["default"],
+                               tooltip=SPECS["mode"]["help"] + "."),
+                io.Combo.Input("precision", options=SPECS["dtype"]["choices"], default=SPECS["dtype"]["default"],
+                               tooltip=SPECS["dtype"]["help"] + ". The output is always float32."),
                 io.Combo.Input("device", options=["comfy", "cpu", "cuda"], default="comfy",
                                tooltip="Where the engine runs; comfy follows ComfyUI's device (--cpu gives cpu)."),
             ],

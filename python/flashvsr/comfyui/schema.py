@@ -6,44 +6,53 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+import flashvsr
+
 CATEGORY = "FlashVSR"
 FlashVSRModel = io.Custom("FLASHVSR_MODEL")
 
-# Defaults and ranges of the engine's options, as the Python API has them (a test compares the defaults with
-# the compiled signature of flashvsr.Engine.upscale).
-DEFAULTS = {"scale": 4, "color_fix": "adain", "sparse_ratio": 2.0, "kv_ratio": 3.0, "local_range": 11, "seed": 0,
-            "tile_size": 0, "tile_overlap": 0, "park_tile_state": "auto"}
-COLOR_FIXES = ["adain", "wavelet", "none"]
+# Defaults, ranges, choices and tooltips of the engine's options come from the library's one option table
+# (flashvsr._C.option_specs(), C++ flashvsr/options.h), as the CLI's flags and the Python classes do.
+SPECS = {s["name"]: s for s in flashvsr._C.option_specs()}
+UPSCALE_OPTIONS = ("scale", "color_fix", "sparse_ratio", "kv_ratio", "local_range", "seed", "tile_size",
+                   "tile_overlap", "park_tile_state")
+DEFAULTS = {name: SPECS[name]["default"] for name in UPSCALE_OPTIONS}
+COLOR_FIXES = list(SPECS["color_fix"]["choices"])
+INT64_MAX = 2**63 - 1
+
+
+def _tooltip(name: str) -> str:
+    text = SPECS[name]["help"]
+    return text[0].upper() + text[1:] + "."
+
+
+def option_input(name: str, **extra) -> io.Input:
+    """The ComfyUI input of a library option: its type, default, range or choices, and help as tooltip."""
+    s = SPECS[name]
+    if s["type"] == "choice":
+        return io.Combo.Input(name, options=list(s["choices"]), default=s["default"], tooltip=_tooltip(name), **extra)
+    lo, hi, step = s["range"]
+    if s["type"] == "int":
+        return io.Int.Input(name, default=s["default"], min=int(lo), max=min(int(hi), INT64_MAX), step=int(step),
+                            tooltip=_tooltip(name), **extra)
+    return io.Float.Input(name, default=s["default"], min=lo, max=hi, step=step, tooltip=_tooltip(name), **extra)
 
 
 def upscale_inputs() -> list[io.Input]:
     """The upscale options shared by the image and the video node, each with its tooltip."""
     return [
-        io.Int.Input("scale", default=DEFAULTS["scale"], min=2, max=4, step=1,
-                     tooltip="Upscale factor: output is exactly width*scale x height*scale, one frame out per frame in."),
-        io.Int.Input("tile_size", default=DEFAULTS["tile_size"], min=0, max=4096, step=16,
-                     tooltip="Tile size in input pixels (0 = automatic: one tile, or what max_memory_gb allows). "
-                             "Each tile is an independent stream; tiles are blended with no seams or dark borders."),
-        io.Int.Input("tile_overlap", default=DEFAULTS["tile_overlap"], min=0, max=1024, step=8,
-                     tooltip="Overlap between neighbouring tiles in input pixels (0 = automatic)."),
+        option_input("scale"),
+        option_input("tile_size"),
+        option_input("tile_overlap"),
         io.Float.Input("max_memory_gb", default=0.0, min=0.0, max=1024.0, step=0.5,
                        tooltip="Memory budget in GiB for the run (0 = no budget). The engine picks tile size and "
                                "overlap to fit it and retries with smaller tiles on out-of-memory."),
-        io.Combo.Input("park_tile_state", options=["auto", "on", "off"], default=DEFAULTS["park_tile_state"],
-                       tooltip="Keep each tile's caches in host memory while other tiles compute (GPU): lets "
-                               "max_memory_gb go below the whole frame's state at the cost of copies. auto = "
-                               "when the budget needs it."),
-        io.Combo.Input("color_fix", options=COLOR_FIXES, default=DEFAULTS["color_fix"],
-                       tooltip="Colour correction of the output against the input: adain (per-channel mean/std), "
-                               "wavelet (low frequencies from the input), none."),
-        io.Float.Input("sparse_ratio", default=DEFAULTS["sparse_ratio"], min=0.5, max=4.0, step=0.1,
-                       tooltip="Sparse attention budget (official default 2.0; 1.5 is faster, slightly softer)."),
-        io.Float.Input("kv_ratio", default=DEFAULTS["kv_ratio"], min=1.0, max=4.0, step=0.5,
-                       tooltip="How many past chunks of keys/values the attention keeps (official default 3.0)."),
-        io.Int.Input("local_range", default=DEFAULTS["local_range"], min=3, max=31, step=2,
-                     tooltip="Local attention window in latent blocks (official: 9 or 11)."),
-        io.Int.Input("seed", default=DEFAULTS["seed"], min=0, max=2**63 - 1, control_after_generate=True,
-                     tooltip="Noise seed. Noise is keyed by pixel position, so tiling does not change it."),
+        option_input("park_tile_state"),
+        option_input("color_fix"),
+        option_input("sparse_ratio"),
+        option_input("kv_ratio"),
+        option_input("local_range"),
+        option_input("seed", control_after_generate=True),
     ]
 
 
