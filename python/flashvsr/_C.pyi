@@ -91,6 +91,15 @@ class Engine:
         progress: Optional[ProgressFn] = None,
     ) -> Stream: ...
 
+def option_specs() -> list[dict]:
+    """The engine and upscale option table: one dict per option with name, group ("engine" | "upscale"),
+    type ("int" | "float" | "bool" | "choice" | "str"), default, choices, range ((min, max, step) or None),
+    cli_flag, meta, help."""
+
+def normalize_options(group: str, kwargs: dict) -> dict:
+    """Every option of `group` after setting `kwargs` through the table (TypeError for an unknown name or a
+    wrong type), validated (InputError; engine options only when model_dir is set)."""
+
 class CancelToken:
     def __init__(self) -> None: ...
     def cancel(self) -> None: ...
