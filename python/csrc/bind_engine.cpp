@@ -3,6 +3,13 @@
 #include <flashvsr/flashvsr.h>
 #include <torch/python.h>
 
+#include <flashvsr/options.h>
+
+#include <string>
+
+#include "python/csrc/py_engine.h"
+#include "python/csrc/py_options.h"
+
 namespace py = pybind11;
 
 namespace flashvsr::python {
@@ -19,32 +26,33 @@ ProgressFn wrap_progress(const py::object& progress) {
     };
 }
 
-UpscaleOptions upscale_options(int64_t scale, const std::string& color_fix, double sparse_ratio, double kv_ratio,
-                               int64_t local_range, uint64_t seed, int64_t tile_size, int64_t tile_overlap,
-                               const std::optional<int64_t>& max_memory, const std::string& park_tile_state) {
+// The upscale options from keywords, through the option table (flashvsr/options.h): an unknown name or a
+// wrong type is a TypeError naming it, a bad value an InputError from validate().
+UpscaleOptions upscale_options(const char* where, const py::kwargs& kwargs) {
     UpscaleOptions o;
-    o.scale = scale;
-    o.color_fix = color_fix;
-    o.sparse_ratio = sparse_ratio;
-    o.kv_ratio = kv_ratio;
-    o.local_range = local_range;
-    o.seed = seed;
-    o.tile_size = tile_size;
-    o.tile_overlap = tile_overlap;
-    o.max_memory = max_memory.value_or(0);
-    o.park_tile_state = park_tile_state;
+    for (const auto& [key, value] : kwargs) {
+        const std::string name = py::str(key);
+        if (!set_py_option(where, nullptr, &o, name, value)) {
+            throw py::type_error(std::string(where) + "() got an unexpected keyword argument '" + name + "'");
+        }
+    }
     o.validate();
     return o;
 }
 
-// The Python-side handle: close() drops the engine's weights (streams already made keep them alive).
-struct PyEngine {
-    std::shared_ptr<Engine> engine;
-    Engine& get() const {
-        if (!engine) throw InputError("this engine was closed");
-        return *engine;
+// "scale: int = 4, color_fix: str = 'adain', ...": the keywords with their types and defaults, from the table.
+std::string upscale_keywords_doc() {
+    std::string doc;
+    for (const OptionSpec& s : upscale_option_specs()) {
+        const char* type = s.type == OptionType::Int     ? "int"
+                           : s.type == OptionType::Float ? "float"
+                           : s.type == OptionType::Bool  ? "bool"
+                                                         : "str";
+        const py::object v = std::visit([](const auto& x) -> py::object { return py::cast(x); }, s.default_value);
+        doc += (doc.empty() ? "" : ", ") + s.name + ": " + type + " = " + std::string(py::repr(v));
     }
-};
+    return doc;
+}
 
 py::dict info_dict(const EngineInfo& i) {
     py::dict d;
@@ -76,6 +84,15 @@ py::dict memory_dict(const MemoryReport& r) {
 }  // namespace
 
 void bind_engine(py::module_& m) {
+    static const std::string upscale_doc =
+        "Upscales frames [F,H,W,3] (float in [0,1] or uint8) to float32 [F,H*s,W*s,3] on the CPU. progress(done, "
+        "total) returning False cancels (Cancelled). Keyword options (the upscale option table, as "
+        "flashvsr.UpscaleOptions: " +
+        upscale_keywords_doc() + ").";
+    static const std::string stream_doc =
+        "A Stream for one video in bounded memory (push/pull/finish). Keyword options (the upscale option table, "
+        "as flashvsr.UpscaleOptions: " +
+        upscale_keywords_doc() + ").";
     py::class_<Stream>(m, "Stream")
         .def("push", &Stream::push, py::arg("frames"), py::call_guard<py::gil_scoped_release>())
         .def("pull", &Stream::pull, py::call_guard<py::gil_scoped_release>())
@@ -130,36 +147,22 @@ void bind_engine(py::module_& m) {
             py::arg("device"))
         .def(
             "upscale",
-            [](const PyEngine& e, const at::Tensor& frames, int64_t scale, const std::string& color_fix,
-               double sparse_ratio, double kv_ratio, int64_t local_range, uint64_t seed, int64_t tile_size,
-               int64_t tile_overlap, const std::optional<int64_t>& max_memory, const std::string& park_tile_state,
-               const py::object& progress) {
-                const UpscaleOptions o = upscale_options(scale, color_fix, sparse_ratio, kv_ratio, local_range, seed,
-                                                         tile_size, tile_overlap, max_memory, park_tile_state);
+            [](const PyEngine& e, const at::Tensor& frames, const py::object& progress, const py::kwargs& kwargs) {
+                const UpscaleOptions o = upscale_options("upscale", kwargs);
                 const ProgressFn p = wrap_progress(progress);
                 Engine& engine = e.get();
                 py::gil_scoped_release release;
                 return engine.upscale(frames, o, p);
             },
-            py::arg("frames"), py::arg("scale") = 4, py::arg("color_fix") = "adain", py::arg("sparse_ratio") = 2.0,
-            py::arg("kv_ratio") = 3.0, py::arg("local_range") = 11, py::arg("seed") = 0,
-            py::arg("tile_size") = 0, py::arg("tile_overlap") = 0, py::arg("max_memory") = py::none(),
-            py::arg("park_tile_state") = "auto", py::arg("progress") = py::none())
+            py::arg("frames"), py::kw_only(), py::arg("progress") = py::none(), upscale_doc.c_str())
         .def(
             "stream",
-            [](const PyEngine& e, int64_t scale, const std::string& color_fix, double sparse_ratio, double kv_ratio,
-               int64_t local_range, uint64_t seed, int64_t tile_size, int64_t tile_overlap,
-               const std::optional<int64_t>& max_memory, const std::string& park_tile_state,
-               const py::object& progress) {
-                Stream s = e.get().stream(upscale_options(scale, color_fix, sparse_ratio, kv_ratio, local_range, seed,
-                                                          tile_size, tile_overlap, max_memory, park_tile_state));
+            [](const PyEngine& e, const py::object& progress, const py::kwargs& kwargs) {
+                Stream s = e.get().stream(upscale_options("stream", kwargs));
                 s.set_progress(wrap_progress(progress));
                 return s;
             },
-            py::arg("scale") = 4, py::arg("color_fix") = "adain", py::arg("sparse_ratio") = 2.0,
-            py::arg("kv_ratio") = 3.0, py::arg("local_range") = 11, py::arg("seed") = 0,
-            py::arg("tile_size") = 0, py::arg("tile_overlap") = 0, py::arg("max_memory") = py::none(),
-            py::arg("park_tile_state") = "auto", py::arg("progress") = py::none());
+            py::kw_only(), py::arg("progress") = py::none(), stream_doc.c_str());
 }
 
 }  // namespace flashvsr::python

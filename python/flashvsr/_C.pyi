@@ -1,5 +1,6 @@
 # Type stubs for the compiled module flashvsr._C.
 from types import ModuleType
+from os import PathLike
 from typing import Callable, Optional, Union
 
 import torch
@@ -61,6 +62,7 @@ class Engine:
     def upscale(
         self,
         frames: torch.Tensor,
+        *,
         scale: int = 4,
         color_fix: str = "adain",
         sparse_ratio: float = 2.0,
@@ -75,6 +77,7 @@ class Engine:
     ) -> torch.Tensor: ...
     def stream(
         self,
+        *,
         scale: int = 4,
         color_fix: str = "adain",
         sparse_ratio: float = 2.0,
@@ -87,6 +90,81 @@ class Engine:
         park_tile_state: str = "auto",
         progress: Optional[ProgressFn] = None,
     ) -> Stream: ...
+
+def option_specs() -> list[dict]:
+    """The engine and upscale option table: one dict per option with name, group ("engine" | "upscale"),
+    type ("int" | "float" | "bool" | "choice" | "str"), default, choices, range ((min, max, step) or None),
+    cli_flag, meta, help."""
+
+def normalize_options(group: str, kwargs: dict) -> dict:
+    """Every option of `group` after setting `kwargs` through the table (TypeError for an unknown name or a
+    wrong type), validated (InputError; engine options only when model_dir is set)."""
+
+class CancelToken:
+    def __init__(self) -> None: ...
+    def cancel(self) -> None: ...
+    @property
+    def cancelled(self) -> bool: ...
+
+class TranscodeProgress:
+    @property
+    def frames_done(self) -> int: ...
+    @property
+    def frames_total(self) -> int:
+        """-1 while unknown."""
+    @property
+    def elapsed_s(self) -> float: ...
+    @property
+    def fps(self) -> float: ...
+    @property
+    def eta_s(self) -> float:
+        """-1 while unknown."""
+    @property
+    def final(self) -> bool: ...
+
+UPSCALE_FILE_OPTIONS: list[str]
+
+def upscale_file(
+    input: Union[str, PathLike],
+    output: Union[str, PathLike],
+    *,
+    engine: Optional[Engine] = None,
+    progress: Optional[Callable[[TranscodeProgress], Optional[bool]]] = None,
+    cancel: Optional[CancelToken] = None,
+    verbose: bool = False,
+    model_dir: Union[str, PathLike, None] = None,
+    version: Optional[str] = None,
+    mode: str = "tiny",
+    device: str = "auto",
+    dtype: str = "auto",
+    legacy_v10_cache_order: bool = False,
+    scale: int = 4,
+    color_fix: str = "adain",
+    sparse_ratio: float = 2.0,
+    kv_ratio: float = 3.0,
+    local_range: int = 11,
+    seed: int = 0,
+    tile_size: int = 0,
+    tile_overlap: int = 0,
+    max_memory: Optional[int] = None,
+    park_tile_state: str = "auto",
+    codec: str = "libx264",
+    pix_fmt: Optional[str] = None,
+    crf: int = 18,
+    encoder_options: Optional[dict[str, str]] = None,
+    copy_audio: bool = True,
+    copy_subtitles: bool = True,
+    start: float = 0.0,
+    end: Optional[float] = None,
+    max_pixels: int = 67108864,
+    overwrite: bool = False,
+    keep_partial: bool = True,
+    batch: int = 4,
+    pipeline_depth: int = 2,
+    start_number: Optional[int] = None,
+    fps: Union[str, float] = 25,
+    bit_depth: int = 0,
+) -> dict: ...
 
 class _IO(ModuleType):
     def probe(self, path: str) -> dict: ...

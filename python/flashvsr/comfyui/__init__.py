@@ -7,7 +7,9 @@ that name exists. ComfyUI's modules are imported lazily, so this module imports 
 Nodes (category "FlashVSR"): FlashVSR Model Loader -> FLASHVSR_MODEL; FlashVSR Upscale (IMAGE -> IMAGE);
 FlashVSR Upscale Video (VIDEO -> VIDEO, streaming, audio kept) where the ComfyUI version has VIDEO.
 Layout: ``model_folders`` (folder_paths registration and discovery), ``management`` (the only code that
-touches comfy.model_management / ModelPatcher / ProgressBar), ``nodes`` and ``video_node`` (schemas).
+touches comfy.model_management / ModelPatcher / ProgressBar), ``schema`` (what the upscale nodes share, read
+from the library's option table), ``nodes`` and ``video_node`` (the nodes; ``video_node`` runs
+``flashvsr.upscale_file``).
 """
 
 

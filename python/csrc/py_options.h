@@ -1,0 +1,21 @@
+// Python values -> the option tables (flashvsr/options.h), shared by bind_options and bind_pipeline.
+#pragma once
+
+#include <flashvsr/flashvsr.h>
+#include <flashvsr/options.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+namespace flashvsr::python {
+
+/// `value` as option `s` takes it (int, float, bool, str; a str or os.PathLike for text; None = not set);
+/// TypeError "<where>: option 'name' must be ..., got T" otherwise.
+OptionValue option_value(const std::string& where, const OptionSpec& s, const pybind11::handle& value);
+
+/// Sets option `name` on `engine` or `upscale` (whichever holds it; null = not accepted here). Returns false
+/// for a name of neither table.
+bool set_py_option(const std::string& where, EngineOptions* engine, UpscaleOptions* upscale, const std::string& name,
+                   const pybind11::handle& value);
+
+}  // namespace flashvsr::python
