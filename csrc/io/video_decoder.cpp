@@ -2,7 +2,7 @@
 
 #include "io/colorspace.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 
@@ -186,7 +186,6 @@ bool VideoDecoder::decode_one() {
             at::Tensor t = at::empty({info_.height, info_.width, 3}, info_.bits > 8 ? at::kShort : at::kByte);
             convert(f, static_cast<uint8_t*>(t.data_ptr()));
             av_frame_unref(f);
-            if (frames_read_ == 0 && pending_.empty()) start_pts_ = pts;
             pending_.push_back(std::move(t));
             pending_pts_.push_back(pts);
             pending_dur_.push_back(dur);

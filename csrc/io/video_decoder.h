@@ -67,8 +67,6 @@ class VideoDecoder {
     const std::string& path() const { return path_; }
     /// The demuxer (for copying other streams, chapters and metadata); owned by the decoder.
     const AVFormatContext* format() const { return fmt_.get(); }
-    /// pts (stream time base) of the first frame in range once read (the offset for --start), else 0.
-    int64_t start_pts() const { return start_pts_; }
     /// The --start point in the stream time base (0 without --start): what an encoder subtracts so that the
     /// output starts at 0 with audio still in sync.
     int64_t offset_pts() const { return begin_pts_ == INT64_MIN ? 0 : begin_pts_; }
@@ -96,7 +94,6 @@ class VideoDecoder {
     AVPacketPtr pkt_;
     AVFramePtr frame_;
     std::function<void(AVPacket*)> sink_;
-    int64_t start_pts_ = 0;
     int64_t end_pts_ = INT64_MAX;
     int64_t begin_pts_ = INT64_MIN;  // --start in stream time base
     int64_t last_pts_ = INT64_MIN;

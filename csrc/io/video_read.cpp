@@ -1,6 +1,6 @@
 #include "io/video_read.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 
