@@ -1,6 +1,6 @@
 #include "models/lq_proj.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 
@@ -90,6 +90,11 @@ int64_t LQProjState::bytes() const {
         }
     }
     return n;
+}
+
+void LQProjState::for_each_tensor(const std::function<void(at::Tensor&)>& f) {
+    f(conv1_cache);
+    f(conv2_cache);
 }
 
 at::Tensor lq_pixel_unshuffle(const at::Tensor& video) {

@@ -1,6 +1,6 @@
 #include "models/vae_decoder.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 
@@ -162,6 +162,25 @@ int64_t VAEDecoderConfig::temporal_factor() const {
 // ---- state ---------------------------------------------------------------------------------------
 
 void VAEDecodeState::reset() { *this = VAEDecodeState{}; }
+
+void VAEDecodeState::cold_start() {
+    reset();
+    mid_stream = true;
+}
+
+void VAEDecodeState::for_each_tensor(const std::function<void(at::Tensor&)>& f) {
+    f(conv1);
+    for (VAEResidualCache* r : {&middle0, &middle2}) {
+        f(r->residual2);
+        f(r->residual6);
+    }
+    for (VAEUpsampleCache& u : upsamples) {
+        f(u.residual.residual2);
+        f(u.residual.residual6);
+        f(u.time_conv);
+    }
+    f(head2);
+}
 
 int64_t VAEDecodeState::bytes() const {
     auto nb = [](const at::Tensor& t) { return t.defined() ? static_cast<int64_t>(t.nbytes()) : int64_t{0}; };
@@ -440,12 +459,6 @@ at::Tensor VAEDecoder::decode_step(const at::Tensor& x_in, VAEDecodeState& st) c
     return causal_conv3(x, w_.head2.weight, w_.head2.bias, 1, st.head2, false);
 }
 
-void VAEDecoder::cold_start(VAEDecodeState& st) const {
-    st.reset();
-    st.upsamples.assign(w_.upsamples.size(), VAEUpsampleCache{});
-    for (VAEUpsampleCache& c : st.upsamples) c.time_conv_started = true;  // read by upsample3d entries only
-}
-
 at::Tensor VAEDecoder::decode(const at::Tensor& z, VAEDecodeState& st) const {
     TORCH_CHECK(z.dim() == 5 && z.size(1) == cfg_.z_dim, "vae_decoder: expected z [B, ", cfg_.z_dim,
                 ", T, h, w], got ", z.sizes());
@@ -456,6 +469,9 @@ at::Tensor VAEDecoder::decode(const at::Tensor& z, VAEDecodeState& st) const {
     if (st.upsamples.size() != w_.upsamples.size()) {
         TORCH_CHECK(!st.started, "vae_decoder: the state was started by another decoder; reset() it");
         st.upsamples.assign(w_.upsamples.size(), VAEUpsampleCache{});
+        for (VAEUpsampleCache& c : st.upsamples) {
+            c.time_conv_started = st.mid_stream;  // read by upsample3d entries only
+        }
     }
     const int64_t b = z.size(0), t = z.size(2), h = z.size(3), w = z.size(4);
     if (st.started) {

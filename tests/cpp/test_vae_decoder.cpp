@@ -311,7 +311,7 @@ TEST_F(VAEDecoderTiny, ColdStartMidStream) {
     // latent decodes to 4 frames (the upsample3d first-step rule is spent), aligned with the full stream's
     // frames 4j-3 .. 4j, and the error against the full stream shrinks as the caches refill.
     VAEDecodeState st;
-    dec_->cold_start(st);
+    st.cold_start();
     EXPECT_FALSE(st.started);
     EXPECT_EQ(st.bytes(), 0);
     const at::Tensor out = dec_->decode(z_->narrow(2, 4, 6), st);
