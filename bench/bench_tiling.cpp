@@ -16,7 +16,8 @@
 #include <string>
 
 #include "engine/engine_impl.h"
-#include "engine/tiling.h"
+#include "engine/stream_access.h"
+#include "engine/tiling/planner.h"
 #include "models/test_weights.h"
 
 namespace fs = std::filesystem;

@@ -145,9 +145,6 @@ struct TileRect {
 };
 
 class Stream;
-namespace engine {
-struct StreamAccess;  // internal: test hooks
-}
 
 /// The loaded networks (immutable, shareable). Create with Engine::load; destroying the last reference
 /// (the Engine and every Stream made from it) frees the weights.
@@ -179,9 +176,10 @@ class Engine {
                        const CancelToken* cancel = nullptr) const;
 
     explicit Engine(std::shared_ptr<const Impl> impl);
+    /// The loaded networks (opaque outside the library's engine).
+    const Impl& impl() const { return *impl_; }
 
   private:
-    friend struct engine::StreamAccess;
     std::shared_ptr<const Impl> impl_;
 };
 
@@ -230,8 +228,11 @@ class Stream {
     /// Constant once the stream is past its first few chunks; 0 when the tiles cannot be made smaller.
     int64_t replay_buffer_bytes() const;
 
+    /// The stream's state (opaque outside the library's engine).
+    State& state() { return *s_; }
+    const State& state() const { return *s_; }
+
   private:
-    friend struct engine::StreamAccess;
     std::unique_ptr<State> s_;
 };
 
