@@ -11,6 +11,7 @@
 #include <map>
 #include <string>
 
+#include "error_test_util.h"
 #include "models/common/params.h"
 #include "models/common/random_weights.h"
 #include "models/vae_decoder.h"
@@ -38,12 +39,7 @@ const ParamSpec* find_spec(const std::vector<ParamSpec>& specs, const std::strin
 }
 
 std::string load_error(const TensorMap& m) {
-    try {
-        VAEDecoder dec(m, "vae.pth", LoadOptions{at::kDouble});
-    } catch (const flashvsr::ModelError& e) {
-        return e.what();
-    }
-    return "<no error>";
+    return flashvsr::testing::model_error_of([&] { VAEDecoder dec(m, "vae.pth", LoadOptions{at::kDouble}); });
 }
 
 at::Tensor random_latents(int64_t t, int64_t h, int64_t w, uint64_t seed) {

@@ -56,14 +56,11 @@ class VideoIo : public ::testing::Test {
     }
 
     std::string error_of(const std::string& in, DecoderOptions o = {}) {
-        try {
+        return input_error_of([&] {
             VideoDecoder dec(in, o);
             while (dec.read(8).rgb.size(0) > 0) {
             }
-        } catch (const flashvsr::InputError& e) {
-            return e.what();
-        }
-        return "<no error>";
+        });
     }
 
     fs::path dir_;
@@ -315,15 +312,12 @@ TEST_F(VideoIo, EncoderRefusesAndLeavesNoFile) {
     src.height = 24;
     src.tb_den = 25;
     src.fps_num = 25;
-    const auto err = [&](const std::string& out, EncoderOptions eo) -> std::string {
-        try {
+    const auto err = [&](const std::string& out, EncoderOptions eo) {
+        return input_error_of([&] {
             VideoEncoder enc(out, 32, 24, src, nullptr, 0, eo);
             enc.write(at::zeros({1, 24, 32, 3}), {0});
             enc.finish();
-        } catch (const flashvsr::InputError& e) {
-            return e.what();
-        }
-        return "<no error>";
+        });
     };
     { std::ofstream(path("exists.mp4")) << "keep me"; }
     EXPECT_NE(err(path("exists.mp4"), {}).find("exists (use --overwrite"), std::string::npos);
