@@ -14,6 +14,7 @@
 
 #include "io/video_decoder.h"
 #include "io/video_encoder.h"
+#include "io/video_read.h"
 #include "media_test_util.h"
 
 namespace fs = std::filesystem;
@@ -275,6 +276,35 @@ TEST_F(VideoIo, TenBitInputKeepsPrecisionAndStaysTenBit) {
     EXPECT_EQ(back.info().pix_fmt, "yuv420p10le");  // default output for a 10-bit source
     EXPECT_LT((back.read(8).rgb - x).abs().mean().item<float>(),
               0.03f);  // chroma resampling of a sharp pattern
+}
+
+TEST_F(VideoIo, WholeClipReadIsTheStreamingDecodersFrames) {
+    // read_video_rgb24 is VideoDecoder with 8-bit output: the same frames, as uint8.
+    const std::string in8 = path("eight.mkv");
+    ffmpeg("-f lavfi -i testsrc2=size=64x48:rate=25 -frames:v 6 -c:v libx264 -pix_fmt yuv420p " + in8);
+    const at::Tensor all = read_video_rgb24(in8);
+    ASSERT_EQ(all.sizes(), (at::IntArrayRef{6, 48, 64, 3}));
+    EXPECT_EQ(all.scalar_type(), at::kByte);
+    VideoDecoder dec(in8);
+    const at::Tensor f = dec.read(8).rgb;  // float32 = uint8 / 255
+    EXPECT_TRUE(at::equal(all, f.mul(255).round().to(at::kByte)));
+    EXPECT_TRUE(at::equal(read_video_rgb24(in8, 4), all.narrow(0, 0, 4)));
+    EXPECT_NE(input_error_of([&] { read_video_rgb24(in8, 0); }).find("contains no video frames"),
+              std::string::npos);
+    // 10-bit source: converted to 8 bits directly by swscale (which dithers: within 2 levels of the 16-bit
+    // conversion, half a level on average).
+    const std::string in10 = path("ten.mkv");
+    ffmpeg(
+        "-f lavfi -i testsrc2=size=64x48:rate=25 -frames:v 4 -c:v libx265 -x265-params log-level=error "
+        "-pix_fmt yuv420p10le " +
+        in10);
+    const at::Tensor ten = read_video_rgb24(in10);
+    ASSERT_EQ(ten.sizes(), (at::IntArrayRef{4, 48, 64, 3}));
+    EXPECT_EQ(ten.scalar_type(), at::kByte);
+    const at::Tensor deep = VideoDecoder(in10).read(8).rgb;
+    const at::Tensor diff = (ten.to(at::kFloat) - deep * 255).abs();
+    EXPECT_LE(diff.max().item<float>(), 2.0f);
+    EXPECT_LT(diff.mean().item<float>(), 0.5f);
 }
 
 TEST_F(VideoIo, BadInputsNameTheProblem) {
