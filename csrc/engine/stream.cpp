@@ -29,8 +29,8 @@
 namespace flashvsr {
 
 struct Stream::State {
-    State(std::shared_ptr<const Engine::Impl> engine, const UpscaleOptions& options)
-        : eng(std::move(engine)),
+    State(std::shared_ptr<const Engine::Impl> impl, const UpscaleOptions& options)
+        : eng(std::move(impl)),
           opt(options),
           color_fix(engine::parse_color_fix(options.color_fix)),
           lq(*eng, opt.scale, transfers),

@@ -48,7 +48,6 @@ struct StreamAccess {
     static void set_hooks(Stream& s, TilingHooks hooks);
     static TransferBytes transfers(const Stream& s);
     static int64_t oom_fallbacks(const Stream& s);  // out-of-memory errors the fallback caught so far
-    static const Engine::Impl& impl(const Engine& e) { return e.impl(); }
 };
 
 }  // namespace flashvsr::engine

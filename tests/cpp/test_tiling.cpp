@@ -356,7 +356,7 @@ TEST_F(Tiling, MaxMemoryPlannerPicksTheLargestTileThatFits) {
         s.push(v);
         return s.tiles();
     };
-    const auto& impl = flashvsr::engine::StreamAccess::impl(engine());
+    const auto& impl = engine().impl();
     const auto model = flashvsr::engine::tile_memory_model(impl, opts());
     EXPECT_GT(model.state_per_px, 0);
     EXPECT_GT(model.transient_per_px, 0);
@@ -454,7 +454,7 @@ TEST_F(Tiling, ParkingTileStateIsBitIdentical) {
 TEST_F(Tiling, PlannerWithParkingPicksLargerTiles) {
     // Padded 256x512 frame, tiny model. With a device budget (CUDA) the parked working set counts one tile's
     // state instead of all of them, so the same budget admits larger tiles.
-    const auto& impl = flashvsr::engine::StreamAccess::impl(engine());
+    const auto& impl = engine().impl();
     flashvsr::UpscaleOptions u = opts();
     const auto model = flashvsr::engine::tile_memory_model(impl, u);
     const TileLayout t128 = plan_tiles(256, 512, 128, flashvsr::engine::overlap_out_pixels(0, 2, 128));
