@@ -50,8 +50,9 @@ int main(int argc, char** argv) {
                 static_cast<long long>(F), static_cast<long long>(H), static_cast<long long>(W),
                 static_cast<long long>(T), static_cast<long long>(O), at::get_num_threads());
     const double cpu_fps = run(at::kCPU, F, H, W, T, O, 3);
-    std::printf("cpu : %8.1f frames/s blended   rss %ld KiB  peak rss %ld KiB\n", cpu_fps, static_cast<long>(flashvsr::proc_status_kib("VmRSS")),
-                static_cast<long>(flashvsr::proc_status_kib("VmHWM")));
+    std::printf("cpu : %8.1f frames/s blended   rss %lld KiB  peak rss %lld KiB\n", cpu_fps,
+                static_cast<long long>(flashvsr::proc_status_kib("VmRSS")),
+                static_cast<long long>(flashvsr::proc_status_kib("VmHWM")));
     if (at::globalContext().hasCUDA()) {
         const double gpu_fps = run(at::Device(at::kCUDA, 0), F, H, W, T, O, 10);
         std::printf("cuda: %8.1f frames/s blended\n", gpu_fps);

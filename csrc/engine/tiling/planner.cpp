@@ -26,8 +26,8 @@ int64_t TileMemoryModel::working_set(const TileLayout& layout, bool parked) cons
         largest = std::max(largest, state_bytes(layout.rect(i)));
         peak = std::max(peak, transient_bytes(layout.rect(i)));
     }
-    return (parked ? largest : sum) + peak + static_cast<int64_t>(frame_per_px * static_cast<double>(layout.rows.length * layout.cols.length) +
-                                             fixed_bytes);
+    const double frame_px = static_cast<double>(layout.rows.length * layout.cols.length);
+    return (parked ? largest : sum) + peak + static_cast<int64_t>(frame_per_px * frame_px + fixed_bytes);
 }
 
 TileMemoryModel tile_memory_model(const Engine::Impl& eng, const UpscaleOptions& opt) {
