@@ -7,22 +7,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <string>
 #include <vector>
 
+#include "core/proc_status.h"
 #include "kernels/blend_accumulate/blend_accumulate.h"
 
 namespace {
-
-long rss_kib(const char* field) {
-    std::ifstream f("/proc/self/status");
-    std::string line;
-    while (std::getline(f, line)) {
-        if (line.rfind(field, 0) == 0) return std::atol(line.c_str() + std::string(field).size());
-    }
-    return -1;
-}
 
 std::vector<int64_t> starts(int64_t n, int64_t t, int64_t o) {
     std::vector<int64_t> s{0};
@@ -60,8 +50,9 @@ int main(int argc, char** argv) {
                 static_cast<long long>(F), static_cast<long long>(H), static_cast<long long>(W),
                 static_cast<long long>(T), static_cast<long long>(O), at::get_num_threads());
     const double cpu_fps = run(at::kCPU, F, H, W, T, O, 3);
-    std::printf("cpu : %8.1f frames/s blended   rss %ld KiB  peak rss %ld KiB\n", cpu_fps, rss_kib("VmRSS:"),
-                rss_kib("VmHWM:"));
+    std::printf("cpu : %8.1f frames/s blended   rss %lld KiB  peak rss %lld KiB\n", cpu_fps,
+                static_cast<long long>(flashvsr::proc_status_kib("VmRSS")),
+                static_cast<long long>(flashvsr::proc_status_kib("VmHWM")));
     if (at::globalContext().hasCUDA()) {
         const double gpu_fps = run(at::Device(at::kCUDA, 0), F, H, W, T, O, 10);
         std::printf("cuda: %8.1f frames/s blended\n", gpu_fps);

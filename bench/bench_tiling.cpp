@@ -16,7 +16,8 @@
 #include <string>
 
 #include "engine/engine_impl.h"
-#include "engine/tiling.h"
+#include "engine/stream_access.h"
+#include "engine/tiling/planner.h"
 #include "models/test_weights.h"
 
 namespace fs = std::filesystem;
@@ -38,7 +39,7 @@ int main(int argc, char** argv) {
     eo.model_dir = dir.string();
     eo.device = "cpu";
     const auto engine = flashvsr::Engine::load(eo);
-    const auto& impl = flashvsr::engine::StreamAccess::impl(*engine);
+    const auto& impl = engine->impl();
     std::printf("weights %s (%.1f MB fp32), input %lldx%lld, scale %lld, threads %d\n", size.c_str(),
                 engine->info().weight_bytes / 1e6, static_cast<long long>(w), static_cast<long long>(h),
                 static_cast<long long>(scale), at::get_num_threads());

@@ -1,6 +1,6 @@
 #include "models/dit.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 
@@ -239,7 +239,21 @@ void DiTState::reset() {
     grid_h = grid_w = 0;
 }
 
+void DiTState::cold_start(int64_t chunk) {
+    reset();
+    chunk_index = chunk;
+}
+
 int64_t DiTState::bytes() const { return storage_bytes(k_cache) + storage_bytes(v_cache); }
+
+void DiTState::for_each_tensor(const std::function<void(at::Tensor&)>& f) {
+    for (at::Tensor& t : k_cache) {
+        f(t);
+    }
+    for (at::Tensor& t : v_cache) {
+        f(t);
+    }
+}
 
 int64_t DiTConstants::bytes() const {
     return storage_bytes({t, t_mod}) + storage_bytes(cross_k) + storage_bytes(cross_v);

@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,8 +60,13 @@ struct DiTState {
     int64_t grid_h = 0, grid_w = 0;   ///< token grid the caches belong to (0 before chunk 0)
 
     void reset();
+    /// A cold start at global chunk `chunk` (replay after re-tiling, docs/TILING.md): empty windows, the RoPE
+    /// offset of that chunk.
+    void cold_start(int64_t chunk);
     /// Bytes of the storages the caches hold (trimmed caches never keep a larger buffer alive).
     int64_t bytes() const;
+    /// Calls `f` on every cache tensor (e.g. to move them between devices).
+    void for_each_tensor(const std::function<void(at::Tensor&)>& f);
 };
 
 /// LCSA knobs (spec §2.6, §2.9).

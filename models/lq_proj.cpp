@@ -1,10 +1,12 @@
 #include "models/lq_proj.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 
 #include <cmath>
+
+#include "models/common/rms_norm.h"
 
 namespace flashvsr::models {
 namespace {
@@ -29,12 +31,8 @@ at::Tensor causal_conv(const at::Tensor& x, const at::Tensor& cache, const at::T
     return at::conv3d(in, weight, bias, {kStrideT, 1, 1});
 }
 
-/// RMS_norm over channels (dim 1): x / max(||x||_2, 1e-12) · sqrt(C) · gamma, then SiLU.
-at::Tensor rms_norm_silu(const at::Tensor& x, const at::Tensor& gamma) {
-    const double scale = std::sqrt(static_cast<double>(x.size(1)));
-    const at::Tensor denom = at::linalg_vector_norm(x, 2, {1}, /*keepdim=*/true).clamp_min(1e-12);
-    return at::silu(x / denom * scale * gamma);  // gamma [C, 1, 1, 1] broadcasts over [1, C, T, h, w]
-}
+/// RMS_norm over channels (dim 1), then SiLU; gamma [C, 1, 1, 1] broadcasts over [1, C, T, h, w].
+at::Tensor rms_norm_silu(const at::Tensor& x, const at::Tensor& gamma) { return at::silu(channel_rms_norm(x, gamma)); }
 
 /// The last kCacheT frames of x as an owned, contiguous tensor (never a view of the whole clip).
 at::Tensor tail_frames(const at::Tensor& x) {
@@ -90,6 +88,11 @@ int64_t LQProjState::bytes() const {
         }
     }
     return n;
+}
+
+void LQProjState::for_each_tensor(const std::function<void(at::Tensor&)>& f) {
+    f(conv1_cache);
+    f(conv2_cache);
 }
 
 at::Tensor lq_pixel_unshuffle(const at::Tensor& video) {

@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,8 +45,13 @@ struct LQProjState {
 
     /// Drops both caches and sets clip_index to 0 (new video or tile).
     void reset();
+    /// A cold start in the middle of a stream (replay after re-tiling, docs/TILING.md) is a reset: the next
+    /// call primes the convs on one frame, the one before the first clip.
+    void cold_start() { reset(); }
     /// Bytes held by the caches.
     int64_t bytes() const;
+    /// Calls `f` on every cache tensor (e.g. to move them between devices).
+    void for_each_tensor(const std::function<void(at::Tensor&)>& f);
 };
 
 /// (1,16,16) pixel-unshuffle: [B, 3, F, H, W] -> [B, 768, F, H/16, W/16], channel c·256 + dy·16 + dx.

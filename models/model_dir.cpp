@@ -1,6 +1,6 @@
 #include "models/model_dir.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <nlohmann/json.hpp>
 

@@ -1,6 +1,6 @@
 #include "models/tc_decoder.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 
@@ -126,6 +126,17 @@ void TCDecoderState::reset() {
         (this->*slot) = at::Tensor();
     }
     started = false;
+}
+
+void TCDecoderState::cold_start() {
+    reset();
+    started = true;
+}
+
+void TCDecoderState::for_each_tensor(const std::function<void(at::Tensor&)>& f) {
+    for (const auto& [index, slot] : kMemSlots) {
+        f(this->*slot);
+    }
 }
 
 int64_t TCDecoderState::bytes() const {

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,7 +41,12 @@ struct TCDecoderState {
     /// The memory of MemBlock `layer` (5, 6, 7, 11, 12, 13, 17, 18 or 19).
     at::Tensor& memory(int layer);
     void reset();
+    /// A cold start in the middle of a stream (replay after re-tiling, docs/TILING.md): zero pasts, nothing
+    /// trimmed (started with no memory).
+    void cold_start();
     int64_t bytes() const;
+    /// Calls `f` on every memory tensor (e.g. to move them between devices).
+    void for_each_tensor(const std::function<void(at::Tensor&)>& f);
 };
 
 /// LQ condition of the decoder: prepends copies of cond's first frame up to a multiple of 4 frames, then

@@ -1,6 +1,6 @@
 #include "models/test_weights.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>

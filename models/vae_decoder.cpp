@@ -1,12 +1,14 @@
 #include "models/vae_decoder.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 
 #include <algorithm>
 #include <cmath>
 #include <memory>
+
+#include "models/common/rms_norm.h"
 
 namespace flashvsr::models {
 namespace {
@@ -40,12 +42,6 @@ void add_conv(ParamTable& t, const std::string& name, at::Tensor* w, at::Tensor*
     const int64_t out = shape[0];
     t.add(name + ".weight", w, std::move(shape));
     t.add(name + ".bias", b, {out});
-}
-
-// F.normalize over channels (eps 1e-12) * sqrt(C) * gamma; gamma is [C, 1, 1(, 1)].
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& gamma) {
-    const double scale = std::sqrt(static_cast<double>(x.size(1)));
-    return x / x.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12) * scale * gamma;
 }
 
 // Causal conv with temporal kernel 3: output frame t sees input frames t-2..t, frames before the stream
@@ -162,6 +158,25 @@ int64_t VAEDecoderConfig::temporal_factor() const {
 // ---- state ---------------------------------------------------------------------------------------
 
 void VAEDecodeState::reset() { *this = VAEDecodeState{}; }
+
+void VAEDecodeState::cold_start() {
+    reset();
+    mid_stream = true;
+}
+
+void VAEDecodeState::for_each_tensor(const std::function<void(at::Tensor&)>& f) {
+    f(conv1);
+    for (VAEResidualCache* r : {&middle0, &middle2}) {
+        f(r->residual2);
+        f(r->residual6);
+    }
+    for (VAEUpsampleCache& u : upsamples) {
+        f(u.residual.residual2);
+        f(u.residual.residual6);
+        f(u.time_conv);
+    }
+    f(head2);
+}
 
 int64_t VAEDecodeState::bytes() const {
     auto nb = [](const at::Tensor& t) { return t.defined() ? static_cast<int64_t>(t.nbytes()) : int64_t{0}; };
@@ -380,9 +395,9 @@ namespace {
 template <class Res>
 at::Tensor residual_block(const at::Tensor& x, const Res& b, VAEResidualCache& c) {
     const at::Tensor h = b.shortcut.weight.defined() ? at::conv3d(x, b.shortcut.weight, b.shortcut.bias) : x;
-    at::Tensor y = at::silu(rms_norm(x, b.gamma0));
+    at::Tensor y = at::silu(channel_rms_norm(x, b.gamma0));
     y = causal_conv3(y, b.conv2.weight, b.conv2.bias, 1, c.residual2, false);
-    y = at::silu(rms_norm(y, b.gamma3));  // residual.5 (Dropout 0) is the identity
+    y = at::silu(channel_rms_norm(y, b.gamma3));  // residual.5 (Dropout 0) is the identity
     y = causal_conv3(y, b.conv6.weight, b.conv6.bias, 1, c.residual6, false);
     return y + h;
 }
@@ -392,7 +407,7 @@ template <class Attn>
 at::Tensor attention_block(const at::Tensor& x, const Attn& a) {
     const int64_t b = x.size(0), c = x.size(1), t = x.size(2), h = x.size(3), w = x.size(4);
     at::Tensor y = x.permute({0, 2, 1, 3, 4}).reshape({b * t, c, h, w});  // [B,C,T,H,W] -> [BT,C,H,W]
-    y = rms_norm(y, a.norm_gamma);
+    y = channel_rms_norm(y, a.norm_gamma);
     at::Tensor qkv = at::conv2d(y, a.to_qkv.weight, a.to_qkv.bias)
                          .reshape({b * t, 1, 3 * c, h * w})  // [BT,3C,H,W] -> [BT,1,3C,HW]
                          .permute({0, 1, 3, 2})              // [BT,1,3C,HW] -> [BT,1,HW,3C]
@@ -436,14 +451,8 @@ at::Tensor VAEDecoder::decode_step(const at::Tensor& x_in, VAEDecodeState& st) c
         y = at::conv2d(y, u.resample1.weight, u.resample1.bias, {1, 1}, {1, 1});  // [BT,C/2,2H,2W]
         x = y.reshape({b, t, ch / 2, 2 * h, 2 * w}).permute({0, 2, 1, 3, 4});     // -> [B,C/2,T,2H,2W]
     }
-    x = at::silu(rms_norm(x, w_.head_gamma));
+    x = at::silu(channel_rms_norm(x, w_.head_gamma));
     return causal_conv3(x, w_.head2.weight, w_.head2.bias, 1, st.head2, false);
-}
-
-void VAEDecoder::cold_start(VAEDecodeState& st) const {
-    st.reset();
-    st.upsamples.assign(w_.upsamples.size(), VAEUpsampleCache{});
-    for (VAEUpsampleCache& c : st.upsamples) c.time_conv_started = true;  // read by upsample3d entries only
 }
 
 at::Tensor VAEDecoder::decode(const at::Tensor& z, VAEDecodeState& st) const {
@@ -456,6 +465,9 @@ at::Tensor VAEDecoder::decode(const at::Tensor& z, VAEDecodeState& st) const {
     if (st.upsamples.size() != w_.upsamples.size()) {
         TORCH_CHECK(!st.started, "vae_decoder: the state was started by another decoder; reset() it");
         st.upsamples.assign(w_.upsamples.size(), VAEUpsampleCache{});
+        for (VAEUpsampleCache& c : st.upsamples) {
+            c.time_conv_started = st.mid_stream;  // read by upsample3d entries only
+        }
     }
     const int64_t b = z.size(0), t = z.size(2), h = z.size(3), w = z.size(4);
     if (st.started) {

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -59,9 +60,16 @@ struct VAEDecodeState {
     std::vector<VAEUpsampleCache> upsamples;  ///< decoder.upsamples.{i}; sized on the first decode
     at::Tensor head2;                         ///< decoder.head.2 input, [B, dim, 1|2, H, W]
     bool started = false;                     ///< a latent frame was decoded since reset()
+    bool mid_stream = false;                  ///< cold_start(): the upsample3d first-step rule is spent
 
     void reset();
+    /// Resets for a cold start in the middle of a stream (replay after re-tiling, docs/TILING.md): the caches
+    /// start empty (zeros before the first frame, as after reset()) but the upsample3d first-step rule is
+    /// already spent, so every latent frame decodes to 4 frames.
+    void cold_start();
     int64_t bytes() const;  ///< bytes held by all cache tensors
+    /// Calls `f` on every cache tensor slot (e.g. to move them between devices).
+    void for_each_tensor(const std::function<void(at::Tensor&)>& f);
 };
 
 /// The decoder network: weights only (conv2.* + decoder.*), immutable after construction, shareable
@@ -96,11 +104,6 @@ class VAEDecoder {
     /// one state, bit for bit. The state must keep B, h and w until reset(); after an exception it is
     /// undefined (reset() it). The clamp comes last, as in upstream's single_decode.
     at::Tensor decode(const at::Tensor& z, VAEDecodeState& state) const;
-
-    /// Resets `state` for a cold start in the middle of a stream (replay after re-tiling, docs/TILING.md):
-    /// the caches start empty (zeros before the first frame, as after reset()) but the upsample3d first-step
-    /// rule is already spent, so every latent frame decodes to 4 frames.
-    void cold_start(VAEDecodeState& state) const;
 
   private:
     struct Conv {  // weight [C_out, C_in, k...], bias [C_out]

@@ -1,6 +1,6 @@
 #include "engine/color_fix.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 
@@ -47,15 +47,6 @@ ColorFix parse_color_fix(const std::string& name) {
     if (name == "wavelet") return ColorFix::kWavelet;
     if (name == "none") return ColorFix::kNone;
     throw InputError("color_fix must be 'adain', 'wavelet' or 'none', got '" + name + "'");
-}
-
-const char* to_string(ColorFix c) {
-    switch (c) {
-        case ColorFix::kAdain: return "adain";
-        case ColorFix::kWavelet: return "wavelet";
-        case ColorFix::kNone: return "none";
-    }
-    return "?";
 }
 
 at::Tensor color_fix(const at::Tensor& decoded, const at::Tensor& lq, ColorFix method) {

@@ -12,7 +12,6 @@ enum class ColorFix { kAdain, kWavelet, kNone };
 
 /// "adain" | "wavelet" | "none"; anything else throws InputError naming the value.
 ColorFix parse_color_fix(const std::string& name);
-const char* to_string(ColorFix c);
 
 /// decoded, lq: [B, 3, F, H, W] in [-1, 1], same shape. Returns float32 [B, 3, F, H, W] clamped to [-1, 1]
 /// (computed in float32 whatever the input dtype).

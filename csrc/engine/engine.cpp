@@ -9,7 +9,7 @@
 #include "engine/color_fix.h"
 #include "engine/engine_impl.h"
 #include "engine/oom.h"
-#include "engine/tiling.h"
+#include "engine/tiling/planner.h"
 #include "models/checkpoint/load.h"
 #include "models/checkpoint/torch_file.h"
 #include "models/model_dir.h"

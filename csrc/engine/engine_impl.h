@@ -37,6 +37,8 @@ const char* dtype_name(at::ScalarType t);
 /// pages to the OS (malloc_trim) and, on CUDA builds, the caching allocator's unused blocks to the driver.
 void return_free_memory();
 void empty_cuda_cache();  // memory_cuda.cpp (a no-op in CPU builds)
+/// The CUDA figures of a memory report (memory_cuda.cpp; leaves `cuda` false in CPU builds).
+void fill_cuda_memory(MemoryReport& report);
 
 }  // namespace engine
 }  // namespace flashvsr

@@ -1,6 +1,6 @@
 #include "engine/frames.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <string>
 

@@ -6,22 +6,16 @@
 #include <malloc.h>
 #endif
 
-#include <fstream>
-#include <string>
+#include <algorithm>
 
+#include "core/proc_status.h"
 #include "engine/engine_impl.h"
-#include "engine/tiling.h"
 
 namespace flashvsr {
 namespace {
 
-int64_t status_bytes(const std::string& field) {  // "VmRSS:" -> bytes (the file gives kB); 0 if absent
-    std::ifstream f("/proc/self/status");
-    std::string line;
-    while (std::getline(f, line)) {
-        if (line.rfind(field, 0) == 0) return std::stoll(line.substr(field.size())) * 1024;
-    }
-    return 0;
+int64_t status_bytes(const char* field) {  // 0 when absent
+    return std::max<int64_t>(0, proc_status_kib(field) * 1024);
 }
 
 }  // namespace
@@ -40,8 +34,8 @@ void engine::return_free_memory() {
 
 MemoryReport memory_report() {
     MemoryReport r;
-    r.rss_bytes = status_bytes("VmRSS:");
-    r.peak_rss_bytes = status_bytes("VmHWM:");
+    r.rss_bytes = status_bytes("VmRSS");
+    r.peak_rss_bytes = status_bytes("VmHWM");
     engine::fill_cuda_memory(r);
     return r;
 }

@@ -4,7 +4,6 @@
 #include <c10/cuda/CUDAFunctions.h>
 
 #include "engine/engine_impl.h"
-#include "engine/tiling.h"
 
 namespace flashvsr::engine {
 

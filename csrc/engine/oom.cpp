@@ -1,7 +1,7 @@
 // Out-of-memory classification (see oom.h).
 #include "engine/oom.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <c10/util/Exception.h>
 

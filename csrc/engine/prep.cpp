@@ -1,6 +1,6 @@
 #include "engine/prep.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 

@@ -29,22 +29,24 @@ void move_state(TileState& from, TileState& to, at::Device device) {
 int64_t TileState::bytes() const { return lq.bytes() + dit.bytes() + tc.bytes() + vae.bytes(); }
 
 void TileState::for_each_tensor(const std::function<void(at::Tensor&)>& f) {
-    f(lq.conv1_cache);
-    f(lq.conv2_cache);
-    for (at::Tensor& t : dit.k_cache) f(t);
-    for (at::Tensor& t : dit.v_cache) f(t);
-    for (const int layer : {5, 6, 7, 11, 12, 13, 17, 18, 19}) f(tc.memory(layer));
-    f(vae.conv1);
-    for (models::VAEResidualCache* r : {&vae.middle0, &vae.middle2}) {
-        f(r->residual2);
-        f(r->residual6);
-    }
-    for (models::VAEUpsampleCache& u : vae.upsamples) {
-        f(u.residual.residual2);
-        f(u.residual.residual6);
-        f(u.time_conv);
-    }
-    f(vae.head2);
+    lq.for_each_tensor(f);
+    dit.for_each_tensor(f);
+    tc.for_each_tensor(f);
+    vae.for_each_tensor(f);
+}
+
+void TileState::reset() {
+    lq.reset();
+    dit.reset();
+    tc.reset();
+    vae.reset();
+}
+
+void TileState::cold_start(int64_t chunk) {
+    lq.cold_start();
+    dit.cold_start(chunk);
+    tc.cold_start();
+    vae.cold_start();
 }
 
 void park(TileCore& tile, at::Device host) {

@@ -27,6 +27,11 @@ struct TileState {
     int64_t bytes() const;
     /// Calls `f` on every cache tensor slot (defined or not), e.g. to move them.
     void for_each_tensor(const std::function<void(at::Tensor&)>& f);
+    /// Every state empty, as for the first chunk of a video.
+    void reset();
+    /// Every state cold at global chunk `chunk` (replay after re-tiling, docs/TILING.md): empty caches, the
+    /// chunk's RoPE offset, decoder memory zero without trimming, LQ projector primed by its next call.
+    void cold_start(int64_t chunk);
 };
 
 /// One tile: its rectangle and its state, which lives in exactly one of two places: `state` on the compute

@@ -1,6 +1,6 @@
 #include "io/av_ptr.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 extern "C" {
 #include <libavcodec/avcodec.h>

@@ -1,6 +1,6 @@
 #include "io/download.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 extern "C" {
 #include <libavformat/avio.h>

@@ -1,6 +1,6 @@
 #include "io/image_header.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <algorithm>
 #include <cctype>

@@ -1,6 +1,6 @@
 #include "io/image_io.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 #include <opencv2/core.hpp>

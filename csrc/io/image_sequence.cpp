@@ -1,6 +1,6 @@
 #include "io/image_sequence.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 

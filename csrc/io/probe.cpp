@@ -1,6 +1,6 @@
 #include "io/probe.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include "io/av_ptr.h"
 

@@ -1,6 +1,6 @@
 #include "io/synth_clip.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include "io/av_ptr.h"
 

@@ -2,7 +2,7 @@
 
 #include "io/colorspace.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 
@@ -127,7 +127,7 @@ VideoDecoder::VideoDecoder(VideoDecoder&&) noexcept = default;
 VideoDecoder& VideoDecoder::operator=(VideoDecoder&&) noexcept = default;
 
 void VideoDecoder::convert(const AVFrame* f, uint8_t* dst) {
-    const bool deep = info_.bits > 8;
+    const bool deep = this->deep();
     SwsContext* prev = sws_.release();
     SwsContext* sws =
         sws_getCachedContext(prev, f->width, f->height, static_cast<AVPixelFormat>(f->format), f->width,
@@ -183,10 +183,9 @@ bool VideoDecoder::decode_one() {
                                  std::to_string(f->width) + "x" + std::to_string(f->height) + " at frame " +
                                  std::to_string(frames_read_) + "), which is not supported");
             }
-            at::Tensor t = at::empty({info_.height, info_.width, 3}, info_.bits > 8 ? at::kShort : at::kByte);
+            at::Tensor t = at::empty({info_.height, info_.width, 3}, deep() ? at::kShort : at::kByte);
             convert(f, static_cast<uint8_t*>(t.data_ptr()));
             av_frame_unref(f);
-            if (frames_read_ == 0 && pending_.empty()) start_pts_ = pts;
             pending_.push_back(std::move(t));
             pending_pts_.push_back(pts);
             pending_dur_.push_back(dur);
@@ -264,11 +263,13 @@ FrameBatch VideoDecoder::read(int64_t max_frames) {
     }
     FrameBatch b;
     if (pending_.empty()) {
-        b.rgb = at::empty({0, info_.height, info_.width, 3}, at::kFloat);
+        b.rgb = at::empty({0, info_.height, info_.width, 3}, opt_.rgb24 ? at::kByte : at::kFloat);
         return b;
     }
     at::Tensor s = at::stack(pending_);  // [n, H, W, 3] uint8 or int16 bit pattern of uint16
-    if (info_.bits > 8) {
+    if (opt_.rgb24) {
+        b.rgb = s;
+    } else if (deep()) {
         b.rgb = s.to(at::kInt).bitwise_and(0xFFFF).to(at::kFloat).div_(65535.0f);
     } else {
         b.rgb = s.to(at::kFloat).div_(255.0f);

@@ -18,6 +18,7 @@ struct DecoderOptions {
     double start_s = 0.0;  // first frame: the first with pts >= start (seconds of the stream timeline)
     double end_s = -1.0;   // stop before the first frame with pts >= end (< 0: to the end)
     int64_t max_pixels = kDefaultMaxPixels;  // larger frames are refused before any is decoded (--max-pixels)
+    bool rgb24 = false;  // read() returns uint8 RGB [n, H, W, 3] (8 bits whatever the source depth), not float
 };
 
 /// What the video stream is (valid after construction).
@@ -46,7 +47,8 @@ struct VideoStreamInfo {
     int range = 1;   // AVCOL_RANGE_MPEG (1) or AVCOL_RANGE_JPEG (2) used for YUV->RGB
 };
 
-/// A batch of decoded frames: rgb float32 [n, H, W, 3] in [0, 1] (n may be 0 at the end) and, per frame,
+/// A batch of decoded frames: rgb float32 [n, H, W, 3] in [0, 1] (uint8 with DecoderOptions::rgb24; n may be
+/// 0 at the end) and, per frame,
 /// its source pts in the stream time base (best_effort_timestamp; missing ones extrapolated) and duration.
 struct FrameBatch {
     at::Tensor rgb;
@@ -67,8 +69,6 @@ class VideoDecoder {
     const std::string& path() const { return path_; }
     /// The demuxer (for copying other streams, chapters and metadata); owned by the decoder.
     const AVFormatContext* format() const { return fmt_.get(); }
-    /// pts (stream time base) of the first frame in range once read (the offset for --start), else 0.
-    int64_t start_pts() const { return start_pts_; }
     /// The --start point in the stream time base (0 without --start): what an encoder subtracts so that the
     /// output starts at 0 with audio still in sync.
     int64_t offset_pts() const { return begin_pts_ == INT64_MIN ? 0 : begin_pts_; }
@@ -85,6 +85,7 @@ class VideoDecoder {
 
   private:
     bool decode_one();  // one more frame into pending_; false at the end
+    bool deep() const { return info_.bits > 8 && !opt_.rgb24; }  // frames converted to 16-bit RGB
     void convert(const AVFrame* f, uint8_t* dst);
 
     std::string path_;
@@ -96,7 +97,6 @@ class VideoDecoder {
     AVPacketPtr pkt_;
     AVFramePtr frame_;
     std::function<void(AVPacket*)> sink_;
-    int64_t start_pts_ = 0;
     int64_t end_pts_ = INT64_MAX;
     int64_t begin_pts_ = INT64_MIN;  // --start in stream time base
     int64_t last_pts_ = INT64_MIN;

@@ -2,7 +2,7 @@
 
 #include "io/colorspace.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 

@@ -58,8 +58,6 @@ class VideoEncoder {
     const std::string& pix_fmt() const { return pix_fmt_name_; }
     /// Streams skipped (muxer cannot hold them, unsupported types) and other non-fatal notes.
     const std::vector<std::string>& warnings() const { return warnings_; }
-    /// Source stream index -> output stream index of the copied streams (-1 not copied).
-    const std::vector<int>& stream_map() const { return map_; }
 
   private:
     void drain(bool flush);

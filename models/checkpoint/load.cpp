@@ -1,6 +1,6 @@
 #include "models/checkpoint/load.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <cstring>
 #include <fstream>

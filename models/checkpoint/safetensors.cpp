@@ -1,6 +1,6 @@
 #include "models/checkpoint/safetensors.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>

@@ -1,6 +1,6 @@
 #include "models/checkpoint/torch_file.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 #include <c10/core/CPUAllocator.h>

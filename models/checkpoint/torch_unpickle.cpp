@@ -1,6 +1,6 @@
 #include "models/checkpoint/torch_pickle.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 

@@ -1,6 +1,6 @@
 #include "models/common/params.h"
 
-#include <flashvsr/flashvsr.h>
+#include <flashvsr/errors.h>
 
 #include <ATen/ATen.h>
 

@@ -21,6 +21,8 @@ extern "C" {
 #include <string>
 #include <vector>
 
+#include "error_test_util.h"
+
 namespace flashvsr::testing_media {
 
 struct CmdResult {
@@ -196,16 +198,7 @@ class ScratchDirTest : public ::testing::Test {
     std::filesystem::path dir_;
 };
 
-/// The message of the flashvsr::InputError that `fn` throws ("<no InputError>" when it throws none).
-template <typename Fn>
-std::string input_error_of(Fn fn) {
-    try {
-        fn();
-    } catch (const flashvsr::InputError& e) {
-        return e.what();
-    }
-    return "<no InputError>";
-}
+using flashvsr::testing::input_error_of;
 
 /// How often `needle` occurs in `text`.
 inline size_t count_of(const std::string& text, const std::string& needle) {

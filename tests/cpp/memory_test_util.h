@@ -4,19 +4,13 @@
 #include <malloc.h>
 
 #include <fstream>
-#include <string>
+
+#include "core/proc_status.h"
 
 namespace flashvsr::testing {
 
-/// A field of /proc/self/status in KiB ("VmRSS:", "VmHWM:"), -1 when absent.
-inline long status_kib(const char* field) {
-    std::ifstream f("/proc/self/status");
-    std::string line;
-    while (std::getline(f, line)) {
-        if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::string(field).size()));
-    }
-    return -1;
-}
+/// proc_status_kib("VmRSS") / ("VmHWM"): the process memory figures in KiB (core/proc_status.h).
+using flashvsr::proc_status_kib;
 
 /// Resets VmHWM (peak RSS) to the current RSS.
 inline void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }

@@ -21,15 +21,4 @@ inline TensorMap random_weights(const std::vector<ParamSpec>& specs) {
     return flashvsr::models::random_weights(specs, static_cast<uint64_t>(seed), at::kDouble);
 }
 
-/// The message of the flashvsr::Error that `fn` throws, or "<no error>".
-template <class Fn>
-std::string error_message(Fn&& fn) {
-    try {
-        fn();
-    } catch (const flashvsr::Error& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
-
 }  // namespace flashvsr::models::testing

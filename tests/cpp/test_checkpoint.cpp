@@ -17,11 +17,13 @@
 #include <sstream>
 
 #include "core/md5.h"
+#include "error_test_util.h"
 #include "models/checkpoint/load.h"
 #include "models/checkpoint/safetensors.h"
 #include "models/checkpoint/torch_file.h"
 
 using namespace flashvsr::models;
+using flashvsr::testing::model_error_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -59,19 +61,6 @@ std::string le32(uint32_t v) { return std::string(reinterpret_cast<const char*>(
 /// A safetensors file from a header text and a data buffer.
 std::string st_bytes(const std::string& header, const std::string& data) {
     return le64(header.size()) + header + data;
-}
-
-/// The message of the flashvsr::ModelError `f` throws ("<no error>" / "<other: ...>" otherwise).
-template <typename F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const flashvsr::ModelError& e) {
-        return e.what();
-    } catch (const std::exception& e) {
-        return std::string("<other: ") + e.what() + ">";
-    }
-    return "<no error>";
 }
 
 #define EXPECT_CONTAINS(text, part)                            \
@@ -457,7 +446,7 @@ TEST(Safetensors, CorruptFilesThrowModelError) {
     for (const auto& c : cases) {
         const std::string path = tmp(std::string("bad_") + c.name + ".safetensors");
         write_bytes(path, c.bytes);
-        const std::string msg = error_of([&] { read_safetensors(path); });
+        const std::string msg = model_error_of([&] { read_safetensors(path); });
         EXPECT_EQ(msg.rfind(path + ": ", 0), 0u) << c.name << ": " << msg;
         for (const auto& p : c.parts) {
             EXPECT_CONTAINS(msg, p) << " (case " << c.name << ")";
@@ -469,20 +458,20 @@ TEST(Safetensors, CorruptFilesThrowModelError) {
     const std::string bytes = read_bytes(good);
     const std::string cut = tmp("cut.safetensors");
     write_bytes(cut, bytes.substr(0, bytes.size() - 10));
-    EXPECT_CONTAINS(error_of([&] { read_safetensors(cut); }),
+    EXPECT_CONTAINS(model_error_of([&] { read_safetensors(cut); }),
                     "'b': data_offsets [256, 384] outside the data buffer");
-    EXPECT_CONTAINS(error_of([&] { read_safetensors(tmp("does_not_exist.safetensors")); }), "cannot open");
+    EXPECT_CONTAINS(model_error_of([&] { read_safetensors(tmp("does_not_exist.safetensors")); }), "cannot open");
 }
 
 TEST(Safetensors, WriterRejectsUnsupportedDtypeAndKeepsOldFile) {
     const std::string path = tmp("keep.safetensors");
     write_safetensors(path, {{"a", at::ones({2})}});
     const std::string before = read_bytes(path);
-    const std::string msg = error_of([&] {
+    const std::string msg = model_error_of([&] {
         write_safetensors(path, {{"z", at::ones({2}, at::kComplexFloat)}});
     });
     EXPECT_CONTAINS(msg, "tensor 'z' has dtype ComplexFloat");
-    EXPECT_CONTAINS(error_of([&] {
+    EXPECT_CONTAINS(model_error_of([&] {
                         write_safetensors(path, {{"bad\xff", at::ones({1})}});
                     }),
                     "cannot write the safetensors header");
@@ -538,18 +527,18 @@ TEST(TorchFile, ForbiddenGlobalsAreNeverCalled) {
     // os.system("touch <marker>") through GLOBAL + REDUCE.
     write_zip(path, std::string("\x80\x02") + "cos\nsystem\n" + pk_str("touch " + marker) + "\x85R.");
     EXPECT_EQ(
-        error_of([&] { read_torch_file(path); }),
+        model_error_of([&] { read_torch_file(path); }),
         path + ": pickle references forbidden global 'os.system' (no code from a checkpoint is executed)");
     // builtins.eval through STACK_GLOBAL, inside an otherwise valid dict.
     write_zip(path, std::string("\x80\x02}") + pk_str("a") + pk_str("builtins") + pk_str("eval") + "\x93" +
                         pk_str("1") + "\x85Rs.");
     EXPECT_EQ(
-        error_of([&] { load_tensors(path); }),
+        model_error_of([&] { load_tensors(path); }),
         path +
             ": pickle references forbidden global 'builtins.eval' (no code from a checkpoint is executed)");
     // A torch global outside the allow-list.
     write_zip(path, std::string("\x80\x02") + "ctorch\nload\n" + pk_str("x") + "\x85R.");
-    EXPECT_CONTAINS(error_of([&] { read_torch_file(path); }), "forbidden global 'torch.load'");
+    EXPECT_CONTAINS(model_error_of([&] { read_torch_file(path); }), "forbidden global 'torch.load'");
     EXPECT_FALSE(fs::exists(marker));
 }
 
@@ -587,7 +576,7 @@ TEST(TorchFile, CorruptFilesThrowModelError) {
     for (const auto& c : cases) {
         const std::string path = tmp(std::string("bad_") + c.name + ".pth");
         write_zip(path, c.pickle);
-        const std::string msg = error_of([&] { read_torch_file(path); });
+        const std::string msg = model_error_of([&] { read_torch_file(path); });
         EXPECT_CONTAINS(msg, c.part) << " (case " << c.name << ")";
         if (std::string(c.name) != "valid_control") {
             EXPECT_EQ(msg.rfind(path + ": ", 0), 0u) << msg;
@@ -599,27 +588,27 @@ TEST(TorchFile, CorruptFilesThrowModelError) {
     const std::string bytes = read_bytes(good);
     const std::string cut = tmp("cut.pth");
     write_bytes(cut, bytes.substr(0, bytes.size() / 2));
-    EXPECT_CONTAINS(error_of([&] { read_torch_file(cut); }), cut + ": not a valid torch.save zip archive");
+    EXPECT_CONTAINS(model_error_of([&] { read_torch_file(cut); }), cut + ": not a valid torch.save zip archive");
     const std::string junk = tmp("junk.pth");
     write_bytes(junk, "this is not a checkpoint at all");
-    EXPECT_EQ(error_of([&] { read_torch_file(junk); }),
+    EXPECT_EQ(model_error_of([&] { read_torch_file(junk); }),
               junk + ": not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle; 31 bytes)");
     const std::string raw = tmp("raw.pkl");
     write_bytes(raw, "\x80\x02}.");
-    EXPECT_CONTAINS(error_of([&] { read_torch_file(raw); }), "a raw pickle, not a torch.save zip archive");
+    EXPECT_CONTAINS(model_error_of([&] { read_torch_file(raw); }), "a raw pickle, not a torch.save zip archive");
     const std::string nopkl = tmp("nopkl.pth");
     {
         caffe2::serialize::PyTorchStreamWriter w(nopkl);
         w.writeRecord("other", "x", 1);
         w.writeEndOfFile();
     }
-    EXPECT_CONTAINS(error_of([&] { read_torch_file(nopkl); }), "zip archive without data.pkl");
+    EXPECT_CONTAINS(model_error_of([&] { read_torch_file(nopkl); }), "zip archive without data.pkl");
 }
 
 TEST(TorchFile, WriterRejectsMixedDtypeSharing) {
     const at::Tensor base = at::zeros({8});
     const TensorMap m{{"f", base}, {"i", base.view(at::kInt)}};
-    EXPECT_CONTAINS(error_of([&] { write_torch_file(tmp("mixed.pth"), m); }),
+    EXPECT_CONTAINS(model_error_of([&] { write_torch_file(tmp("mixed.pth"), m); }),
                     "tensor 'i' views a storage that another tensor views as Float");
 }
 
@@ -633,11 +622,11 @@ TEST(LoadTensors, ChoosesTheReaderByContent) {
     EXPECT_TRUE(same_bits(load_tensors(pt).at("w"), in.at("w")));
     const std::string junk = tmp("junk.bin");
     write_bytes(junk, std::string(64, 'z'));
-    EXPECT_EQ(error_of([&] { load_tensors(junk); }),
+    EXPECT_EQ(model_error_of([&] { load_tensors(junk); }),
               junk + ": unknown checkpoint format (neither safetensors nor a torch.save zip archive)");
     const std::string legacy = tmp("legacy_magic.pth");
     write_bytes(legacy, std::string("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.", 15));
-    EXPECT_CONTAINS(error_of([&] { load_tensors(legacy); }), "legacy (pre-1.6, non-zip) torch.save format");
+    EXPECT_CONTAINS(model_error_of([&] { load_tensors(legacy); }), "legacy (pre-1.6, non-zip) torch.save format");
 }
 
 TEST(Checkpoint, MutatedFilesThrowOnlyModelError) {
@@ -784,7 +773,7 @@ void check_cpp_reads_python_files(const PythonRun& py) {
     EXPECT_TRUE(same_bits(*bare.tensor, expected.at("bare")));
 
     const std::string legacy = dir + "/legacy.pth";
-    EXPECT_EQ(error_of([&] { load_tensors(legacy); }),
+    EXPECT_EQ(model_error_of([&] { load_tensors(legacy); }),
               legacy +
                   ": legacy (pre-1.6, non-zip) torch.save format is not supported; re-save it in Python "
                   "with torch.save(torch.load(path, weights_only=True), path) (the zip format, the default "

@@ -33,7 +33,7 @@ TEST(ColorFix, ClampsAndIsIndependentOfChunking) {
         const at::Tensor parts = at::cat({color_fix(dec.slice(2, 0, 3), lq.slice(2, 0, 3), m),
                                           color_fix(dec.slice(2, 3, 8), lq.slice(2, 3, 8), m)},
                                          2);
-        EXPECT_TRUE(at::equal(whole, parts)) << to_string(m);
+        EXPECT_TRUE(at::equal(whole, parts)) << "method " << static_cast<int>(m);
     }
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "error_test_util.h"
 #include "models/common/random_weights.h"
 #include "models/dit.h"
 
@@ -66,12 +67,7 @@ AttentionOptions sparse_options() {
 }
 
 std::string load_error(const TensorMap& m) {
-    try {
-        DiT d(m, "dit.safetensors", LoadOptions{at::kDouble});
-    } catch (const flashvsr::ModelError& e) {
-        return e.what();
-    }
-    return "<no error>";
+    return flashvsr::testing::model_error_of([&] { DiT d(m, "dit.safetensors", LoadOptions{at::kDouble}); });
 }
 
 }  // namespace

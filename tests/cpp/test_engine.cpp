@@ -211,8 +211,8 @@ TEST_F(EngineTest, StateIsFlatAndMemoryDoesNotGrow) {
         ASSERT_EQ(s.chunks_done(), k + 1);
         bytes.push_back(s.state_bytes());
         if (k == 10 || k == 100) malloc_trim(0);
-        if (k == 10) rss10 = flashvsr::testing::status_kib("VmRSS:");
-        if (k == 100) rss100 = flashvsr::testing::status_kib("VmRSS:");
+        if (k == 10) rss10 = flashvsr::testing::proc_status_kib("VmRSS");
+        if (k == 100) rss100 = flashvsr::testing::proc_status_kib("VmRSS");
     }
     for (size_t i = 1; i < bytes.size(); ++i) ASSERT_EQ(bytes[i], bytes[0]) << "chunk " << i + 1;
     EXPECT_LT(rss100 - rss10, 2048) << "RSS grew by " << (rss100 - rss10) << " KiB from chunk 10 to 100";

@@ -9,9 +9,12 @@
 #include <filesystem>
 #include <functional>
 
+#include "error_test_util.h"
 #include "models/test_weights.h"
 
 namespace fs = std::filesystem;
+
+using flashvsr::testing::input_error_of;
 
 namespace {
 
@@ -46,15 +49,6 @@ class EngineTo : public ::testing::Test {
 };
 fs::path* EngineTo::dir_ = nullptr;
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const flashvsr::InputError& e) {
-        return e.what();
-    }
-    return "";
-}
-
 }  // namespace
 
 TEST_F(EngineTo, SameDeviceKeepsTheOutputInEveryMode) {
@@ -77,7 +71,7 @@ TEST_F(EngineTo, RefusesWhileAStreamIsAlive) {
         flashvsr::Stream s = e->stream(scale2());
         s.push(at::rand({3, 32, 48, 3}));
         flashvsr::Stream moved = std::move(s);  // one stream, whoever holds it
-        const std::string what = error_of([&] { e->to("cpu"); });
+        const std::string what = input_error_of([&] { e->to("cpu"); });
         EXPECT_NE(what.find("Engine::to('cpu'): 1 stream(s) made from this engine are still alive"),
                   std::string::npos)
             << what;
@@ -91,10 +85,10 @@ TEST_F(EngineTo, RefusesWhileAStreamIsAlive) {
 
 TEST_F(EngineTo, BadDevicesAreInputErrorsAndChangeNothing) {
     const auto e = load("tiny");
-    EXPECT_NE(error_of([&] { e->to("tpu"); }).find("device must be auto, cpu, cuda or cuda:N, got 'tpu'"),
+    EXPECT_NE(input_error_of([&] { e->to("tpu"); }).find("device must be auto, cpu, cuda or cuda:N, got 'tpu'"),
               std::string::npos);
     if (!at::globalContext().hasCUDA()) {
-        EXPECT_NE(error_of([&] { e->to("cuda:0"); }).find("no CUDA device is available"), std::string::npos);
+        EXPECT_NE(input_error_of([&] { e->to("cuda:0"); }).find("no CUDA device is available"), std::string::npos);
     }
     EXPECT_EQ(e->info().device, "cpu");
     EXPECT_EQ(e->upscale(at::rand({1, 16, 16, 3}), scale2()).sizes(), (at::IntArrayRef{1, 32, 32, 3}));

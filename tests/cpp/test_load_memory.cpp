@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 
 using flashvsr::testing::reset_peak_rss;
 using flashvsr::testing::return_freed_memory;
-using flashvsr::testing::status_kib;
+using flashvsr::testing::proc_status_kib;
 
 namespace {
 
@@ -48,10 +48,10 @@ TEST_F(LoadMemory, PeakIsAtMostOneQuarterAboveTheWeights) {
             auto e = flashvsr::Engine::load(eo);
         }
         return_freed_memory();
-        const long before = status_kib("VmRSS:");
+        const long before = proc_status_kib("VmRSS");
         reset_peak_rss();
         auto e = flashvsr::Engine::load(eo);
-        const long peak = status_kib("VmHWM:");
+        const long peak = proc_status_kib("VmHWM");
         const double weights_kib = static_cast<double>(e->info().weight_bytes) / 1024.0;
         ASSERT_GT(weights_kib, 20000) << "the small preset should weigh tens of MB";
         EXPECT_LE(peak - before, 1.25 * weights_kib)
@@ -65,10 +65,10 @@ TEST_F(LoadMemory, RepeatedLoadsDoNotLeak) {
     eo.device = "cpu";
     { auto e = flashvsr::Engine::load(eo); }
     return_freed_memory();
-    const long after_first = status_kib("VmRSS:");
+    const long after_first = proc_status_kib("VmRSS");
     for (int i = 0; i < 10; ++i) {
         auto e = flashvsr::Engine::load(eo);
     }
     malloc_trim(0);
-    EXPECT_LT(status_kib("VmRSS:") - after_first, 5 * 1024);  // 5 MB
+    EXPECT_LT(proc_status_kib("VmRSS") - after_first, 5 * 1024);  // 5 MB
 }

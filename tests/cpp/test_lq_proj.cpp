@@ -7,10 +7,11 @@
 #include <vector>
 
 #include "models/lq_proj.h"
+#include "error_test_util.h"
 #include "random_weights.h"
 
 using namespace flashvsr::models;
-using flashvsr::models::testing::error_message;
+using flashvsr::testing::error_of;
 using flashvsr::models::testing::random_weights;
 
 namespace {
@@ -102,22 +103,22 @@ TEST(LqProj, StrictLoadingNamesFileAndKey) {
     TinyProj t;
     TensorMap m = t.weights;
     m.erase("norm2.gamma");
-    EXPECT_EQ(error_message([&] { LQProj p(m, "lq.ckpt", LoadOptions{at::kDouble}); }),
+    EXPECT_EQ(error_of([&] { LQProj p(m, "lq.ckpt", LoadOptions{at::kDouble}); }),
               "lq.ckpt: missing key 'norm2.gamma' (expected shape [96, 1, 1, 1])");
     m = t.weights;
     m["linear_layers.1.weight"] = at::zeros({256, 96});
-    EXPECT_EQ(error_message([&] { LQProj p(m, "lq.ckpt"); }),
+    EXPECT_EQ(error_of([&] { LQProj p(m, "lq.ckpt"); }),
               "lq.ckpt: unexpected key 'linear_layers.1.weight' with shape [256, 96]");
     m = t.weights;
     m["conv2.bias"] = at::zeros({95});
-    EXPECT_EQ(error_message([&] { LQProj p(m, "lq.ckpt"); }),
+    EXPECT_EQ(error_of([&] { LQProj p(m, "lq.ckpt"); }),
               "lq.ckpt: key 'conv2.bias' has shape [95], expected [96]");
     m = t.weights;
     m["conv1.weight"] = at::zeros({64, 96, 4, 3, 3});
-    EXPECT_EQ(error_message([&] { LQProj p(m, "lq.ckpt"); }),
+    EXPECT_EQ(error_of([&] { LQProj p(m, "lq.ckpt"); }),
               "lq.ckpt: key 'conv1.weight' has 96 input channels, expected 768 (3 x 16 x 16)");
     m.erase("conv1.weight");
-    EXPECT_EQ(error_message([&] { LQProj p(m, "lq.ckpt"); }), "lq.ckpt: missing key 'conv1.weight'");
+    EXPECT_EQ(error_of([&] { LQProj p(m, "lq.ckpt"); }), "lq.ckpt: missing key 'conv1.weight'");
 }
 
 TEST(LqProj, PixelUnshuffleOneHot) {

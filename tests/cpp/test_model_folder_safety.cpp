@@ -17,11 +17,12 @@
 #include "models/common/params.h"
 #include "models/model_dir.h"
 #include "models/test_weights.h"
+#include "error_test_util.h"
 #include "random_weights.h"
 
 namespace fs = std::filesystem;
 using namespace flashvsr::models;
-using flashvsr::models::testing::error_message;
+using flashvsr::testing::error_of;
 
 namespace {
 
@@ -43,7 +44,7 @@ class ModelFolderSafety : public ::testing::Test {
         return d;
     }
     std::string resolve_error(const fs::path& d) {
-        return error_message([&] { resolve_model_dir(d.string(), std::nullopt, required_files("tiny")); });
+        return error_of([&] { resolve_model_dir(d.string(), std::nullopt, required_files("tiny")); });
     }
     fs::path root_;
 };
@@ -90,7 +91,7 @@ TEST_F(ModelFolderSafety, LinkInsideTheFolderAndHuggingFaceBlobsAreAccepted) {
         fs::create_symlink(fs::path("../../blobs") / (std::string("h_") + f), snap / f);
     }
     const std::string msg =
-        error_message([&] { resolve_model_dir(snap.string(), ModelVersion::kV11, required_files("tiny")); });
+        error_of([&] { resolve_model_dir(snap.string(), ModelVersion::kV11, required_files("tiny")); });
     EXPECT_EQ(msg, "<no error>");
 }
 
@@ -107,7 +108,7 @@ TEST_F(ModelFolderSafety, DanglingLinkIsNamed) {
 TEST_F(ModelFolderSafety, FifoIsRefusedWithoutBlocking) {
     const fs::path fifo = root_ / "pipe.safetensors";
     ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-    const std::string msg = error_message([&] { read_safetensors(fifo.string()); });
+    const std::string msg = error_of([&] { read_safetensors(fifo.string()); });
     EXPECT_NE(msg.find("pipe.safetensors: not a regular file"), std::string::npos) << msg;
 }
 
@@ -117,12 +118,12 @@ TEST_F(ModelFolderSafety, ManifestFieldsOfTheWrongTypeAreModelErrors) {
                              R"({"version": 11})", R"([1, 2])", R"({"files": [1]})",
                              R"({"files": {"a": {"sha256": 5}}})", R"({"files": {"a": {"size": -5}}})"}) {
         std::ofstream(d / ModelFiles::kManifest) << text;
-        const std::string msg = error_message([&] { read_manifest(d.string()); });
+        const std::string msg = error_of([&] { read_manifest(d.string()); });
         EXPECT_NE(msg.find("flashvsr_manifest.json: "), std::string::npos) << text << " -> " << msg;
     }
     fs::remove(d / ModelFiles::kManifest);
     fs::create_directory(d / ModelFiles::kManifest);
-    EXPECT_NE(error_message([&] { read_manifest(d.string()); }).find("not a regular file"),
+    EXPECT_NE(error_of([&] { read_manifest(d.string()); }).find("not a regular file"),
               std::string::npos);
 }
 
@@ -135,7 +136,7 @@ TEST_F(ModelFolderSafety, FileTruncatedWhileMappedIsAModelErrorNotSigbus) {
     at::Tensor slot;
     ParamTable table;
     table.add("w", &slot, {256, 1024});
-    const std::string msg = error_message([&] { table.load(f.tensors, path, LoadOptions{}); });
+    const std::string msg = error_of([&] { table.load(f.tensors, path, LoadOptions{}); });
     EXPECT_NE(msg.find("w.safetensors: the file changed while it was being read"), std::string::npos) << msg;
     EXPECT_NE(msg.find("4096 bytes now"), std::string::npos) << msg;
     // What the lost pages read as: zeros, never the old data or a crash.
@@ -150,7 +151,7 @@ TEST_F(ModelFolderSafety, FileGrownWhileMappedIsAModelError) {
     at::Tensor slot;
     ParamTable table;
     table.add("w", &slot, {4, 4});
-    EXPECT_NE(error_message([&] {
+    EXPECT_NE(error_of([&] {
                   table.load(f.tensors, path, LoadOptions{});
               }).find("changed while it was being read"),
               std::string::npos);
@@ -197,7 +198,7 @@ TEST_F(ModelFolderSafety, DiTHeaderDeclaringTeraElementsIsAClearError) {
     eo.device = "cpu";
 
     write_dit(16);  // the file ends long before the declared data
-    std::string msg = error_message([&] { flashvsr::Engine::load(eo); });
+    std::string msg = error_of([&] { flashvsr::Engine::load(eo); });
     EXPECT_NE(msg.find("diffusion_pytorch_model_streaming_dmd.safetensors: tensor 'blocks.0.ffn.0.weight': "
                        "data_offsets ["),
               std::string::npos)
@@ -206,7 +207,7 @@ TEST_F(ModelFolderSafety, DiTHeaderDeclaringTeraElementsIsAClearError) {
 
     const long rss_before = peak_rss_kib();
     write_dit(huge);  // the 4 TB are really there (as a hole)
-    msg = error_message([&] { flashvsr::Engine::load(eo); });
+    msg = error_of([&] { flashvsr::Engine::load(eo); });
     EXPECT_NE(msg.find("diffusion_pytorch_model_streaming_dmd.safetensors"), std::string::npos) << msg;
     EXPECT_NE(msg.find("blocks.0.ffn"), std::string::npos) << msg;
     EXPECT_LT(peak_rss_kib() - rss_before, 512 * 1024) << "loading allocated for the declared size";

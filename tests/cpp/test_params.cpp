@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include "core/md5.h"
+#include "error_test_util.h"
 #include "models/common/params.h"
 
 using namespace flashvsr::models;
@@ -33,12 +34,7 @@ TEST(ParamTable, StrictLoadNamesFileAndKey) {
     EXPECT_EQ(w.scalar_type(), at::kBFloat16);
     EXPECT_NE(w.data_ptr(), ok["lin.weight"].data_ptr());  // own copy
     auto msg = [&](const TensorMap& m) {
-        try {
-            t.load(m, "f.safetensors", LoadOptions{});
-        } catch (const flashvsr::ModelError& e) {
-            return std::string(e.what());
-        }
-        return std::string("<no error>");
+        return flashvsr::testing::model_error_of([&] { t.load(m, "f.safetensors", LoadOptions{}); });
     };
     EXPECT_EQ(msg({{"lin.weight", at::ones({4, 3})}}),
               "f.safetensors: missing key 'lin.bias' (expected shape [4])");

@@ -7,10 +7,11 @@
 #include <vector>
 
 #include "models/tc_decoder.h"
+#include "error_test_util.h"
 #include "random_weights.h"
 
 using namespace flashvsr::models;
-using flashvsr::models::testing::error_message;
+using flashvsr::testing::error_of;
 using flashvsr::models::testing::random_weights;
 
 namespace {
@@ -123,19 +124,19 @@ TEST(TcDecoder, ConfigFromShapesAndStrictLoading) {
     EXPECT_EQ(t.dec.config().cond_channels, 768);
     TensorMap m = t.weights;
     m.erase("decoder.18.conv.2.bias");
-    EXPECT_EQ(error_message([&] { TCDecoder d(m, "tc.ckpt"); }),
+    EXPECT_EQ(error_of([&] { TCDecoder d(m, "tc.ckpt"); }),
               "tc.ckpt: missing key 'decoder.18.conv.2.bias' (expected shape [16])");
     m = t.weights;
     m["decoder.15.conv.weight"] = at::zeros({32, 32, 1, 1});
-    EXPECT_EQ(error_message([&] { TCDecoder d(m, "tc.ckpt"); }),
+    EXPECT_EQ(error_of([&] { TCDecoder d(m, "tc.ckpt"); }),
               "tc.ckpt: key 'decoder.15.conv.weight' has shape [32, 32, 1, 1], expected [64, 32, 1, 1]");
     m = t.weights;
     m["decoder.23.weight"] = at::zeros({1});
-    EXPECT_EQ(error_message([&] { TCDecoder d(m, "tc.ckpt"); }),
+    EXPECT_EQ(error_of([&] { TCDecoder d(m, "tc.ckpt"); }),
               "tc.ckpt: unexpected key 'decoder.23.weight' with shape [1]");
     m = t.weights;
     m.erase("decoder.16.weight");
-    EXPECT_EQ(error_message([&] { TCDecoder d(m, "tc.ckpt"); }), "tc.ckpt: missing key 'decoder.16.weight'");
+    EXPECT_EQ(error_of([&] { TCDecoder d(m, "tc.ckpt"); }), "tc.ckpt: missing key 'decoder.16.weight'");
 }
 
 TEST(TcDecoder, ConditionUnshuffleOneHot) {

@@ -17,7 +17,8 @@
 
 #include "engine/frames.h"
 #include "engine/noise.h"
-#include "engine/tiling.h"
+#include "engine/stream_access.h"
+#include "engine/tiling/planner.h"
 #include "kernels/blend_accumulate/blend_accumulate.h"
 #include "models/test_weights.h"
 #include "memory_test_util.h"
@@ -29,7 +30,7 @@ using flashvsr::engine::TileLayout;
 
 using flashvsr::testing::reset_peak_rss;
 using flashvsr::testing::return_freed_memory;
-using flashvsr::testing::status_kib;
+using flashvsr::testing::proc_status_kib;
 
 namespace {
 
@@ -217,11 +218,11 @@ TEST_F(Tiling, MemoryIsFlatAcrossTiles) {
         if (chunk != 1) return;
         if (tile == 2) {
             malloc_trim(0);
-            after2 = status_kib("VmRSS:");
+            after2 = proc_status_kib("VmRSS");
         }
         if (tile == 20) {
             malloc_trim(0);
-            after20 = status_kib("VmRSS:");
+            after20 = proc_status_kib("VmRSS");
         }
     };
     flashvsr::engine::StreamAccess::set_hooks(s, h);
@@ -249,7 +250,7 @@ TEST_F(Tiling, MemoryDoesNotDependOnVideoLength) {
         s.finish();
         (void)s.pull();
         EXPECT_EQ(s.frames_done(), 100);
-        return status_kib("VmHWM:");
+        return proc_status_kib("VmHWM");
     };
     const long p100 = peak_100();
     flashvsr::Stream s = engine().stream(opts(64, 16));
@@ -265,16 +266,16 @@ TEST_F(Tiling, MemoryDoesNotDependOnVideoLength) {
         ASSERT_EQ(s.chunks_done(), k + 1);
         bytes.push_back(s.state_bytes());
         malloc_trim(0);
-        if (k == 10) rss10 = status_kib("VmRSS:");
-        if (k == 100) rss100 = status_kib("VmRSS:");
-        if (k == 47) peak400 = status_kib("VmHWM:");  // 25 + 47 * 8 = 401 frames
+        if (k == 10) rss10 = proc_status_kib("VmRSS");
+        if (k == 100) rss100 = proc_status_kib("VmRSS");
+        if (k == 47) peak400 = proc_status_kib("VmHWM");  // 25 + 47 * 8 = 401 frames
     }
     for (size_t i = 1; i < bytes.size(); ++i) ASSERT_EQ(bytes[i], bytes[0]) << "chunk " << i + 1;
     const int64_t tiles = s.tile_state_bytes(0) + s.tile_state_bytes(1) + s.tile_state_bytes(2);
     EXPECT_GT(s.tile_state_bytes(1), 0);
     EXPECT_LE(tiles, s.state_bytes());  // + the LQ window
     EXPECT_LE(rss100 - rss10, 2048) << "RSS grew by " << (rss100 - rss10) << " KiB from chunk 10 to 100";
-    const long peak825 = status_kib("VmHWM:");
+    const long peak825 = proc_status_kib("VmHWM");
     EXPECT_LE(std::abs(peak400 - p100), 0.03 * static_cast<double>(p100)) << p100 << " vs " << peak400 << " KiB";
     EXPECT_LE(std::abs(peak825 - p100), 0.03 * static_cast<double>(p100)) << p100 << " vs " << peak825 << " KiB";
     std::printf("[ tiling   ] peak RSS: 100 frames %ld KiB, 401 frames %ld KiB, 825 frames %ld KiB; "
@@ -355,7 +356,7 @@ TEST_F(Tiling, MaxMemoryPlannerPicksTheLargestTileThatFits) {
         s.push(v);
         return s.tiles();
     };
-    const auto& impl = flashvsr::engine::StreamAccess::impl(engine());
+    const auto& impl = engine().impl();
     const auto model = flashvsr::engine::tile_memory_model(impl, opts());
     EXPECT_GT(model.state_per_px, 0);
     EXPECT_GT(model.transient_per_px, 0);
@@ -453,7 +454,7 @@ TEST_F(Tiling, ParkingTileStateIsBitIdentical) {
 TEST_F(Tiling, PlannerWithParkingPicksLargerTiles) {
     // Padded 256x512 frame, tiny model. With a device budget (CUDA) the parked working set counts one tile's
     // state instead of all of them, so the same budget admits larger tiles.
-    const auto& impl = flashvsr::engine::StreamAccess::impl(engine());
+    const auto& impl = engine().impl();
     flashvsr::UpscaleOptions u = opts();
     const auto model = flashvsr::engine::tile_memory_model(impl, u);
     const TileLayout t128 = plan_tiles(256, 512, 128, flashvsr::engine::overlap_out_pixels(0, 2, 128));

@@ -11,6 +11,7 @@
 #include <map>
 #include <string>
 
+#include "error_test_util.h"
 #include "models/common/params.h"
 #include "models/common/random_weights.h"
 #include "models/vae_decoder.h"
@@ -38,12 +39,7 @@ const ParamSpec* find_spec(const std::vector<ParamSpec>& specs, const std::strin
 }
 
 std::string load_error(const TensorMap& m) {
-    try {
-        VAEDecoder dec(m, "vae.pth", LoadOptions{at::kDouble});
-    } catch (const flashvsr::ModelError& e) {
-        return e.what();
-    }
-    return "<no error>";
+    return flashvsr::testing::model_error_of([&] { VAEDecoder dec(m, "vae.pth", LoadOptions{at::kDouble}); });
 }
 
 at::Tensor random_latents(int64_t t, int64_t h, int64_t w, uint64_t seed) {
@@ -311,7 +307,7 @@ TEST_F(VAEDecoderTiny, ColdStartMidStream) {
     // latent decodes to 4 frames (the upsample3d first-step rule is spent), aligned with the full stream's
     // frames 4j-3 .. 4j, and the error against the full stream shrinks as the caches refill.
     VAEDecodeState st;
-    dec_->cold_start(st);
+    st.cold_start();
     EXPECT_FALSE(st.started);
     EXPECT_EQ(st.bytes(), 0);
     const at::Tensor out = dec_->decode(z_->narrow(2, 4, 6), st);

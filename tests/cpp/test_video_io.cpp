@@ -14,6 +14,7 @@
 
 #include "io/video_decoder.h"
 #include "io/video_encoder.h"
+#include "io/video_read.h"
 #include "media_test_util.h"
 
 namespace fs = std::filesystem;
@@ -56,14 +57,11 @@ class VideoIo : public ::testing::Test {
     }
 
     std::string error_of(const std::string& in, DecoderOptions o = {}) {
-        try {
+        return input_error_of([&] {
             VideoDecoder dec(in, o);
             while (dec.read(8).rgb.size(0) > 0) {
             }
-        } catch (const flashvsr::InputError& e) {
-            return e.what();
-        }
-        return "<no error>";
+        });
     }
 
     fs::path dir_;
@@ -280,6 +278,35 @@ TEST_F(VideoIo, TenBitInputKeepsPrecisionAndStaysTenBit) {
               0.03f);  // chroma resampling of a sharp pattern
 }
 
+TEST_F(VideoIo, WholeClipReadIsTheStreamingDecodersFrames) {
+    // read_video_rgb24 is VideoDecoder with 8-bit output: the same frames, as uint8.
+    const std::string in8 = path("eight.mkv");
+    ffmpeg("-f lavfi -i testsrc2=size=64x48:rate=25 -frames:v 6 -c:v libx264 -pix_fmt yuv420p " + in8);
+    const at::Tensor all = read_video_rgb24(in8);
+    ASSERT_EQ(all.sizes(), (at::IntArrayRef{6, 48, 64, 3}));
+    EXPECT_EQ(all.scalar_type(), at::kByte);
+    VideoDecoder dec(in8);
+    const at::Tensor f = dec.read(8).rgb;  // float32 = uint8 / 255
+    EXPECT_TRUE(at::equal(all, f.mul(255).round().to(at::kByte)));
+    EXPECT_TRUE(at::equal(read_video_rgb24(in8, 4), all.narrow(0, 0, 4)));
+    EXPECT_NE(input_error_of([&] { read_video_rgb24(in8, 0); }).find("contains no video frames"),
+              std::string::npos);
+    // 10-bit source: converted to 8 bits directly by swscale (which dithers: within 2 levels of the 16-bit
+    // conversion, half a level on average).
+    const std::string in10 = path("ten.mkv");
+    ffmpeg(
+        "-f lavfi -i testsrc2=size=64x48:rate=25 -frames:v 4 -c:v libx265 -x265-params log-level=error "
+        "-pix_fmt yuv420p10le " +
+        in10);
+    const at::Tensor ten = read_video_rgb24(in10);
+    ASSERT_EQ(ten.sizes(), (at::IntArrayRef{4, 48, 64, 3}));
+    EXPECT_EQ(ten.scalar_type(), at::kByte);
+    const at::Tensor deep = VideoDecoder(in10).read(8).rgb;
+    const at::Tensor diff = (ten.to(at::kFloat) - deep * 255).abs();
+    EXPECT_LE(diff.max().item<float>(), 2.0f);
+    EXPECT_LT(diff.mean().item<float>(), 0.5f);
+}
+
 TEST_F(VideoIo, BadInputsNameTheProblem) {
     EXPECT_NE(error_of(path("missing.mp4")).find("no such file"), std::string::npos);
     { std::ofstream(path("text.mp4")) << "this is not a video\n"; }
@@ -315,15 +342,12 @@ TEST_F(VideoIo, EncoderRefusesAndLeavesNoFile) {
     src.height = 24;
     src.tb_den = 25;
     src.fps_num = 25;
-    const auto err = [&](const std::string& out, EncoderOptions eo) -> std::string {
-        try {
+    const auto err = [&](const std::string& out, EncoderOptions eo) {
+        return input_error_of([&] {
             VideoEncoder enc(out, 32, 24, src, nullptr, 0, eo);
             enc.write(at::zeros({1, 24, 32, 3}), {0});
             enc.finish();
-        } catch (const flashvsr::InputError& e) {
-            return e.what();
-        }
-        return "<no error>";
+        });
     };
     { std::ofstream(path("exists.mp4")) << "keep me"; }
     // Whether an existing output may be replaced is the pipeline's rule (test_transcode); an encoder that

@@ -44,8 +44,10 @@ void clearCublasWorkspaces();  // ATen/cuda/CUDAContextLight.h (not included: it
 #include <string>
 #include <vector>
 
+#include "core/proc_status.h"
 #include "engine/oom.h"
-#include "engine/tiling.h"
+#include "engine/stream_access.h"
+#include "engine/tiling/planner.h"
 #include "models/test_weights.h"
 
 namespace fs = std::filesystem;
@@ -64,14 +66,9 @@ double now_s() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-int64_t status_bytes(const char* field) {  // /proc/self/status "VmRSS:" etc. in bytes
-    std::ifstream f("/proc/self/status");
-    std::string line;
-    const std::string key(field);
-    while (std::getline(f, line)) {
-        if (line.rfind(key, 0) == 0) return std::stoll(line.substr(key.size())) * 1024;
-    }
-    return -1;
+int64_t status_bytes(const char* field) {  // /proc/self/status "VmRSS" etc. in bytes, -1 when absent
+    const int64_t kib = flashvsr::proc_status_kib(field);
+    return kib < 0 ? -1 : kib * 1024;
 }
 
 // ---- the device: CUDA counters where there is a GPU, their CPU counterparts otherwise ---------------------
@@ -137,7 +134,7 @@ struct Dev {
         }
 #endif
         (void)which;
-        return status_bytes(peak ? "VmHWM:" : "VmRSS:");  // CPU: process memory for both
+        return status_bytes(peak ? "VmHWM" : "VmRSS");  // CPU: process memory for both
     }
 };
 
@@ -511,14 +508,14 @@ void step_offload(const Args& a, const Dev& d, Report& rep) {
     }
     d.release_cached();
     const int64_t loaded = d.allocated();
-    const int64_t rss0 = status_bytes("VmRSS:");
+    const int64_t rss0 = status_bytes("VmRSS");
     double t0 = now_s();
     e->to("cpu");
     d.sync();
     const double to_host_s = now_s() - t0;
     d.release_cached();
     const int64_t offloaded = d.allocated(), offloaded_reserved = d.reserved();
-    const int64_t rss_host = status_bytes("VmRSS:") - rss0;
+    const int64_t rss_host = status_bytes("VmRSS") - rss0;
     const std::string host_device = e->info().device;
     t0 = now_s();
     e->to(d.name());
@@ -569,7 +566,7 @@ void step_cycles(const Args& a, const Dev& d, Report& rep) {
         }
         d.release_cached();
         const int64_t al = d.allocated() - base_alloc, re = d.reserved() - base_reserved;
-        const int64_t rss = status_bytes("VmRSS:");
+        const int64_t rss = status_bytes("VmRSS");
         if (i == 1) rss2 = rss;
         rss_last = rss;
         worst_alloc = std::max(worst_alloc, std::abs(al));

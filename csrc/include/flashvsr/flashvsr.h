@@ -22,41 +22,16 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <flashvsr/errors.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace flashvsr {
-
-/// Base of every error the library throws on purpose.
-class Error : public std::runtime_error {
-  public:
-    using std::runtime_error::runtime_error;
-};
-/// Bad input from the user: a file that is not a video, a wrong parameter value, ...
-class InputError : public Error {
-  public:
-    using Error::Error;
-};
-/// Model folder or checkpoint problem: a missing file, an unexpected key, a wrong shape.
-class ModelError : public Error {
-  public:
-    using Error::Error;
-};
-/// Out of memory (CUDA or host) where tiling could not recover: the message says what to change.
-class OutOfMemory : public Error {
-  public:
-    using Error::Error;
-};
-/// An operation was stopped by a cancel token or a progress callback returning false.
-class Cancelled : public Error {
-  public:
-    using Error::Error;
-};
 
 /// The library version, e.g. "0.1.0".
 const char* version();
@@ -170,9 +145,6 @@ struct TileRect {
 };
 
 class Stream;
-namespace engine {
-struct StreamAccess;  // internal: test hooks
-}
 
 /// The loaded networks (immutable, shareable). Create with Engine::load; destroying the last reference
 /// (the Engine and every Stream made from it) frees the weights.
@@ -204,9 +176,10 @@ class Engine {
                        const CancelToken* cancel = nullptr) const;
 
     explicit Engine(std::shared_ptr<const Impl> impl);
+    /// The loaded networks (opaque outside the library's engine).
+    const Impl& impl() const { return *impl_; }
 
   private:
-    friend struct engine::StreamAccess;
     std::shared_ptr<const Impl> impl_;
 };
 
@@ -255,8 +228,11 @@ class Stream {
     /// Constant once the stream is past its first few chunks; 0 when the tiles cannot be made smaller.
     int64_t replay_buffer_bytes() const;
 
+    /// The stream's state (opaque outside the library's engine).
+    State& state() { return *s_; }
+    const State& state() const { return *s_; }
+
   private:
-    friend struct engine::StreamAccess;
     std::unique_ptr<State> s_;
 };
 

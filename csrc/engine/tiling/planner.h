@@ -1,53 +1,17 @@
-// Tiling (issue 5, docs/TILING.md): the tile layout over the padded output frame, the blend ramps that make
-// the tiles' weights a partition of unity, the per-tile memory model and the max_memory planner.
-//
-// A tile is a rectangle of the prepared (bicubic x s, 128-grid padded) frame: heights/widths are multiples
-// of 128 output pixels (so every network's divisibility holds), origins multiples of 16 (one DiT token =
-// 2 latent pixels = 16 output pixels), so a tile's tokens and noise sit on the untiled grid.
+// Tile planner (docs/TILING.md): the per-tile memory model, the max_memory planner (the largest tiles that
+// fit, with or without parking the tiles' states on the host), the out-of-memory fallback's next layout and
+// the replay bound. The geometry it plans with is tiling/layout.h.
 #pragma once
 
 #include <flashvsr/flashvsr.h>
 
-#include <array>
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
-#include <vector>
+
+#include "engine/tiling/layout.h"
 
 namespace flashvsr::engine {
-
-/// One axis: tile starts and the (common) tile length. Invariants: starts[0] = 0, last start = length -
-/// tile, starts ascending on the 16 grid, consecutive tiles overlap (or abut), and no pixel is covered by
-/// more than two tiles (o[i-1] + o[i] <= tile), so complementary ramps form a partition of unity.
-struct AxisLayout {
-    int64_t length = 0;  // padded frame length (multiple of 128)
-    int64_t tile = 0;    // tile length (multiple of 128, <= length)
-    std::vector<int64_t> starts;
-    /// Overlap between tile i and i+1 (size starts.size() - 1).
-    std::vector<int64_t> overlaps() const;
-};
-
-/// Layout of `length` with tiles of `tile` (rounded up to 128, clamped to length) overlapping by at least
-/// `min_overlap` (rounded up to 16, at most tile/2) — fewer overlap pixels only when the requested overlap
-/// would make three tiles meet; overlaps are spread evenly (they differ by at most 16).
-AxisLayout plan_axis(int64_t length, int64_t tile, int64_t min_overlap);
-
-/// A 2-D layout: row-major product of the two axes.
-struct TileLayout {
-    AxisLayout rows, cols;
-    int64_t count() const { return static_cast<int64_t>(rows.starts.size() * cols.starts.size()); }
-    TileRect rect(int64_t index) const;
-    /// {top, bottom, left, right} ramp lengths for blend_accumulate: the overlap with the neighbour on that
-    /// side, 0 at the image border.
-    std::array<int64_t, 4> ramps(int64_t index) const;
-};
-
-TileLayout plan_tiles(int64_t padded_h, int64_t padded_w, int64_t tile_out, int64_t overlap_out);
-
-/// Output-pixel sizes from the options (input pixels): ceil(v * scale) rounded up to 128 / 16.
-int64_t tile_out_pixels(int64_t tile_size_in, int64_t scale);
-int64_t overlap_out_pixels(int64_t tile_overlap_in, int64_t scale, int64_t tile_out);
 
 /// The per-tile memory model (bytes, see docs/TILING.md): state that lives as long as the tile (K/V windows,
 /// LQ-projector caches, decoder memory) and the transient peak of one chunk of one tile (activations).
@@ -119,33 +83,5 @@ int64_t replay_chunks(const UpscaleOptions& options);
 /// It lives in host memory and exists only while the tiles can still shrink (tile > 128 px), so it counts
 /// against CPU (RSS) budgets of such layouts and never against a device budget.
 int64_t replay_buffer_bound(int64_t padded_h, int64_t padded_w, const UpscaleOptions& options);
-
-/// Test hooks of one stream (internal; see tests/cpp/test_tiling.cpp).
-struct TilingHooks {
-    uint64_t order_seed = 0;  // != 0: tiles run in a pseudo-random order (the output must not change)
-    int64_t replay_chunks = 0;  // > 0: replay this many chunks instead of replay_chunks(options) (measurements)
-    std::function<void(int64_t chunk, int64_t tile, const TileRect&)> before_tile;  // may throw (OOM injection)
-    std::function<void(int64_t chunk, int64_t tile)> after_tile;
-    /// Called around each step of a tile's chunk ("lq_proj", "dit", "decoder", "blend") and of the chunk
-    /// ("color_fix"): `begin` true before, false after (profiling: scripts/gpu_check.sh).
-    std::function<void(const char* stage, bool begin)> stage;
-};
-
-/// Bytes a stream copied between host and compute device (input frames, tiny-long's LQ slices, noise,
-/// parked tile states, output frames); both 0 on a CPU device.
-struct TransferBytes {
-    int64_t host_to_device = 0;
-    int64_t device_to_host = 0;
-};
-
-struct StreamAccess {
-    static void set_hooks(Stream& s, TilingHooks hooks);
-    static TransferBytes transfers(const Stream& s);
-    static int64_t oom_fallbacks(const Stream& s);  // out-of-memory errors the fallback caught so far
-    static const Engine::Impl& impl(const Engine& e) { return *e.impl_; }
-};
-
-/// Memory report helpers (memory.cpp, memory_cuda.cpp).
-void fill_cuda_memory(MemoryReport& report);
 
 }  // namespace flashvsr::engine
