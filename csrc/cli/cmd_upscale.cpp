@@ -20,6 +20,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "core/proc_status.h"
 #include "io/av_ptr.h"
 #include "io/image_sequence.h"
 #include "io/synth_clip.h"
@@ -191,16 +192,6 @@ double parse_time(const std::string& name, const std::string& v) {
 
 // ---- memory, progress, signals ----------------------------------------------------------------------
 
-int64_t proc_status_kb(const char* key) {
-    std::ifstream f("/proc/self/status");
-    std::string line;
-    const std::string k = std::string(key) + ":";
-    while (std::getline(f, line)) {
-        if (line.rfind(k, 0) == 0) return std::stoll(line.substr(k.size()));
-    }
-    return -1;
-}
-
 std::atomic<CancelToken*> g_cancel{nullptr};
 
 extern "C" void on_sigint(int) {
@@ -265,7 +256,7 @@ class Progress {
         if (p.eta_s >= 0) {
             s << "  ETA " << hms(p.eta_s);
         }
-        s << "  elapsed " << hms(p.elapsed_s) << "  mem " << proc_status_kb("VmRSS") / 1024 << " MiB";
+        s << "  elapsed " << hms(p.elapsed_s) << "  mem " << proc_status_kib("VmRSS") / 1024 << " MiB";
         if (tty_) {
             std::cerr << "\r" << s.str() << "\033[K" << (p.final ? "\n" : "") << std::flush;
         } else {
@@ -331,7 +322,7 @@ int run_upscale(const UpscaleRun& run) {
     }
     if (run.progress) {
         std::cerr << "flashvsr: wrote " << r.output << " (" << r.frames_out << " frames, " << std::fixed
-                  << std::setprecision(2) << r.fps << " fps, peak memory " << proc_status_kb("VmHWM") / 1024
+                  << std::setprecision(2) << r.fps << " fps, peak memory " << proc_status_kib("VmHWM") / 1024
                   << " MiB)\n";
     }
     return 0;

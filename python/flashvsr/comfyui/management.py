@@ -218,8 +218,3 @@ def intermediate_device() -> torch.device:
 
     return mm.intermediate_device()
 
-
-def temp_directory() -> str:
-    import folder_paths
-
-    return folder_paths.get_temp_directory()
