@@ -77,7 +77,7 @@ void quantize(Linear& l) {
     l.weight = at::Tensor();
 }
 
-/// RMSNorm with statistics in max(dtype, float32), cast back, then times the weight (spec §2.5).
+/// RMSNorm with statistics in max(dtype, float32), cast back, then times the weight (MODEL.md §2.5).
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
     const auto xf = x.to(at::promote_types(x.scalar_type(), at::kFloat));
     return (xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps)).to(x.scalar_type()) * weight;

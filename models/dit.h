@@ -1,4 +1,4 @@
-// FlashVSR DiT (Wan2.1-1.3B shaped WanModel, streaming variant; spec §2): weights, model-lifetime
+// FlashVSR DiT (Wan2.1-1.3B shaped WanModel, streaming variant; MODEL.md §2): weights, model-lifetime
 // constants from the prompt tensor, and one-step prediction per streaming chunk with LCSA self-attention.
 // The network is stateless: the per-stream K/V windows and chunk counter live in DiTState.
 #pragma once
@@ -31,7 +31,7 @@ struct DiTConfig {
 
     int64_t num_heads() const { return dim / head_dim; }
 
-    /// From the shapes of a DiT checkpoint (keys as in spec §1.2); throws ModelError naming `source`.
+    /// From the shapes of a DiT checkpoint (keys as in MODEL.md §1.2); throws ModelError naming `source`.
     static DiTConfig from_tensors(const TensorMap& tensors, const std::string& source,
                                   int64_t head_dim = 128);
     /// "tiny" {256, 2 layers, ffn 512, text 64}, "small" {512, 4, 1024, 256}, "full" (the release).
@@ -40,7 +40,7 @@ struct DiTConfig {
     static std::vector<ParamSpec> manifest(const DiTConfig& cfg);
 };
 
-/// Model-lifetime constants computed once from the prompt tensor (spec §2.2), in the weights' dtype.
+/// Model-lifetime constants computed once from the prompt tensor (MODEL.md §2.2), in the weights' dtype.
 struct DiTConstants {
     at::Tensor t;                     ///< [1, dim] time embedding of timestep 1000
     at::Tensor t_mod;                 ///< [1, 6, dim]
@@ -49,7 +49,7 @@ struct DiTConstants {
     int64_t bytes() const;
 };
 
-/// Per-stream self-attention state (spec §8 rows 1-3). Window layout [n_slices*S, 128, dim] per block,
+/// Per-stream self-attention state (MODEL.md §8). Window layout [n_slices*S, 128, dim] per block,
 /// rotated + RMS-normed keys and raw values; empty (undefined) before chunk 0.
 struct DiTState {
     std::vector<at::Tensor> k_cache;  ///< per block
@@ -69,7 +69,7 @@ struct DiTState {
     void for_each_tensor(const std::function<void(at::Tensor&)>& f);
 };
 
-/// LCSA knobs (spec §2.6, §2.9).
+/// LCSA knobs (MODEL.md §2.6, §2.9).
 struct AttentionOptions {
     double sparse_ratio = 2.0;
     double kv_ratio = 3.0;

@@ -1,4 +1,4 @@
-// Locality-Constrained Sparse Attention (LCSA) of the FlashVSR DiT (spec §2.6): 3D RoPE, the (2, 8, 8)
+// Locality-Constrained Sparse Attention (LCSA) of the FlashVSR DiT (MODEL.md §2.6): 3D RoPE, the (2, 8, 8)
 // window partition, the "normal slide" local window mask, the draft (top-k) block mask, block-sparse
 // attention (gathered fast path + dense masked oracle) and the KV-cache trimming rule.
 //
@@ -88,7 +88,7 @@ at::Tensor gathered_block_sparse_attention(const at::Tensor& q_windows, const at
 at::Tensor masked_dense_attention(const at::Tensor& q_windows, const at::Tensor& k_windows,
                                   const at::Tensor& v_windows, const at::Tensor& mask, int64_t num_heads);
 
-/// KV trimming (spec §2.6.8): slices kept in the cache when the attended K/V hold `n_slices` slices:
+/// KV trimming (MODEL.md §2.6 item 8): slices kept in the cache when the attended K/V hold `n_slices` slices:
 /// n_slices - 1 if n_slices > int(kv_ratio), else n_slices.
 int64_t kv_slices_to_keep(int64_t n_slices, double kv_ratio);
 

@@ -1,4 +1,4 @@
-// The LQ projector (spec §3): low-quality frames -> DiT conditioning tokens, one latent frame per 4-frame
+// The LQ projector (MODEL.md §3): low-quality frames -> DiT conditioning tokens, one latent frame per 4-frame
 // clip, through two causal 3D convolutions whose temporal caches live in LQProjState. One class serves
 // v1.0 (`Buffer_LQ4x_Proj`) and v1.1 (`Causal_LQ4x_Proj`): the parameters are identical, only the cache
 // order differs (CacheOrder).
@@ -15,7 +15,7 @@
 
 namespace flashvsr::models {
 
-/// Widths of the LQ projector, read from the checkpoint shapes (§1.3).
+/// Widths of the LQ projector, read from the checkpoint shapes (MODEL.md §1.3).
 struct LQProjConfig {
     int64_t in_channels = 768;      ///< 3·16·16: the (1,16,16) pixel-unshuffle of RGB
     int64_t conv1_channels = 2048;  ///< conv1 / norm1 width
@@ -31,13 +31,13 @@ struct LQProjConfig {
     static LQProjConfig preset(const std::string& size);
 };
 
-/// Order of cache use and update inside each causal conv (spec §3.2, project decision 1).
+/// Order of cache use and update inside each causal conv (MODEL.md §3.2, MODEL.md §0 item 1).
 enum class CacheOrder {
     UseThenUpdate,  ///< default for every version: the stream equals one causal conv over the whole video
     AssignThenUse,  ///< `legacy_v10_cache_order`: official v1.0 scripts; each clip sees only its own 4 frames
 };
 
-/// Streaming state of one LQ projector stream (spec §8 rows 4-6). Fixed size after the first call.
+/// Streaming state of one LQ projector stream (MODEL.md §8). Fixed size after the first call.
 struct LQProjState {
     at::Tensor conv1_cache;  ///< [1, 768, 2, h, w]: the last 2 pixel-unshuffled frames (conv1 input)
     at::Tensor conv2_cache;  ///< [1, C1, 2, h, w]: the last 2 post-SiLU conv1 outputs (conv2 input)

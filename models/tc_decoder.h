@@ -1,4 +1,4 @@
-// The Tiny Conditional Decoder (spec §4): TAEHV's decoder, widened and conditioned on the pixel-unshuffled
+// The Tiny Conditional Decoder (MODEL.md §4): TAEHV's decoder, widened and conditioned on the pixel-unshuffled
 // LQ frames; DiT latents -> RGB frames, ×8 in space and ×4 in time. Streaming memory (the previous-step
 // input of each of the 9 MemBlocks) lives in TCDecoderState.
 #pragma once
@@ -15,7 +15,7 @@
 
 namespace flashvsr::models {
 
-/// Widths of the TCDecoder, read from the checkpoint shapes (§1.4).
+/// Widths of the TCDecoder, read from the checkpoint shapes (MODEL.md §1.4).
 struct TCDecoderConfig {
     std::array<int64_t, 4> channels{512, 256, 128, 128};  ///< n_f: stage widths (decoder.1/10/16/22 outputs)
     int64_t latent_channels = 16;                         ///< DiT latent channels
@@ -28,7 +28,7 @@ struct TCDecoderConfig {
     static TCDecoderConfig preset(const std::string& size);
 };
 
-/// Streaming memory of one decoder stream (spec §8 row 7): the input of each MemBlock at the previous
+/// Streaming memory of one decoder stream (MODEL.md §8): the input of each MemBlock at the previous
 /// time step, named by the MemBlock's checkpoint index. Fixed size after the first call.
 struct TCDecoderState {
     at::Tensor mem_5, mem_6, mem_7;     ///< [1, c0, h, w]       (h, w = latent size)

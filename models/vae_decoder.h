@@ -1,6 +1,6 @@
 // Wan2.1 causal video VAE decoder ("full" mode): normalised DiT latents -> RGB frames, decoded one latent
 // frame at a time through causal 3-D convolutions whose frame caches live in a caller-owned VAEDecodeState.
-// Spec: flashvsr-spec.md §1.5 (keys), §5 (architecture, cache protocol), §8 rows 8-9 (state).
+// Model facts: docs/MODEL.md §1.5 (keys), §5 (architecture, cache protocol), §8 (state).
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -1,4 +1,4 @@
-// Colour fix (spec §6.5): transfers the colour of the LQ input onto the decoded frames.
+// Colour fix (MODEL.md §6.5): transfers the colour of the LQ input onto the decoded frames.
 // adain (default, as the official pipelines), wavelet, none. Any failure is an error, never skipped.
 #pragma once
 

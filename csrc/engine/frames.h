@@ -1,4 +1,4 @@
-// Frame bookkeeping of the streaming schedule (spec §6.2-6.3): how many frames are fed, how many latent
+// Frame bookkeeping of the streaming schedule (MODEL.md §6.2-6.3): how many frames are fed, how many latent
 // frames and chunks that makes, and which frame ranges each chunk consumes and produces.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Initial latent noise, drawn per chunk and keyed by global position (project decision 4):
+// Initial latent noise, drawn per chunk and keyed by global position (MODEL.md §0 item 4):
 // the value at (seed, channel, t, y, x) is a pure function of those five numbers (Philox4x32-10 counter-based
 // RNG + Box-Muller), so a chunk needs O(chunk) memory and a tile sees exactly the noise the same pixels would
 // see untiled.

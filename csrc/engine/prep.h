@@ -1,4 +1,4 @@
-// Input preparation (spec §6.1, project decision 2): bicubic upscale by s, pad to the 128 grid, map to
+// Input preparation (MODEL.md §6.1, MODEL.md §0 item 2): bicubic upscale by s, pad to the 128 grid, map to
 // [-1, 1]; and the inverse bookkeeping that crops the output back to exactly (H*s, W*s).
 #pragma once
 

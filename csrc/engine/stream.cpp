@@ -1,4 +1,4 @@
-// Stream: one video through the chunk schedule of spec §6.3, tiled or not (a single tile is the untiled
+// Stream: one video through the chunk schedule of MODEL.md §6.3, tiled or not (a single tile is the untiled
 // case: same code). The rooms it drives:
 //
 // LQ window (engine/lq_window):  frames --push--> raw window --prepare (bicubic xs, 128-grid pad, [-1,1])-->

@@ -110,7 +110,7 @@ at::Tensor TileRunner::run_tile(TileCore& core, const ChunkPlan& c, const ChunkI
                                                           : latent_noise(opt_.seed, r, eng_.dit->config().in_dim),
                                        dev, eng_.dtype);
     // One step of the DiT from pure noise at timestep 1000: latent = noise - v. The top-k budget follows
-    // from the tile's own size (spec §2.9).
+    // from the tile's own size (MODEL.md §2.9).
     at::Tensor v;
     {
         const StageScope scope(hooks_, "dit");

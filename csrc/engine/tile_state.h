@@ -1,4 +1,4 @@
-// Per-tile streaming state (issue 5, docs/TILING.md): the caches one tile carries from one chunk to the next,
+// Per-tile streaming state (docs/TILING.md): the caches one tile carries from one chunk to the next,
 // and parking them on the host between the tile's chunks so that only the running tile's state occupies the
 // compute device.
 #pragma once
@@ -17,7 +17,7 @@
 
 namespace flashvsr::engine {
 
-/// Everything one tile carries between chunks (spec §8 caches 1-8). The untiled run is the one-tile case.
+/// Everything one tile carries between chunks (MODEL.md §8). The untiled run is the one-tile case.
 struct TileState {
     models::LQProjState lq;     // LQ-projector conv caches + clip counter
     models::DiTState dit;       // per-block K/V windows + chunk counter (RoPE offset)

@@ -1,5 +1,5 @@
 // safetensors files (https://github.com/huggingface/safetensors, format described in
-// shared/docs/toolchain.md §8): u64 little-endian header length N, N bytes of JSON, data buffer.
+// the safetensors format): u64 little-endian header length N, N bytes of JSON, data buffer.
 #pragma once
 
 #include <ATen/core/Tensor.h>

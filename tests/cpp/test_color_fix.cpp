@@ -1,4 +1,4 @@
-// Spec §13 invariant 14 (AdaIN) and the wavelet colour fix.
+// MODEL.md §13 items 14 (AdaIN) and the wavelet colour fix.
 #include <flashvsr/flashvsr.h>
 #include <gtest/gtest.h>
 

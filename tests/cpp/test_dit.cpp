@@ -1,4 +1,4 @@
-// DiT weights, constants and streaming forward (spec §1.2, §2; invariants §13 items 6, 8, 9, 11).
+// DiT weights, constants and streaming forward (MODEL.md §1.2, §2; MODEL.md §13 items 6, 8, 9, 11).
 #include <flashvsr/flashvsr.h>
 #include <gtest/gtest.h>
 
@@ -296,7 +296,7 @@ TEST(DitForward, StateBytesFlatAndResetReproduces) {
 }
 
 TEST(DitForward, AbsoluteTemporalPositions) {
-    // Chunk 0 covers latent frames 0..5, chunk k >= 1 frames 4+2k, 5+2k (spec §2.6.2).
+    // Chunk 0 covers latent frames 0..5, chunk k >= 1 frames 4+2k, 5+2k (MODEL.md §2.6 item 2).
     EXPECT_EQ(DiT::first_frame_position(0), 0);
     EXPECT_EQ(DiT::first_frame_position(1), 6);
     EXPECT_EQ(DiT::first_frame_position(2), 8);

@@ -1,4 +1,4 @@
-// LCSA building blocks of the DiT (spec §2.6; invariants §13 items 7, 8, 9 (windows), 10).
+// LCSA building blocks of the DiT (MODEL.md §2.6; MODEL.md §13 items 7, 8, 9 (windows), 10).
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -112,7 +112,7 @@ TEST(DitLocalMask, SymmetricDiagonalRowCounts) {
 }
 
 TEST(DitDraftMask, OfficialTopkExpression) {
-    EXPECT_EQ(draft_topk(2.0, 768, 1408, 66), 7919);  // spec §2.9
+    EXPECT_EQ(draft_topk(2.0, 768, 1408, 66), 7919);  // MODEL.md §2.9
     EXPECT_EQ(draft_topk(2.0, 256, 384, 6), 719);
     EXPECT_EQ(draft_topk(1.5, 1024, 1024, 64),
               static_cast<int64_t>(64.0 * 64 * (1.5 * 768 * 1280 / (1024.0 * 1024))) - 1);

@@ -1,5 +1,5 @@
 // Streaming engine on tiny random weights (CPU): the frame/size/dtype contract, determinism, no state leaking
-// between streams, interleaved streams, flat memory, cancellation, modes. Spec §13 invariants 4, 5, 13, 14.
+// between streams, interleaved streams, flat memory, cancellation, modes. MODEL.md §13 items 4, 5, 13, 14.
 #include <flashvsr/flashvsr.h>
 #include <gtest/gtest.h>
 

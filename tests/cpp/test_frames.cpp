@@ -1,4 +1,4 @@
-// Spec §13 invariant 13: frame bookkeeping and the chunk schedule.
+// MODEL.md §13 items 13: frame bookkeeping and the chunk schedule.
 #include <flashvsr/flashvsr.h>
 #include <gtest/gtest.h>
 
@@ -45,7 +45,7 @@ TEST(FramePlan, OfficialRule) {
         EXPECT_EQ(p.latents, (p.fed - 1) / 4);
         EXPECT_EQ(p.chunks, (p.fed - 1) / 8 - 2);
     }
-    // Spec §6.7: 33 frames -> F = 33, T = 8, P = 2, 29 frames out.
+    // MODEL.md §6.7: 33 frames -> F = 33, T = 8, P = 2, 29 frames out.
     const FramePlan p = plan_frames_official(33);
     EXPECT_EQ(p.fed, 33);
     EXPECT_EQ(p.latents, 8);
@@ -79,7 +79,7 @@ TEST(ChunkPlan, SlicesCoverEachFrameExactlyOnce) {
         for (size_t f = 0; f < out.size(); ++f) EXPECT_EQ(out[f], 1) << "out frame " << f;
         for (size_t t = 0; t < lat.size(); ++t) EXPECT_EQ(lat[t], 1) << "latent " << t;
     }
-    // RoPE positions (§2.6.2): chunk 1 -> 6,7; chunk 2 -> 8,9.
+    // RoPE positions (MODEL.md §2.6 item 2): chunk 1 -> 6,7; chunk 2 -> 8,9.
     EXPECT_EQ(plan_chunk(1).latent_begin, 6);
     EXPECT_EQ(plan_chunk(2).latent_begin, 8);
 }

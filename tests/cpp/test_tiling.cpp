@@ -1,7 +1,7 @@
-// Tiling (issue 5) on tiny random weights, CPU: layouts and blend weights (partition of unity, borders),
+// Tiling (docs/TILING.md) on tiny random weights, CPU: layouts and blend weights (partition of unity, borders),
 // one tile == untiled, tile order does not matter, the frame contract with tiles, flat memory per tile and
 // per chunk, peak RSS independent of the video length, the out-of-memory fallback, the max_memory planner.
-// Spec §13 invariant 15.
+// MODEL.md §13 items 15.
 #include <flashvsr/flashvsr.h>
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// Wan2.1 VAE decoder: key contract (spec §1.5/§1.9, invariant 11), config from shapes, strict loading,
+// Wan2.1 VAE decoder: key contract (MODEL.md §1.5, §1.7, §13 item 11), config from shapes, strict loading,
 // streaming exactness (invariant 12), frame counts and bounded state, parity with the official module.
 #include <flashvsr/flashvsr.h>
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 """Small stand-ins for the parts of ComfyUI the nodes use, written for these tests (no ComfyUI code).
 
-They mirror the behaviour documented in shared/docs/comfyui.md for ComfyUI 0.3.64: ``folder_paths``
+They mirror the behaviour of ComfyUI 0.3.64: ``folder_paths``
 (add_model_folder_path / get_folder_paths), ``comfy.model_management`` (load_models_gpu registers a patcher
 and loads it; unload_all_models detaches every registered model; the interrupt flag protocol),
 ``comfy.model_patcher.ModelPatcher`` (load -> model.to(load_device) + ON_LOAD; detach -> model.to(offload)
