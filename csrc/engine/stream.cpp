@@ -11,6 +11,8 @@
 // then once: colour fix of the blended frames vs the full LQ frames -> [0,1] -> crop the grid padding
 //            -> float32 CPU frames --pull-->
 // parking:   with park_tile_state, a tile's state is unparked from the host before its chunk and parked after
+// segment:   (scale-out) global chunk/frame numbering from a warm-up chunk on; a warm-up start > 0 is the
+//            replay's cold start, and the warm-up chunks' output is discarded (engine/segment.cpp)
 // OOM:       any out-of-memory error (engine/oom.h: allocator, host, cuBLAS, cuDNN, CUDA runtime) -> smaller
 //            tiles, fresh cores; after chunk 0 they are brought to the failed chunk by replaying the last R
 //            chunks from the replay buffer (raw input frames, host) with outputs discarded
@@ -111,6 +113,10 @@ struct Stream::State {
     std::vector<at::Tensor> ready;
     int64_t done = 0;
 
+    // ---- segment (scale-out): frames and chunks keep the video's global numbers ----
+    SegmentOptions segment;
+    SegmentFrames seg;  // the first chunk run is seg.warmup_chunk; chunks before segment.first_chunk emit nothing
+
     ProgressFn progress;
     const CancelToken* cancel = nullptr;
     std::function<at::Tensor(int64_t, int64_t)> noise_provider;
@@ -139,15 +145,19 @@ struct Stream::State {
         for (int64_t i = 0; i < layout.count(); ++i) tiles[static_cast<size_t>(i)].rect = layout.rect(i);
         engine::TileLayout smaller = layout;
         const bool can_shrink = engine::shrink_layout(smaller, opt);
-        if (pushed == 0) keep_ring = can_shrink;  // first layout: before any frame is prepared
+        if (pushed == seg.input_begin) keep_ring = can_shrink;  // first layout: before any frame is prepared
         if (!can_shrink) keep_ring = false;
     }
 
     int64_t replay_chunks() const { return hooks.replay_chunks > 0 ? hooks.replay_chunks : engine::replay_chunks(opt); }
 
+    /// First chunk a replay for an out-of-memory error in chunk `k` runs: R chunks back, not before the
+    /// stream's own first chunk (a segment's warm-up start, where it has frames from).
+    int64_t replay_start(int64_t k) const { return std::max(seg.warmup_chunk, k - replay_chunks()); }
+
     /// First frame a replay for an out-of-memory error in chunk `k` (or later) reads.
     int64_t replay_first_frame(int64_t k) const {
-        const int64_t j = k - replay_chunks();
+        const int64_t j = replay_start(k);
         return j <= 0 ? 0 : engine::plan_chunk(j).cond_begin;
     }
 
@@ -310,27 +320,38 @@ struct Stream::State {
         TORCH_INTERNAL_ASSERT(waiting.empty() && next_blend == layout.count(), "stream: tiles left unblended");
     }
 
-    /// Brings fresh tile cores (a new layout) to chunk k > 0: they start at chunk j = max(0, k - R) with the
-    /// global chunk counter, RoPE positions and noise keys of chunk j, cold (empty K/V windows, zero decoder
-    /// memory, LQ projector primed on the frame before the chunk's first clip; j = 0 is an ordinary start),
-    /// and chunks j .. k-1 are re-run from the replay buffer with their outputs discarded.
-    void replay_to(int64_t k) {
-        const int64_t j = std::max<int64_t>(0, k - replay_chunks());
-        if (j > 0) {
-            for (TileCore& t : tiles) {
-                t.state.dit.chunk_index = j;
-                t.state.tc.started = true;
-                if (eng->vae_decoder) eng->vae_decoder->cold_start(t.state.vae);
-            }
+    /// Fresh tile cores start cold at chunk j > 0: the global chunk counter and RoPE positions of chunk j,
+    /// empty K/V windows, TCDecoder `started` with zero memory (no 3-frame trim), VAEDecoder::cold_start.
+    /// (Their LQ projector is primed by chunk_clips(c, true).)
+    void cold_start_tiles(int64_t j) {
+        for (TileCore& t : tiles) {
+            t.state.dit.chunk_index = j;
+            t.state.tc.started = true;
+            if (eng->vae_decoder) eng->vae_decoder->cold_start(t.state.vae);
         }
+    }
+
+    /// Chunk c's LQ-projector clips; `cold` (a cold start at c > 0) prepends the priming call on the single
+    /// frame before the first clip. (Chunk 0 starts with its own priming call.)
+    std::vector<at::Tensor> chunk_clips(const engine::ChunkPlan& c, bool cold) {
+        std::vector<at::Tensor> clips;
+        if (cold && c.index > 0) {
+            const int64_t f = c.lq_clips.front().first - 1;  // priming call: one frame
+            clips.push_back(lq_slice(f, f + 1));
+        }
+        for (const auto& [b, e] : c.lq_clips) clips.push_back(lq_slice(b, e));
+        return clips;
+    }
+
+    /// Brings fresh tile cores (a new layout) to chunk k > seg.warmup_chunk: they start at chunk
+    /// j = replay_start(k) (cold when j > 0; j = 0 is an ordinary start) and chunks j .. k-1 are re-run from
+    /// the replay buffer with their outputs discarded.
+    void replay_to(int64_t k) {
+        const int64_t j = replay_start(k);
+        if (j > 0) cold_start_tiles(j);
         for (int64_t ci = j; ci < k; ++ci) {
             const engine::ChunkPlan c = engine::plan_chunk(ci);
-            std::vector<at::Tensor> clips;
-            if (ci == j && j > 0) {
-                const int64_t f = c.lq_clips.front().first - 1;  // priming call: one frame
-                clips.push_back(lq_slice(f, f + 1));
-            }
-            for (const auto& [b, e] : c.lq_clips) clips.push_back(lq_slice(b, e));
+            const std::vector<at::Tensor> clips = chunk_clips(c, ci == j);
             const at::Tensor cond = to(lq_slice(c.cond_begin, c.cond_end), eng->device);
             const at::Tensor full_noise =
                 noise_provider ? provided_noise(c.latent_begin, c.latent_end - c.latent_begin) : at::Tensor();
@@ -343,8 +364,8 @@ struct Stream::State {
             throw Cancelled("cancelled after " + std::to_string(done) + " frames");
         }
         const engine::ChunkPlan c = engine::plan_chunk(next_chunk);
-        std::vector<at::Tensor> clips;  // the chunk's LQ-projector clips (chunk 0 starts with the priming call)
-        for (const auto& [b, e] : c.lq_clips) clips.push_back(lq_slice(b, e));
+        const bool cold = c.index == seg.warmup_chunk && c.index > 0;  // a segment's cold start
+        const std::vector<at::Tensor> clips = chunk_clips(c, cold);    // (chunk 0 starts with the priming call)
         const at::Tensor cond = to(lq_slice(c.cond_begin, c.cond_end), eng->device);  // decoder + colour fix
         const at::Tensor full_noise =
             noise_provider ? provided_noise(c.latent_begin, c.latent_end - c.latent_begin) : at::Tensor();
@@ -354,6 +375,7 @@ struct Stream::State {
         for (;;) {
             try {
                 if (rebuild) replay_to(c.index);
+                if (cold) cold_start_tiles(c.index);  // fresh tiles (any layout) at the segment's first chunk
                 rebuild = false;
                 canvas = at::zeros({n, pad.padded_height(), pad.padded_width(), 3},
                                    at::TensorOptions().dtype(at::kFloat).device(eng->device));
@@ -380,8 +402,12 @@ struct Stream::State {
                 if (!eng->device.is_cpu()) engine::empty_cuda_cache();  // cuBLAS/cuDNN allocate outside the cache
                 const bool p = engine::park_after_fallback(*eng, opt, smaller);
                 set_layout(engine::TilePlan{std::move(smaller), p});
-                rebuild = c.index > 0;
+                rebuild = c.index > seg.warmup_chunk;
             }
+        }
+        if (c.index < segment.first_chunk) {  // a segment's warm-up chunk: state only, no output
+            finish_chunk(c);
+            return;
         }
         // One colour fix on the blended full frames against the full LQ frames.
         RECORD_USER_SCOPE("flashvsr::color_fix");
@@ -401,12 +427,24 @@ struct Stream::State {
             ready.push_back(to(out.narrow(0, 0, keep), at::Device(at::kCPU)).contiguous());
             done += keep;
         }
+        finish_chunk(c);
+        if (progress && !progress(done, total_out())) {
+            throw Cancelled("cancelled by the progress callback after " + std::to_string(done) + " frames");
+        }
+    }
+
+    void finish_chunk(const engine::ChunkPlan& c) {
         drop_lq_before(c.out_end);  // the next chunk reads from frame out_end on
         ++next_chunk;
         trim_ring();
-        if (progress && !progress(done, plan ? plan->output : -1)) {
-            throw Cancelled("cancelled by the progress callback after " + std::to_string(done) + " frames");
-        }
+    }
+
+    /// Frames this stream emits in all (-1 while unknown): the video's, or the segment's part of it.
+    int64_t total_out() const {
+        if (!plan && seg.output_end < 0) return -1;
+        const int64_t end = seg.output_end < 0 ? plan->output : plan ? std::min(plan->output, seg.output_end)
+                                                                     : seg.output_end;
+        return end - seg.output_begin;
     }
 
     std::string describe_layout() const {
@@ -415,18 +453,25 @@ struct Stream::State {
     }
 
     void run_ready_chunks() {
-        const int64_t last = plan ? plan->chunks : INT64_MAX;
+        int64_t last = plan ? plan->chunks : INT64_MAX;
+        if (segment.end_chunk >= 0) last = std::min(last, segment.end_chunk);
         while (next_chunk < last && engine::plan_chunk(next_chunk).lq_needed <= available()) {
             run_chunk();
         }
     }
 };
 
-Stream::Stream(std::shared_ptr<const Engine::Impl> engine, const UpscaleOptions& options)
+Stream::Stream(std::shared_ptr<const Engine::Impl> engine, const UpscaleOptions& options,
+               const SegmentOptions& segment)
     : s_(std::make_unique<State>()) {
     options.validate();
     s_->eng = std::move(engine);
     s_->opt = options;
+    s_->segment = segment;
+    s_->seg = segment_frames(segment, options);  // validates the segment
+    // Global numbering: the first frame pushed is seg.input_begin, the first chunk run seg.warmup_chunk.
+    s_->pushed = s_->raw_base = s_->ring_base = s_->lq_base = s_->seg.input_begin;
+    s_->next_chunk = s_->seg.warmup_chunk;
     s_->color_fix = engine::parse_color_fix(options.color_fix);
     s_->attn.sparse_ratio = options.sparse_ratio;
     s_->attn.kv_ratio = options.kv_ratio;
@@ -444,7 +489,7 @@ void Stream::push(const at::Tensor& frames) {
     TORCH_CHECK(frames.scalar_type() == at::kByte || at::isFloatingType(frames.scalar_type()),
                 "push: frames must be uint8 or floating point, got ", frames.scalar_type());
     if (frames.size(0) == 0) return;
-    if (s.pushed == 0) {
+    if (s.pushed == s.seg.input_begin) {
         s.in_h = frames.size(1);
         s.in_w = frames.size(2);
         s.pad = engine::grid_padding(s.in_h * s.opt.scale, s.in_w * s.opt.scale);
@@ -453,7 +498,9 @@ void Stream::push(const at::Tensor& frames) {
         throw InputError("push: frame size changed from " + std::to_string(s.in_w) + "x" + std::to_string(s.in_h) +
                          " to " + std::to_string(frames.size(2)) + "x" + std::to_string(frames.size(1)));
     }
-    for (int64_t i = 0; i < frames.size(0); ++i) s.raw.push_back(frames[i]);
+    for (int64_t i = 0; i < frames.size(0); ++i) {
+        if (s.seg.input_end < 0 || s.pushed + i < s.seg.input_end) s.raw.push_back(frames[i]);  // else: not read
+    }
     s.pushed += frames.size(0);
     s.run_ready_chunks();
 }
@@ -474,10 +521,16 @@ at::Tensor Stream::pull() {
 void Stream::finish() {
     State& s = *s_;
     if (s.plan) return;
-    if (s.pushed == 0) throw InputError("finish: no frames were pushed");
-    s.plan = engine::plan_frames(s.pushed);
+    if (s.pushed == s.seg.input_begin) throw InputError("finish: no frames were pushed");
+    const engine::FramePlan plan = engine::plan_frames(s.pushed);
+    if (s.seg.output_begin >= plan.output) {
+        throw InputError("finish: the segment starts at frame " + std::to_string(s.seg.output_begin) + " (chunk " +
+                         std::to_string(s.segment.first_chunk) + ") but the video ends at frame " +
+                         std::to_string(plan.output));
+    }
+    s.plan = plan;
     s.run_ready_chunks();
-    TORCH_INTERNAL_ASSERT(s.done == s.pushed, "stream: ", s.done, " frames out for ", s.pushed, " in");
+    TORCH_INTERNAL_ASSERT(s.done == s.total_out(), "stream: ", s.done, " frames out for ", s.total_out(), " expected");
     s.lq.clear();
     s.raw.clear();
     s.ring.clear();
@@ -489,7 +542,7 @@ void Stream::set_noise_provider(std::function<at::Tensor(int64_t, int64_t)> prov
     s_->noise_provider = std::move(provider);
 }
 
-int64_t Stream::frames_pushed() const { return s_->pushed; }
+int64_t Stream::frames_pushed() const { return s_->pushed - s_->seg.input_begin; }
 int64_t Stream::frames_done() const { return s_->done; }
 int64_t Stream::chunks_done() const { return s_->next_chunk; }
 
