@@ -407,6 +407,9 @@ struct Stream::State {
         }
         if (c.index < segment.first_chunk) {  // a segment's warm-up chunk: state only, no output
             finish_chunk(c);
+            if (progress && !progress(done, total_out())) {  // (0 frames yet: progress also ticks in warm-up)
+                throw Cancelled("cancelled by the progress callback during the segment's warm-up");
+            }
             return;
         }
         // One colour fix on the blended full frames against the full LQ frames.

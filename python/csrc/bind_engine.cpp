@@ -150,16 +150,38 @@ void bind_engine(py::module_& m) {
             [](const PyEngine& e, int64_t scale, const std::string& color_fix, double sparse_ratio, double kv_ratio,
                int64_t local_range, uint64_t seed, int64_t tile_size, int64_t tile_overlap,
                const std::optional<int64_t>& max_memory, const std::string& park_tile_state,
-               const py::object& progress) {
+               const py::object& progress, int64_t first_chunk, int64_t end_chunk, int64_t warmup_chunks) {
                 Stream s = e.get().stream(upscale_options(scale, color_fix, sparse_ratio, kv_ratio, local_range, seed,
-                                                          tile_size, tile_overlap, max_memory, park_tile_state));
+                                                          tile_size, tile_overlap, max_memory, park_tile_state),
+                                          SegmentOptions{first_chunk, end_chunk, warmup_chunks});
                 s.set_progress(wrap_progress(progress));
                 return s;
             },
             py::arg("scale") = 4, py::arg("color_fix") = "adain", py::arg("sparse_ratio") = 2.0,
             py::arg("kv_ratio") = 3.0, py::arg("local_range") = 11, py::arg("seed") = 0,
             py::arg("tile_size") = 0, py::arg("tile_overlap") = 0, py::arg("max_memory") = py::none(),
-            py::arg("park_tile_state") = "auto", py::arg("progress") = py::none());
+            py::arg("park_tile_state") = "auto", py::arg("progress") = py::none(), py::kw_only(),
+            py::arg("first_chunk") = 0, py::arg("end_chunk") = -1, py::arg("warmup_chunks") = -1);
+
+    // Scale-out (docs/SCALE_OUT.md): the global frame ranges of a segment stream.
+    m.def(
+        "segment_frames",
+        [](int64_t first_chunk, int64_t end_chunk, int64_t warmup_chunks, double kv_ratio) {
+            UpscaleOptions o;
+            o.kv_ratio = kv_ratio;
+            const SegmentFrames f = segment_frames(SegmentOptions{first_chunk, end_chunk, warmup_chunks}, o);
+            py::dict d;
+            d["warmup_chunk"] = f.warmup_chunk;
+            d["input_begin"] = f.input_begin;
+            d["input_end"] = f.input_end;
+            d["output_begin"] = f.output_begin;
+            d["output_end"] = f.output_end;
+            return d;
+        },
+        py::arg("first_chunk"), py::arg("end_chunk") = -1, py::arg("warmup_chunks") = -1, py::arg("kv_ratio") = 3.0,
+        "Global frame ranges of the segment [first_chunk, end_chunk) (-1: to the end) with warmup_chunks of warm-up "
+        "(-1: the replay depth): warmup_chunk, input_begin/input_end (frames to push), output_begin/output_end "
+        "(frames emitted); -1 = to the end of the video.");
 }
 
 }  // namespace flashvsr::python

@@ -1,0 +1,115 @@
+"""One segment on one worker (a Ray task runs :func:`run_segment`; it needs no Ray itself).
+
+The task decodes the segment's warm-up and own frames, pushes them into a segment stream (the engine cold-starts
+at the warm-up chunk and discards its output) and writes the segment's frames: image-sequence output directly
+into the job's folder under their global numbers (a retried task rewrites the same files with the same values).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from .. import _C
+from .plan import Segment
+
+#: Engines loaded in this worker process, by their load options (a Ray worker runs many tasks).
+_ENGINES: dict[tuple, Any] = {}
+
+#: Frames decoded and pushed at a time.
+BATCH = 8
+
+
+@dataclass(frozen=True)
+class SegmentTask:
+    """Everything a worker needs for one segment (pickled to the worker)."""
+
+    segment: Segment
+    input: str
+    input_files: list[str] | None  # image-sequence input: the segment's own input frames, in order
+    output_dir: str  # image-sequence output: the folder the frames go to (the job's temporary folder)
+    output_pattern: str  # file-name pattern, e.g. "%06d.png"
+    bits: int  # image bits (8/16 PNG/TIFF, 16/32 EXR)
+    engine_options: dict = field(default_factory=dict)  # flashvsr.load keywords
+    stream_options: dict = field(default_factory=dict)  # Engine.stream keywords
+    threads: int = 0  # intra-op threads of the worker (0: leave as is)
+
+
+def _engine(options: dict):
+    key = tuple(sorted(options.items()))
+    e = _ENGINES.get(key)
+    if e is None:
+        for old in _ENGINES.values():
+            old.close()
+        _ENGINES.clear()
+        e = _C.Engine(
+            str(options["model_dir"]),
+            options.get("version"),
+            options.get("mode", "tiny"),
+            options.get("device", "auto"),
+            options.get("dtype", "auto"),
+            bool(options.get("legacy_v10_cache_order", False)),
+        )
+        _ENGINES[key] = e
+    return e
+
+
+def _read_batches(task: SegmentTask):
+    """The segment's input frames [n, H, W, 3] from input_begin on, a batch at a time."""
+    seg = task.segment
+    if task.input_files is not None:
+        files = task.input_files
+        for i in range(0, len(files), BATCH):
+            yield torch.stack([_C.io.read_image(f) for f in files[i : i + BATCH]])
+        return
+    # Video input, until the pipeline's segment decoding is merged: the whole range in memory (small inputs).
+    clip = _C.io.read_video_rgb24(task.input, seg.input_end)
+    for i in range(seg.input_begin, clip.shape[0], BATCH):
+        yield clip[i : i + BATCH]
+
+
+def run_segment(task: SegmentTask, report: Callable[[int, int, int, int, str], None] | None = None) -> dict:
+    """Runs one segment; ``report(index, frames_done, chunks_done, pid, host)`` at the start and after each chunk
+    (warm-up chunks included; chunks_done counts this task's chunks). Returns {index, frames, pid, host}.
+
+    Raises what the engine or the I/O raise (flashvsr.InputError naming the file, ...)."""
+    if task.threads > 0:
+        torch.set_num_threads(task.threads)
+    seg = task.segment
+    pid, host = os.getpid(), socket.gethostname()
+    engine = _engine(task.engine_options)
+    stream = engine.stream(
+        **task.stream_options, first_chunk=seg.first_chunk, end_chunk=seg.end_chunk, warmup_chunks=seg.warmup_chunks
+    )
+    if report is not None:
+        report(seg.index, 0, 0, pid, host)
+        first = seg.first_chunk - seg.warmup_chunks if seg.first_chunk > seg.warmup_chunks else 0
+
+        def on_chunk(done: int, total: int) -> bool:
+            report(seg.index, done, stream.chunks_done - first, pid, host)
+            return True
+
+        stream.set_progress(on_chunk)
+    written = 0
+    pushed = 0
+
+    def write(frames: torch.Tensor) -> None:
+        nonlocal written
+        for f in frames:
+            name = task.output_pattern % (seg.output_begin + written)
+            _C.io.write_image(os.path.join(task.output_dir, name), f, task.bits)
+            written += 1
+
+    for batch in _read_batches(task):
+        stream.push(batch)
+        pushed += batch.shape[0]
+        write(stream.pull())
+    if seg.input_begin + pushed <= seg.output_begin:
+        return {"index": seg.index, "frames": 0, "pid": pid, "host": host}  # the video ends before this segment
+    stream.finish()
+    write(stream.pull())
+    return {"index": seg.index, "frames": written, "pid": pid, "host": host}
