@@ -64,7 +64,7 @@ for m in scikit_build_core pytest numpy safetensors av; do
 done
 if ((${#need[@]})); then
     step "installing build/test tools: ${need[*]}"
-    # av (PyAV): ComfyUI's own video library, used by the FlashVSR Upscale Video node and its test
+    # av (PyAV): ComfyUI's own video library; the tests use it to inspect the video files they write
     .venv/bin/python -m pip install -q "scikit-build-core>=0.11" "pytest>=8" numpy safetensors "av>=14.2"
 fi
 # ray: the optional extra [distributed] (flashvsr.distributed); its tests run in CI, so --with-tests installs it

@@ -15,6 +15,7 @@
 #include "io/av_ptr.h"
 #include "io/download.h"
 #include "models/model_dir.h"
+#include "pipeline/model_search.h"
 
 namespace flashvsr::cli {
 namespace {
@@ -57,7 +58,7 @@ int cmd_download(const std::vector<std::string>& argv) {
                "Fetches the five published files (DiT, LQ projector, TCDecoder, Wan2.1 VAE, prompt) into "
                "DIR\n"
                "[default: "
-            << default_model_dir(ver)
+            << pipeline::default_model_dir(ver)
             << "], where `flashvsr upscale` finds them.\n"
                "Interrupted downloads resume (FILE.part). Before downloading, the repository's file\n"
                "list is read from --api-url; each file's size and SHA-256 (git blob SHA-1 for non-LFS\n"
@@ -76,7 +77,7 @@ int cmd_download(const std::vector<std::string>& argv) {
     if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals()[0] + "'");
     std::string base = args.get("--base-url", default_base);
     if (!base.empty() && base.back() != '/') base += '/';
-    const std::string dir = args.get("--to", default_model_dir(ver));
+    const std::string dir = args.get("--to", pipeline::default_model_dir(ver));
     io::set_av_logging(false);
     const std::string api = args.get("--api-url", args.has("--base-url") ? "" : default_api);
     std::map<std::string, io::ExpectedFile> known;

@@ -1,18 +1,8 @@
-// `flashvsr upscale IN -o OUT` and `flashvsr demo`: decode -> engine Stream -> encode, in bounded memory.
-//
-// Three stages on three threads (--pipeline-depth N, default 2): a decode thread fills a queue of at most N
-// frame batches (with the other streams' packets met while reading them), the engine runs on the calling
-// thread and puts finished frames with their source timestamps (kept in a FIFO whose length is the engine's
-// latency) into a queue of at most N output batches, an encode thread drains it into the muxer (the only
-// thread that touches it). Nothing grows with the video's length. --pipeline-depth 0 runs the same stages
-// in turn on one thread, with the same output. SIGINT cancels through a CancelToken: the frames finished so
-// far are flushed to OUT.partial.EXT (a valid, playable file) and the exit code is 130.
+// `flashvsr upscale IN -o OUT` and `flashvsr demo`: argument parsing, signals and the progress line around
+// the library's transcode pipeline (pipeline/transcode.h: decode -> engine Stream -> encode in bounded
+// memory, on three threads). SIGINT/SIGTERM cancel through a CancelToken: the frames finished so far are
+// flushed to OUT.partial.EXT (a valid, playable file) and the exit code is 130.
 #include <flashvsr/flashvsr.h>
-
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
-#include <c10/core/InferenceMode.h>
-#include <nlohmann/json.hpp>
 
 #include <unistd.h>
 
@@ -21,25 +11,20 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <deque>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
-#include <type_traits>
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "core/stage_threads.h"
 #include "io/av_ptr.h"
 #include "io/image_sequence.h"
-#include "io/probe.h"
 #include "io/synth_clip.h"
-#include "io/video_decoder.h"
-#include "io/video_encoder.h"
 #include "models/test_weights.h"
+#include "pipeline/model_search.h"
+#include "pipeline/transcode.h"
 
 namespace flashvsr::cli {
 namespace fs = std::filesystem;
@@ -119,7 +104,8 @@ std::vector<OptSpec> upscale_options() {
         {"-e", "KEY=VALUE", "", "encoder private option, repeatable (e.g. -e preset=slow -e tune=film)",
          true},
         {"--pix-fmt", "FMT", "yuv420p",
-         "output pixel format (10-bit input: yuv420p10le where the encoder has it)"},
+         "output pixel format (10-bit input: yuv420p10le where the encoder has it; an odd width or height: "
+         "yuv444p, yuv444p10le)"},
         {"--crf", "N", std::to_string(c.crf),
          "constant rate factor (encoders with a crf option; -1: encoder's)"},
         {"--no-audio", nullptr, "", "do not copy the audio streams"},
@@ -139,10 +125,11 @@ std::vector<OptSpec> upscale_options() {
          "pattern)"},
         {"--no-progress", nullptr, "", "no progress output"},
         {"--progress-interval", "S", "0.25 on a terminal, 5 otherwise", "seconds between progress updates"},
-        {"--batch", "N", "4", "frames decoded per step (memory: a few frames)"},
+        {"--batch", "N", std::to_string(pipeline::TranscodeJob().batch),
+         "frames decoded per step (memory: a few frames)"},
         {"--max-pixels", "N", std::to_string(io::kDefaultMaxPixels),
          "largest input frame (width x height); larger files are refused before decoding"},
-        {"--pipeline-depth", "N", std::to_string(UpscaleJob().pipeline_depth),
+        {"--pipeline-depth", "N", std::to_string(pipeline::TranscodeJob().pipeline_depth),
          "decode and encode run in their own threads beside the engine, with at most N batches queued on "
          "each side (0: one thread, the stages in turn; same output)"},
         {"--verbose", nullptr, "", "show FFmpeg's own log messages (encoder settings, demuxer warnings)"},
@@ -197,18 +184,6 @@ double parse_time(const std::string& name, const std::string& v) {
     return total;
 }
 
-std::string env(const char* name) {
-    const char* v = std::getenv(name);
-    return v != nullptr ? std::string(v) : std::string();
-}
-
-fs::path user_dir(const char* xdg, const char* fallback) {
-    const std::string x = env(xdg);
-    if (!x.empty()) return fs::path(x) / "flashvsr";
-    const std::string home = env("HOME");
-    return home.empty() ? fs::path() : fs::path(home) / fallback / "flashvsr";
-}
-
 // ---- memory, progress, signals ----------------------------------------------------------------------
 
 int64_t proc_status_kb(const char* key) {
@@ -252,33 +227,42 @@ std::string hms(double s) {
     return buf;
 }
 
+/// The progress line: one updating line on a terminal, plain lines every `interval` seconds otherwise.
 class Progress {
   public:
-    Progress(bool enabled, int64_t total, double interval_s)
+    Progress(bool enabled, double interval_s)
         : enabled_(enabled),
           tty_(::isatty(2) != 0),
-          total_(total),
           interval_(interval_s >= 0 ? interval_s
                     : tty_          ? 0.25
                                     : 5.0) {}
-    void update(int64_t done, bool final = false) {
-        if (!enabled_) return;
+    void update(const pipeline::TranscodeProgress& p) {
+        if (!enabled_) {
+            return;
+        }
         const auto now = Clock::now();
         const double since = std::chrono::duration<double>(now - last_).count();
-        if (!final && since < interval_) return;
-        if (final && !tty_ && done == last_done_) return;  // already printed
-        last_done_ = done;
+        if (!p.final && since < interval_) {
+            return;
+        }
+        if (p.final && !tty_ && p.frames_done == last_done_) {
+            return;  // already printed
+        }
+        last_done_ = p.frames_done;
         last_ = now;
-        const double el = std::chrono::duration<double>(now - t0_).count();
-        const double fps = el > 0 ? done / el : 0;
+        const int64_t done = p.frames_done, total = p.frames_total;
         std::ostringstream s;
         s << "frames " << done;
-        if (total_ > 0) s << "/" << total_ << " (" << (100 * done / std::max<int64_t>(total_, 1)) << "%)";
-        s << "  " << std::fixed << std::setprecision(2) << fps << " fps";
-        if (total_ > 0 && fps > 0) s << "  ETA " << hms((total_ - done) / fps);
-        s << "  elapsed " << hms(el) << "  mem " << proc_status_kb("VmRSS") / 1024 << " MiB";
+        if (total > 0) {
+            s << "/" << total << " (" << (100 * done / std::max<int64_t>(total, 1)) << "%)";
+        }
+        s << "  " << std::fixed << std::setprecision(2) << p.fps << " fps";
+        if (p.eta_s >= 0) {
+            s << "  ETA " << hms(p.eta_s);
+        }
+        s << "  elapsed " << hms(p.elapsed_s) << "  mem " << proc_status_kb("VmRSS") / 1024 << " MiB";
         if (tty_) {
-            std::cerr << "\r" << s.str() << "\033[K" << (final ? "\n" : "") << std::flush;
+            std::cerr << "\r" << s.str() << "\033[K" << (p.final ? "\n" : "") << std::flush;
         } else {
             std::cerr << s.str() << "\n";
         }
@@ -286,309 +270,66 @@ class Progress {
 
   private:
     bool enabled_, tty_;
-    int64_t total_;
     double interval_;
     int64_t last_done_ = -1;
-    Clock::time_point t0_ = Clock::now(), last_ = Clock::now() - std::chrono::hours(1);
+    Clock::time_point last_ = Clock::now() - std::chrono::hours(1);
 };
 
 }  // namespace
 
 // ---- the job -------------------------------------------------------------------------------------------
 
-std::string find_model_dir(const std::string& version) {
-    const std::string name = version == "v1.0" ? "FlashVSR" : "FlashVSR-v1.1";
-    std::vector<fs::path> places;
-    if (const std::string d = env("FLASHVSR_MODEL_DIR"); !d.empty()) places.emplace_back(d);
-    places.push_back(fs::path("models") / name);
-    if (const fs::path d = user_dir("XDG_DATA_HOME", ".local/share"); !d.empty()) places.push_back(d / name);
-    if (const fs::path d = user_dir("XDG_CACHE_HOME", ".cache"); !d.empty()) places.push_back(d / name);
-    std::string tried;
-    for (const fs::path& p : places) {
-        std::error_code ec;
-        if (fs::is_directory(p, ec)) return p.string();
-        tried += (tried.empty() ? "" : ", ") + p.string();
+int run_upscale(const UpscaleRun& run) {
+    const pipeline::TranscodeJob& job = run.job;
+    if (job.input.empty()) {
+        throw UsageError("no input file");
     }
-    throw ModelError("no model folder found (tried " + tried +
-                     "); pass --model-dir DIR, set FLASHVSR_MODEL_DIR, or run `flashvsr download`");
-}
-
-std::string default_model_dir(const std::string& version) {
-    fs::path cache = user_dir("XDG_CACHE_HOME", ".cache");
-    if (cache.empty()) cache = fs::temp_directory_path() / "flashvsr";
-    return (cache / (version == "v1.0" ? "FlashVSR" : "FlashVSR-v1.1")).string();
-}
-
-namespace {
-
-// ---- the pipeline's threads -----------------------------------------------------------------------------
-
-/// One decode step's result: the frames, and the other streams' packets met while reading them.
-struct InBatch {
-    io::FrameBatch b;  // n = 0: the end of the input
-    std::vector<io::AVPacketPtr> packets;
-};
-
-/// One engine step's result for the writer: finished frames with their source timestamps, then the packets
-/// that came with the input batch (written first, as the decoder met them).
-struct OutBatch {
-    at::Tensor rgb;  // [n, H*s, W*s, 3] float, n may be 0
-    std::vector<int64_t> pts, dur;
-    std::vector<io::AVPacketPtr> packets;
-};
-
-/// Load the engine, then decode -> engine -> write with whichever reader (VideoDecoder or
-/// ImageSequenceReader) and writer (VideoEncoder or ImageSequenceWriter) the job names.
-template <class Source, class Sink>
-int run_pipeline(const UpscaleJob& job, Source& dec, Sink& enc, CancelToken& cancel,
-                 Clock::time_point t_start) {
-    constexpr bool kVideoIn = std::is_same_v<Source, io::VideoDecoder>;
-    constexpr bool kVideoOut = std::is_same_v<Sink, io::VideoEncoder>;
-    const io::VideoStreamInfo& vi = dec.info();
-    const int64_t s = job.upscale.scale;
-    std::error_code fec;
-    const auto t_load0 = Clock::now();
-    const std::shared_ptr<Engine> engine = Engine::load(job.engine);
-    const double load_s = std::chrono::duration<double>(Clock::now() - t_load0).count();
-    for (const std::string& w : enc.warnings()) std::cerr << "flashvsr: warning: " << w << "\n";
-    for (const std::string& w : engine->info().warnings) std::cerr << "flashvsr: warning: " << w << "\n";
-    const std::string out_format = kVideoOut ? job.encoder.codec + " " + enc.pix_fmt() : enc.pix_fmt();
-    if (job.progress) {
-        std::cerr << "flashvsr: " << job.input << " " << vi.width << "x" << vi.height << " " << vi.pix_fmt
-                  << " -> " << job.output << " " << vi.width * s << "x" << vi.height * s << " " << out_format
-                  << "\n  engine: " << job.engine.to_string() << "\n  upscale: " << job.upscale.to_string()
-                  << "\n";
+    if (job.output.empty()) {
+        throw UsageError("no output file (-o OUT)");
     }
-
-    c10::InferenceMode inference;  // every thread below runs under one (no autograd bookkeeping)
-    Stream stream = engine->stream(job.upscale);
-    stream.set_cancel(&cancel);
-    Progress progress(job.progress, vi.frames_estimate, job.progress_interval_s);
-    std::deque<int64_t> pts_q, dur_q;  // timestamps of frames inside the engine (its latency, bounded)
-    double decode_s = 0, engine_s = 0, encode_s = 0;  // each written by its own stage's thread only
-    int64_t frames_in = 0;
-
-    // The three stages. The decoder's packets of the other streams (audio, subtitles) travel with the
-    // frames decoded in the same read, so the muxer is only touched by the encode stage and sees the same
-    // packet / frame order as when the stages run in turn.
-    std::vector<io::AVPacketPtr> read_packets;  // decode stage only
-    if constexpr (kVideoIn && kVideoOut) {
-        dec.set_packet_sink([&read_packets](AVPacket* p) { read_packets.push_back(io::clone_packet(p)); });
-    }
-    const auto decode_step = [&] {
-        const auto t0 = Clock::now();
-        InBatch x{dec.read(job.batch), {}};
-        x.packets = std::move(read_packets);
-        read_packets.clear();
-        decode_s += std::chrono::duration<double>(Clock::now() - t0).count();
-        return x;
-    };
-    const auto encode_step = [&](OutBatch& o) {
-        const auto t0 = Clock::now();
-        if constexpr (kVideoOut) {
-            for (const io::AVPacketPtr& p : o.packets) enc.write_packet(p.get());
-        }
-        if (o.rgb.defined() && o.rgb.size(0) > 0) enc.write(o.rgb, o.pts, o.dur);
-        encode_s += std::chrono::duration<double>(Clock::now() - t0).count();
-        progress.update(enc.frames_written());
-    };
-    const auto engine_step = [&](InBatch& x, bool last) {
-        const auto t0 = Clock::now();
-        if (last) {
-            stream.finish();
-        } else {
-            stream.push(x.b.rgb);
-        }
-        OutBatch o{stream.pull(), {}, {}, std::move(x.packets)};
-        engine_s += std::chrono::duration<double>(Clock::now() - t0).count();
-        for (int64_t i = 0; i < o.rgb.size(0); ++i) {
-            o.pts.push_back(pts_q.front());
-            o.dur.push_back(dur_q.front());
-            pts_q.pop_front();
-            dur_q.pop_front();
-        }
-        return o;
-    };
-
-    StageThreads<InBatch, OutBatch> pipe(job.pipeline_depth);
-    if (pipe.threaded()) {
-        // The workers run under c10::InferenceMode, as the engine here does, with one intra-op thread each:
-        // their ATen work is a few element-wise conversions, and more OpenMP teams beside the engine's
-        // would compete for its cores (2 cores, 100 frames: 18 % slower than in turn with them, even
-        // without). With OpenMP, at::set_num_threads sizes the calling thread's own team only.
-        const auto worker_scope = [](const std::function<void()>& body) {
-            c10::InferenceMode inference;
-            at::set_num_threads(1);
-            body();
-        };
-        pipe.start(decode_step, [](const InBatch& x) { return x.b.rgb.size(0) == 0; }, encode_step,
-                   worker_scope);
-    }
-    const auto t_run0 = Clock::now();
-    bool cancelled = false;
-    try {
-        while (true) {
-            if (cancel.cancelled()) throw Cancelled("interrupted");
-            InBatch x = pipe.threaded() ? pipe.pop_input() : decode_step();
-            const bool last = x.b.rgb.size(0) == 0;
-            frames_in += x.b.rgb.size(0);
-            for (size_t i = 0; i < x.b.pts.size(); ++i) {
-                pts_q.push_back(x.b.pts[i]);
-                dur_q.push_back(x.b.duration[i]);
-            }
-            if (last && cancel.cancelled()) throw Cancelled("interrupted");
-            OutBatch o = engine_step(x, last);
-            if (pipe.threaded()) {
-                pipe.push_output(std::move(o));
-            } else {
-                encode_step(o);
-            }
-            if (last) break;
-        }
-    } catch (const Cancelled&) {
-        cancelled = true;
-    }
-    pipe.finish();  // the encode stage writes what is queued; its error (if any) is rethrown here
-    progress.update(enc.frames_written(), true);
-    if constexpr (!kVideoIn) {
-        for (const std::string& n : dec.take_notes()) std::cerr << "flashvsr: note: " << n << "\n";
-    }
-
-    std::string written;
-    {
-        const auto t0 = Clock::now();
-        written = cancelled ? enc.finish_partial() : enc.finish();
-        encode_s += std::chrono::duration<double>(Clock::now() - t0).count();
-    }
-    if (!cancelled && enc.frames_written() != frames_in) {
-        if constexpr (kVideoOut) {
-            fs::remove(written, fec);
-        } else {
-            fs::remove_all(fs::path(written).parent_path(), fec);
-        }
-        throw Error("internal error: " + std::to_string(frames_in) + " frames in, " +
-                    std::to_string(enc.frames_written()) + " out");
-    }
-    const double total_s = std::chrono::duration<double>(Clock::now() - t_start).count();
-    const double run_s = std::chrono::duration<double>(Clock::now() - t_run0).count();
-    const double fps = run_s > 0 ? enc.frames_written() / run_s : 0;
-    if (!job.report.empty()) {
-        nlohmann::json r;
-        r["status"] = cancelled ? "cancelled" : "completed";
-        r["input"] = job.input;
-        r["output"] = written;
-        r["frames_in"] = frames_in;
-        r["frames_out"] = enc.frames_written();
-        r["input_size"] = {vi.width, vi.height};
-        r["output_size"] = {vi.width * s, vi.height * s};
-        r["input_pix_fmt"] = vi.pix_fmt;
-        r["encoder"] = kVideoOut ? job.encoder.codec : std::string("image sequence");
-        r["pix_fmt"] = enc.pix_fmt();
-        r["timings_s"] = {{"load", load_s},
-                          {"decode", decode_s},
-                          {"engine", engine_s},
-                          {"encode", encode_s},
-                          {"run", run_s},
-                          {"total", total_s}};
-        r["fps"] = fps;
-        r["pipeline_depth"] = job.pipeline_depth;
-        r["peak_rss_bytes"] = proc_status_kb("VmHWM") * 1024;
-        r["stream_state_bytes"] = stream.state_bytes();
-        const EngineInfo& ei = engine->info();
-        r["model"] = {{"dir", ei.model_dir},
-                      {"version", ei.version},
-                      {"mode", ei.mode},
-                      {"device", ei.device},
-                      {"dtype", ei.dtype},
-                      {"files", ei.files},
-                      {"weight_bytes", ei.weight_bytes}};
-        r["engine_options"] = job.engine.to_string();
-        r["upscale_options"] = job.upscale.to_string();
-        r["warnings"] = enc.warnings();
-        std::ofstream f(job.report);
-        if (!f) throw InputError("cannot write the report '" + job.report + "'");
-        f << r.dump(2) << "\n";
-    }
-    if (cancelled) {
-        std::cerr << "flashvsr: interrupted: " << enc.frames_written() << " frames done, kept in " << written
-                  << "\n";
-        return 130;
-    }
-    if (job.progress) {
-        std::cerr << "flashvsr: wrote " << written << " (" << enc.frames_written() << " frames, "
-                  << std::fixed << std::setprecision(2) << fps << " fps, peak memory "
-                  << proc_status_kb("VmHWM") / 1024 << " MiB)\n";
-    }
-    return 0;
-}
-
-/// The writer for `dec`'s frames: an image sequence or a video file.
-template <class Source>
-int run_with_sink(const UpscaleJob& job, Source& dec, const AVFormatContext* copy_from, int64_t offset_pts,
-                  CancelToken& cancel, Clock::time_point t_start) {
-    const io::VideoStreamInfo& vi = dec.info();
-    const int64_t s = job.upscale.scale;
-    const int ow = static_cast<int>(vi.width * s), oh = static_cast<int>(vi.height * s);
-    if (!io::is_image_sequence_output(job.output)) {
-        // The encoder first: its errors (encoder, pixel format, options, unwritable output) come
-        // before the load.
-        io::VideoEncoder enc(job.output, ow, oh, vi, copy_from, offset_pts, job.encoder);
-        return run_pipeline(job, dec, enc, cancel, t_start);
-    }
-    std::error_code ec;
-    const std::string in_dir = !io::is_image_sequence_input(job.input)
-                                   ? fs::path(job.input).parent_path().string()
-                               : fs::is_directory(job.input, ec) ? job.input
-                                                                 : io::FramePattern(job.input).folder();
-    const std::string out_dir = io::ImageSequenceWriter::folder_of(job.output);
-    if (fs::equivalent(in_dir.empty() ? "." : in_dir, out_dir, ec)) {
-        throw InputError("the output folder '" + out_dir + "' is the input's folder (choose a new one)");
-    }
-    io::ImageSequenceWriter enc(job.output, ow, oh, vi.bits, job.bit_depth, job.encoder.overwrite);
-    if constexpr (std::is_same_v<Source, io::VideoDecoder>) {
-        for (const io::StreamInfo& st : io::probe(job.input).streams) {
-            if (st.type == "audio" || st.type == "subtitle") {
-                std::cerr << "flashvsr: note: an image sequence holds no audio or subtitles: stream "
-                          << st.index << " (" << st.type << ") is not written\n";
-            }
-        }
-    }
-    return run_pipeline(job, dec, enc, cancel, t_start);
-}
-
-}  // namespace
-
-int run_upscale(const UpscaleJob& job) {
-    const auto t_start = Clock::now();
-    if (job.input.empty()) throw UsageError("no input file");
-    if (job.output.empty()) throw UsageError("no output file (-o OUT)");
-    const bool seq_in = io::is_image_sequence_input(job.input);
-    std::error_code fec;
-    if (!io::is_image_sequence_output(job.output)) {
-        if (fs::exists(job.output, fec) && fs::equivalent(job.input, job.output, fec)) {
-            throw InputError("the output '" + job.output + "' is the input file");
-        }
-        if (fs::exists(job.output, fec) && !job.encoder.overwrite) {
-            throw InputError("the output '" + job.output + "' exists (use --overwrite to replace it)");
-        }
-    }
-    if (seq_in && (job.decoder.start_s > 0 || job.decoder.end_s >= 0)) {
+    pipeline::check_output(job);
+    if (io::is_image_sequence_input(job.input) && (job.decoder.start_s > 0 || job.decoder.end_s >= 0)) {
         throw UsageError("--start/--end apply to video input, not to an image sequence");
     }
-    job.engine.validate();
-    job.upscale.validate();
 
-    CancelToken token;
-    SignalScope signals(job.cancel != nullptr ? job.cancel : &token);
-    CancelToken& cancel = job.cancel != nullptr ? *job.cancel : token;
-    if (seq_in) {
-        io::ImageSequenceReader dec(job.input, job.start_number, job.fps_num, job.fps_den,
-                                    job.decoder.max_pixels);
-        for (const std::string& n : dec.take_notes()) std::cerr << "flashvsr: note: " << n << "\n";
-        return run_with_sink(job, dec, nullptr, 0, cancel, t_start);
+    CancelToken cancel;
+    SignalScope signals(&cancel);
+    Progress progress(run.progress, run.progress_interval_s);
+    pipeline::TranscodeHooks hooks;
+    hooks.cancel = &cancel;
+    hooks.on_log = [](pipeline::LogLevel level, const std::string& text) {
+        std::cerr << "flashvsr: " << (level == pipeline::LogLevel::Note ? "note: " : "warning: ") << text << "\n";
+    };
+    hooks.on_start = [&run](const pipeline::TranscodeReport& r) {
+        if (!run.progress) {
+            return;
+        }
+        const bool video_out = r.encoder != "image sequence";
+        std::cerr << "flashvsr: " << r.input << " " << r.input_width << "x" << r.input_height << " "
+                  << r.input_pix_fmt << " -> " << run.job.output << " " << r.output_width << "x" << r.output_height
+                  << " " << (video_out ? r.encoder + " " + r.pix_fmt : r.pix_fmt)
+                  << "\n  engine: " << run.job.engine.to_string() << "\n  upscale: " << r.upscale_options << "\n";
+    };
+    hooks.on_progress = [&progress](const pipeline::TranscodeProgress& p) { progress.update(p); };
+    const pipeline::TranscodeReport r = pipeline::transcode(job, hooks);
+
+    if (!run.report.empty()) {
+        std::ofstream f(run.report);
+        if (!f) {
+            throw InputError("cannot write the report '" + run.report + "'");
+        }
+        f << pipeline::report_json(r) << "\n";
     }
-    io::VideoDecoder dec(job.input, job.decoder);
-    return run_with_sink(job, dec, dec.format(), dec.offset_pts(), cancel, t_start);
+    if (r.status == "cancelled") {
+        std::cerr << "flashvsr: interrupted: " << r.frames_out << " frames done, kept in " << r.output << "\n";
+        return 130;
+    }
+    if (run.progress) {
+        std::cerr << "flashvsr: wrote " << r.output << " (" << r.frames_out << " frames, " << std::fixed
+                  << std::setprecision(2) << r.fps << " fps, peak memory " << proc_status_kb("VmHWM") / 1024
+                  << " MiB)\n";
+    }
+    return 0;
 }
 
 int cmd_upscale(const std::vector<std::string>& argv) {
@@ -608,12 +349,13 @@ int cmd_upscale(const std::vector<std::string>& argv) {
     }
     if (!args.has("-o")) throw UsageError("no output file (-o OUT)");
     io::set_av_logging(args.has("--verbose"));
-    UpscaleJob job;
+    UpscaleRun run;
+    pipeline::TranscodeJob& job = run.job;
     job.input = args.positionals()[0];
     job.output = args.get("-o", "");
     job.engine.version = args.get("--version", "");
     job.engine.model_dir =
-        args.has("--model-dir") ? args.get("--model-dir", "") : find_model_dir(job.engine.version);
+        args.has("--model-dir") ? args.get("--model-dir", "") : pipeline::find_model_dir(job.engine.version);
     job.engine.mode = args.get("--mode", job.engine.mode);
     job.engine.device = args.get("--device", job.engine.device);
     job.engine.dtype = args.get("--dtype", job.engine.dtype);
@@ -642,12 +384,12 @@ int cmd_upscale(const std::vector<std::string>& argv) {
     }
     job.encoder.copy_audio = !args.has("--no-audio");
     job.encoder.copy_subtitles = !args.has("--no-subtitles");
-    job.encoder.overwrite = args.has("--overwrite");
+    job.overwrite = args.has("--overwrite");
     if (args.has("--start")) job.decoder.start_s = parse_time("--start", args.get("--start", ""));
     if (args.has("--end")) job.decoder.end_s = parse_time("--end", args.get("--end", ""));
-    job.report = args.get("--report", "");
-    job.progress = !args.has("--no-progress");
-    job.progress_interval_s = args.get_double("--progress-interval", -1.0);
+    run.report = args.get("--report", "");
+    run.progress = !args.has("--no-progress");
+    run.progress_interval_s = args.get_double("--progress-interval", -1.0);
     job.batch = args.get_int("--batch", job.batch);
     if (job.batch < 1) throw UsageError("--batch must be >= 1");
     job.decoder.max_pixels = args.get_int("--max-pixels", job.decoder.max_pixels);
@@ -682,7 +424,7 @@ int cmd_upscale(const std::vector<std::string>& argv) {
     if (args.has("--bit-depth") && job.bit_depth != 8 && job.bit_depth != 16 && job.bit_depth != 32) {
         throw UsageError("--bit-depth must be 8, 16 or 32");
     }
-    return run_upscale(job);
+    return run_upscale(run);
 }
 
 // ---- demo ----------------------------------------------------------------------------------------------
@@ -699,8 +441,7 @@ int cmd_demo(const std::vector<std::string>& argv) {
     }
     if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals()[0] + "'");
     io::set_av_logging(false);
-    fs::path cache = user_dir("XDG_CACHE_HOME", ".cache");
-    if (cache.empty()) cache = fs::temp_directory_path() / "flashvsr";
+    const fs::path cache = pipeline::cache_dir();
     const fs::path weights = cache / "demo-random-weights" / "FlashVSR-v1.1";
     if (!fs::exists(weights / "flashvsr_manifest.json")) {
         models::TestWeightsOptions o;
@@ -719,17 +460,18 @@ int cmd_demo(const std::vector<std::string>& argv) {
     so.fps_den = 1001;
     io::write_synthetic_clip(clip.string(), so);
 
-    UpscaleJob job;
+    UpscaleRun run;
+    pipeline::TranscodeJob& job = run.job;
     job.input = clip.string();
     job.output = args.get("-o", "flashvsr_demo.mp4");
     job.engine.model_dir = weights.string();
     job.engine.device = "cpu";
     job.upscale.scale = 2;
-    job.encoder.overwrite = args.has("--overwrite");
+    job.overwrite = args.has("--overwrite");
     std::cout << "flashvsr demo: input " << clip.string() << " (" << so.width << "x" << so.height << ", "
               << so.frames << " frames at 23.976 fps, 440 Hz tone)\n"
               << "flashvsr demo: using RANDOM tiny weights in " << weights.string() << "\n";
-    const int rc = run_upscale(job);
+    const int rc = run_upscale(run);
     if (rc != 0) return rc;
     std::cout
         << "flashvsr demo: wrote " << job.output << " (" << so.width * 2 << "x" << so.height * 2

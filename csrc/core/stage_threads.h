@@ -1,5 +1,5 @@
 // A producer thread and a consumer thread around work that stays on the calling thread, joined by two
-// BoundedQueues: produce() -> in-queue -> caller -> out-queue -> consume(). Used by `flashvsr upscale` for
+// BoundedQueues: produce() -> in-queue -> caller -> out-queue -> consume(). Used by the transcode pipeline for
 // decode -> engine -> encode. Header-only, no torch.
 #pragma once
 

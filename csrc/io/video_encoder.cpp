@@ -17,6 +17,7 @@ extern "C" {
 #include <unistd.h>
 
 #include <filesystem>
+#include <vector>
 
 namespace flashvsr::io {
 namespace fs = std::filesystem;
@@ -60,9 +61,6 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
                            const EncoderOptions& options)
     : path_(path), opt_(options), src_(source), in_(copy_from), offset_pts_(offset_pts) {
     std::error_code fec;
-    if (fs::exists(path, fec) && !opt_.overwrite) {
-        throw InputError("the output " + squote(path) + " exists (use --overwrite to replace it)");
-    }
     if (fs::is_directory(path, fec)) throw InputError("the output " + squote(path) + " is a folder");
     const fs::path p(path);
     tmp_ = (p.parent_path() /
@@ -92,12 +90,28 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
             throw InputError("encoder " + opt_.codec + " does not support pixel format " + opt_.pix_fmt +
                              " (it supports: " + supported_list(enc) + ")");
         }
-    } else if (src_.bits > 8 && supports(enc, AV_PIX_FMT_YUV420P10LE)) {
-        pf = AV_PIX_FMT_YUV420P10LE;
-    } else if (supports(enc, AV_PIX_FMT_YUV420P)) {
-        pf = AV_PIX_FMT_YUV420P;
     } else {
-        pf = enc->pix_fmts[0];
+        // yuv420p (10-bit sources: yuv420p10le); 4:2:0 needs even sizes, so an odd one gets 4:4:4 first.
+        std::vector<AVPixelFormat> wanted;
+        if (width % 2 != 0 || height % 2 != 0) {
+            if (src_.bits > 8) {
+                wanted.push_back(AV_PIX_FMT_YUV444P10LE);
+            }
+            wanted.push_back(AV_PIX_FMT_YUV444P);
+        }
+        if (src_.bits > 8) {
+            wanted.push_back(AV_PIX_FMT_YUV420P10LE);
+        }
+        wanted.push_back(AV_PIX_FMT_YUV420P);
+        for (const AVPixelFormat w : wanted) {
+            if (supports(enc, w)) {
+                pf = w;
+                break;
+            }
+        }
+        if (pf == AV_PIX_FMT_NONE) {
+            pf = enc->pix_fmts[0];  // non-null here: supports() is true for every format when it is null
+        }
     }
     pix_fmt_name_ = av_get_pix_fmt_name(pf);
     const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(pf);

@@ -18,12 +18,12 @@ namespace flashvsr::io {
 
 struct EncoderOptions {
     std::string codec = "libx264";  // any libavcodec video encoder name
-    std::string pix_fmt;            // "" = yuv420p (yuv420p10le for >8-bit sources where the encoder has it)
+    std::string pix_fmt;  // "" = yuv420p (yuv420p10le for >8-bit sources where the encoder has it;
+                          // yuv444p / yuv444p10le for an odd width or height)
     int crf = 18;                   // constant rate factor for encoders with a "crf" option; < 0: not set
     std::vector<std::pair<std::string, std::string>> private_options;  // -e key=value (fatal when rejected)
     bool copy_audio = true;
     bool copy_subtitles = true;
-    bool overwrite = false;  // replace an existing output file
 };
 
 /// "OUT.partial.EXT" for "OUT.EXT": where a cancelled run's playable file goes.
@@ -34,8 +34,9 @@ class VideoEncoder {
     /// `source`: colour, time base, frame rate and aspect of the input video (width/height are the output's);
     /// `copy_from` (may be null): the demuxer whose other streams, chapters and metadata are copied;
     /// `offset_pts`: subtracted from every timestamp (the --start point, in the video time base; 0 keeps
-    /// the source timestamps). Throws InputError for an existing output without overwrite, an unknown
-    /// container, encoder, pixel format or option, and an unwritable output.
+    /// the source timestamps). Throws InputError for an unknown container, encoder, pixel format or
+    /// option, and an unwritable output. An existing `path` is replaced when finish() renames onto it:
+    /// whether it may be is the caller's rule (pipeline::check_output).
     VideoEncoder(const std::string& path, int width, int height, const VideoStreamInfo& source,
                  const AVFormatContext* copy_from, int64_t offset_pts, const EncoderOptions& options);
     ~VideoEncoder();

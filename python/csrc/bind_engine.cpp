@@ -3,6 +3,8 @@
 #include <flashvsr/flashvsr.h>
 #include <torch/python.h>
 
+#include "python/csrc/py_engine.h"
+
 namespace py = pybind11;
 
 namespace flashvsr::python {
@@ -36,15 +38,6 @@ UpscaleOptions upscale_options(int64_t scale, const std::string& color_fix, doub
     o.validate();
     return o;
 }
-
-// The Python-side handle: close() drops the engine's weights (streams already made keep them alive).
-struct PyEngine {
-    std::shared_ptr<Engine> engine;
-    Engine& get() const {
-        if (!engine) throw InputError("this engine was closed");
-        return *engine;
-    }
-};
 
 py::dict info_dict(const EngineInfo& i) {
     py::dict d;

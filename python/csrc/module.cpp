@@ -8,6 +8,7 @@ void bind_io(pybind11::module_& m);
 void bind_models(pybind11::module_& m);
 void bind_engine(pybind11::module_& m);
 void bind_nn(pybind11::module_& m);
+void bind_pipeline(pybind11::module_& m);
 }  // namespace flashvsr::python
 
 PYBIND11_MODULE(_C, m) {
@@ -19,4 +20,5 @@ PYBIND11_MODULE(_C, m) {
     flashvsr::python::bind_models(m);
     flashvsr::python::bind_engine(m);
     flashvsr::python::bind_nn(m);
+    flashvsr::python::bind_pipeline(m);
 }

@@ -1,5 +1,6 @@
 # Type stubs for the compiled module flashvsr._C.
 from types import ModuleType
+from os import PathLike
 from typing import Callable, Optional, Union
 
 import torch
@@ -97,6 +98,72 @@ class Engine:
     ) -> Stream:
         """first_chunk/end_chunk/warmup_chunks: a segment of a longer video (scale-out, docs/SCALE_OUT.md):
         push frames from segment_frames(...)["input_begin"] on; it emits frames output_begin..output_end-1."""
+
+class CancelToken:
+    def __init__(self) -> None: ...
+    def cancel(self) -> None: ...
+    @property
+    def cancelled(self) -> bool: ...
+
+class TranscodeProgress:
+    @property
+    def frames_done(self) -> int: ...
+    @property
+    def frames_total(self) -> int:
+        """-1 while unknown."""
+    @property
+    def elapsed_s(self) -> float: ...
+    @property
+    def fps(self) -> float: ...
+    @property
+    def eta_s(self) -> float:
+        """-1 while unknown."""
+    @property
+    def final(self) -> bool: ...
+
+UPSCALE_FILE_OPTIONS: list[str]
+
+def upscale_file(
+    input: Union[str, PathLike],
+    output: Union[str, PathLike],
+    *,
+    engine: Optional[Engine] = None,
+    progress: Optional[Callable[[TranscodeProgress], Optional[bool]]] = None,
+    cancel: Optional[CancelToken] = None,
+    verbose: bool = False,
+    model_dir: Union[str, PathLike, None] = None,
+    version: Optional[str] = None,
+    mode: str = "tiny",
+    device: str = "auto",
+    dtype: str = "auto",
+    legacy_v10_cache_order: bool = False,
+    scale: int = 4,
+    color_fix: str = "adain",
+    sparse_ratio: float = 2.0,
+    kv_ratio: float = 3.0,
+    local_range: int = 11,
+    seed: int = 0,
+    tile_size: int = 0,
+    tile_overlap: int = 0,
+    max_memory: Optional[int] = None,
+    park_tile_state: str = "auto",
+    codec: str = "libx264",
+    pix_fmt: Optional[str] = None,
+    crf: int = 18,
+    encoder_options: Optional[dict[str, str]] = None,
+    copy_audio: bool = True,
+    copy_subtitles: bool = True,
+    start: float = 0.0,
+    end: Optional[float] = None,
+    max_pixels: int = 67108864,
+    overwrite: bool = False,
+    keep_partial: bool = True,
+    batch: int = 4,
+    pipeline_depth: int = 2,
+    start_number: Optional[int] = None,
+    fps: Union[str, float] = 25,
+    bit_depth: int = 0,
+) -> dict: ...
 
 class _IO(ModuleType):
     def probe(self, path: str) -> dict: ...

@@ -11,6 +11,8 @@
     stream.finish()
     consume(stream.pull())                  # N frames in, N frames out
 
+    report = flashvsr.upscale_file("in.mp4", "out.mp4", model_dir="models/FlashVSR-v1.1", scale=2)
+
 Errors raised by the engine are subclasses of :class:`flashvsr.Error` (a ``RuntimeError``):
 :class:`InputError` (bad input), :class:`ModelError` (model folder/checkpoint problems) and
 :class:`Cancelled` (a progress callback returned False). Compute releases the GIL.
@@ -19,13 +21,14 @@ Errors raised by the engine are subclasses of :class:`flashvsr.Error` (a ``Runti
 import torch  # noqa: F401  (loads libtorch and its CUDA libraries before the native module)
 
 from . import _C
-from ._C import Cancelled, Engine, Error, InputError, ModelError, OutOfMemory, Stream, memory_report
+from ._C import (Cancelled, CancelToken, Engine, Error, InputError, ModelError, OutOfMemory, Stream,
+                 TranscodeProgress, memory_report)
 from . import io, models, nn, testing  # noqa: F401
 
 __version__: str = _C.__version__
 
 __all__ = [
-    "__version__", "build_info", "load", "Engine", "Stream",
+    "__version__", "build_info", "load", "upscale_file", "Engine", "Stream", "CancelToken", "TranscodeProgress",
     "Error", "InputError", "ModelError", "Cancelled", "OutOfMemory", "memory_report", "io", "models", "nn", "testing",
 ]
 
@@ -56,3 +59,41 @@ def load(
     ``engine.close()`` (or dropping the last reference) frees the weights.
     """
     return Engine(str(model_dir), version, mode, device, dtype, legacy_v10_cache_order)
+
+
+def upscale_file(input, output, **options) -> dict:
+    """Upscale a video file (or image sequence) to a file: the CLI's ``flashvsr upscale`` from Python.
+
+    ``input``: a video file, a folder of images or a pattern like ``in/%05d.png``; ``output``: a video file
+    (the container follows the extension), a pattern like ``out/%05d.png`` or a folder ``out/``. Decoding,
+    the engine and encoding run on their own threads with the GIL released, in bounded memory; audio and
+    subtitles are copied, every frame keeps its timestamp, colour tags are written, 10-bit stays 10-bit.
+    The output is written under a temporary name and renamed when complete; an existing output is replaced
+    only with ``overwrite=True``; an error leaves nothing behind.
+
+    Options (keywords; the CLI's flags without dashes, see ``flashvsr upscale --help``; ``UPSCALE_FILE_OPTIONS``
+    lists them; an unknown keyword or a wrong type raises TypeError, a bad value flashvsr.InputError):
+
+    - model: ``model_dir`` (default: the CLI's search order), ``version``, ``mode``, ``device``, ``dtype``,
+      ``legacy_v10_cache_order`` -- or ``engine=`` a loaded :class:`Engine` (then these are not used);
+    - upscale: ``scale``, ``color_fix``, ``sparse_ratio``, ``kv_ratio``, ``local_range``, ``seed``,
+      ``tile_size``, ``tile_overlap``, ``max_memory`` (bytes), ``park_tile_state``;
+    - video output: ``codec`` (CLI ``-c:v``, default "libx264"), ``pix_fmt``, ``crf`` (18),
+      ``encoder_options`` (dict, CLI ``-e``), ``copy_audio``, ``copy_subtitles`` (True);
+    - video input: ``start``, ``end`` (seconds), ``max_pixels``;
+    - image sequences: ``fps`` (input rate, "24000/1001" or a number), ``start_number``, ``bit_depth``;
+    - the job: ``overwrite`` (False), ``keep_partial`` (True: a cancelled job keeps the frames done in
+      ``OUT.partial.EXT``), ``batch`` (4), ``pipeline_depth`` (2).
+
+    ``progress``: called with a :class:`TranscodeProgress` (frames_done, frames_total, fps, eta_s, elapsed_s,
+    final) on the calling thread; returning False cancels. ``cancel``: a :class:`CancelToken`. ``verbose``:
+    FFmpeg's own log lines on stderr (the CLI's ``--verbose``). A cancelled job raises :class:`Cancelled`;
+    Ctrl-C raises KeyboardInterrupt; both within one chunk, never leaving ``output`` itself.
+
+    Returns the report (the CLI's ``--report`` keys: status, output, frames_in, frames_out, sizes, pix_fmt,
+    timings_s, fps, peak_rss_bytes, model, warnings, ...) plus ``messages`` (notes and warnings).
+    """
+    return _C.upscale_file(input, output, **options)
+
+
+UPSCALE_FILE_OPTIONS: list = list(_C.UPSCALE_FILE_OPTIONS)

@@ -326,11 +326,12 @@ TEST_F(VideoIo, EncoderRefusesAndLeavesNoFile) {
         return "<no error>";
     };
     { std::ofstream(path("exists.mp4")) << "keep me"; }
-    EXPECT_NE(err(path("exists.mp4"), {}).find("exists (use --overwrite"), std::string::npos);
-    EXPECT_EQ(fs::file_size(path("exists.mp4")), 7u);
+    // Whether an existing output may be replaced is the pipeline's rule (test_transcode); an encoder that
+    // fails never touches it.
     EncoderOptions bad;
     bad.codec = "nope264";
     EXPECT_NE(err(path("a.mp4"), bad).find("unknown encoder 'nope264'"), std::string::npos);
+    EXPECT_NE(err(path("exists.mp4"), bad).find("unknown encoder 'nope264'"), std::string::npos);
     bad = {};
     bad.pix_fmt = "yuv999p";
     EXPECT_NE(err(path("a.mp4"), bad).find("unknown pixel format 'yuv999p'"), std::string::npos);
@@ -347,10 +348,9 @@ TEST_F(VideoIo, EncoderRefusesAndLeavesNoFile) {
         enc.write(at::zeros({2, 24, 32, 3}), {0, 1});
     }
     EXPECT_EQ(list_dir(dir_), std::vector<std::string>{"exists.mp4"});
-    // --overwrite replaces; cancelled runs go to OUT.partial.EXT.
-    EncoderOptions ow;
-    ow.overwrite = true;
-    EXPECT_EQ(err(path("exists.mp4"), ow), "<no error>");
+    EXPECT_EQ(fs::file_size(path("exists.mp4")), 7u);
+    // finish() renames onto an existing file; cancelled runs go to OUT.partial.EXT.
+    EXPECT_EQ(err(path("exists.mp4"), {}), "<no error>");
     EXPECT_EQ(frame_times(path("exists.mp4")).size(), 1u);
     EXPECT_EQ(partial_path("/x/out.mp4"), "/x/out.partial.mp4");
     {

@@ -338,3 +338,64 @@ def test_video_node_keeps_bt709_colours_and_tags(comfy, tmp_path, models_root):
     worst_wrong = float(abs(wrong.reshape(9, -1, 3).mean(1) - ref_means).max())
     print(f"channel-mean error through the file: {worst:.2f} levels (read with the wrong matrix: {worst_wrong:.2f})")
     assert worst <= 2.0 and worst_wrong > 2 * worst
+
+
+def _rich_clip(path, frames=21):
+    """10-bit H.264 (BT.709 tags) with an AAC tone, a mov_text subtitle and two chapters, by the ffmpeg CLI."""
+    import subprocess
+
+    srt = path.parent / "subs.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,500\nhello\n\n2\n00:00:00,500 --> 00:00:00,800\nworld\n\n")
+    meta = path.parent / "meta.txt"
+    meta.write_text(";FFMETADATA1\ntitle=rich\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=400\ntitle=one\n"
+                    "[CHAPTER]\nTIMEBASE=1/1000\nSTART=400\nEND=840\ntitle=two\n")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25", "-f", "lavfi",
+                    "-i", "sine=f=440", "-i", str(srt), "-i", str(meta), "-map", "0:v", "-map", "1:a", "-map", "2:s",
+                    "-map_metadata", "3", "-map_chapters", "3", "-frames:v", str(frames), "-t", "0.84",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p10le", "-colorspace", "bt709", "-color_primaries", "bt709",
+                    "-color_trc", "bt709", "-c:a", "aac", "-c:s", "mov_text", str(path)], check=True)
+
+
+def _decoded(path):
+    """Every video frame's planes as decoded (no conversion), its time, and the file's streams and chapters."""
+    import av
+    import numpy as np
+
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        info = dict(pix_fmt=v.codec_context.pix_fmt, colorspace=v.codec_context.colorspace,
+                    types=[s.type for s in c.streams], chapters=[ch["metadata"].get("title") for ch in c.chapters()])
+        frames = [(f.time, np.concatenate([np.frombuffer(bytes(p), np.uint8) for p in f.planes]))
+                  for f in c.decode(video=0)]
+    return info, frames
+
+
+def test_video_node_and_cli_make_the_same_frames(comfy, tmp_path, models_root, cli):
+    # One pipeline: the node's file and `flashvsr upscale`'s file of the same input with the same options
+    # decode to identical frames (crf 0: lossless, so rate control plays no part), with the same 10-bit format,
+    # colour tags, timestamps, audio, subtitles and chapters.
+    import subprocess
+
+    mods, nodes = comfy
+    src = tmp_path / "rich.mp4"
+    _rich_clip(src)
+    video = mods["comfy_api.latest"].InputImpl.VideoFromFile(str(src))
+    result = nodes["FlashVSRUpscaleVideo"].execute(
+        model=_load(nodes), video=video, scale=2, tile_size=0, tile_overlap=0, max_memory_gb=0.0,
+        park_tile_state="auto", color_fix="adain", sparse_ratio=2.0, kv_ratio=3.0, local_range=11, seed=0,
+        crf=0).values[0]
+    cli_out = tmp_path / "cli.mp4"
+    subprocess.run([str(cli), "upscale", str(src), "-o", str(cli_out), "--model-dir",
+                    str(models_root / "FlashVSR-v1.1"), "--scale", "2", "--device", "cpu", "--dtype", "fp32",
+                    "--crf", "0", "--no-progress"], check=True)
+    node_info, node_frames = _decoded(result.get_stream_source())
+    cli_info, cli_frames = _decoded(cli_out)
+    src_info, src_frames = _decoded(src)
+    assert node_info == cli_info
+    assert node_info["pix_fmt"] == "yuv420p10le" and node_info["colorspace"] == src_info["colorspace"] == 1
+    # (MP4 writes its chapters as a text track as well: the fourth, "data" stream)
+    assert node_info["types"][:3] == ["video", "audio", "subtitle"] and node_info["chapters"] == ["one", "two"]
+    assert len(node_frames) == len(cli_frames) == len(src_frames) == 21
+    assert [t for t, _ in node_frames] == [t for t, _ in cli_frames] == [t for t, _ in src_frames]
+    assert all((a == b).all() for (_, a), (_, b) in zip(node_frames, cli_frames))
+    assert _packets(result.get_stream_source(), "audio") == _packets(cli_out, "audio")
