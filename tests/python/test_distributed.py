@@ -168,10 +168,29 @@ def test_video_input(ray_local, model_dir, tmp_path):
     assert sorted(os.listdir(out)) == [f"{i:05d}.png" for i in range(45)]
 
 
+def test_video_output_joined_equals_one_run(ray_local, model_dir, tmp_path):
+    # Video in, video out: segments encoded by the workers (lossless x264 with B-frames, no audio), joined by
+    # stream copy with the source's audio; both segments warm up from chunk 0, so the frames equal one run's.
+    clip = tmp_path / "clip.mkv"
+    flashvsr.io.write_synthetic_clip(str(clip), width=48, height=32, frames=45, fps_num=24000, fps_den=1001)
+    enc = {"encoder_options": {"x264-params": "qp=0:no-mbtree=1"}}
+    one = flashvsr.upscale_file(clip, tmp_path / "one.mkv", model_dir=model_dir, device="cpu", scale=2, **enc)
+    r = fd.upscale_file(str(clip), str(tmp_path / "dist.mkv"), **options(model_dir), **enc)
+    assert r["frames"] == one["frames_out"] == 45 and r["segments"] == 2
+    a = flashvsr.io.read_video_rgb24(str(tmp_path / "one.mkv"))
+    b = flashvsr.io.read_video_rgb24(str(tmp_path / "dist.mkv"))
+    assert a.shape == (45, 64, 96, 3) and torch.equal(a, b)
+    streams = flashvsr.io.probe(str(tmp_path / "dist.mkv"))["streams"]
+    assert [s["type"] for s in streams] == ["video", "audio"]
+    assert streams[0]["duration"] == pytest.approx(flashvsr.io.probe(str(tmp_path / "one.mkv"))["streams"][0]["duration"])
+    assert sorted(os.listdir(tmp_path)) == ["clip.mkv", "dist.mkv", "one.mkv"]  # the segments' folder is gone
+
+
 def test_bad_arguments(model_dir, frames_dir, tmp_path):
     with pytest.raises(TypeError, match="unknown option.*colour_fix"):
         fd.upscale_file(str(frames_dir), str(tmp_path / "o") + "/", model_dir=model_dir, colour_fix="adain")
-    with pytest.raises(flashvsr.InputError, match="only image-sequence outputs"):
+    (tmp_path / "o.mp4").write_bytes(b"x")
+    with pytest.raises(flashvsr.InputError, match="exists"):
         fd.upscale_file(str(frames_dir), str(tmp_path / "o.mp4"), model_dir=model_dir)
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x.txt").write_text("x")

@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         "discarded warm-up, joined seam-free (docs/SCALE_OUT.md).",
     )
     p.add_argument("input", help="video file, image folder or pattern (dir/f_%%05d.png)")
-    p.add_argument("output", help="image-sequence output: dir/%%05d.png or dir/")
+    p.add_argument("output", help="video file (segments joined by stream copy), or dir/%%05d.png or dir/")
     p.add_argument("--address", default=None, help="Ray cluster (auto or HOST:PORT); default: start a local one")
     p.add_argument("--workers", type=int, default=None, help="segments in flight (default: the cluster's CPUs/GPUs)")
     p.add_argument("--segment-frames", type=int, default=DEFAULT_SEGMENT_FRAMES, help="frames per segment")
@@ -32,7 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tile-size", type=int, default=0)
     p.add_argument("--tile-overlap", type=int, default=0)
+    p.add_argument("--max-memory", type=int, default=None, help="bytes per worker for weights + working set")
     p.add_argument("--bits", type=int, default=0, help="image bits (0: as the CLI chooses)")
+    p.add_argument("--codec", default=None, help="video encoder (default libx264)")
+    p.add_argument("--crf", type=int, default=None)
+    p.add_argument("--pix-fmt", default=None)
+    p.add_argument("--no-audio", action="store_true")
+    p.add_argument("--no-subtitles", action="store_true")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
@@ -40,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
                    tile_overlap=a.tile_overlap, bits=a.bits, overwrite=a.overwrite)
     if a.model_dir:
         options["model_dir"] = a.model_dir
+    for k in ("max_memory", "codec", "crf", "pix_fmt"):
+        if getattr(a, k) is not None:
+            options[k] = getattr(a, k)
+    if a.no_audio:
+        options["copy_audio"] = False
+    if a.no_subtitles:
+        options["copy_subtitles"] = False
     try:
         r = upscale_file(a.input, a.output, address=a.address, workers=a.workers, segment_frames=a.segment_frames,
                          warmup_frames=a.warmup_frames, threads=a.threads, max_retries=a.max_retries, quiet=a.quiet,

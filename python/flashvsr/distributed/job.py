@@ -19,8 +19,10 @@ STREAM_OPTIONS = (
     "scale", "color_fix", "sparse_ratio", "kv_ratio", "local_range", "seed", "tile_size", "tile_overlap",
     "max_memory", "park_tile_state",
 )
-#: Output and input keywords accepted in **options.
-IO_OPTIONS = ("bits", "start_number", "overwrite")
+#: Output and input keywords accepted in **options (video output: the encoder's; copy_* apply to the join).
+IO_OPTIONS = ("bits", "start_number", "overwrite", "fps", "max_pixels")
+FILE_OPTIONS = ("codec", "pix_fmt", "crf", "encoder_options", "batch", "pipeline_depth")
+JOIN_OPTIONS = ("copy_audio", "copy_subtitles")
 
 INSTALL_HINT = "Ray is not installed: pip install '.[distributed]' (or pip install 'flashvsr[distributed]')"
 
@@ -109,12 +111,19 @@ def upscale_file(
     {index: {done, chunks, pid, host, restarts}}}; returning False cancels the job. ``options``: flashvsr.load's (model_dir,
     version, mode, device, dtype, legacy_v10_cache_order), Engine.stream's (scale, color_fix, sparse_ratio,
     kv_ratio, local_range, seed, tile_size, tile_overlap, max_memory, park_tile_state), ``bits`` (image output),
-    ``start_number`` (image-pattern input), ``overwrite``.
+    ``start_number``, ``fps`` (image-sequence input), ``max_pixels``, ``overwrite``; video output: the encoder's
+    (codec, pix_fmt, crf, encoder_options; every segment with the same settings), ``copy_audio`` and
+    ``copy_subtitles`` (copied once, from the source, when the segments are joined), batch, pipeline_depth.
+
+    Output: an image sequence ("dir/%05d.png", "dir/") is written by the workers into "dir.tmp-PID/", renamed
+    when complete; a video file is written as one file per segment into "OUT.parts-PID/" (video only) and joined
+    by stream copy into OUT (through "OUT.tmp-PID.EXT"), then the folder is removed.
 
     Returns {frames, segments, seconds, fps, output, restarts (tasks run again after their worker died)}. Raises SegmentFailed (a segment's error: no
     output, the job's folder removed), flashvsr.Cancelled (progress returned False, or Ctrl-C: every task is
     cancelled, no output), flashvsr.InputError for bad arguments, ImportError when Ray is missing."""
-    unknown = sorted(set(options) - set(ENGINE_OPTIONS) - set(STREAM_OPTIONS) - set(IO_OPTIONS))
+    unknown = sorted(set(options) - set(ENGINE_OPTIONS) - set(STREAM_OPTIONS) - set(IO_OPTIONS) - set(FILE_OPTIONS)
+                     - set(JOIN_OPTIONS))
     if unknown:
         raise TypeError(f"upscale_file: unknown option(s) {', '.join(unknown)}")
     engine_options = {k: options[k] for k in ENGINE_OPTIONS if k in options}
@@ -144,14 +153,23 @@ def upscale_file(
         if frames <= 0:
             raise _C.InputError(f"'{input}': the frame count is unknown (no nb_frames, duration or rate)")
         source_bits = 10 if "10" in v["pix_fmt"] else 8
-    if not _C.io.is_image_sequence_output(output):
-        raise _C.InputError(
-            f"output '{output}': only image-sequence outputs (dir/%05d.png, dir/) are distributed in this version"
-        )
-    folder, pattern = _image_output(output)
-    ext = os.path.splitext(pattern)[1].lower()
-    bits = int(options.get("bits", 0)) or ((16 if source_bits > 8 else 8) if ext != ".exr" else 16)
-    _check_output_folder(folder, overwrite)
+    video_out = not _C.io.is_image_sequence_output(output)
+    if video_out:
+        # Segments go to a shared folder beside the output, in its container; joined into the output at the end.
+        if os.path.exists(output) and not overwrite:
+            raise _C.InputError(f"the output '{output}' exists (use overwrite=True to replace it)")
+        folder, pattern, bits = os.path.dirname(os.path.abspath(output)), "", 0
+        parts = f"{os.path.abspath(output)}.parts-{os.getpid()}"
+        file_options = {k: options[k] for k in FILE_OPTIONS if k in options}
+        for k in ("fps", "start_number", "max_pixels"):
+            if k in options:
+                file_options[k] = options[k]
+    else:
+        folder, pattern = _image_output(output)
+        ext = os.path.splitext(pattern)[1].lower()
+        bits = int(options.get("bits", 0)) or ((16 if source_bits > 8 else 8) if ext != ".exr" else 16)
+        _check_output_folder(folder, overwrite)
+        parts, file_options = f"{folder}.tmp-{os.getpid()}", {}
     kv = float(stream_options.get("kv_ratio", 3.0))
     segments = plan_segments(frames, segment_frames, warmup_frames, kv)
 
@@ -165,7 +183,7 @@ def upscale_file(
         started = True
     in_flight = workers or max(1, int(ray.cluster_resources().get("GPU" if _on_gpu(engine_options) else "CPU", 1)))
 
-    tmp = f"{folder}.tmp-{os.getpid()}"
+    tmp = parts
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     board = ray.remote(_Board).options(num_cpus=0).remote()
@@ -179,7 +197,13 @@ def upscale_file(
         f = None
         if files is not None:
             f = files[seg.input_begin : (seg.input_end if seg.input_end >= 0 else len(files))]
-        return SegmentTask(seg, input, f, tmp, pattern, bits, engine_options, stream_options, threads)
+        common = dict(segment=seg, input=input, output_dir=tmp, engine_options=engine_options,
+                      stream_options=stream_options, threads=threads)
+        if video_out:
+            name = os.path.join(tmp, f"seg_{seg.index:05d}{os.path.splitext(output)[1]}")
+            return SegmentTask(**common, input_files=None, output_pattern="", bits=0, output_file=name,
+                               file_options=file_options)
+        return SegmentTask(**common, input_files=f, output_pattern=pattern, bits=bits)
 
     t0 = time.monotonic()
     queue = list(segments)
@@ -228,9 +252,23 @@ def upscale_file(
     restarts = sum(r["restarts"] for r in ray.get(board.get.remote()).values())
     if started:
         ray.shutdown()
-    if os.path.isdir(folder):
-        shutil.rmtree(folder)  # empty, or (overwrite) the previous frames
-    os.rename(tmp, folder)
+    if video_out:
+        # The segments' packets joined by stream copy; audio, subtitles, chapters and metadata from the source.
+        try:
+            files = [results[i]["file"] for i in sorted(results) if results[i]["file"]]
+            joined = _C.io.concat_segments(files, input, output, bool(options.get("copy_audio", True)),
+                                           bool(options.get("copy_subtitles", True)), overwrite)
+            if not quiet:
+                for w in joined["warnings"]:
+                    sys.stderr.write(f"warning: {w}\n")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        pattern = os.path.basename(output)
+        folder = os.path.dirname(output)
+    else:
+        if os.path.isdir(folder):
+            shutil.rmtree(folder)  # empty, or (overwrite) the previous frames
+        os.rename(tmp, folder)
     if not quiet:
         line = progress_line(n, n, el, 0)
         sys.stderr.write(("\r" + line + "\033[K\n") if tty else line + "\n")

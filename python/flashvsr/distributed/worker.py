@@ -2,7 +2,10 @@
 
 The task decodes the segment's warm-up and own frames, pushes them into a segment stream (the engine cold-starts
 at the warm-up chunk and discards its output) and writes the segment's frames: image-sequence output directly
-into the job's folder under their global numbers (a retried task rewrites the same files with the same values).
+into the job's folder under their global numbers (a retried task rewrites the same files with the same values);
+video output through the library's transcode pipeline (``flashvsr.upscale_file`` with the segment's chunks) into
+one file per segment in the job's shared folder (video only, source timestamps), joined later by
+``flashvsr.io.concat_segments``.
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ class SegmentTask:
     segment: Segment
     input: str
     input_files: list[str] | None  # image-sequence input: the segment's own input frames, in order
-    output_dir: str  # image-sequence output: the folder the frames go to (the job's temporary folder)
-    output_pattern: str  # file-name pattern, e.g. "%06d.png"
+    output_dir: str  # the job's shared folder: image frames, or the segment's video file
+    output_pattern: str  # image-sequence output: file-name pattern, e.g. "%06d.png"; video: "" (see output_file)
     bits: int  # image bits (8/16 PNG/TIFF, 16/32 EXR)
+    output_file: str = ""  # video output: this segment's file (in output_dir)
+    file_options: dict = field(default_factory=dict)  # video output: upscale_file keywords (encoder, input)
     engine_options: dict = field(default_factory=dict)  # flashvsr.load keywords
     stream_options: dict = field(default_factory=dict)  # Engine.stream keywords
     threads: int = 0  # intra-op threads of the worker (0: leave as is)
@@ -72,6 +77,30 @@ def _read_batches(task: SegmentTask):
         yield clip[i : i + BATCH]
 
 
+def _run_segment_file(task: SegmentTask, report, pid: int, host: str) -> dict:
+    """Video output: the transcode pipeline with the segment's chunks, video only, into task.output_file."""
+    seg = task.segment
+    if report is not None:
+        report(seg.index, 0, 0, pid, host)
+
+    def on_progress(p) -> bool:
+        if report is not None:
+            report(seg.index, p.frames_done, -1, pid, host)
+        return True
+
+    try:
+        r = _C.upscale_file(
+            task.input, task.output_file, engine=_engine(task.engine_options), first_chunk=seg.first_chunk,
+            end_chunk=seg.end_chunk, warmup_chunks=seg.warmup_chunks, copy_audio=False, copy_subtitles=False,
+            overwrite=True, keep_partial=False, progress=on_progress, **task.stream_options, **task.file_options,
+        )
+    except _C.InputError as e:
+        if "but the video ends at frame" in str(e):  # planned from an estimate: the video ends before
+            return {"index": seg.index, "frames": 0, "pid": pid, "host": host, "file": None}
+        raise
+    return {"index": seg.index, "frames": r["frames_out"], "pid": pid, "host": host, "file": r["output"]}
+
+
 def run_segment(task: SegmentTask, report: Callable[[int, int, int, int, str], None] | None = None) -> dict:
     """Runs one segment; ``report(index, frames_done, chunks_done, pid, host)`` at the start and after each chunk
     (warm-up chunks included; chunks_done counts this task's chunks). Returns {index, frames, pid, host}.
@@ -81,6 +110,8 @@ def run_segment(task: SegmentTask, report: Callable[[int, int, int, int, str], N
         torch.set_num_threads(task.threads)
     seg = task.segment
     pid, host = os.getpid(), socket.gethostname()
+    if task.output_file:
+        return _run_segment_file(task, report, pid, host)
     engine = _engine(task.engine_options)
     stream = engine.stream(
         **task.stream_options, first_chunk=seg.first_chunk, end_chunk=seg.end_chunk, warmup_chunks=seg.warmup_chunks
