@@ -1,13 +1,16 @@
 """flashvsr.distributed (issue 12, docs/SCALE_OUT.md) on a local Ray instance (127.0.0.1, 2 CPUs), tiny random
 weights, one intra-op thread per worker: segments equal to one stream (bit for bit where the warm-up reaches
 chunk 0, within the replay bound after a seam), N frames in -> N out, a SIGKILLed worker retried with the same
-output, a failing segment failing the job cleanly, cancellation, the message without Ray."""
+output, a failing segment failing the job cleanly, cancellation by callback and by Ctrl-C (SIGINT to the command),
+video output joined by stream copy, the message without Ray."""
 
 import os
+import pathlib
 import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -212,3 +215,23 @@ def test_without_ray_the_command_says_how_to_get_it(monkeypatch, model_dir, fram
 def test_command_help():
     r = subprocess.run([sys.executable, "-m", "flashvsr.distributed", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--segment-frames" in r.stdout and "--warmup-frames" in r.stdout
+
+
+def test_ctrl_c_cancels_every_task(model_dir, frames_dir, tmp_path):
+    # The command in its own process with its own local Ray: SIGINT once the first frames are written.
+    out = tmp_path / "up"
+    p = subprocess.Popen(
+        [sys.executable, "-m", "flashvsr.distributed", str(frames_dir), str(out) + "/", "--model-dir", str(model_dir),
+         "--device", "cpu", "--scale", "2", "--workers", "2", "--threads", "1", "--segment-frames", "24"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    tmp = pathlib.Path(f"{out}.tmp-{p.pid}")
+    deadline = time.monotonic() + 120
+    while p.poll() is None and time.monotonic() < deadline and not (tmp.is_dir() and any(tmp.iterdir())):
+        time.sleep(0.05)
+    assert p.poll() is None, p.communicate()
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "cancelled (Ctrl-C): every segment task was cancelled, no output written" in err
+    assert not out.exists() and not tmp.exists()
