@@ -54,12 +54,17 @@ def reference(model_dir, frames_dir):
 
 @pytest.fixture(scope="module")
 def ray_local():
+    import builtins
+
+    print_before = builtins.print
+    os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")  # as upscale_file does: Ray keeps its hands off print
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, address="local",
              _node_ip_address="127.0.0.1", object_store_memory=80 * 1024 * 1024)
     yield ray
     ray.shutdown()
+    assert builtins.print is print_before  # later tests pickle print (test_models): it must be the builtin
 
 
 def options(model_dir, **kw):

@@ -32,6 +32,8 @@ class SegmentFailed(_C.Error):
 
 
 def _ray():
+    # Ray's driver otherwise replaces builtins.print with its tqdm-safe print in the caller's process.
+    os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
     try:
         import ray  # noqa: PLC0415
     except ImportError as e:
@@ -301,13 +303,22 @@ def _describe_failure(seg: Segment, e: BaseException, reports: dict, max_retries
 
 
 def _cancel_all(ray, running: dict) -> None:
-    for ref in running:
+    """Cancels every task: first as Ray's KeyboardInterrupt inside the task (it surfaces at the next chunk's
+    progress callback, which stops the engine), then by killing the worker of any task still running after 10 s."""
+    refs = list(running)
+    for ref in refs:
         try:
-            ray.cancel(ref, force=True)
+            ray.cancel(ref, force=False)
         except Exception:  # noqa: BLE001 (already finished)
             pass
+    _, pending = ray.wait(refs, num_returns=len(refs), timeout=10) if refs else ([], [])
+    for ref in pending:
+        try:
+            ray.cancel(ref, force=True)
+        except Exception:  # noqa: BLE001
+            pass
     deadline = time.monotonic() + 10
-    for ref in running:
+    for ref in refs:
         try:
             ray.get(ref, timeout=max(0.1, deadline - time.monotonic()))
         except Exception:  # noqa: BLE001 (cancelled / failed: what we want to wait for)
