@@ -67,6 +67,12 @@ if ((${#need[@]})); then
     # av (PyAV): ComfyUI's own video library; the tests use it to inspect the video files they write
     .venv/bin/python -m pip install -q "scikit-build-core>=0.11" "pytest>=8" numpy safetensors "av>=14.2"
 fi
+# ray: the optional extra [distributed] (flashvsr.distributed); its tests run in CI, so --with-tests installs it
+ray_pin=$(sed -n 's/.*"ray==\([0-9.]*\)".*/\1/p' pyproject.toml | head -n1)
+if [ "$with_tests" = ON ] && [ "$(.venv/bin/python -c 'import ray; print(ray.__version__)' 2>/dev/null)" != "$ray_pin" ]; then
+    step "installing ray==$ray_pin (the [distributed] extra, for its tests)"
+    .venv/bin/python -m pip install -q "ray==$ray_pin"
+fi
 
 # ---- 3. build + install (one configure serves the wheel, the CLI and the C++ tests) -------------------
 step "building and installing flashvsr (tests: $with_tests)"

@@ -250,6 +250,9 @@ void Engine::to(const std::string& device) {
 }
 
 Stream Engine::stream(const UpscaleOptions& options) const { return Stream(impl_, options); }
+Stream Engine::stream(const UpscaleOptions& options, const SegmentOptions& segment) const {
+    return Stream(impl_, options, segment);
+}
 
 at::Tensor Engine::upscale(const at::Tensor& frames, const UpscaleOptions& options, const ProgressFn& progress,
                            const CancelToken* cancel) const {

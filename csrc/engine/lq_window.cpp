@@ -20,9 +20,17 @@ void LqWindow::start(const GridPadding& pad, bool keep_replay) {
     keep_replay_ = keep_replay;
 }
 
+void LqWindow::set_range(int64_t first, int64_t end) {
+    TORCH_INTERNAL_ASSERT(pushed_ == raw_base_ && raw_.empty() && lq_.empty(), "set_range after a push");
+    raw_base_ = ring_base_ = lq_base_ = pushed_ = first;
+    end_ = end;
+}
+
 void LqWindow::push(const at::Tensor& frames) {
     for (int64_t i = 0; i < frames.size(0); ++i) {
-        raw_.push_back(frames[i]);
+        if (end_ < 0 || pushed_ + i < end_) {
+            raw_.push_back(frames[i]);
+        }
     }
     pushed_ += frames.size(0);
 }

@@ -24,6 +24,9 @@ class LqWindow {
     /// The first frames' geometry: the 128-grid padding of the upscaled frame, and whether the replay
     /// buffer is kept (the tiles can still shrink). Called once, before the first push.
     void start(const GridPadding& pad, bool keep_replay);
+    /// A segment's window (scale-out): the first frame pushed is global frame `first`, and frames from `end`
+    /// on (-1: none) are counted but not kept (no chunk of the segment reads them). Before the first push.
+    void set_range(int64_t first, int64_t end);
     /// Appends frames [n, H, W, 3] (views of the caller's batch until prepared).
     void push(const at::Tensor& frames);
     /// The input ended: frames [pushed(), fed) are copies of the last prepared frame (tail padding).
@@ -70,7 +73,8 @@ class LqWindow {
     std::deque<at::Tensor> lq_;  // prepared full LQ frames [3, Hp, Wp] (compute dtype)
     int64_t lq_base_ = 0;        // index of lq_.front()
     at::Tensor last_lq_;         // the last real prepared frame: the tail padding repeats it
-    int64_t pushed_ = 0;
+    int64_t pushed_ = 0;   // global index of the next frame pushed
+    int64_t end_ = -1;     // frames from here on are not kept (-1: all are)
     int64_t fed_ = -1;  // frames fed to the chunks, known after finish()
 };
 

@@ -8,6 +8,9 @@
 // this file: the chunk schedule -- which chunk runs when, its inputs, then once per chunk the colour fix
 //            of the blended frames vs the full LQ frames -> [0,1] -> crop the grid padding -> float32 CPU
 //            frames --pull-->
+// segment:   (scale-out, docs/SCALE_OUT.md) global chunk/frame numbering from a warm-up chunk on; a warm-up
+//            start > 0 is the replay's cold start (TileRunner::start_cold_at), and the warm-up chunks' output
+//            is discarded (engine/segment.cpp: which frames a segment reads and emits)
 #include <flashvsr/flashvsr.h>
 
 #include <ATen/ATen.h>
@@ -29,25 +32,36 @@
 namespace flashvsr {
 
 struct Stream::State {
-    State(std::shared_ptr<const Engine::Impl> impl, const UpscaleOptions& options)
+    State(std::shared_ptr<const Engine::Impl> impl, const UpscaleOptions& options, const SegmentOptions& segment_options)
         : eng(std::move(impl)),
           opt(options),
           color_fix(engine::parse_color_fix(options.color_fix)),
+          segment(segment_options),
+          seg(segment_frames(segment_options, options)),
           lq(*eng, opt.scale, transfers),
-          runner(*eng, opt, transfers) {}
+          runner(*eng, opt, transfers),
+          next_chunk(seg.warmup_chunk) {
+        lq.set_range(seg.input_begin, seg.input_end);
+        runner.set_first_chunk(seg.warmup_chunk);
+    }
 
     std::shared_ptr<const Engine::Impl> eng;
     UpscaleOptions opt;
     engine::ColorFix color_fix;
+    // segment (scale-out): frames and chunks keep the video's global numbers; the first chunk run is
+    // seg.warmup_chunk, and chunks before segment.first_chunk emit nothing
+    SegmentOptions segment;
+    SegmentFrames seg;
     engine::TransferBytes transfers;  // host <-> device copies (gpu_check reports them per chunk)
     engine::LqWindow lq;
     engine::TileRunner runner;
 
     // input geometry (fixed by the first push) and the frame plan (known after finish())
+    bool started = false;  // the first push fixed the geometry
     int64_t in_h = 0, in_w = 0;
     engine::GridPadding pad;
     std::optional<engine::FramePlan> plan;
-    int64_t next_chunk = 0;
+    int64_t next_chunk;
 
     // output
     std::vector<at::Tensor> ready;
@@ -89,11 +103,20 @@ struct Stream::State {
             throw Cancelled("cancelled after " + std::to_string(done) + " frames");
         }
         const engine::ChunkPlan c = engine::plan_chunk(next_chunk);
-        const engine::ChunkInputs in = chunk_inputs(c, false);
+        // A segment's cold start at its warm-up chunk > 0 primes the LQ projector (chunk 0 primes itself).
+        const bool cold = c.index == seg.warmup_chunk && c.index > 0;
+        const engine::ChunkInputs in = chunk_inputs(c, cold);
         at::Tensor canvas =
             runner.run(c, in, [this](const engine::ChunkPlan& p, bool prime) { return chunk_inputs(p, prime); });
         if (!runner.can_shrink()) {
             lq.stop_replay();  // released after this chunk
+        }
+        if (c.index < segment.first_chunk) {  // a segment's warm-up chunk: state only, no output
+            finish_chunk(c);
+            if (progress && !progress(done, total_out())) {  // (0 frames yet: progress also ticks in warm-up)
+                throw Cancelled("cancelled by the progress callback during the segment's warm-up");
+            }
+            return;
         }
         // One colour fix on the blended full frames against the full LQ frames.
         RECORD_USER_SCOPE("flashvsr::color_fix");
@@ -113,25 +136,44 @@ struct Stream::State {
             ready.push_back(transfers.to(out.narrow(0, 0, keep), at::Device(at::kCPU)).contiguous());
             done += keep;
         }
-        lq.drop_before(c.out_end);  // the next chunk reads from frame out_end on
-        ++next_chunk;
-        lq.trim_replay(runner.replay_first_frame(next_chunk));
-        if (progress && !progress(done, plan ? plan->output : -1)) {
+        finish_chunk(c);
+        if (progress && !progress(done, total_out())) {
             throw Cancelled("cancelled by the progress callback after " + std::to_string(done) + " frames");
         }
     }
 
+    void finish_chunk(const engine::ChunkPlan& c) {
+        lq.drop_before(c.out_end);  // the next chunk reads from frame out_end on
+        ++next_chunk;
+        lq.trim_replay(runner.replay_first_frame(next_chunk));
+    }
+
+    /// Frames this stream emits in all (-1 while unknown): the video's, or the segment's part of it.
+    int64_t total_out() const {
+        if (!plan && seg.output_end < 0) {
+            return -1;
+        }
+        const int64_t end = !plan ? seg.output_end
+                            : seg.output_end < 0 ? plan->output
+                                                 : std::min(plan->output, seg.output_end);
+        return end - seg.output_begin;
+    }
+
     void run_ready_chunks() {
-        const int64_t last = plan ? plan->chunks : INT64_MAX;
+        int64_t last = plan ? plan->chunks : INT64_MAX;
+        if (segment.end_chunk >= 0) {
+            last = std::min(last, segment.end_chunk);
+        }
         while (next_chunk < last && engine::plan_chunk(next_chunk).lq_needed <= lq.available()) {
             run_chunk();
         }
     }
 };
 
-Stream::Stream(std::shared_ptr<const Engine::Impl> engine, const UpscaleOptions& options) {
+Stream::Stream(std::shared_ptr<const Engine::Impl> engine, const UpscaleOptions& options,
+               const SegmentOptions& segment) {
     options.validate();
-    s_ = std::make_unique<State>(std::move(engine), options);
+    s_ = std::make_unique<State>(std::move(engine), options, segment);  // segment_frames validates the segment
 }
 
 Stream::~Stream() = default;
@@ -149,7 +191,8 @@ void Stream::push(const at::Tensor& frames) {
     if (frames.size(0) == 0) {
         return;
     }
-    if (s.lq.pushed() == 0) {
+    if (!s.started) {
+        s.started = true;
         s.in_h = frames.size(1);
         s.in_w = frames.size(2);
         s.pad = engine::grid_padding(s.in_h * s.opt.scale, s.in_w * s.opt.scale);
@@ -182,13 +225,19 @@ void Stream::finish() {
     if (s.plan) {
         return;
     }
-    if (s.lq.pushed() == 0) {
+    if (!s.started) {
         throw InputError("finish: no frames were pushed");
     }
-    s.plan = engine::plan_frames(s.lq.pushed());
+    const engine::FramePlan plan = engine::plan_frames(s.lq.pushed());
+    if (s.seg.output_begin >= plan.output) {
+        throw InputError("finish: the segment starts at frame " + std::to_string(s.seg.output_begin) + " (chunk " +
+                         std::to_string(s.segment.first_chunk) + ") but the video ends at frame " +
+                         std::to_string(plan.output));
+    }
+    s.plan = plan;
     s.lq.finish(s.plan->fed);
     s.run_ready_chunks();
-    TORCH_INTERNAL_ASSERT(s.done == s.lq.pushed(), "stream: ", s.done, " frames out for ", s.lq.pushed(), " in");
+    TORCH_INTERNAL_ASSERT(s.done == s.total_out(), "stream: ", s.done, " frames out for ", s.total_out(), " expected");
     s.lq.clear();
 }
 
@@ -198,7 +247,7 @@ void Stream::set_noise_provider(std::function<at::Tensor(int64_t, int64_t)> prov
     s_->noise_provider = std::move(provider);
 }
 
-int64_t Stream::frames_pushed() const { return s_->lq.pushed(); }
+int64_t Stream::frames_pushed() const { return s_->lq.pushed() - s_->seg.input_begin; }
 int64_t Stream::frames_done() const { return s_->done; }
 int64_t Stream::chunks_done() const { return s_->next_chunk; }
 

@@ -70,8 +70,10 @@ int64_t TileRunner::replay_chunks() const {
     return hooks_.replay_chunks > 0 ? hooks_.replay_chunks : engine::replay_chunks(opt_);
 }
 
+int64_t TileRunner::replay_start(int64_t k) const { return std::max(first_chunk_, k - replay_chunks()); }
+
 int64_t TileRunner::replay_first_frame(int64_t k) const {
-    const int64_t j = k - replay_chunks();
+    const int64_t j = replay_start(k);
     return j <= 0 ? 0 : plan_chunk(j).cond_begin;
 }
 
@@ -181,7 +183,7 @@ void TileRunner::start_cold_at(int64_t j) {
 }
 
 void TileRunner::replay_to(int64_t k, const ChunkInputsFn& inputs_of) {
-    const int64_t j = std::max<int64_t>(0, k - replay_chunks());
+    const int64_t j = replay_start(k);
     start_cold_at(j);
     for (int64_t ci = j; ci < k; ++ci) {
         const ChunkPlan c = plan_chunk(ci);
@@ -199,6 +201,8 @@ at::Tensor TileRunner::run(const ChunkPlan& c, const ChunkInputs& in, const Chun
         try {
             if (rebuild) {
                 replay_to(c.index, inputs_of);
+            } else if (c.index == first_chunk_) {
+                start_cold_at(c.index);  // the stream's first chunk: fresh tiles start cold there (none at 0)
             }
             rebuild = false;
             at::Tensor canvas = at::zeros({n, layout_.rows.length, layout_.cols.length, 3},
@@ -229,7 +233,7 @@ at::Tensor TileRunner::run(const ChunkPlan& c, const ChunkInputs& in, const Chun
             }
             const bool p = park_after_fallback(eng_, opt_, smaller);
             set_plan(TilePlan{std::move(smaller), p});
-            rebuild = c.index > 0;
+            rebuild = c.index > first_chunk_;
         }
     }
 }

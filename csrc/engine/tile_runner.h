@@ -50,9 +50,14 @@ class TileRunner {
     /// empty K/V windows, zero decoder memory, the LQ projector primed on the frame before j's first clip
     /// (ChunkInputsFn's `prime`). j = 0 is an ordinary start.
     void start_cold_at(int64_t j);
-    /// Brings fresh tile cores to chunk k: start_cold_at(j = max(0, k - R)), then chunks j .. k-1 re-run
+    /// Brings fresh tile cores to chunk k: start_cold_at(j = replay_start(k)), then chunks j .. k-1 re-run
     /// with their outputs discarded.
     void replay_to(int64_t k, const ChunkInputsFn& inputs_of);
+    /// The stream's first chunk (a segment's warm-up chunk, 0 for a whole video): the tiles start cold there
+    /// when it is > 0, and no replay reaches before it (the stream has no frames from before).
+    void set_first_chunk(int64_t c) { first_chunk_ = c; }
+    /// First chunk a replay for an out-of-memory error in chunk `k` runs: max(first chunk, k - R).
+    int64_t replay_start(int64_t k) const;
     /// R: chunks replayed after a re-tiling (replay_chunks(options) unless a test hook overrides it).
     int64_t replay_chunks() const;
     /// First frame a replay for an out-of-memory error in chunk `k` (or later) reads.
@@ -83,6 +88,7 @@ class TileRunner {
     bool park_ = false;  // tile states wait in host memory between their chunks
     TilingHooks hooks_;
     int64_t oom_fallbacks_ = 0;  // out-of-memory errors the fallback caught
+    int64_t first_chunk_ = 0;    // set_first_chunk
 };
 
 }  // namespace flashvsr::engine

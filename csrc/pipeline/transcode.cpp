@@ -8,6 +8,7 @@
 #include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <filesystem>
@@ -77,6 +78,22 @@ class ProgressClock {
     Clock::time_point t0_ = Clock::now();
 };
 
+/// The frames of a decoded batch that a segment stream reads: global indices [input_begin, input_end) (the batch
+/// starts at global frame `first`); pts/duration follow.
+io::FrameBatch segment_part(io::FrameBatch b, int64_t first, const SegmentFrames& seg) {
+    const int64_t n = static_cast<int64_t>(b.pts.size());
+    const int64_t lo = std::clamp<int64_t>(seg.input_begin - first, 0, n);
+    const int64_t hi = seg.input_end < 0 ? n : std::clamp<int64_t>(seg.input_end - first, lo, n);
+    if (lo == 0 && hi == n) {
+        return b;
+    }
+    io::FrameBatch out;
+    out.rgb = b.rgb.narrow(0, lo, hi - lo);
+    out.pts.assign(b.pts.begin() + lo, b.pts.begin() + hi);
+    out.duration.assign(b.duration.begin() + lo, b.duration.begin() + hi);
+    return out;
+}
+
 /// Load the engine (unless given), then decode -> engine -> write with the reader and writer of the job.
 template <class Source, class Sink>
 TranscodeReport run_pipeline(const Run& run, Source& dec, Sink& enc) {
@@ -120,12 +137,20 @@ TranscodeReport run_pipeline(const Run& run, Source& dec, Sink& enc) {
     }
 
     c10::InferenceMode inference;  // every thread below runs under one (no autograd bookkeeping)
-    Stream stream = engine->stream(job.upscale);
+    Stream stream = engine->stream(job.upscale, job.segment);
     stream.set_cancel(&run.cancel);
-    const ProgressClock progress(vi.frames_estimate);
+    const SegmentFrames seg = segment_frames(job.segment, job.upscale);  // the whole video by default
+    const bool whole = seg.input_begin == 0 && seg.input_end < 0 && seg.output_begin == 0;
+    int64_t total = vi.frames_estimate;
+    if (!whole && total > 0) {
+        total = std::max<int64_t>(0, (seg.output_end < 0 ? total : std::min(total, seg.output_end)) - seg.output_begin);
+    }
+    const ProgressClock progress(total);
+    int64_t decoded = 0;  // frames read from the input (a segment: before dropping those it does not read)
     std::deque<int64_t> pts_q, dur_q;  // timestamps of frames inside the engine (its latency, bounded)
     double decode_s = 0, engine_s = 0, encode_s = 0;  // each written by its own stage's thread only
-    int64_t frames_in = 0;
+    int64_t frames_in = 0;                 // frames whose upscaled copy is expected (a segment: its own frames)
+    int64_t pushed_in = seg.input_begin;   // global index of the next frame pushed to the engine
 
     // The three stages. The decoder's packets of the other streams (audio, subtitles) travel with the
     // frames decoded in the same read, so the muxer is only touched by the encode stage and sees the same
@@ -136,7 +161,22 @@ TranscodeReport run_pipeline(const Run& run, Source& dec, Sink& enc) {
     }
     const auto decode_step = [&] {
         const auto t0 = Clock::now();
-        InBatch x{dec.read(job.batch), {}};
+        InBatch x;
+        for (;;) {  // a segment: frames before its input are decoded and dropped; it reads nothing past its end
+            if (!whole && seg.input_end >= 0 && decoded >= seg.input_end) {
+                x.b = io::FrameBatch{at::empty({0, vi.height, vi.width, 3}), {}, {}};
+                break;
+            }
+            x.b = dec.read(job.batch);
+            const int64_t n = x.b.rgb.size(0);
+            if (!whole) {
+                x.b = segment_part(std::move(x.b), decoded, seg);
+            }
+            decoded += n;
+            if (n == 0 || x.b.rgb.size(0) > 0) {
+                break;
+            }
+        }
         x.packets = std::move(read_packets);
         read_packets.clear();
         decode_s += seconds_since(t0);
@@ -198,11 +238,16 @@ TranscodeReport run_pipeline(const Run& run, Source& dec, Sink& enc) {
             }
             InBatch x = pipe.threaded() ? pipe.pop_input() : decode_step();
             const bool last = x.b.rgb.size(0) == 0;
-            frames_in += x.b.rgb.size(0);
             for (size_t i = 0; i < x.b.pts.size(); ++i) {
-                pts_q.push_back(x.b.pts[i]);
-                dur_q.push_back(x.b.duration[i]);
+                // A segment emits only its own frames: the warm-up's and the look-ahead's have no output.
+                const int64_t g = pushed_in + static_cast<int64_t>(i);
+                if (whole || (g >= seg.output_begin && (seg.output_end < 0 || g < seg.output_end))) {
+                    pts_q.push_back(x.b.pts[i]);
+                    dur_q.push_back(x.b.duration[i]);
+                    ++frames_in;
+                }
             }
+            pushed_in += x.b.rgb.size(0);
             if (last && run.cancel.cancelled()) {
                 throw Cancelled("interrupted");
             }
@@ -327,6 +372,12 @@ void validate_job(const TranscodeJob& job, bool engine_options) {
         job.engine.validate();
     }
     job.upscale.validate();
+    job.segment.validate();
+    const SegmentFrames seg = segment_frames(job.segment, job.upscale);
+    if ((seg.input_begin > 0 || seg.input_end >= 0 || seg.output_begin > 0) && io::is_image_sequence_output(job.output)) {
+        throw InputError("a segment (first_chunk/end_chunk) is written to a video file, not to an image sequence "
+                         "(flashvsr.distributed writes a sequence's frames itself)");
+    }
 }
 
 }  // namespace

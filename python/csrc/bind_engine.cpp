@@ -92,7 +92,9 @@ void bind_engine(py::module_& m) {
     static const std::string stream_doc =
         "A Stream for one video in bounded memory (push/pull/finish). Keyword options (the upscale option table, "
         "as flashvsr.UpscaleOptions: " +
-        upscale_keywords_doc() + ").";
+        upscale_keywords_doc() +
+        "). Scale-out segments (docs/SCALE_OUT.md): first_chunk, end_chunk (-1: to the end), warmup_chunks (-1: "
+        "the replay depth); frames keep their global numbers (see segment_frames).";
     py::class_<Stream>(m, "Stream")
         .def("push", &Stream::push, py::arg("frames"), py::call_guard<py::gil_scoped_release>())
         .def("pull", &Stream::pull, py::call_guard<py::gil_scoped_release>())
@@ -157,12 +159,35 @@ void bind_engine(py::module_& m) {
             py::arg("frames"), py::kw_only(), py::arg("progress") = py::none(), upscale_doc.c_str())
         .def(
             "stream",
-            [](const PyEngine& e, const py::object& progress, const py::kwargs& kwargs) {
-                Stream s = e.get().stream(upscale_options("stream", kwargs));
+            [](const PyEngine& e, const py::object& progress, int64_t first_chunk, int64_t end_chunk,
+               int64_t warmup_chunks, const py::kwargs& kwargs) {
+                Stream s = e.get().stream(upscale_options("stream", kwargs),
+                                          SegmentOptions{first_chunk, end_chunk, warmup_chunks});
                 s.set_progress(wrap_progress(progress));
                 return s;
             },
-            py::kw_only(), py::arg("progress") = py::none(), stream_doc.c_str());
+            py::kw_only(), py::arg("progress") = py::none(), py::arg("first_chunk") = 0, py::arg("end_chunk") = -1,
+            py::arg("warmup_chunks") = -1, stream_doc.c_str());
+
+    // Scale-out (docs/SCALE_OUT.md): the global frame ranges of a segment stream.
+    m.def(
+        "segment_frames",
+        [](int64_t first_chunk, int64_t end_chunk, int64_t warmup_chunks, double kv_ratio) {
+            UpscaleOptions o;
+            o.kv_ratio = kv_ratio;
+            const SegmentFrames f = segment_frames(SegmentOptions{first_chunk, end_chunk, warmup_chunks}, o);
+            py::dict d;
+            d["warmup_chunk"] = f.warmup_chunk;
+            d["input_begin"] = f.input_begin;
+            d["input_end"] = f.input_end;
+            d["output_begin"] = f.output_begin;
+            d["output_end"] = f.output_end;
+            return d;
+        },
+        py::arg("first_chunk"), py::arg("end_chunk") = -1, py::arg("warmup_chunks") = -1, py::arg("kv_ratio") = 3.0,
+        "Global frame ranges of the segment [first_chunk, end_chunk) (-1: to the end) with warmup_chunks of warm-up "
+        "(-1: the replay depth): warmup_chunk, input_begin/input_end (frames to push), output_begin/output_end "
+        "(frames emitted); -1 = to the end of the video.");
 }
 
 }  // namespace flashvsr::python

@@ -3,7 +3,9 @@
 #include <torch/python.h>
 
 #include "io/image_io.h"
+#include "io/image_sequence.h"
 #include "io/probe.h"
+#include "io/segment_concat.h"
 #include "io/synth_clip.h"
 #include "io/video_read.h"
 
@@ -58,6 +60,56 @@ void bind_io(py::module_& m) {
         py::call_guard<py::gil_scoped_release>(),
         "Reads an 8/16-bit or float (EXR) image as float32 [H,W,3] RGB in [0,1] (float clamped, grey -> RGB, "
         "alpha dropped). Images of more than max_pixels pixels (default 2**26) are refused before decoding.");
+    io.def(
+        "image_sequence",
+        [](const std::string& spec, int64_t start_number) {
+            std::vector<std::string> files;
+            flashvsr::io::VideoStreamInfo info;
+            {
+                py::gil_scoped_release release;
+                const flashvsr::io::ImageSequenceReader r(spec, start_number, 25, 1);
+                for (int64_t i = 0; i < r.frame_count(); ++i) files.push_back(r.file(i));
+                info = r.info();
+            }
+            py::dict d;
+            d["files"] = files;
+            d["width"] = info.width;
+            d["height"] = info.height;
+            d["bits"] = info.bits;
+            return d;
+        },
+        py::arg("spec"), py::arg("start_number") = -1,
+        "The frames of an image-sequence input (a folder or a pattern, as the CLI reads it): {files (in order), "
+        "width, height, bits}; InputError naming the folder or file as the CLI gives it.");
+    io.def(
+        "is_image_sequence_output", &flashvsr::io::is_image_sequence_output, py::arg("spec"),
+        "Whether an output spec names an image sequence (ends with '/', an existing folder, an image extension).");
+    io.def(
+        "is_image_sequence_input", &flashvsr::io::is_image_sequence_input, py::arg("spec"),
+        "Whether an input spec names an image sequence (a folder, or a %d pattern with an image extension).");
+    io.def(
+        "concat_segments",
+        [](const std::vector<std::string>& segments, const std::string& source, const std::string& output,
+           bool copy_audio, bool copy_subtitles, bool overwrite) {
+            flashvsr::io::ConcatOptions o;
+            o.copy_audio = copy_audio;
+            o.copy_subtitles = copy_subtitles;
+            o.overwrite = overwrite;
+            const flashvsr::io::ConcatResult r = [&] {
+                py::gil_scoped_release release;
+                return flashvsr::io::concat_segments(segments, source, output, o);
+            }();
+            py::dict d;
+            d["video_packets"] = r.video_packets;
+            d["copied_packets"] = r.copied_packets;
+            d["warnings"] = r.warnings;
+            return d;
+        },
+        py::arg("segments"), py::arg("source"), py::arg("output"), py::arg("copy_audio") = true,
+        py::arg("copy_subtitles") = true, py::arg("overwrite") = false,
+        "Joins encoded video segments (same encoder settings, consecutive frames) by stream copy into output, with "
+        "the audio/subtitle streams, chapters and metadata of source ('' = none) copied once; written under a "
+        "temporary name and renamed when complete. Returns {video_packets, copied_packets, warnings}.");
     io.def("write_image", &flashvsr::io::write_image, py::arg("path"), py::arg("rgb"), py::arg("bits") = 8,
            py::call_guard<py::gil_scoped_release>(),
            "Writes float [H,W,3] RGB in [0,1]: PNG/TIFF 8 or 16 bits, EXR 16 (half) or 32 (float).");

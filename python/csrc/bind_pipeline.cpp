@@ -135,6 +135,12 @@ const std::vector<Keyword>& keywords() {
          }},
         {"bit_depth",
          [](TranscodeJob& j, const py::handle& h) { j.bit_depth = static_cast<int>(as_int("bit_depth", h)); }},
+        // a segment (scale-out, docs/SCALE_OUT.md)
+        {"first_chunk",
+         [](TranscodeJob& j, const py::handle& h) { j.segment.first_chunk = as_int("first_chunk", h); }},
+        {"end_chunk", [](TranscodeJob& j, const py::handle& h) { j.segment.end_chunk = as_int("end_chunk", h); }},
+        {"warmup_chunks",
+         [](TranscodeJob& j, const py::handle& h) { j.segment.warmup_chunks = as_int("warmup_chunks", h); }},
     };
     return k;
 }

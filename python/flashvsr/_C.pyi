@@ -15,6 +15,10 @@ class OutOfMemory(Error): ...
 
 def version() -> str: ...
 def build_info() -> dict: ...
+def segment_frames(first_chunk: int, end_chunk: int = -1, warmup_chunks: int = -1, kv_ratio: float = 3.0) -> dict:
+    """{"warmup_chunk", "input_begin", "input_end", "output_begin", "output_end"} (global frame indices,
+    half-open; -1 = to the end of the video) of the segment stream [first_chunk, end_chunk)."""
+
 def memory_report() -> dict:
     """{"rss_bytes", "peak_rss_bytes", "cuda": bool, and with CUDA "cuda_allocated_bytes",
     "cuda_reserved_bytes", "cuda_peak_allocated_bytes"}."""
@@ -89,7 +93,13 @@ class Engine:
         max_memory: Optional[int] = None,
         park_tile_state: str = "auto",
         progress: Optional[ProgressFn] = None,
-    ) -> Stream: ...
+        *,
+        first_chunk: int = 0,
+        end_chunk: int = -1,
+        warmup_chunks: int = -1,
+    ) -> Stream:
+        """first_chunk/end_chunk/warmup_chunks: a segment of a longer video (scale-out, docs/SCALE_OUT.md):
+        push frames from segment_frames(...)["input_begin"] on; it emits frames output_begin..output_end-1."""
 
 def option_specs() -> list[dict]:
     """The engine and upscale option table: one dict per option with name, group ("engine" | "upscale"),
@@ -171,6 +181,18 @@ class _IO(ModuleType):
     def read_video_rgb24(self, path: str, max_frames: int = -1) -> torch.Tensor: ...
     def read_image(self, path: str, max_pixels: int = 67108864) -> torch.Tensor: ...
     def write_image(self, path: str, rgb: torch.Tensor, bits: int = 8) -> None: ...
+    def image_sequence(self, spec: str, start_number: int = -1) -> dict: ...
+    def concat_segments(
+        self,
+        segments: list[str],
+        source: str,
+        output: str,
+        copy_audio: bool = True,
+        copy_subtitles: bool = True,
+        overwrite: bool = False,
+    ) -> dict: ...
+    def is_image_sequence_output(self, spec: str) -> bool: ...
+    def is_image_sequence_input(self, spec: str) -> bool: ...
     def write_synthetic_clip(
         self,
         path: str,

@@ -85,7 +85,10 @@ def upscale_file(input, output, **options) -> dict:
     - video input: ``start``, ``end`` (seconds), ``max_pixels``;
     - image sequences: ``fps`` (input rate, "24000/1001" or a number), ``start_number``, ``bit_depth``;
     - the job: ``overwrite`` (False), ``keep_partial`` (True: a cancelled job keeps the frames done in
-      ``OUT.partial.EXT``), ``batch`` (4), ``pipeline_depth`` (2).
+      ``OUT.partial.EXT``), ``batch`` (4), ``pipeline_depth`` (2);
+    - one segment of the input (scale-out, docs/SCALE_OUT.md; video output only): ``first_chunk``, ``end_chunk``
+      (-1: to the end), ``warmup_chunks`` (-1: the replay depth): frames before the segment's warm-up are
+      decoded and dropped, the warm-up's output is discarded, only the segment's frames are written.
 
     ``progress``: called with a :class:`TranscodeProgress` (frames_done, frames_total, fps, eta_s, elapsed_s,
     final) on the calling thread; returning False cancels. ``cancel``: a :class:`CancelToken`. ``verbose``:

@@ -7,5 +7,12 @@ read_video_rgb24 = _io.read_video_rgb24
 read_image = _io.read_image
 write_image = _io.write_image
 write_synthetic_clip = _io.write_synthetic_clip
+image_sequence = _io.image_sequence
+concat_segments = _io.concat_segments
+is_image_sequence_input = _io.is_image_sequence_input
+is_image_sequence_output = _io.is_image_sequence_output
 
-__all__ = ["probe", "read_video_rgb24", "read_image", "write_image", "write_synthetic_clip"]
+__all__ = [
+    "probe", "read_video_rgb24", "read_image", "write_image", "write_synthetic_clip", "image_sequence",
+    "concat_segments", "is_image_sequence_input", "is_image_sequence_output",
+]

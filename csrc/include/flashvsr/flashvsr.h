@@ -100,6 +100,30 @@ struct UpscaleOptions {
     std::string to_string() const;
 };
 
+/// Advanced (scale-out, docs/SCALE_OUT.md): a stream that computes only chunks [first_chunk, end_chunk) of a
+/// longer video, in the video's global numbering (chunk 0 emits frames 0..20, chunk k >= 1 frames 8k+13 ..
+/// 8k+20). It starts `warmup_chunks` chunks before first_chunk, cold (the out-of-memory replay's start,
+/// docs/TILING.md: empty K/V windows, zero decoder memory, LQ projector primed on one frame) with the global
+/// chunk counter, RoPE positions and noise keys, and discards the warm-up chunks' output. A segment whose
+/// warm-up reaches chunk 0 is exact: its frames equal the whole-video stream's bit for bit.
+struct SegmentOptions {
+    int64_t first_chunk = 0;     // first chunk whose frames are emitted
+    int64_t end_chunk = -1;      // one past the last chunk emitted; -1 = to the end of the video
+    int64_t warmup_chunks = -1;  // chunks run first with output discarded; -1 = the replay depth (6 for kv_ratio 3)
+
+    void validate() const;
+};
+
+/// Global frame ranges (half-open) of a segment: push frames [input_begin, input_end) (input_end -1: to
+/// the end of the video; frames pushed past input_end are ignored); the stream emits frames
+/// [output_begin, output_end) (output_end -1: to the end), clipped to the video's length.
+struct SegmentFrames {
+    int64_t warmup_chunk = 0;  // the first chunk run (cold-started there unless 0)
+    int64_t input_begin = 0, input_end = -1;
+    int64_t output_begin = 0, output_end = -1;
+};
+SegmentFrames segment_frames(const SegmentOptions& segment, const UpscaleOptions& options);
+
 /// Progress callback: frames finished so far and the total (-1 while unknown); return false to cancel.
 using ProgressFn = std::function<bool(int64_t done, int64_t total)>;
 
@@ -168,6 +192,8 @@ class Engine {
 
     /// A new stream (its own caches, decoder memory and noise).
     Stream stream(const UpscaleOptions& options) const;
+    /// A stream over one segment of a video (SegmentOptions; push the frames segment_frames() names).
+    Stream stream(const UpscaleOptions& options, const SegmentOptions& segment) const;
 
     /// frames [F, H, W, 3] (float in [0, 1] or uint8, any device) -> float32 [F, H*s, W*s, 3] in [0, 1] on
     /// the CPU; F >= 1 frames in, F out. `progress` and `cancel` are checked once per chunk; cancelling
@@ -189,7 +215,8 @@ class Stream {
   public:
     struct State;
 
-    Stream(std::shared_ptr<const Engine::Impl> engine, const UpscaleOptions& options);
+    Stream(std::shared_ptr<const Engine::Impl> engine, const UpscaleOptions& options,
+           const SegmentOptions& segment = {});
     ~Stream();
     Stream(Stream&&) noexcept;
     Stream& operator=(Stream&&) noexcept;
@@ -208,9 +235,9 @@ class Stream {
     /// Parity runs: noise for latent frames [t0, t0+nt) of the whole (padded) latent grid, [1,16,nt,h,w].
     void set_noise_provider(std::function<at::Tensor(int64_t t0, int64_t nt)> provider);
 
-    int64_t frames_pushed() const;
-    int64_t frames_done() const;
-    int64_t chunks_done() const;
+    int64_t frames_pushed() const;  // frames pushed to this stream (a segment's warm-up frames included)
+    int64_t frames_done() const;    // frames emitted so far (a segment's own frames only)
+    int64_t chunks_done() const;    // the global index of the next chunk to run
     /// Bytes of the per-stream state (every tile's K/V windows, LQ caches, decoder memory, on the device or
     /// parked; pending LQ frames). The replay buffer is not included (replay_buffer_bytes()).
     int64_t state_bytes() const;
