@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# README command 2: every test (GoogleTest under CTest, pytest, then the fuzz harnesses), setting up first
-# if needed.
+# README command 2: every test (GoogleTest under CTest, pytest, the fuzz harnesses, then the hostile-input
+# suites under ASan + UBSan), setting up first if needed.
 # Tests labelled `gpu` need a CUDA device; they run only when FLASHVSR_GPU_TESTS=1.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,5 +26,10 @@ echo; echo "==> fuzzing: libFuzzer harnesses under ASan + UBSan, a fixed number 
 bash scripts/fuzz.sh
 fuzz_rc=$?
 
-echo; echo "==> tests done in $((SECONDS - t0)) s (ctest rc=$ctest_rc, pytest rc=$pytest_rc, fuzz rc=$fuzz_rc)"
-[ $ctest_rc -eq 0 ] && [ $pytest_rc -eq 0 ] && [ $fuzz_rc -eq 0 ]
+echo; echo "==> sanitizers: the hostile-input suites under ASan + UBSan + LSan (scripts/sanitize.sh)"
+bash scripts/sanitize.sh
+sanitize_rc=$?
+
+echo; echo "==> tests done in $((SECONDS - t0)) s (ctest rc=$ctest_rc, pytest rc=$pytest_rc, fuzz rc=$fuzz_rc," \
+           "sanitizers rc=$sanitize_rc)"
+[ $ctest_rc -eq 0 ] && [ $pytest_rc -eq 0 ] && [ $fuzz_rc -eq 0 ] && [ $sanitize_rc -eq 0 ]

@@ -191,6 +191,16 @@ void Stream::push(const at::Tensor& frames) {
     if (frames.size(0) == 0) {
         return;
     }
+    if (at::isFloatingType(frames.scalar_type())) {
+        // One reduction per push (NaN propagates through min and max); refused before any state changes.
+        const auto [lo, hi] = at::aminmax(frames);
+        if (!at::isfinite(lo).logical_and(at::isfinite(hi)).item<bool>()) {
+            const at::Tensor bad = at::isfinite(frames).flatten(1).all(1).logical_not();  // [n]
+            const int64_t i = at::nonzero(bad)[0][0].item<int64_t>();                        // the first one
+            throw InputError("push: frame " + std::to_string(s.lq.pushed() + i) + " (index " + std::to_string(i) +
+                             " of this batch) contains NaN or infinite values");
+        }
+    }
     if (!s.started) {
         s.started = true;
         s.in_h = frames.size(1);

@@ -5,8 +5,10 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "engine/noise.h"
 #include "memory_test_util.h"
@@ -240,4 +242,43 @@ TEST_F(EngineTest, BadInputIsRejectedClearly) {
     eo.mode = "tiny";
     eo.model_dir = (dir_->parent_path() / "missing").string();
     EXPECT_THROW(flashvsr::Engine::load(eo), flashvsr::ModelError);
+}
+
+TEST_F(EngineTest, NonFiniteInputIsRefusedNamingTheFrame) {
+    const auto e = load();
+    const float bad_values[] = {std::nanf(""), std::numeric_limits<float>::infinity(),
+                                -std::numeric_limits<float>::infinity()};
+    for (const float bad : bad_values) {
+        for (const auto dtype : {at::kFloat, at::kHalf}) {
+            flashvsr::Stream s = e->stream(scale2());
+            s.push(video(3, 8, 8, 1).to(dtype));  // frames 0..2
+            at::Tensor batch = video(4, 8, 8, 2);
+            batch.index_put_({2, 5, 3, 1}, bad);  // frame 3 + 2 = 5, one value in the middle
+            try {
+                s.push(batch.to(dtype));
+                ADD_FAILURE() << "push accepted " << bad;
+            } catch (const flashvsr::InputError& err) {
+                EXPECT_STREQ(err.what(), "push: frame 5 (index 2 of this batch) contains NaN or infinite values");
+            }
+            // Refused before any state changed: the stream goes on with good frames.
+            EXPECT_EQ(s.frames_pushed(), 3);
+            batch.index_put_({2, 5, 3, 1}, 0.5f);
+            s.push(batch.to(dtype));
+            s.finish();
+            const at::Tensor out = s.pull();
+            EXPECT_EQ(out.size(0), 7);
+            EXPECT_TRUE(at::isfinite(out).all().item<bool>());
+        }
+    }
+    // A refused first push fixes no frame size either.
+    flashvsr::Stream first = e->stream(scale2());
+    at::Tensor inf_last = video(2, 8, 8, 3);
+    inf_last.index_put_({1, 7, 7, 2}, std::numeric_limits<float>::infinity());  // the very last value
+    EXPECT_THROW(first.push(inf_last), flashvsr::InputError);
+    first.push(video(2, 6, 10, 4));
+    EXPECT_EQ(first.frames_pushed(), 2);
+    // uint8 input is always finite: no check.
+    flashvsr::Stream bytes = e->stream(scale2());
+    bytes.push((video(2, 8, 8, 5) * 255).to(at::kByte));
+    EXPECT_EQ(bytes.frames_pushed(), 2);
 }

@@ -296,8 +296,9 @@ TEST_F(Tiling, OutOfMemoryInTheFirstChunkRetriesWithSmallerTiles) {
         {"launch", [] { throw c10::AcceleratorError({__func__, __FILE__, __LINE__}, 2, "CUDA error: out of memory"); }},
         {"cpu allocator", [] { TORCH_CHECK(false, "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes"); }},
     };
-    for (const auto& [name, raise] : kinds) {
-        SCOPED_TRACE(name);
+    for (const auto& kind : kinds) {
+        SCOPED_TRACE(kind.first);
+        const std::function<void()>& raise = kind.second;  // no structured binding: clang 14 cannot capture one
         flashvsr::engine::TilingHooks h;
         int64_t refused = 0;
         h.before_tile = [&](int64_t, int64_t, const TileRect& r) {

@@ -196,7 +196,8 @@ TEST_F(VideoIo, StartEndRangeShiftsVideoAndAudioTogether) {
     const auto t = frame_times(path("cut.mp4"));
     ASSERT_EQ(t.size(), 20u);  // frames 12.5 .. 32.5 -> 13..32
     EXPECT_NEAR(t[0], 13 / 25.0 - 0.5, 1e-3);
-    const auto a = first_of(read_packets(path("cut.mp4")), AVMEDIA_TYPE_AUDIO);
+    const auto packets = read_packets(path("cut.mp4"));  // a points into it
+    const auto a = first_of(packets, AVMEDIA_TYPE_AUDIO);
     ASSERT_NE(a, nullptr);
     EXPECT_GE(a->pts_s.front(), -1e-3);
     EXPECT_LT(a->pts_s.back(), 0.8 + 1e-3);

@@ -105,6 +105,18 @@ def test_gil_is_released(engine):
     assert during > 10, "the Python thread did not run while the engine computed"
 
 
+def test_non_finite_input_is_refused_naming_the_frame(engine):
+    frames = torch.rand(5, 8, 8, 3)
+    frames[3, 2, 4, 0] = float("nan")
+    with pytest.raises(flashvsr.InputError, match=r"^push: frame 3 \(index 3 of this batch\) contains NaN or infinite"):
+        engine.upscale(frames, scale=2)
+    stream = engine.stream(scale=2)
+    stream.push(torch.rand(2, 8, 8, 3))
+    with pytest.raises(flashvsr.InputError, match=r"^push: frame 2 \(index 0 of this batch\)"):
+        stream.push(torch.full((1, 8, 8, 3), float("-inf")))
+    assert stream.frames_pushed == 2
+
+
 def test_errors_are_typed_and_actionable(engine, tmp_path):
     with pytest.raises(flashvsr.InputError, match="scale must be 2, 3 or 4"):
         engine.upscale(torch.rand(2, 8, 8, 3), scale=5)

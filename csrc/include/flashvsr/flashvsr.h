@@ -222,7 +222,8 @@ class Stream {
     Stream& operator=(Stream&&) noexcept;
 
     /// Appends low-res frames [n, H, W, 3] (float [0, 1] or uint8; same H, W every time) and runs every
-    /// chunk that has become possible.
+    /// chunk that has become possible. Float frames holding NaN or ±Inf are refused (InputError naming the
+    /// first such frame) before anything changes.
     void push(const at::Tensor& frames);
     /// Finished frames so far, float32 [m, H*s, W*s, 3] in [0, 1] on the CPU (m may be 0); each frame once.
     at::Tensor pull();
