@@ -38,34 +38,36 @@ int main(int argc, char** argv) {
     std::string dtype = "fp32";
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string k = argv[i], v = argv[i + 1];
-        if (k == "--height")
+        if (k == "--height") {
             height = std::atoll(v.c_str());
-        else if (k == "--width")
+        } else if (k == "--width") {
             width = std::atoll(v.c_str());
-        else if (k == "--heads")
+        } else if (k == "--heads") {
             heads = std::atoll(v.c_str());
-        else if (k == "--head-dim")
+        } else if (k == "--head-dim") {
             hd = std::atoll(v.c_str());
-        else if (k == "--slices")
+        } else if (k == "--slices") {
             slices = std::atoll(v.c_str());
-        else if (k == "--first")
+        } else if (k == "--first") {
             first = std::atoll(v.c_str());
-        else if (k == "--sparse-ratio")
+        } else if (k == "--sparse-ratio") {
             sparse = std::atof(v.c_str());
-        else if (k == "--local-range")
+        } else if (k == "--local-range") {
             local = std::atoll(v.c_str());
-        else if (k == "--reps")
+        } else if (k == "--reps") {
             reps = std::atoll(v.c_str());
-        else if (k == "--threads")
+        } else if (k == "--threads") {
             threads = std::atoll(v.c_str());
-        else if (k == "--dtype")
+        } else if (k == "--dtype") {
             dtype = v;
-        else {
+        } else {
             std::fprintf(stderr, "bench_attention: unknown option %s\n", k.c_str());
             return 2;
         }
     }
-    if (threads > 0) at::set_num_threads(static_cast<int>(threads));
+    if (threads > 0) {
+        at::set_num_threads(static_cast<int>(threads));
+    }
     namespace m = flashvsr::models;
     const at::ScalarType dt = dtype == "bf16" ? at::kBFloat16 : at::kFloat;
     // Token grid: output / 16; windows of 8x8 tokens; one slice = 2 latent frames.

@@ -9,14 +9,16 @@
 #include <cstdlib>
 #include <vector>
 
-#include "core/proc_status.h"
+#include "csrc/core/proc_status.h"
 #include "kernels/blend_accumulate/blend_accumulate.h"
 
 namespace {
 
 std::vector<int64_t> starts(int64_t n, int64_t t, int64_t o) {
     std::vector<int64_t> s{0};
-    while (s.back() + t < n) s.push_back(std::min(s.back() + t - o, n - t));
+    while (s.back() + t < n) {
+        s.push_back(std::min(s.back() + t - o, n - t));
+    }
     return s;
 }
 
@@ -26,17 +28,24 @@ double run(const at::Device dev, int64_t F, int64_t H, int64_t W, int64_t T, int
     const at::Tensor tile = at::rand({F, th, tw, 3}, at::TensorOptions().device(dev));
     const auto ys = starts(H, th, O), xs = starts(W, tw, O);
     auto once = [&] {
-        for (size_t i = 0; i < ys.size(); ++i)
+        for (size_t i = 0; i < ys.size(); ++i) {
             for (size_t j = 0; j < xs.size(); ++j) {
-                const int64_t rt = i ? ys[i - 1] + th - ys[i] : 0, rb = i + 1 < ys.size() ? ys[i] + th - ys[i + 1] : 0;
-                const int64_t rl = j ? xs[j - 1] + tw - xs[j] : 0, rr = j + 1 < xs.size() ? xs[j] + tw - xs[j + 1] : 0;
+                const int64_t rt = i ? ys[i - 1] + th - ys[i] : 0,
+                              rb = i + 1 < ys.size() ? ys[i] + th - ys[i + 1] : 0;
+                const int64_t rl = j ? xs[j - 1] + tw - xs[j] : 0,
+                              rr = j + 1 < xs.size() ? xs[j] + tw - xs[j + 1] : 0;
                 flashvsr::kernels::blend_accumulate(canvas, tile, ys[i], xs[j], {rt, rb, rl, rr});
             }
+        }
     };
     once();  // warm-up
     const auto t0 = std::chrono::steady_clock::now();
-    for (int r = 0; r < reps; ++r) once();
-    if (dev.is_cuda()) canvas.cpu();  // synchronises
+    for (int r = 0; r < reps; ++r) {
+        once();
+    }
+    if (dev.is_cuda()) {
+        canvas.cpu();  // synchronises
+    }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return static_cast<double>(F) * reps / s;
 }

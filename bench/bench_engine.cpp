@@ -21,21 +21,32 @@ int main(int argc, char** argv) {
     int64_t width = 64, height = 48, frames = 45, scale = 4, threads = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string k = argv[i], v = argv[i + 1];
-        if (k == "--size") size = v;
-        else if (k == "--mode") mode = v;
-        else if (k == "--dtype") dtype = v;
-        else if (k == "--model-dir") model_dir = v;
-        else if (k == "--width") width = std::atoll(v.c_str());
-        else if (k == "--height") height = std::atoll(v.c_str());
-        else if (k == "--frames") frames = std::atoll(v.c_str());
-        else if (k == "--scale") scale = std::atoll(v.c_str());
-        else if (k == "--threads") threads = std::atoll(v.c_str());
-        else {
+        if (k == "--size") {
+            size = v;
+        } else if (k == "--mode") {
+            mode = v;
+        } else if (k == "--dtype") {
+            dtype = v;
+        } else if (k == "--model-dir") {
+            model_dir = v;
+        } else if (k == "--width") {
+            width = std::atoll(v.c_str());
+        } else if (k == "--height") {
+            height = std::atoll(v.c_str());
+        } else if (k == "--frames") {
+            frames = std::atoll(v.c_str());
+        } else if (k == "--scale") {
+            scale = std::atoll(v.c_str());
+        } else if (k == "--threads") {
+            threads = std::atoll(v.c_str());
+        } else {
             std::fprintf(stderr, "bench_engine: unknown option %s\n", k.c_str());
             return 2;
         }
     }
-    if (threads > 0) at::set_num_threads(static_cast<int>(threads));
+    if (threads > 0) {
+        at::set_num_threads(static_cast<int>(threads));
+    }
     namespace fs = std::filesystem;
     fs::path tmp;
     if (model_dir.empty()) {
@@ -51,12 +62,14 @@ int main(int argc, char** argv) {
         eo.mode = mode;
         eo.dtype = dtype;
         const auto engine = flashvsr::Engine::load(eo);
-        std::printf("bench_engine: weights %s (%s, %s, %s), mode %s, %lldx%lld x%lld -> %lldx%lld, %lld frames, %d threads\n",
-                    model_dir.c_str(), engine->info().version.c_str(), engine->info().device.c_str(),
-                    engine->info().dtype.c_str(), mode.c_str(), static_cast<long long>(width),
-                    static_cast<long long>(height), static_cast<long long>(scale),
-                    static_cast<long long>(width * scale), static_cast<long long>(height * scale),
-                    static_cast<long long>(frames), at::get_num_threads());
+        std::printf(
+            "bench_engine: weights %s (%s, %s, %s), mode %s, %lldx%lld x%lld -> %lldx%lld, %lld frames, %d "
+            "threads\n",
+            model_dir.c_str(), engine->info().version.c_str(), engine->info().device.c_str(),
+            engine->info().dtype.c_str(), mode.c_str(), static_cast<long long>(width),
+            static_cast<long long>(height), static_cast<long long>(scale),
+            static_cast<long long>(width * scale), static_cast<long long>(height * scale),
+            static_cast<long long>(frames), at::get_num_threads());
         at::manual_seed(0);
         const at::Tensor video = at::rand({frames, height, width, 3});
         flashvsr::UpscaleOptions uo;
@@ -77,7 +90,9 @@ int main(int argc, char** argv) {
         const at::Tensor out = s.pull();
         const double total = std::chrono::duration<double>(clock::now() - t0).count();
         double later = 0;
-        for (size_t i = 1; i < chunk_s.size(); ++i) later += chunk_s[i];
+        for (size_t i = 1; i < chunk_s.size(); ++i) {
+            later += chunk_s[i];
+        }
         std::printf("chunks %zu: first %.2f s", chunk_s.size(), chunk_s.empty() ? 0.0 : chunk_s[0]);
         if (chunk_s.size() > 1) {
             std::printf(", later %.2f s each -> %.2f frames/s steady", later / (chunk_s.size() - 1),
@@ -92,9 +107,13 @@ int main(int argc, char** argv) {
                     mem.rss_bytes / 1048576.0, mem.peak_rss_bytes / 1048576.0);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_engine: %s\n", e.what());
-        if (!tmp.empty()) fs::remove_all(tmp);
+        if (!tmp.empty()) {
+            fs::remove_all(tmp);
+        }
         return 1;
     }
-    if (!tmp.empty()) fs::remove_all(tmp);
+    if (!tmp.empty()) {
+        fs::remove_all(tmp);
+    }
     return 0;
 }

@@ -84,7 +84,9 @@ int range_category(const char* name) {
                                                           {"flashvsr::color_fix", kColor},
                                                           {"flashvsr::block_sparse_attention", kAttention}};
     for (const auto& [n, c] : kRanges) {
-        if (std::strcmp(name, n) == 0) return c;
+        if (std::strcmp(name, n) == 0) {
+            return c;
+        }
     }
     return kNone;
 }
@@ -97,18 +99,26 @@ int dit_sub_category(const char* name) {
     static const char* const kLin[] = {"aten::linear", "aten::addmm", "aten::mm", "aten::matmul",
                                        "aten::_int_mm"};
     for (const char* n : kAttn) {
-        if (std::strcmp(name, n) == 0) return kAttention;
+        if (std::strcmp(name, n) == 0) {
+            return kAttention;
+        }
     }
     for (const char* n : kLin) {
-        if (std::strcmp(name, n) == 0) return kLinears;
+        if (std::strcmp(name, n) == 0) {
+            return kLinears;
+        }
     }
-    if (starts_with(name, "flashvsr::") && std::strstr(name, "linear") != nullptr) return kLinears;
+    if (starts_with(name, "flashvsr::") && std::strstr(name, "linear") != nullptr) {
+        return kLinears;
+    }
     return kNone;
 }
 
 double numel_of(const std::vector<int64_t>& v) {
     double n = 1;
-    for (const int64_t x : v) n *= static_cast<double>(x);
+    for (const int64_t x : v) {
+        n *= static_cast<double>(x);
+    }
     return n;
 }
 
@@ -146,7 +156,9 @@ double op_flop(const at::RecordFunction& fn) {
     }
     if (std::strcmp(name, "aten::convolution") == 0 && in.size() >= 9) {
         const auto x = dims(0), w = dims(1);
-        if (x.size() < 3 || w.size() != x.size() || in[6].toBool()) return 0.0;  // transposed: not used here
+        if (x.size() < 3 || w.size() != x.size() || in[6].toBool()) {
+            return 0.0;  // transposed: not used here
+        }
         // stride/padding/dilation may come as one value for every spatial dimension
         auto param = [&](size_t i, size_t j) {
             const auto v = in[i].toIntVector();
@@ -164,11 +176,15 @@ double op_flop(const at::RecordFunction& fn) {
 }
 
 std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
-    if (std::this_thread::get_id() != g_obs.thread) return nullptr;
+    if (std::this_thread::get_id() != g_obs.thread) {
+        return nullptr;
+    }
     auto f = std::make_unique<Frame>();
     const int inner = g_obs.open.empty() ? kNone : g_obs.open.back();
     int cat = range_category(fn.name());
-    if (cat == kNone && inner == kDiT) cat = dit_sub_category(fn.name());
+    if (cat == kNone && inner == kDiT) {
+        cat = dit_sub_category(fn.name());
+    }
     if (cat != kNone) {
         f->cat = cat;
         g_obs.open.push_back(cat);
@@ -177,7 +193,9 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
     if (where != kNone) {
         g_obs.t.gflop[where] += op_flop(fn) / 1e9;
         f->conv = std::strcmp(fn.name(), "aten::convolution") == 0;
-        if (f->conv) ++g_obs.t.conv_calls[where];
+        if (f->conv) {
+            ++g_obs.t.conv_calls[where];
+        }
     }
     f->t0 = Clock::now();
     return f;
@@ -186,7 +204,9 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
 void on_end(const at::RecordFunction& fn, at::ObserverContext* ctx) {
     (void)fn;
     auto* f = static_cast<Frame*>(ctx);
-    if (f == nullptr) return;
+    if (f == nullptr) {
+        return;
+    }
     const double s = seconds_since(f->t0);
     if (f->cat != kNone) {
         g_obs.open.pop_back();
@@ -194,7 +214,9 @@ void on_end(const at::RecordFunction& fn, at::ObserverContext* ctx) {
     }
     if (f->conv) {
         const int where = g_obs.open.empty() ? kNone : g_obs.open.back();
-        if (where != kNone) g_obs.t.conv_seconds[where] += s;
+        if (where != kNone) {
+            g_obs.t.conv_seconds[where] += s;
+        }
     }
 }
 
@@ -232,30 +254,32 @@ int main(int argc, char** argv) {
             return 2;
         }
         const std::string v = argv[++i];
-        if (k == "--size")
+        if (k == "--size") {
             size = v;
-        else if (k == "--mode")
+        } else if (k == "--mode") {
             mode = v;
-        else if (k == "--dtype")
+        } else if (k == "--dtype") {
             dtype = v;
-        else if (k == "--model-dir")
+        } else if (k == "--model-dir") {
             model_dir = v;
-        else if (k == "--width")
+        } else if (k == "--width") {
             width = std::atoll(v.c_str());
-        else if (k == "--height")
+        } else if (k == "--height") {
             height = std::atoll(v.c_str());
-        else if (k == "--frames")
+        } else if (k == "--frames") {
             frames = std::atoll(v.c_str());
-        else if (k == "--scale")
+        } else if (k == "--scale") {
             scale = std::atoll(v.c_str());
-        else if (k == "--threads")
+        } else if (k == "--threads") {
             threads = std::atoll(v.c_str());
-        else {
+        } else {
             std::fprintf(stderr, "bench_speed: unknown option %s\n", k.c_str());
             return 2;
         }
     }
-    if (threads > 0) at::set_num_threads(static_cast<int>(threads));
+    if (threads > 0) {
+        at::set_num_threads(static_cast<int>(threads));
+    }
     const double mm_rate = matmul_gflops(false);
     const double int8_rate = dtype == "int8" ? matmul_gflops(true) : 0.0;
     namespace fs = std::filesystem;
@@ -282,7 +306,9 @@ int main(int argc, char** argv) {
             static_cast<long long>(width * scale), static_cast<long long>(height * scale),
             static_cast<long long>(frames), at::get_num_threads());
         std::printf("matmul rate of this process: fp32 %.0f GFLOP/s", mm_rate);
-        if (int8_rate > 0) std::printf(", int8 _int_mm %.0f GOP/s", int8_rate);
+        if (int8_rate > 0) {
+            std::printf(", int8 _int_mm %.0f GOP/s", int8_rate);
+        }
         std::printf("\n");
 
         at::manual_seed(0);
@@ -318,7 +344,9 @@ int main(int argc, char** argv) {
         const at::Tensor out = s.pull();
         const double total = seconds_since(t0);
         const double cpu_run = cpu_seconds() - cpu0;
-        if (profile) at::removeCallback(handle);
+        if (profile) {
+            at::removeCallback(handle);
+        }
 
         std::printf("run %.2f s, %lld frames out (%lldx%lld): %.3f frames/s overall\n", total,
                     static_cast<long long>(out.size(0)), static_cast<long long>(out.size(2)),
@@ -364,7 +392,9 @@ int main(int argc, char** argv) {
             }
             const double dit_other = t.seconds[kDiT] - t.seconds[kAttention] - t.seconds[kLinears];
             double accounted = 0;
-            for (int c : {kPrep, kLQProj, kDiT, kDecoder, kBlend, kColor}) accounted += t.seconds[c];
+            for (int c : {kPrep, kLQProj, kDiT, kDecoder, kBlend, kColor}) {
+                accounted += t.seconds[c];
+            }
             std::printf("%-22s %9.2f %6.1f%%   (norms, RoPE, modulation, GELU, draft mask, residuals)\n",
                         "  DiT other", dit_other, 100.0 * dit_other / total);
             std::printf("%-22s %9.2f %6.1f%%\n", "outside the networks", total - accounted,
@@ -383,9 +413,13 @@ int main(int argc, char** argv) {
             mem.peak_rss_bytes / 1048576.0, (mem.peak_rss_bytes - weight_bytes) / 1048576.0);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_speed: %s\n", e.what());
-        if (!tmp.empty()) fs::remove_all(tmp);
+        if (!tmp.empty()) {
+            fs::remove_all(tmp);
+        }
         return 1;
     }
-    if (!tmp.empty()) fs::remove_all(tmp);
+    if (!tmp.empty()) {
+        fs::remove_all(tmp);
+    }
     return 0;
 }

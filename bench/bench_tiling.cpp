@@ -15,9 +15,9 @@
 #include <fstream>
 #include <string>
 
-#include "engine/engine_impl.h"
-#include "engine/stream_access.h"
-#include "engine/tiling/planner.h"
+#include "csrc/engine/engine_impl.h"
+#include "csrc/engine/stream_access.h"
+#include "csrc/engine/tiling/planner.h"
 #include "models/test_weights.h"
 
 namespace fs = std::filesystem;
@@ -29,8 +29,8 @@ int main(int argc, char** argv) {
     const int64_t scale = argc > 4 ? std::atoll(argv[4]) : 2;
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);  // RSS follows live memory (freed blocks go back to the kernel)
     mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-    const fs::path dir = fs::temp_directory_path() / ("flashvsr_bench_tiling_" + std::to_string(::getpid())) /
-                         "FlashVSR-v1.1";
+    const fs::path dir =
+        fs::temp_directory_path() / ("flashvsr_bench_tiling_" + std::to_string(::getpid())) / "FlashVSR-v1.1";
     flashvsr::models::TestWeightsOptions wo;
     wo.size = size;
     wo.prompt_tokens = 64;
@@ -48,9 +48,11 @@ int main(int argc, char** argv) {
     const auto model = flashvsr::engine::tile_memory_model(impl, base);
     std::printf("model: state %.1f B/px, transient %.1f B/px, frame buffers %.1f B/px, fixed %.1f MB\n",
                 model.state_per_px, model.transient_per_px, model.frame_per_px, model.fixed_bytes / 1e6);
-    std::printf("| tile (in px) | tiles | frames | frames/s | peak RSS above baseline (MB) | model working set (MB) | "
-                "model, parked (MB) | state per tile (KB) | state, all tiles (KB) | replay buffer (KB) |\n"
-                "|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf(
+        "| tile (in px) | tiles | frames | frames/s | peak RSS above baseline (MB) | model working set (MB) "
+        "| "
+        "model, parked (MB) | state per tile (KB) | state, all tiles (KB) | replay buffer (KB) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n");
     at::manual_seed(0);
     const at::Tensor batch = at::rand({8, h, w, 3});
     for (int64_t tile : {int64_t{0}, int64_t{128}, int64_t{64}}) {
@@ -76,13 +78,15 @@ int main(int argc, char** argv) {
             const long peak = static_cast<long>(flashvsr::memory_report().peak_rss_bytes / 1024);
             flashvsr::engine::TileLayout layout{};
             const auto rects = s.tiles();
-            const auto pad_h = rects.back().top + rects.back().height, pad_w = rects.back().left + rects.back().width;
+            const auto pad_h = rects.back().top + rects.back().height,
+                       pad_w = rects.back().left + rects.back().width;
             layout = flashvsr::engine::initial_plan(impl, u, pad_h, pad_w).layout;
             std::printf("| %s | %zu | %lld | %.1f | %.1f | %.1f | %.1f | %.0f | %.0f | %.0f |\n",
                         tile == 0 ? "whole frame" : std::to_string(tile).c_str(), rects.size(),
-                        static_cast<long long>(frames), static_cast<double>(frames) / sec, (peak - before) / 1024.0,
-                        model.working_set(layout) / 1e6, model.working_set(layout, true) / 1e6, tile_bytes / 1e3,
-                        all_bytes / 1e3, ring_bytes / 1e3);
+                        static_cast<long long>(frames), static_cast<double>(frames) / sec,
+                        (peak - before) / 1024.0, model.working_set(layout) / 1e6,
+                        model.working_set(layout, true) / 1e6, tile_bytes / 1e3, all_bytes / 1e3,
+                        ring_bytes / 1e3);
         }
     }
     fs::remove_all(dir.parent_path());

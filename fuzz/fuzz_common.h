@@ -30,11 +30,15 @@ class MemFile {
   public:
     MemFile(const uint8_t* data, size_t size) {
         fd_ = ::memfd_create("flashvsr-fuzz", MFD_CLOEXEC);
-        if (fd_ < 0) fail("memfd_create failed");
+        if (fd_ < 0) {
+            fail("memfd_create failed");
+        }
         size_t done = 0;
         while (done < size) {
             const ssize_t n = ::write(fd_, data + done, size - done);
-            if (n <= 0) fail("writing the memfd failed");
+            if (n <= 0) {
+                fail("writing the memfd failed");
+            }
             done += static_cast<size_t>(n);
         }
         path_ = "/proc/self/fd/" + std::to_string(fd_);
@@ -55,7 +59,9 @@ inline const std::filesystem::path& scratch_root() {
         namespace fs = std::filesystem;
         const char* tmp = std::getenv("TMPDIR");
         fs::path base = tmp != nullptr ? fs::path(tmp) : fs::path("/tmp");
-        if (tmp == nullptr && fs::is_directory("/dev/shm")) base = "/dev/shm";
+        if (tmp == nullptr && fs::is_directory("/dev/shm")) {
+            base = "/dev/shm";
+        }
         fs::path p = base / ("flashvsr-fuzz-" + std::to_string(::getpid()));
         fs::remove_all(p);
         fs::create_directories(p);
@@ -80,15 +86,23 @@ inline std::filesystem::path fresh_folder(const std::string& name) {
 /// Checks that every element `t` views lies inside its storage, then reads its first and last bytes
 /// (instrumented reads: an out-of-bounds heap view becomes a sanitizer report).
 inline void check_tensor(const at::Tensor& t, const std::string& key) {
-    if (!t.defined()) fail("tensor '" + key + "' is undefined");
-    if (t.numel() == 0) return;
+    if (!t.defined()) {
+        fail("tensor '" + key + "' is undefined");
+    }
+    if (t.numel() == 0) {
+        return;
+    }
     const uint64_t item = t.element_size();
     uint64_t last = static_cast<uint64_t>(t.storage_offset());
     for (int64_t d = 0; d < t.dim(); ++d) {
-        if (t.stride(d) < 0) fail("tensor '" + key + "' has a negative stride");
+        if (t.stride(d) < 0) {
+            fail("tensor '" + key + "' has a negative stride");
+        }
         last += static_cast<uint64_t>(t.size(d) - 1) * static_cast<uint64_t>(t.stride(d));
     }
-    if ((last + 1) * item > t.storage().nbytes()) fail("tensor '" + key + "' views past its storage");
+    if ((last + 1) * item > t.storage().nbytes()) {
+        fail("tensor '" + key + "' views past its storage");
+    }
     const auto* base = static_cast<const volatile uint8_t*>(t.storage().data());
     uint8_t sink = base[t.storage_offset() * item];
     sink ^= base[(last + 1) * item - 1];

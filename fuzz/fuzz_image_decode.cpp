@@ -3,9 +3,9 @@
 // content), the conversion to float RGB.
 #include <flashvsr/flashvsr.h>
 
+#include "csrc/io/image_header.h"
+#include "csrc/io/image_io.h"
 #include "fuzz/fuzz_common.h"
-#include "io/image_header.h"
-#include "io/image_io.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     constexpr int64_t kBudget = int64_t{1} << 22;  // 4 Mpixels: a decoded frame stays below 100 MB

@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "csrc/io/image_io.h"
+#include "csrc/io/image_sequence.h"
 #include "fuzz/fuzz_common.h"
-#include "io/image_io.h"
-#include "io/image_sequence.h"
 
 namespace {
 namespace fs = std::filesystem;
@@ -33,9 +33,13 @@ std::vector<std::string> split_lines(const uint8_t* data, size_t size) {
 /// No NUL, no way out of the scratch folder.
 std::string tame(std::string s, bool allow_slash) {
     for (char& c : s) {
-        if (c == '\0' || (c == '/' && !allow_slash)) c = '_';
+        if (c == '\0' || (c == '/' && !allow_slash)) {
+            c = '_';
+        }
     }
-    for (size_t at; (at = s.find("..")) != std::string::npos;) s.replace(at, 2, "__");
+    for (size_t at; (at = s.find("..")) != std::string::npos;) {
+        s.replace(at, 2, "__");
+    }
     return s.size() > 200 ? s.substr(0, 200) : s;
 }
 
@@ -60,19 +64,29 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const flashvsr::io::FramePattern p(lines[0]);
         for (size_t k = 3; k < lines.size() && k < 64; ++k) {
             const int64_t n = p.match(lines[k]);
-            if (n >= 0 && p.format(n) != lines[k]) flashvsr::fuzz::fail("match() disagrees with format()");
+            if (n >= 0 && p.format(n) != lines[k]) {
+                flashvsr::fuzz::fail("match() disagrees with format()");
+            }
         }
     } catch (const flashvsr::Error&) {
     }
     const fs::path dir = flashvsr::fuzz::fresh_folder("sequence");
     for (size_t k = 3; k < lines.size() && k < 64; ++k) {
-        if (lines[k].empty()) continue;
+        if (lines[k].empty()) {
+            continue;
+        }
         const char kind = lines[k][0];
         const std::string name = tame(kind == '+' || kind == '*' ? lines[k].substr(1) : lines[k], false);
-        if (name.empty() || name == "." || name == "..") continue;
+        if (name.empty() || name == "." || name == "..") {
+            continue;
+        }
         std::ofstream f(dir / name, std::ios::binary);
-        if (kind == '+') f << png_bytes(4, 3);
-        if (kind == '*') f << png_bytes(2, 2);
+        if (kind == '+') {
+            f << png_bytes(4, 3);
+        }
+        if (kind == '*') {
+            f << png_bytes(2, 2);
+        }
     }
     int64_t start = -1;
     if (lines.size() > 1 && !lines[1].empty() && lines[1].size() < 19 &&
@@ -81,7 +95,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     int num = 25, den = 1;
     try {
-        if (lines.size() > 2 && !lines[2].empty()) flashvsr::io::parse_frame_rate(lines[2], &num, &den);
+        if (lines.size() > 2 && !lines[2].empty()) {
+            flashvsr::io::parse_frame_rate(lines[2], &num, &den);
+        }
     } catch (const flashvsr::Error&) {
     }
     const std::string spec = pattern.empty() ? dir.string() : (dir / pattern).string();
@@ -92,10 +108,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         int64_t frames = 0;
         while (true) {
             const auto batch = reader.read(3);
-            if (batch.rgb.size(0) == 0) break;
+            if (batch.rgb.size(0) == 0) {
+                break;
+            }
             frames += batch.rgb.size(0);
         }
-        if (frames != reader.frame_count()) flashvsr::fuzz::fail("frame count differs from frames read");
+        if (frames != reader.frame_count()) {
+            flashvsr::fuzz::fail("frame count differs from frames read");
+        }
     } catch (const flashvsr::Error&) {
     }
     return 0;

@@ -44,10 +44,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         for (size_t k = 0; k < files.size(); ++k) {
             const int how = (b1 >> k) & 1 ? ((b1 >> 5) + k) % 4 : -1;
             const fs::path p = dir / files[k];
-            if (how == 0) write(p, "x");
-            if (how == 1) fs::create_symlink("inside.bin", p, ec);
-            if (how == 2) fs::create_symlink(outside, p, ec);
-            if (how == 3) fs::create_symlink("no_such_file", p, ec);
+            if (how == 0) {
+                write(p, "x");
+            }
+            if (how == 1) {
+                fs::create_symlink("inside.bin", p, ec);
+            }
+            if (how == 2) {
+                fs::create_symlink(outside, p, ec);
+            }
+            if (how == 3) {
+                fs::create_symlink("no_such_file", p, ec);
+            }
         }
         if (size > 2) {
             write(dir / ModelFiles::kManifest,
@@ -55,8 +63,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
     }
     std::optional<ModelVersion> version;
-    if ((b0 >> 3) % 3 == 1) version = ModelVersion::kV10;
-    if ((b0 >> 3) % 3 == 2) version = ModelVersion::kV11;
+    if ((b0 >> 3) % 3 == 1) {
+        version = ModelVersion::kV10;
+    }
+    if ((b0 >> 3) % 3 == 2) {
+        version = ModelVersion::kV11;
+    }
     const char* mode = (b0 >> 5) % 2 ? "full" : "tiny";
     try {
         (void)flashvsr::models::read_manifest(dir.string());
@@ -67,7 +79,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             dir.string(), version,
             (b0 >> 6) ? flashvsr::models::required_files(mode) : std::vector<std::string>{});
         for (const auto& [file, path] : md.paths) {
-            if (!fs::is_regular_file(path)) flashvsr::fuzz::fail(file + " is listed but not a regular file");
+            if (!fs::is_regular_file(path)) {
+                flashvsr::fuzz::fail(file + " is listed but not a regular file");
+            }
         }
     } catch (const flashvsr::Error&) {
     }

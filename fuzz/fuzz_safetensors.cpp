@@ -10,7 +10,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const auto st = flashvsr::models::read_safetensors(file.path());
         for (const auto& [key, t] : st.tensors) {
             flashvsr::fuzz::check_tensor(t, key);
-            if (!t.is_contiguous()) flashvsr::fuzz::fail("tensor '" + key + "' is not contiguous");
+            if (!t.is_contiguous()) {
+                flashvsr::fuzz::fail("tensor '" + key + "' is not contiguous");
+            }
         }
     } catch (const flashvsr::Error&) {
     }

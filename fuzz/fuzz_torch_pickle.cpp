@@ -20,7 +20,9 @@ std::string archive_with_pickle(const uint8_t* data, size_t size) {
     });
     static const std::string storage = [] {
         std::string s(256, '\0');
-        for (size_t i = 0; i < s.size(); ++i) s[i] = static_cast<char>(i * 37 + 11);
+        for (size_t i = 0; i < s.size(); ++i) {
+            s[i] = static_cast<char>(i * 37 + 11);
+        }
         return s;
     }();
     writer.writeRecord("data.pkl", data, size);
@@ -39,8 +41,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const flashvsr::fuzz::MemFile file(reinterpret_cast<const uint8_t*>(zip.data()), zip.size());
     try {
         const auto f = flashvsr::models::read_torch_file(file.path());
-        if (f.tensor) flashvsr::fuzz::check_tensor(*f.tensor, "");
-        for (const auto& [key, t] : f.tensors) flashvsr::fuzz::check_tensor(t, key);
+        if (f.tensor) {
+            flashvsr::fuzz::check_tensor(*f.tensor, "");
+        }
+        for (const auto& [key, t] : f.tensors) {
+            flashvsr::fuzz::check_tensor(t, key);
+        }
     } catch (const flashvsr::Error&) {
     }
     return 0;

@@ -70,8 +70,8 @@ at::Tensor linear(const at::Tensor& x, const Linear& l) {
 
 /// Replaces l.weight by its int8 form (see Linear).
 void quantize(Linear& l) {
-    const auto w = l.weight.to(at::kFloat);                                       // [out, in]
-    const auto scale = (w.abs().amax(1, /*keepdim=*/true) / 127.0).clamp_min(1e-20);  // [out, 1]
+    const auto w = l.weight.to(at::kFloat);                                             // [out, in]
+    const auto scale = (w.abs().amax(1, /*keepdim=*/true) / 127.0).clamp_min(1e-20);    // [out, 1]
     l.qweight = (w / scale).round_().clamp_(-127, 127).to(at::kChar).t().contiguous();  // -> [in, out]
     l.wscale = scale.view({-1}).contiguous();
     l.weight = at::Tensor();

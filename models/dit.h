@@ -57,7 +57,7 @@ struct DiTState {
     /// Chunks processed; sets the RoPE temporal offset. chunk_index > 0 with empty caches is a cold start in
     /// the middle of a stream (replay after re-tiling, docs/TILING.md): that chunk attends to its own slice.
     int64_t chunk_index = 0;
-    int64_t grid_h = 0, grid_w = 0;   ///< token grid the caches belong to (0 before chunk 0)
+    int64_t grid_h = 0, grid_w = 0;  ///< token grid the caches belong to (0 before chunk 0)
 
     void reset();
     /// A cold start at global chunk `chunk` (replay after re-tiling, docs/TILING.md): empty windows, the RoPE

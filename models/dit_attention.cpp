@@ -171,7 +171,8 @@ at::Tensor block_sparse_attention(const at::Tensor& q_windows, const at::Tensor&
         kernel = q_windows.is_cpu() ? AttentionKernel::kOp : AttentionKernel::kGather;
     }
     if (kernel == AttentionKernel::kOp) {
-        return kernels::block_sparse_attention(q_windows, k_windows, v_windows, mask.to(at::kBool), num_heads);
+        return kernels::block_sparse_attention(q_windows, k_windows, v_windows, mask.to(at::kBool),
+                                               num_heads);
     }
     return gathered_block_sparse_attention(q_windows, k_windows, v_windows, mask, num_heads);
 }

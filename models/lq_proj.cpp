@@ -32,7 +32,9 @@ at::Tensor causal_conv(const at::Tensor& x, const at::Tensor& cache, const at::T
 }
 
 /// RMS_norm over channels (dim 1), then SiLU; gamma [C, 1, 1, 1] broadcasts over [1, C, T, h, w].
-at::Tensor rms_norm_silu(const at::Tensor& x, const at::Tensor& gamma) { return at::silu(channel_rms_norm(x, gamma)); }
+at::Tensor rms_norm_silu(const at::Tensor& x, const at::Tensor& gamma) {
+    return at::silu(channel_rms_norm(x, gamma));
+}
 
 /// The last kCacheT frames of x as an owned, contiguous tensor (never a view of the whole clip).
 at::Tensor tail_frames(const at::Tensor& x) {

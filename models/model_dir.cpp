@@ -67,8 +67,12 @@ void check_link(const std::string& dir, const fs::path& link) {
 
 ModelVersion parse_model_version(const std::string& s) {
     const std::string v = lower(s);
-    if (v == "v1.0" || v == "1.0" || v == "v1") return ModelVersion::kV10;
-    if (v == "v1.1" || v == "1.1") return ModelVersion::kV11;
+    if (v == "v1.0" || v == "1.0" || v == "v1") {
+        return ModelVersion::kV10;
+    }
+    if (v == "v1.1" || v == "1.1") {
+        return ModelVersion::kV11;
+    }
     throw InputError("model version must be 'v1.0' or 'v1.1', got '" + s + "'");
 }
 
@@ -101,22 +105,32 @@ std::optional<Manifest> read_manifest(const std::string& dir) {
     }
     // Every field is checked for its type: nlohmann's value() would convert a float size to an integer.
     const auto text = [&](const nlohmann::json& j, const char* key, const std::string& where) {
-        if (!j.contains(key)) return std::string();
-        if (!j.at(key).is_string()) throw fail("malformed manifest: " + where + key + " must be a string");
+        if (!j.contains(key)) {
+            return std::string();
+        }
+        if (!j.at(key).is_string()) {
+            throw fail("malformed manifest: " + where + key + " must be a string");
+        }
         return j.at(key).get<std::string>();
     };
     try {
         std::ifstream f(p);
         const nlohmann::json j = nlohmann::json::parse(f);
-        if (!j.is_object()) throw fail("malformed manifest: not a JSON object");
+        if (!j.is_object()) {
+            throw fail("malformed manifest: not a JSON object");
+        }
         Manifest m;
         m.version = text(j, "version", "");
         m.origin = text(j, "origin", "");
         if (j.contains("files")) {
-            if (!j.at("files").is_object()) throw fail("malformed manifest: files must be an object");
+            if (!j.at("files").is_object()) {
+                throw fail("malformed manifest: files must be an object");
+            }
             for (const auto& [name, e] : j.at("files").items()) {
                 const std::string where = "files['" + name + "'].";
-                if (!e.is_object()) throw fail("malformed manifest: files['" + name + "'] must be an object");
+                if (!e.is_object()) {
+                    throw fail("malformed manifest: files['" + name + "'] must be an object");
+                }
                 ManifestEntry entry;
                 entry.version = text(e, "version", where);
                 entry.sha256 = text(e, "sha256", where);
@@ -150,7 +164,9 @@ void write_manifest(const std::string& dir, const Manifest& m) {
         nlohmann::ordered_json je;
         je["version"] = e.version;
         je["size"] = e.size;
-        if (!e.sha256.empty()) je["sha256"] = e.sha256;
+        if (!e.sha256.empty()) {
+            je["sha256"] = e.sha256;
+        }
         files[name] = je;
     }
     j["files"] = files;
@@ -208,11 +224,15 @@ ModelDir resolve_model_dir(const std::string& dir, const std::optional<ModelVers
     }
     std::vector<std::string> missing;
     for (const auto& r : required) {
-        if (!md.paths.count(r)) missing.push_back(r);
+        if (!md.paths.count(r)) {
+            missing.push_back(r);
+        }
     }
     if (!missing.empty()) {
         std::string list;
-        for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+        for (const auto& m : missing) {
+            list += (list.empty() ? "" : ", ") + m;
+        }
         throw ModelError("model folder '" + md.dir + "' is missing " + list +
                          " (the published folders FlashVSR/ and FlashVSR-v1.1/ hold all five files; "
                          "`flashvsr download` fetches them)");

@@ -48,9 +48,9 @@ void write_manifest(const std::string& dir, const Manifest& m);
 struct ModelDir {
     std::string dir;
     ModelVersion version = ModelVersion::kV11;
-    std::string version_source;              // "option", "manifest" or "folder name"
+    std::string version_source;                // "option", "manifest" or "folder name"
     std::map<std::string, std::string> paths;  // file name -> path, for the files that exist
-    std::vector<std::string> warnings;       // e.g. mixed versions, files changed since the manifest
+    std::vector<std::string> warnings;         // e.g. mixed versions, files changed since the manifest
     bool has(const char* name) const { return paths.count(name) != 0; }
     const std::string& path(const char* name) const;  // throws ModelError naming the missing file
 };

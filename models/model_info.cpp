@@ -22,11 +22,16 @@ namespace {
 
 std::string dtype_short(at::ScalarType t) {
     switch (t) {
-        case at::kFloat: return "fp32";
-        case at::kHalf: return "fp16";
-        case at::kBFloat16: return "bf16";
-        case at::kDouble: return "fp64";
-        default: return c10::toString(t);
+        case at::kFloat:
+            return "fp32";
+        case at::kHalf:
+            return "fp16";
+        case at::kBFloat16:
+            return "bf16";
+        case at::kDouble:
+            return "fp64";
+        default:
+            return c10::toString(t);
     }
 }
 
@@ -35,13 +40,17 @@ void count(const TensorMap& m, FileInfo& f) {
         ++f.tensors;
         f.parameters += t.numel();
         const std::string d = dtype_short(t.scalar_type());
-        if (std::find(f.dtypes.begin(), f.dtypes.end(), d) == f.dtypes.end()) f.dtypes.push_back(d);
+        if (std::find(f.dtypes.begin(), f.dtypes.end(), d) == f.dtypes.end()) {
+            f.dtypes.push_back(d);
+        }
     }
 }
 
 std::vector<ParamSpec> specs_of(const TensorMap& m) {
     std::vector<ParamSpec> s;
-    for (const auto& [k, t] : m) s.push_back(ParamSpec{k, t.sizes().vec()});
+    for (const auto& [k, t] : m) {
+        s.push_back(ParamSpec{k, t.sizes().vec()});
+    }
     return s;
 }
 
@@ -63,7 +72,9 @@ ModelInfo inspect_model_dir(const std::string& dir, const std::optional<ModelVer
         std::ostringstream cfg;
         if (std::string(name) == F::kPrompt) {
             const TorchFile p = read_torch_file(f.path);
-            if (!p.tensor) throw ModelError(f.path + ": expected a single tensor, found a dict");
+            if (!p.tensor) {
+                throw ModelError(f.path + ": expected a single tensor, found a dict");
+            }
             count(TensorMap{{"prompt", *p.tensor}}, f);
             cfg << "shape=" << p.tensor->sizes();
         } else {
@@ -76,7 +87,8 @@ ModelInfo inspect_model_dir(const std::string& dir, const std::optional<ModelVer
                 f.key_hash = key_hash(specs_of(m));
             } else if (std::string(name) == F::kLQProj) {
                 const LQProjConfig c = LQProjConfig::from_tensors(m, f.path);
-                cfg << "conv1=" << c.conv1_channels << " conv2=" << c.conv2_channels << " out_dim=" << c.out_dim;
+                cfg << "conv1=" << c.conv1_channels << " conv2=" << c.conv2_channels
+                    << " out_dim=" << c.out_dim;
             } else if (std::string(name) == F::kTCDecoder) {
                 const TCDecoderConfig c = TCDecoderConfig::from_tensors(m, f.path);
                 cfg << "channels=[" << c.channels[0] << "," << c.channels[1] << "," << c.channels[2] << ","
@@ -96,16 +108,26 @@ ModelInfo inspect_model_dir(const std::string& dir, const std::optional<ModelVer
 std::string to_text(const ModelInfo& info) {
     std::ostringstream os;
     os << "model folder: " << info.dir.dir << "\n"
-       << "version:      " << to_string(info.dir.version) << " (from the " << info.dir.version_source << ")\n";
+       << "version:      " << to_string(info.dir.version) << " (from the " << info.dir.version_source
+       << ")\n";
     for (const auto& f : info.files) {
         os << "  " << f.name << "\n"
-           << "      " << f.bytes << " bytes, " << f.tensors << " tensors, " << f.parameters << " parameters, ";
-        for (size_t i = 0; i < f.dtypes.size(); ++i) os << (i ? "/" : "") << f.dtypes[i];
+           << "      " << f.bytes << " bytes, " << f.tensors << " tensors, " << f.parameters
+           << " parameters, ";
+        for (size_t i = 0; i < f.dtypes.size(); ++i) {
+            os << (i ? "/" : "") << f.dtypes[i];
+        }
         os << "\n      " << f.config << "\n";
-        if (!f.key_hash.empty()) os << "      key hash " << f.key_hash << "\n";
+        if (!f.key_hash.empty()) {
+            os << "      key hash " << f.key_hash << "\n";
+        }
     }
-    for (const auto& m : info.missing) os << "  " << m << ": missing\n";
-    for (const auto& w : info.dir.warnings) os << "warning: " << w << "\n";
+    for (const auto& m : info.missing) {
+        os << "  " << m << ": missing\n";
+    }
+    for (const auto& w : info.dir.warnings) {
+        os << "warning: " << w << "\n";
+    }
     return os.str();
 }
 
@@ -116,8 +138,13 @@ std::string to_json(const ModelInfo& info, int indent) {
     j["version_source"] = info.dir.version_source;
     j["files"] = nlohmann::ordered_json::array();
     for (const auto& f : info.files) {
-        j["files"].push_back({{"name", f.name}, {"path", f.path}, {"bytes", f.bytes}, {"tensors", f.tensors},
-                              {"parameters", f.parameters}, {"dtypes", f.dtypes}, {"config", f.config},
+        j["files"].push_back({{"name", f.name},
+                              {"path", f.path},
+                              {"bytes", f.bytes},
+                              {"tensors", f.tensors},
+                              {"parameters", f.parameters},
+                              {"dtypes", f.dtypes},
+                              {"config", f.config},
                               {"key_hash", f.key_hash}});
     }
     j["missing"] = info.missing;

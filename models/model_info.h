@@ -30,7 +30,8 @@ struct ModelInfo {
 
 /// Reads every present file's header/tensors (memory-mapped where possible). Throws ModelError for
 /// unreadable or inconsistent files, naming the file and the key.
-ModelInfo inspect_model_dir(const std::string& dir, const std::optional<ModelVersion>& version = std::nullopt);
+ModelInfo inspect_model_dir(const std::string& dir,
+                            const std::optional<ModelVersion>& version = std::nullopt);
 
 std::string to_text(const ModelInfo& info);
 std::string to_json(const ModelInfo& info, int indent = 2);

@@ -1,6 +1,6 @@
-// The Tiny Conditional Decoder (MODEL.md §4): TAEHV's decoder, widened and conditioned on the pixel-unshuffled
-// LQ frames; DiT latents -> RGB frames, ×8 in space and ×4 in time. Streaming memory (the previous-step
-// input of each of the 9 MemBlocks) lives in TCDecoderState.
+// The Tiny Conditional Decoder (MODEL.md §4): TAEHV's decoder, widened and conditioned on the
+// pixel-unshuffled LQ frames; DiT latents -> RGB frames, ×8 in space and ×4 in time. Streaming memory (the
+// previous-step input of each of the 9 MemBlocks) lives in TCDecoderState.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -19,7 +19,7 @@ namespace flashvsr::models {
 struct TCDecoderConfig {
     std::array<int64_t, 4> channels{512, 256, 128, 128};  ///< n_f: stage widths (decoder.1/10/16/22 outputs)
     int64_t latent_channels = 16;                         ///< DiT latent channels
-    int64_t cond_channels = 768;  ///< 3·4·8·8: the (4,8,8) unshuffle of the LQ frames
+    int64_t cond_channels = 768;                          ///< 3·4·8·8: the (4,8,8) unshuffle of the LQ frames
 
     /// From decoder.1/10/16/22.weight; cond_channels is fixed by the unshuffle geometry and the latent
     /// channels are the rest of decoder.1's input. A missing key throws ModelError naming `source`.

@@ -18,8 +18,9 @@ struct TestWeightsOptions {
     std::string size = "tiny";     // "tiny" | "small" | "full"
     std::string version = "v1.1";  // recorded in the manifest (the files of both versions have the same keys)
     uint64_t seed = 0;
-    int64_t prompt_tokens = 512;   // rows of posi_prompt.pth (the release has 512)
-    std::string draw_on = "cpu";   // "cuda": values drawn on the GPU (fast for "full"; other values than "cpu")
+    int64_t prompt_tokens = 512;  // rows of posi_prompt.pth (the release has 512)
+    std::string draw_on =
+        "cpu";  // "cuda": values drawn on the GPU (fast for "full"; other values than "cpu")
 };
 
 /// Writes the five published files and flashvsr_manifest.json into `dir` (created if needed), in the

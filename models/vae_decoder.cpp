@@ -359,7 +359,9 @@ VAEDecoder::VAEDecoder(const TensorMap& tensors, const std::string& source, cons
 void VAEDecoder::to(at::Device device) {
     // Every tensor of Weights (register_params cannot be reused: it re-creates the upsample slots).
     auto move = [&](at::Tensor& t) {
-        if (t.defined() && t.device() != device) t = t.to(device);
+        if (t.defined() && t.device() != device) {
+            t = t.to(device);
+        }
     };
     auto conv = [&](Conv& c) {
         move(c.weight);

@@ -73,6 +73,13 @@ if [ "$with_tests" = ON ] && [ "$(.venv/bin/python -c 'import ray; print(ray.__v
     step "installing ray==$ray_pin (the [distributed] extra, for its tests)"
     .venv/bin/python -m pip install -q "ray==$ray_pin"
 fi
+# clang-format and ruff (scripts/lint.sh, part of command 2): pinned PyPI builds, so the check does not
+# depend on the machine's LLVM (Debian 12's clang-format 14 lacks InsertBraces)
+if [ "$with_tests" = ON ] && { [ "$(.venv/bin/clang-format --version 2>/dev/null | awk '{print $3}')" != 19.1.7 ] ||
+    [ "$(.venv/bin/ruff --version 2>/dev/null | awk '{print $2}')" != 0.14.0 ]; }; then
+    step "installing clang-format==19.1.7 and ruff==0.14.0 (format and lint checks)"
+    .venv/bin/python -m pip install -q "clang-format==19.1.7" "ruff==0.14.0"
+fi
 
 # ---- 3. build + install (one configure serves the wheel, the CLI and the C++ tests) -------------------
 step "building and installing flashvsr (tests: $with_tests)"

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# README command 2: every test (GoogleTest under CTest, pytest, the fuzz harnesses, then the hostile-input
-# suites under ASan + UBSan), setting up first if needed.
+# README command 2: every test (format and lint checks, GoogleTest under CTest, pytest, the fuzz harnesses,
+# then the hostile-input suites under ASan + UBSan), setting up first if needed.
 # Tests labelled `gpu` need a CUDA device; they run only when FLASHVSR_GPU_TESTS=1.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 t0=$SECONDS
 bash scripts/setup.sh --with-tests || exit 1
+
+echo; echo "==> format and lint: clang-format (C++/CUDA) and ruff (python/, tests/) (scripts/lint.sh)"
+bash scripts/lint.sh
+lint_rc=$?
 
 echo; echo "==> ctest"
 ctest_filter=(-LE gpu)
@@ -30,6 +34,6 @@ echo; echo "==> sanitizers: the hostile-input suites under ASan + UBSan + LSan (
 bash scripts/sanitize.sh
 sanitize_rc=$?
 
-echo; echo "==> tests done in $((SECONDS - t0)) s (ctest rc=$ctest_rc, pytest rc=$pytest_rc, fuzz rc=$fuzz_rc," \
+echo; echo "==> tests done in $((SECONDS - t0)) s (lint rc=$lint_rc, ctest rc=$ctest_rc, pytest rc=$pytest_rc, fuzz rc=$fuzz_rc," \
            "sanitizers rc=$sanitize_rc)"
-[ $ctest_rc -eq 0 ] && [ $pytest_rc -eq 0 ] && [ $fuzz_rc -eq 0 ] && [ $sanitize_rc -eq 0 ]
+[ $lint_rc -eq 0 ] && [ $ctest_rc -eq 0 ] && [ $pytest_rc -eq 0 ] && [ $fuzz_rc -eq 0 ] && [ $sanitize_rc -eq 0 ]

@@ -1,4 +1,4 @@
-#include "cli/args.h"
+#include "csrc/cli/args.h"
 
 namespace flashvsr::cli {
 
@@ -18,15 +18,21 @@ Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& va
             inline_value = true;
         }
         if (flags.count(name)) {
-            if (inline_value) throw UsageError("option " + name + " takes no value");
+            if (inline_value) {
+                throw UsageError("option " + name + " takes no value");
+            }
             flags_.insert(name);
         } else if (valued.count(name) || repeated.count(name)) {
             if (!inline_value) {
-                if (i + 1 >= argv.size()) throw UsageError("option " + name + " needs a value");
+                if (i + 1 >= argv.size()) {
+                    throw UsageError("option " + name + " needs a value");
+                }
                 value = argv[++i];
             }
             values_[name] = value;
-            if (repeated.count(name)) repeated_[name].push_back(value);
+            if (repeated.count(name)) {
+                repeated_[name].push_back(value);
+            }
         } else {
             throw UsageError("unknown option '" + name + "'");
         }
@@ -40,11 +46,15 @@ std::string Args::get(const std::string& name, const std::string& fallback) cons
 
 int64_t Args::get_int(const std::string& name, int64_t fallback) const {
     const auto it = values_.find(name);
-    if (it == values_.end()) return fallback;
+    if (it == values_.end()) {
+        return fallback;
+    }
     try {
         size_t used = 0;
         const long long v = std::stoll(it->second, &used);
-        if (used != it->second.size()) throw std::invalid_argument("trailing");
+        if (used != it->second.size()) {
+            throw std::invalid_argument("trailing");
+        }
         return v;
     } catch (const std::exception&) {
         throw UsageError("option " + name + " needs an integer, got '" + it->second + "'");
@@ -58,11 +68,15 @@ std::vector<std::string> Args::get_all(const std::string& name) const {
 
 double Args::get_double(const std::string& name, double fallback) const {
     const auto it = values_.find(name);
-    if (it == values_.end()) return fallback;
+    if (it == values_.end()) {
+        return fallback;
+    }
     try {
         size_t used = 0;
         const double v = std::stod(it->second, &used);
-        if (used != it->second.size()) throw std::invalid_argument("trailing");
+        if (used != it->second.size()) {
+            throw std::invalid_argument("trailing");
+        }
         return v;
     } catch (const std::exception&) {
         throw UsageError("option " + name + " needs a number, got '" + it->second + "'");

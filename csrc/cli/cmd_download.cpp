@@ -10,12 +10,12 @@
 #include <iostream>
 #include <map>
 
-#include "cli/args.h"
-#include "cli/commands.h"
-#include "io/av_ptr.h"
-#include "io/download.h"
+#include "csrc/cli/args.h"
+#include "csrc/cli/commands.h"
+#include "csrc/io/av_ptr.h"
+#include "csrc/io/download.h"
+#include "csrc/pipeline/model_search.h"
 #include "models/model_dir.h"
-#include "pipeline/model_search.h"
 
 namespace flashvsr::cli {
 namespace {
@@ -25,14 +25,20 @@ namespace {
 std::map<std::string, io::ExpectedFile> parse_file_list(const std::string& body) {
     std::map<std::string, io::ExpectedFile> out;
     const nlohmann::json j = nlohmann::json::parse(body);
-    if (!j.is_array()) throw std::runtime_error("not a JSON list of files");
+    if (!j.is_array()) {
+        throw std::runtime_error("not a JSON list of files");
+    }
     for (const auto& e : j) {
-        if (!e.is_object() || !e.contains("path") || e.value("type", "file") != "file") continue;
+        if (!e.is_object() || !e.contains("path") || e.value("type", "file") != "file") {
+            continue;
+        }
         io::ExpectedFile x;
         x.size = e.value("size", int64_t{-1});
         if (e.contains("lfs") && e["lfs"].is_object()) {
             x.sha256 = e["lfs"].value("oid", "");
-            if (x.sha256.rfind("sha256:", 0) == 0) x.sha256 = x.sha256.substr(7);
+            if (x.sha256.rfind("sha256:", 0) == 0) {
+                x.sha256 = x.sha256.substr(7);
+            }
             x.size = e["lfs"].value("size", x.size);
         } else {
             x.git_sha1 = e.value("oid", "");
@@ -54,7 +60,8 @@ int cmd_download(const std::vector<std::string>& argv) {
     const std::string default_api = "https://huggingface.co/api/models/" + repo + "/tree/main";
     if (args.has("--help") || args.has("-h")) {
         std::cout
-            << "usage: flashvsr download [--version v1.0|v1.1] [--to DIR] [--base-url URL] [--api-url URL]\n\n"
+            << "usage: flashvsr download [--version v1.0|v1.1] [--to DIR] [--base-url URL] [--api-url "
+               "URL]\n\n"
                "Fetches the five published files (DiT, LQ projector, TCDecoder, Wan2.1 VAE, prompt) into "
                "DIR\n"
                "[default: "
@@ -74,9 +81,13 @@ int cmd_download(const std::vector<std::string>& argv) {
                "              https://huggingface.co/api/models/<repo>/tree/main; none with --base-url]\n";
         return 0;
     }
-    if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals()[0] + "'");
+    if (!args.positionals().empty()) {
+        throw UsageError("unexpected argument '" + args.positionals()[0] + "'");
+    }
     std::string base = args.get("--base-url", default_base);
-    if (!base.empty() && base.back() != '/') base += '/';
+    if (!base.empty() && base.back() != '/') {
+        base += '/';
+    }
     const std::string dir = args.get("--to", pipeline::default_model_dir(ver));
     io::set_av_logging(false);
     const std::string api = args.get("--api-url", args.has("--base-url") ? "" : default_api);
@@ -102,9 +113,13 @@ int cmd_download(const std::vector<std::string>& argv) {
         const std::string dest = dir + "/" + name;
         std::cerr << "flashvsr: " << base + name << " -> " << dest << "\n";
         const auto progress = [&](int64_t done, int64_t total) {
-            if (!tty) return;
+            if (!tty) {
+                return;
+            }
             std::cerr << "\r  " << done / 1048576 << " MiB";
-            if (total > 0) std::cerr << " of " << total / 1048576 << " MiB (" << 100 * done / total << "%)";
+            if (total > 0) {
+                std::cerr << " of " << total / 1048576 << " MiB (" << 100 * done / total << "%)";
+            }
             std::cerr << "\033[K" << std::flush;
         };
         const auto it = known.find(name);
@@ -125,7 +140,9 @@ int cmd_download(const std::vector<std::string>& argv) {
         }
         const io::DownloadResult r = io::download_file(
             base + name, dest, it != known.end() ? it->second : io::ExpectedFile{}, progress);
-        if (tty) std::cerr << "\n";
+        if (tty) {
+            std::cerr << "\n";
+        }
         std::cerr << "  " << r.bytes << " bytes"
                   << (r.resumed_from > 0 ? " (resumed at " + std::to_string(r.resumed_from) + ")" : "")
                   << ", sha256 " << r.sha256 << (r.verified ? " (verified)" : " (no published hash)") << "\n";

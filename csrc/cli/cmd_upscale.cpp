@@ -18,15 +18,15 @@
 #include <iostream>
 #include <sstream>
 
-#include "cli/args.h"
-#include "cli/commands.h"
-#include "core/proc_status.h"
-#include "io/av_ptr.h"
-#include "io/image_sequence.h"
-#include "io/synth_clip.h"
+#include "csrc/cli/args.h"
+#include "csrc/cli/commands.h"
+#include "csrc/core/proc_status.h"
+#include "csrc/io/av_ptr.h"
+#include "csrc/io/image_sequence.h"
+#include "csrc/io/synth_clip.h"
+#include "csrc/pipeline/model_search.h"
+#include "csrc/pipeline/transcode.h"
 #include "models/test_weights.h"
-#include "pipeline/model_search.h"
-#include "pipeline/transcode.h"
 
 namespace flashvsr::cli {
 namespace fs = std::filesystem;
@@ -52,7 +52,8 @@ OptSpec cli_row(const OptionSpec& s) {
     if (s.name == "model_dir") {
         return {s.cli_flag(), "DIR", "search",
                 "model folder; without it: $FLASHVSR_MODEL_DIR, then ./models/<name>, "
-                "$XDG_DATA_HOME/flashvsr/<name> (~/.local/share), $XDG_CACHE_HOME/flashvsr/<name> (~/.cache, where "
+                "$XDG_DATA_HOME/flashvsr/<name> (~/.local/share), $XDG_CACHE_HOME/flashvsr/<name> (~/.cache, "
+                "where "
                 "`flashvsr download` puts it); <name> is FlashVSR-v1.1 (FlashVSR for v1.0)"};
     }
     if (s.name == "version") {
@@ -80,11 +81,17 @@ int64_t parse_size(const char* flag, const std::string& v) {
     }
     double mult = 1;
     const std::string rest = v.substr(used);
-    if (rest == "K" || rest == "k" || rest == "KB" || rest == "KiB") mult = 1024.0;
-    else if (rest == "M" || rest == "m" || rest == "MB" || rest == "MiB") mult = 1024.0 * 1024;
-    else if (rest == "G" || rest == "g" || rest == "GB" || rest == "GiB") mult = 1024.0 * 1024 * 1024;
-    else if (rest == "T" || rest == "t" || rest == "TB" || rest == "TiB") mult = 1024.0 * 1024 * 1024 * 1024;
-    else if (!rest.empty()) used = 0;
+    if (rest == "K" || rest == "k" || rest == "KB" || rest == "KiB") {
+        mult = 1024.0;
+    } else if (rest == "M" || rest == "m" || rest == "MB" || rest == "MiB") {
+        mult = 1024.0 * 1024;
+    } else if (rest == "G" || rest == "g" || rest == "GB" || rest == "GiB") {
+        mult = 1024.0 * 1024 * 1024;
+    } else if (rest == "T" || rest == "t" || rest == "TB" || rest == "TiB") {
+        mult = 1024.0 * 1024 * 1024 * 1024;
+    } else if (!rest.empty()) {
+        used = 0;
+    }
     if (used == 0 || !(x > 0)) {
         throw UsageError(std::string(flag) + " needs a size like 8G or 512M, got '" + v + "'");
     }
@@ -159,7 +166,9 @@ void print_upscale_help(std::ostream& os) {
     for (const OptSpec& o : upscale_options()) {
         std::string head = "  " + o.name + (o.meta.empty() ? "" : " " + o.meta);
         os << std::left << std::setw(34) << head << " " << o.help;
-        if (!o.def.empty()) os << " [default: " << o.def << "]";
+        if (!o.def.empty()) {
+            os << " [default: " << o.def << "]";
+        }
         os << "\n";
     }
     os << "\nExit codes: 0 done, 1 error (no output file is left), 2 usage error, 130 interrupted.\n";
@@ -176,17 +185,22 @@ double parse_time(const std::string& name, const std::string& v) {
                 v.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos);
             size_t used = 0;
             const double x = std::stod(part, &used);
-            if (used != part.size() || x < 0) throw std::invalid_argument("bad");
+            if (used != part.size() || x < 0) {
+                throw std::invalid_argument("bad");
+            }
             total = total * 60 + x;
             ++parts;
-            if (colon == std::string::npos) break;
+            if (colon == std::string::npos) {
+                break;
+            }
             pos = colon + 1;
         }
     } catch (const std::exception&) {
         throw UsageError("option " + name + " needs a time (seconds or [hh:]mm:ss), got '" + v + "'");
     }
-    if (parts > 3)
+    if (parts > 3) {
         throw UsageError("option " + name + " needs a time (seconds or [hh:]mm:ss), got '" + v + "'");
+    }
     return total;
 }
 
@@ -195,7 +209,9 @@ double parse_time(const std::string& name, const std::string& v) {
 std::atomic<CancelToken*> g_cancel{nullptr};
 
 extern "C" void on_sigint(int) {
-    if (CancelToken* t = g_cancel.load()) t->cancel();
+    if (CancelToken* t = g_cancel.load()) {
+        t->cancel();
+    }
     std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
 }
 
@@ -215,7 +231,9 @@ struct SignalScope {
 };
 
 std::string hms(double s) {
-    if (!(s >= 0) || s > 1e7) return "--:--";
+    if (!(s >= 0) || s > 1e7) {
+        return "--:--";
+    }
     const int64_t t = static_cast<int64_t>(s + 0.5);
     char buf[32];
     std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld", static_cast<long long>(t / 3600),
@@ -294,7 +312,8 @@ int run_upscale(const UpscaleRun& run) {
     pipeline::TranscodeHooks hooks;
     hooks.cancel = &cancel;
     hooks.on_log = [](pipeline::LogLevel level, const std::string& text) {
-        std::cerr << "flashvsr: " << (level == pipeline::LogLevel::Note ? "note: " : "warning: ") << text << "\n";
+        std::cerr << "flashvsr: " << (level == pipeline::LogLevel::Note ? "note: " : "warning: ") << text
+                  << "\n";
     };
     hooks.on_start = [&run](const pipeline::TranscodeReport& r) {
         if (!run.progress) {
@@ -302,9 +321,10 @@ int run_upscale(const UpscaleRun& run) {
         }
         const bool video_out = r.encoder != "image sequence";
         std::cerr << "flashvsr: " << r.input << " " << r.input_width << "x" << r.input_height << " "
-                  << r.input_pix_fmt << " -> " << run.job.output << " " << r.output_width << "x" << r.output_height
-                  << " " << (video_out ? r.encoder + " " + r.pix_fmt : r.pix_fmt)
-                  << "\n  engine: " << run.job.engine.to_string() << "\n  upscale: " << r.upscale_options << "\n";
+                  << r.input_pix_fmt << " -> " << run.job.output << " " << r.output_width << "x"
+                  << r.output_height << " " << (video_out ? r.encoder + " " + r.pix_fmt : r.pix_fmt)
+                  << "\n  engine: " << run.job.engine.to_string() << "\n  upscale: " << r.upscale_options
+                  << "\n";
     };
     hooks.on_progress = [&progress](const pipeline::TranscodeProgress& p) { progress.update(p); };
     const pipeline::TranscodeReport r = pipeline::transcode(job, hooks);
@@ -317,7 +337,8 @@ int run_upscale(const UpscaleRun& run) {
         f << pipeline::report_json(r) << "\n";
     }
     if (r.status == "cancelled") {
-        std::cerr << "flashvsr: interrupted: " << r.frames_out << " frames done, kept in " << r.output << "\n";
+        std::cerr << "flashvsr: interrupted: " << r.frames_out << " frames done, kept in " << r.output
+                  << "\n";
         return 130;
     }
     if (run.progress) {
@@ -343,7 +364,9 @@ int cmd_upscale(const std::vector<std::string>& argv) {
     if (args.positionals().size() != 1) {
         throw UsageError("expected one input file (usage: flashvsr upscale IN -o OUT [options]; see --help)");
     }
-    if (!args.has("-o")) throw UsageError("no output file (-o OUT)");
+    if (!args.has("-o")) {
+        throw UsageError("no output file (-o OUT)");
+    }
     io::set_av_logging(args.has("--verbose"));
     UpscaleRun run;
     pipeline::TranscodeJob& job = run.job;
@@ -357,10 +380,14 @@ int cmd_upscale(const std::vector<std::string>& argv) {
     const auto value_of = [&args](const OptionSpec& s) -> OptionValue {
         const std::string flag = s.cli_flag();
         switch (s.type) {
-            case OptionType::Int: return args.get_int(flag, 0);
-            case OptionType::Float: return args.get_double(flag, 0);
-            case OptionType::Bool: return true;
-            default: return args.get(flag, "");
+            case OptionType::Int:
+                return args.get_int(flag, 0);
+            case OptionType::Float:
+                return args.get_double(flag, 0);
+            case OptionType::Bool:
+                return true;
+            default:
+                return args.get(flag, "");
         }
     };
     for (const OptionSpec& s : engine_option_specs()) {
@@ -392,23 +419,35 @@ int cmd_upscale(const std::vector<std::string>& argv) {
     job.encoder.crf = static_cast<int>(args.get_int("--crf", job.encoder.crf));
     for (const std::string& kv : args.get_all("-e")) {
         const size_t eq = kv.find('=');
-        if (eq == std::string::npos || eq == 0) throw UsageError("-e needs KEY=VALUE, got '" + kv + "'");
+        if (eq == std::string::npos || eq == 0) {
+            throw UsageError("-e needs KEY=VALUE, got '" + kv + "'");
+        }
         job.encoder.private_options.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
     }
     job.encoder.copy_audio = !args.has("--no-audio");
     job.encoder.copy_subtitles = !args.has("--no-subtitles");
     job.overwrite = args.has("--overwrite");
-    if (args.has("--start")) job.decoder.start_s = parse_time("--start", args.get("--start", ""));
-    if (args.has("--end")) job.decoder.end_s = parse_time("--end", args.get("--end", ""));
+    if (args.has("--start")) {
+        job.decoder.start_s = parse_time("--start", args.get("--start", ""));
+    }
+    if (args.has("--end")) {
+        job.decoder.end_s = parse_time("--end", args.get("--end", ""));
+    }
     run.report = args.get("--report", "");
     run.progress = !args.has("--no-progress");
     run.progress_interval_s = args.get_double("--progress-interval", -1.0);
     job.batch = args.get_int("--batch", job.batch);
-    if (job.batch < 1) throw UsageError("--batch must be >= 1");
+    if (job.batch < 1) {
+        throw UsageError("--batch must be >= 1");
+    }
     job.decoder.max_pixels = args.get_int("--max-pixels", job.decoder.max_pixels);
-    if (job.decoder.max_pixels < 1) throw UsageError("--max-pixels must be >= 1");
+    if (job.decoder.max_pixels < 1) {
+        throw UsageError("--max-pixels must be >= 1");
+    }
     job.pipeline_depth = args.get_int("--pipeline-depth", job.pipeline_depth);
-    if (job.pipeline_depth < 0) throw UsageError("--pipeline-depth must be >= 0");
+    if (job.pipeline_depth < 0) {
+        throw UsageError("--pipeline-depth must be >= 0");
+    }
     // Image sequences: which options apply to which side.
     const bool seq_in = io::is_image_sequence_input(job.input);
     const bool seq_out = io::is_image_sequence_output(job.output);
@@ -423,8 +462,9 @@ int cmd_upscale(const std::vector<std::string>& argv) {
         throw UsageError("--bit-depth applies to image-sequence output (.png, .tif, .tiff, .exr)");
     }
     for (const char* o : {"-c:v", "--pix-fmt", "--crf", "-e"}) {
-        if (seq_out && args.has(o))
+        if (seq_out && args.has(o)) {
             throw UsageError(std::string(o) + " applies to video output, not to an image sequence");
+        }
     }
     try {
         io::parse_frame_rate(args.get("--fps", "25"), &job.fps_num, &job.fps_den);
@@ -432,7 +472,9 @@ int cmd_upscale(const std::vector<std::string>& argv) {
         throw UsageError(std::string("--fps: ") + e.what());
     }
     job.start_number = args.get_int("--start-number", -1);
-    if (args.has("--start-number") && job.start_number < 0) throw UsageError("--start-number must be >= 0");
+    if (args.has("--start-number") && job.start_number < 0) {
+        throw UsageError("--start-number must be >= 0");
+    }
     job.bit_depth = static_cast<int>(args.get_int("--bit-depth", 0));
     if (args.has("--bit-depth") && job.bit_depth != 8 && job.bit_depth != 16 && job.bit_depth != 32) {
         throw UsageError("--bit-depth must be 8, 16 or 32");
@@ -452,7 +494,9 @@ int cmd_demo(const std::vector<std::string>& argv) {
                "end to end [default OUT: flashvsr_demo.mp4]. Random weights produce no real detail.\n";
         return 0;
     }
-    if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals()[0] + "'");
+    if (!args.positionals().empty()) {
+        throw UsageError("unexpected argument '" + args.positionals()[0] + "'");
+    }
     io::set_av_logging(false);
     const fs::path cache = pipeline::cache_dir();
     const fs::path weights = cache / "demo-random-weights" / "FlashVSR-v1.1";
@@ -485,7 +529,9 @@ int cmd_demo(const std::vector<std::string>& argv) {
               << so.frames << " frames at 23.976 fps, 440 Hz tone)\n"
               << "flashvsr demo: using RANDOM tiny weights in " << weights.string() << "\n";
     const int rc = run_upscale(run);
-    if (rc != 0) return rc;
+    if (rc != 0) {
+        return rc;
+    }
     std::cout
         << "flashvsr demo: wrote " << job.output << " (" << so.width * 2 << "x" << so.height * 2
         << ", audio kept)\n\n"

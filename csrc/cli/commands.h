@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/transcode.h"
+#include "csrc/pipeline/transcode.h"
 
 namespace flashvsr::cli {
 

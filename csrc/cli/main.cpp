@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "cli/args.h"
-#include "cli/commands.h"
+#include "csrc/cli/args.h"
+#include "csrc/cli/commands.h"
 
 namespace {
 
@@ -65,13 +65,16 @@ int cmd_version(const std::vector<std::string>&) {
     std::cout << "flashvsr " << info.version << " (torch " << info.torch << ", CUDA kernels: "
               << (info.cuda_compiled ? "compiled for " + info.cuda_archs : std::string("not compiled"))
               << ", CUDA device: "
-              << (info.cuda_available ? std::to_string(info.cuda_device_count) + " available" : std::string("none"))
+              << (info.cuda_available ? std::to_string(info.cuda_device_count) + " available"
+                                      : std::string("none"))
               << ")\n";
     return 0;
 }
 
 int cmd_build_info(const std::vector<std::string>& args) {
-    if (!args.empty()) throw UsageError("build-info: unexpected argument '" + args[0] + "'");
+    if (!args.empty()) {
+        throw UsageError("build-info: unexpected argument '" + args[0] + "'");
+    }
     std::cout << build_info_json(build_info()) << "\n";
     return 0;
 }
@@ -94,7 +97,9 @@ int main(int argc, char** argv) {
             return flashvsr::cli::cmd_version(rest);
         }
         for (const Command& c : kCommands) {
-            if (cmd == c.name) return c.run(rest);
+            if (cmd == c.name) {
+                return c.run(rest);
+            }
         }
         std::cerr << "flashvsr: unknown command '" << cmd << "' (see flashvsr --help)\n";
         return 2;

@@ -23,7 +23,9 @@ class BoundedQueue {
   public:
     /// capacity: the most items held at once (>= 1).
     explicit BoundedQueue(size_t capacity) : capacity_(capacity) {
-        if (capacity < 1) throw std::invalid_argument("BoundedQueue: capacity must be >= 1");
+        if (capacity < 1) {
+            throw std::invalid_argument("BoundedQueue: capacity must be >= 1");
+        }
     }
     BoundedQueue(const BoundedQueue&) = delete;
     BoundedQueue& operator=(const BoundedQueue&) = delete;
@@ -33,9 +35,13 @@ class BoundedQueue {
     bool push(T v) {
         std::unique_lock<std::mutex> lock(m_);
         not_full_.wait(lock, [&] { return items_.size() < capacity_ || closed_ || cancelled_; });
-        if (closed_ || cancelled_) return false;
+        if (closed_ || cancelled_) {
+            return false;
+        }
         items_.push_back(std::move(v));
-        if (items_.size() > max_size_) max_size_ = items_.size();
+        if (items_.size() > max_size_) {
+            max_size_ = items_.size();
+        }
         not_empty_.notify_one();
         return true;
     }
@@ -46,9 +52,13 @@ class BoundedQueue {
     std::optional<T> pop() {
         std::unique_lock<std::mutex> lock(m_);
         not_empty_.wait(lock, [&] { return !items_.empty() || closed_ || cancelled_; });
-        if (cancelled_) return std::nullopt;
+        if (cancelled_) {
+            return std::nullopt;
+        }
         if (items_.empty()) {
-            if (error_) std::rethrow_exception(error_);
+            if (error_) {
+                std::rethrow_exception(error_);
+            }
             return std::nullopt;
         }
         T v = std::move(items_.front());
@@ -68,7 +78,9 @@ class BoundedQueue {
     /// close() with an error: once the items held are popped, pop rethrows `e`.
     void fail(std::exception_ptr e) {
         std::lock_guard<std::mutex> lock(m_);
-        if (!error_) error_ = std::move(e);
+        if (!error_) {
+            error_ = std::move(e);
+        }
         closed_ = true;
         not_empty_.notify_all();
         not_full_.notify_all();

@@ -66,8 +66,10 @@ std::string build_info_json(const BuildInfo& info, int indent) {
     j["cuda_archs"] = info.cuda_archs;
     j["cuda_available"] = info.cuda_available;
     j["cuda_device_count"] = info.cuda_device_count;
-    j["ffmpeg"] = {{"libavcodec", info.libavcodec},     {"libavformat", info.libavformat},
-                   {"libavutil", info.libavutil},       {"libswscale", info.libswscale},
+    j["ffmpeg"] = {{"libavcodec", info.libavcodec},
+                   {"libavformat", info.libavformat},
+                   {"libavutil", info.libavutil},
+                   {"libswscale", info.libswscale},
                    {"libswresample", info.libswresample}};
     j["opencv"] = info.opencv;
     j["compiler"] = info.compiler;

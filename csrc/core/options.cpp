@@ -17,10 +17,14 @@ struct Row {
 
 const char* type_word(OptionType t) {
     switch (t) {
-        case OptionType::Int: return "an int";
-        case OptionType::Float: return "a number";
-        case OptionType::Bool: return "a bool";
-        default: return "a string";
+        case OptionType::Int:
+            return "an int";
+        case OptionType::Float:
+            return "a number";
+        case OptionType::Bool:
+            return "a bool";
+        default:
+            return "a string";
     }
 }
 
@@ -29,11 +33,12 @@ const char* type_word(OptionType t) {
 }
 
 template <class S, class M>
-Row<S> row(M S::*field, OptionSpec spec) {
+Row<S> row(M S::* field, OptionSpec spec) {
     Row<S> r;
     r.spec = spec;
     r.get = [field](const S& o) -> OptionValue {
-        if constexpr (std::is_same_v<M, std::string> || std::is_same_v<M, bool> || std::is_same_v<M, double>) {
+        if constexpr (std::is_same_v<M, std::string> || std::is_same_v<M, bool> ||
+                      std::is_same_v<M, double>) {
             return o.*field;
         } else {
             return static_cast<int64_t>(o.*field);
@@ -109,15 +114,20 @@ OptionSpec plain(const char* name, OptionType type, const char* meta, const char
 const std::vector<Row<EngineOptions>>& engine_rows() {
     using E = EngineOptions;
     static const std::vector<Row<E>> rows = {
-        row(&E::model_dir, plain("model_dir", OptionType::Text, "DIR", "model folder with the published files")),
-        row(&E::version, choice("version", {"v1.0", "v1.1"}, "model version (default: the folder's manifest, else "
-                                                              "its name)")),
-        row(&E::mode, choice("mode", {"tiny", "tiny-long", "full"},
-                             "decoder: tiny (TCDecoder), tiny-long, full (Wan VAE decoder: sharper, slower)")),
-        row(&E::device, plain("device", OptionType::Text, "auto|cpu|cuda|cuda:N", "device (auto: CUDA if available)")),
-        row(&E::dtype, choice("dtype", {"auto", "bf16", "fp16", "fp32", "int8"},
-                              "compute type (auto: bf16 on CUDA, fp32 on CPU; int8: DiT linears in int8, opt-in, "
-                              "quality unmeasured)")),
+        row(&E::model_dir,
+            plain("model_dir", OptionType::Text, "DIR", "model folder with the published files")),
+        row(&E::version, choice("version", {"v1.0", "v1.1"},
+                                "model version (default: the folder's manifest, else "
+                                "its name)")),
+        row(&E::mode,
+            choice("mode", {"tiny", "tiny-long", "full"},
+                   "decoder: tiny (TCDecoder), tiny-long, full (Wan VAE decoder: sharper, slower)")),
+        row(&E::device,
+            plain("device", OptionType::Text, "auto|cpu|cuda|cuda:N", "device (auto: CUDA if available)")),
+        row(&E::dtype,
+            choice("dtype", {"auto", "bf16", "fp16", "fp32", "int8"},
+                   "compute type (auto: bf16 on CUDA, fp32 on CPU; int8: DiT linears in int8, opt-in, "
+                   "quality unmeasured)")),
         row(&E::legacy_v10_cache_order,
             plain("legacy_v10_cache_order", OptionType::Bool, "",
                   "reproduce the official v1.0 scripts' LQ-projector cache order bit for bit")),
@@ -131,9 +141,10 @@ const std::vector<Row<UpscaleOptions>>& upscale_rows() {
     static const std::vector<Row<U>> rows = {
         row(&U::scale, number("scale", T::Int, 2, 4, 1,
                               "upscaling factor: the output is exactly width*scale x height*scale", "2|3|4")),
-        row(&U::color_fix, choice("color_fix", {"adain", "wavelet", "none"},
-                                  "colour correction toward the input: adain (per-channel mean/std), wavelet (low "
-                                  "frequencies from the input), none")),
+        row(&U::color_fix,
+            choice("color_fix", {"adain", "wavelet", "none"},
+                   "colour correction toward the input: adain (per-channel mean/std), wavelet (low "
+                   "frequencies from the input), none")),
         row(&U::sparse_ratio, number("sparse_ratio", T::Float, 0.5, 4.0, 0.1,
                                      "sparse attention budget (1.5 = faster, 2.0 = quality)")),
         row(&U::kv_ratio, number("kv_ratio", T::Float, 1.0, 4.0, 0.5,
@@ -145,11 +156,12 @@ const std::vector<Row<UpscaleOptions>>& upscale_rows() {
                                   "tile size in input pixels (0: no tiling, or chosen by max_memory)")),
         row(&U::tile_overlap,
             number("tile_overlap", T::Int, 0, 1024, 8, "tile overlap in input pixels (0: automatic)")),
-        row(&U::max_memory, plain("max_memory", T::Int, "BYTES",
-                                  "memory budget in bytes for weights + working set (0: none); picks the tile size")),
-        row(&U::park_tile_state,
-            choice("park_tile_state", {"auto", "on", "off"},
-                   "keep tile states in host memory between their chunks (auto: on CUDA when the budget needs it)")),
+        row(&U::max_memory,
+            plain("max_memory", T::Int, "BYTES",
+                  "memory budget in bytes for weights + working set (0: none); picks the tile size")),
+        row(&U::park_tile_state, choice("park_tile_state", {"auto", "on", "off"},
+                                        "keep tile states in host memory between their chunks (auto: on CUDA "
+                                        "when the budget needs it)")),
     };
     return rows;
 }

@@ -1,4 +1,4 @@
-#include "core/sha.h"
+#include "csrc/core/sha.h"
 
 extern "C" {
 #include <libavutil/mem.h>
@@ -15,9 +15,13 @@ struct Sha::Ctx {
 };
 
 Sha::Sha(int bits) : ctx_(std::make_unique<Ctx>()), bits_(bits) {
-    if (bits != 256 && bits != 160) throw std::invalid_argument("Sha: bits must be 256 or 160");
+    if (bits != 256 && bits != 160) {
+        throw std::invalid_argument("Sha: bits must be 256 or 160");
+    }
     ctx_->sha = av_sha_alloc();
-    if (ctx_->sha == nullptr || av_sha_init(ctx_->sha, bits) < 0) throw std::bad_alloc();
+    if (ctx_->sha == nullptr || av_sha_init(ctx_->sha, bits) < 0) {
+        throw std::bad_alloc();
+    }
 }
 
 Sha::~Sha() = default;

@@ -1,6 +1,6 @@
 // A producer thread and a consumer thread around work that stays on the calling thread, joined by two
-// BoundedQueues: produce() -> in-queue -> caller -> out-queue -> consume(). Used by the transcode pipeline for
-// decode -> engine -> encode. Header-only, no torch.
+// BoundedQueues: produce() -> in-queue -> caller -> out-queue -> consume(). Used by the transcode pipeline
+// for decode -> engine -> encode. Header-only, no torch.
 #pragma once
 
 #include <algorithm>
@@ -12,7 +12,7 @@
 #include <thread>
 #include <utility>
 
-#include "core/bounded_queue.h"
+#include "csrc/core/bounded_queue.h"
 
 namespace flashvsr {
 
@@ -29,7 +29,8 @@ class StageThreads {
     using Scope = std::function<void(const std::function<void()>&)>;
 
     explicit StageThreads(int64_t depth)
-        : depth_(depth), in_(static_cast<size_t>(std::max<int64_t>(depth, 1))),
+        : depth_(depth),
+          in_(static_cast<size_t>(std::max<int64_t>(depth, 1))),
           out_(static_cast<size_t>(std::max<int64_t>(depth, 1))) {}
     StageThreads(const StageThreads&) = delete;
     StageThreads& operator=(const StageThreads&) = delete;
@@ -45,14 +46,18 @@ class StageThreads {
     /// handles one Out. Each worker's loop runs inside scope().
     template <class Produce, class IsLast, class Consume>
     void start(Produce produce, IsLast is_last, Consume consume, Scope scope = nullptr) {
-        if (!scope) scope = [](const std::function<void()>& body) { body(); };
+        if (!scope) {
+            scope = [](const std::function<void()>& body) { body(); };
+        }
         producer_ = std::thread([this, produce, is_last, scope]() mutable {
             try {
                 scope([&] {
                     while (true) {
                         In x = produce();
                         const bool last = is_last(x);
-                        if (!in_.push(std::move(x)) || last) break;
+                        if (!in_.push(std::move(x)) || last) {
+                            break;
+                        }
                     }
                 });
                 in_.close();
@@ -63,7 +68,9 @@ class StageThreads {
         consumer_ = std::thread([this, consume, scope]() mutable {
             try {
                 scope([&] {
-                    while (std::optional<Out> o = out_.pop()) consume(*o);
+                    while (std::optional<Out> o = out_.pop()) {
+                        consume(*o);
+                    }
                 });
             } catch (...) {
                 consume_error_ = std::current_exception();
@@ -75,13 +82,17 @@ class StageThreads {
     /// The next produced item (blocks); rethrows the producer's error.
     In pop_input() {
         std::optional<In> x = in_.pop();
-        if (!x) throw std::logic_error("StageThreads: the input queue ended before its last item");
+        if (!x) {
+            throw std::logic_error("StageThreads: the input queue ended before its last item");
+        }
         return std::move(*x);
     }
 
     /// Hands an item to the consumer (blocks while `depth` are queued); rethrows the consumer's error.
     void push_output(Out o) {
-        if (out_.push(std::move(o))) return;
+        if (out_.push(std::move(o))) {
+            return;
+        }
         rethrow_consume_error();
         throw std::logic_error("StageThreads: the output queue was closed");
     }
@@ -101,11 +112,17 @@ class StageThreads {
 
   private:
     void join() {
-        if (producer_.joinable()) producer_.join();
-        if (consumer_.joinable()) consumer_.join();
+        if (producer_.joinable()) {
+            producer_.join();
+        }
+        if (consumer_.joinable()) {
+            consumer_.join();
+        }
     }
     void rethrow_consume_error() {
-        if (!consume_error_) return;
+        if (!consume_error_) {
+            return;
+        }
         in_.cancel();
         out_.cancel();
         join();

@@ -1,4 +1,4 @@
-#include "engine/color_fix.h"
+#include "csrc/engine/color_fix.h"
 
 #include <flashvsr/errors.h>
 
@@ -43,9 +43,15 @@ std::pair<at::Tensor, at::Tensor> wavelet_split(const at::Tensor& x) {
 }  // namespace
 
 ColorFix parse_color_fix(const std::string& name) {
-    if (name == "adain") return ColorFix::kAdain;
-    if (name == "wavelet") return ColorFix::kWavelet;
-    if (name == "none") return ColorFix::kNone;
+    if (name == "adain") {
+        return ColorFix::kAdain;
+    }
+    if (name == "wavelet") {
+        return ColorFix::kWavelet;
+    }
+    if (name == "none") {
+        return ColorFix::kNone;
+    }
     throw InputError("color_fix must be 'adain', 'wavelet' or 'none', got '" + name + "'");
 }
 
@@ -57,14 +63,18 @@ at::Tensor color_fix(const at::Tensor& decoded, const at::Tensor& lq, ColorFix m
     const at::Tensor x = decoded.to(at::kFloat);
     at::Tensor out;
     switch (method) {
-        case ColorFix::kAdain: out = adain(x, lq.to(at::kFloat)); break;
+        case ColorFix::kAdain:
+            out = adain(x, lq.to(at::kFloat));
+            break;
         case ColorFix::kWavelet: {
             const auto [high, unused_low] = wavelet_split(x);
             const auto [unused_high, low] = wavelet_split(lq.to(x.options()));
             out = high + low;
             break;
         }
-        case ColorFix::kNone: out = x; break;
+        case ColorFix::kNone:
+            out = x;
+            break;
     }
     return out.clamp(-1.0, 1.0);
 }

@@ -6,10 +6,10 @@
 
 #include <sstream>
 
-#include "engine/color_fix.h"
-#include "engine/engine_impl.h"
-#include "engine/oom.h"
-#include "engine/tiling/planner.h"
+#include "csrc/engine/color_fix.h"
+#include "csrc/engine/engine_impl.h"
+#include "csrc/engine/oom.h"
+#include "csrc/engine/tiling/planner.h"
 #include "models/checkpoint/load.h"
 #include "models/checkpoint/torch_file.h"
 #include "models/model_dir.h"
@@ -26,7 +26,8 @@ at::Device resolve_device(const std::string& device) {
     }
     if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
         if (!at::globalContext().hasCUDA()) {
-            throw InputError("device '" + device + "' requested but no CUDA device is available (use --device cpu)");
+            throw InputError("device '" + device +
+                             "' requested but no CUDA device is available (use --device cpu)");
         }
         try {
             at::Device d(device);
@@ -43,34 +44,53 @@ at::Device resolve_device(const std::string& device) {
 }
 
 at::ScalarType resolve_dtype(const std::string& dtype, const at::Device& device) {
-    if (dtype == "auto" || dtype == "int8") return device.is_cuda() ? at::kBFloat16 : at::kFloat;
-    if (dtype == "bf16" || dtype == "bfloat16") return at::kBFloat16;
-    if (dtype == "fp16" || dtype == "float16") return at::kHalf;
-    if (dtype == "fp32" || dtype == "float32") return at::kFloat;
+    if (dtype == "auto" || dtype == "int8") {
+        return device.is_cuda() ? at::kBFloat16 : at::kFloat;
+    }
+    if (dtype == "bf16" || dtype == "bfloat16") {
+        return at::kBFloat16;
+    }
+    if (dtype == "fp16" || dtype == "float16") {
+        return at::kHalf;
+    }
+    if (dtype == "fp32" || dtype == "float32") {
+        return at::kFloat;
+    }
     throw InputError("dtype must be auto, bf16, fp16, fp32 or int8, got '" + dtype + "'");
 }
 
 const char* dtype_name(at::ScalarType t) {
     switch (t) {
-        case at::kBFloat16: return "bf16";
-        case at::kHalf: return "fp16";
-        case at::kFloat: return "fp32";
-        case at::kDouble: return "fp64";
-        default: return "?";
+        case at::kBFloat16:
+            return "bf16";
+        case at::kHalf:
+            return "fp16";
+        case at::kFloat:
+            return "fp32";
+        case at::kDouble:
+            return "fp64";
+        default:
+            return "?";
     }
 }
 
 }  // namespace engine
 
 void EngineOptions::validate() const {
-    if (model_dir.empty()) throw InputError("model_dir is required");
-    if (!version.empty()) models::parse_model_version(version);
+    if (model_dir.empty()) {
+        throw InputError("model_dir is required");
+    }
+    if (!version.empty()) {
+        models::parse_model_version(version);
+    }
     models::required_files(mode);  // validates the mode
     engine::resolve_dtype(dtype, at::Device(at::kCPU));
     if (device != "auto" && device != "cpu" && device != "cuda" && device.rfind("cuda:", 0) != 0) {
         throw InputError("device must be auto, cpu, cuda or cuda:N, got '" + device + "'");
     }
-    if (head_dim <= 0) throw InputError("head_dim must be > 0, got " + std::to_string(head_dim));
+    if (head_dim <= 0) {
+        throw InputError("head_dim must be > 0, got " + std::to_string(head_dim));
+    }
 }
 
 std::string EngineOptions::to_string() const {
@@ -81,14 +101,22 @@ std::string EngineOptions::to_string() const {
 }
 
 void UpscaleOptions::validate() const {
-    if (scale < 2 || scale > 4) throw InputError("scale must be 2, 3 or 4, got " + std::to_string(scale));
+    if (scale < 2 || scale > 4) {
+        throw InputError("scale must be 2, 3 or 4, got " + std::to_string(scale));
+    }
     engine::parse_color_fix(color_fix);
-    if (!(sparse_ratio > 0)) throw InputError("sparse_ratio must be > 0, got " + std::to_string(sparse_ratio));
-    if (!(kv_ratio >= 1)) throw InputError("kv_ratio must be >= 1, got " + std::to_string(kv_ratio));
+    if (!(sparse_ratio > 0)) {
+        throw InputError("sparse_ratio must be > 0, got " + std::to_string(sparse_ratio));
+    }
+    if (!(kv_ratio >= 1)) {
+        throw InputError("kv_ratio must be >= 1, got " + std::to_string(kv_ratio));
+    }
     if (local_range < 1 || local_range % 2 == 0) {
         throw InputError("local_range must be a positive odd number, got " + std::to_string(local_range));
     }
-    if (tile_size < 0) throw InputError("tile_size must be >= 0 (0 = automatic), got " + std::to_string(tile_size));
+    if (tile_size < 0) {
+        throw InputError("tile_size must be >= 0 (0 = automatic), got " + std::to_string(tile_size));
+    }
     if (tile_overlap < 0) {
         throw InputError("tile_overlap must be >= 0 (0 = automatic), got " + std::to_string(tile_overlap));
     }
@@ -96,15 +124,18 @@ void UpscaleOptions::validate() const {
         throw InputError("tile_overlap must be at most half of tile_size, got tile_overlap=" +
                          std::to_string(tile_overlap) + " with tile_size=" + std::to_string(tile_size));
     }
-    if (max_memory < 0) throw InputError("max_memory must be >= 0 bytes (0 = no limit), got " + std::to_string(max_memory));
+    if (max_memory < 0) {
+        throw InputError("max_memory must be >= 0 bytes (0 = no limit), got " + std::to_string(max_memory));
+    }
     engine::parse_parking(park_tile_state);
 }
 
 std::string UpscaleOptions::to_string() const {
     std::ostringstream os;
     os << "scale=" << scale << " color_fix=" << color_fix << " sparse_ratio=" << sparse_ratio
-       << " kv_ratio=" << kv_ratio << " local_range=" << local_range << " seed=" << seed << " tile_size=" << tile_size
-       << " tile_overlap=" << tile_overlap << " max_memory=" << max_memory << " park_tile_state=" << park_tile_state;
+       << " kv_ratio=" << kv_ratio << " local_range=" << local_range << " seed=" << seed
+       << " tile_size=" << tile_size << " tile_overlap=" << tile_overlap << " max_memory=" << max_memory
+       << " park_tile_state=" << park_tile_state;
     return os.str();
 }
 
@@ -125,8 +156,11 @@ std::shared_ptr<Engine> Engine::load(const EngineOptions& o) {
     impl->device = engine::resolve_device(o.device);
     impl->dtype = engine::resolve_dtype(o.dtype, impl->device);
     std::optional<models::ModelVersion> version;
-    if (!o.version.empty()) version = models::parse_model_version(o.version);
-    const models::ModelDir md = models::resolve_model_dir(o.model_dir, version, models::required_files(o.mode));
+    if (!o.version.empty()) {
+        version = models::parse_model_version(o.version);
+    }
+    const models::ModelDir md =
+        models::resolve_model_dir(o.model_dir, version, models::required_files(o.mode));
     const models::LoadOptions lo{impl->dtype, impl->device};
     using F = models::ModelFiles;
     const bool int8 = o.dtype == "int8";
@@ -171,7 +205,8 @@ std::shared_ptr<Engine> Engine::load(const EngineOptions& o) {
                          std::to_string(impl->dit->config().dim));
     }
     impl->keep_lq_on_host = o.mode == "tiny-long";
-    impl->cache_order = o.legacy_v10_cache_order ? models::CacheOrder::AssignThenUse : models::CacheOrder::UseThenUpdate;
+    impl->cache_order =
+        o.legacy_v10_cache_order ? models::CacheOrder::AssignThenUse : models::CacheOrder::UseThenUpdate;
     EngineInfo& info = impl->info;
     info.model_dir = md.dir;
     info.version = models::to_string(md.version);
@@ -179,15 +214,22 @@ std::shared_ptr<Engine> Engine::load(const EngineOptions& o) {
     info.mode = o.mode;
     info.device = impl->device.str();
     info.dtype = int8 ? "int8" : engine::dtype_name(impl->dtype);
-    for (const auto& [name, path] : md.paths) info.files.push_back(path);
+    for (const auto& [name, path] : md.paths) {
+        info.files.push_back(path);
+    }
     info.warnings = md.warnings;
     if (o.legacy_v10_cache_order && md.version != models::ModelVersion::kV10) {
-        info.warnings.push_back("legacy_v10_cache_order is meant for v1.0 weights, the folder is " + info.version);
+        info.warnings.push_back("legacy_v10_cache_order is meant for v1.0 weights, the folder is " +
+                                info.version);
     }
     const int64_t elem = static_cast<int64_t>(c10::elementSize(impl->dtype));
     int64_t params = models::manifest_numel(models::LQProj::manifest(impl->lq_proj->config()));
-    if (impl->tc_decoder) params += models::manifest_numel(models::TCDecoder::manifest(impl->tc_decoder->config()));
-    if (impl->vae_decoder) params += models::manifest_numel(models::VAEDecoder::manifest(impl->vae_decoder->config()));
+    if (impl->tc_decoder) {
+        params += models::manifest_numel(models::TCDecoder::manifest(impl->tc_decoder->config()));
+    }
+    if (impl->vae_decoder) {
+        params += models::manifest_numel(models::VAEDecoder::manifest(impl->vae_decoder->config()));
+    }
     info.weight_bytes = impl->dit->weight_bytes() + params * elem + impl->constants.bytes();
     return std::make_shared<Engine>(std::move(impl));
 }
@@ -199,12 +241,20 @@ namespace {
 void move_networks(Engine::Impl& impl, at::Device device) {
     impl.dit->to(device);
     impl.lq_proj->to(device);
-    if (impl.tc_decoder) impl.tc_decoder->to(device);
-    if (impl.vae_decoder) impl.vae_decoder->to(device);
+    if (impl.tc_decoder) {
+        impl.tc_decoder->to(device);
+    }
+    if (impl.vae_decoder) {
+        impl.vae_decoder->to(device);
+    }
     models::DiTConstants& c = impl.constants;
-    for (at::Tensor* t : {&c.t, &c.t_mod}) *t = t->to(device);
+    for (at::Tensor* t : {&c.t, &c.t_mod}) {
+        *t = t->to(device);
+    }
     for (auto* v : {&c.cross_k, &c.cross_v}) {
-        for (at::Tensor& t : *v) t = t.to(device);
+        for (at::Tensor& t : *v) {
+            t = t.to(device);
+        }
     }
     impl.device = device;
     impl.info.device = device.str();
@@ -223,7 +273,9 @@ void Engine::to(const std::string& device) {
     // Sole owner (checked above) of an Impl that load() created non-const.
     Impl& impl = const_cast<Impl&>(*impl_);
     const at::Device from = impl.device;
-    if (target == from) return;
+    if (target == from) {
+        return;
+    }
     try {
         move_networks(impl, target);
     } catch (...) {
@@ -233,20 +285,27 @@ void Engine::to(const std::string& device) {
         } catch (...) {
             // leave the original error to the caller
         }
-        if (!from.is_cpu() || !target.is_cpu()) engine::empty_cuda_cache();
+        if (!from.is_cpu() || !target.is_cpu()) {
+            engine::empty_cuda_cache();
+        }
         const engine::OomKind kind = engine::classify_out_of_memory(e);
-        if (kind == engine::OomKind::kNone) std::rethrow_exception(e);
+        if (kind == engine::OomKind::kNone) {
+            std::rethrow_exception(e);
+        }
         std::string what;
         try {
             std::rethrow_exception(e);
         } catch (const std::exception& x) {
             what = engine::first_line(x.what());
         }
-        throw OutOfMemory("Engine::to('" + device + "'): out of memory moving " + std::to_string(impl.info.weight_bytes) +
-                          " bytes of weights to " + target.str() + " [" + engine::to_string(kind) + ": " + what +
-                          "]; the weights stay on " + from.str());
+        throw OutOfMemory("Engine::to('" + device + "'): out of memory moving " +
+                          std::to_string(impl.info.weight_bytes) + " bytes of weights to " + target.str() +
+                          " [" + engine::to_string(kind) + ": " + what + "]; the weights stay on " +
+                          from.str());
     }
-    if (!from.is_cpu()) engine::empty_cuda_cache();  // hand the device memory back to the driver
+    if (!from.is_cpu()) {
+        engine::empty_cuda_cache();  // hand the device memory back to the driver
+    }
 }
 
 Stream Engine::stream(const UpscaleOptions& options) const { return Stream(impl_, options); }
@@ -254,10 +313,13 @@ Stream Engine::stream(const UpscaleOptions& options, const SegmentOptions& segme
     return Stream(impl_, options, segment);
 }
 
-at::Tensor Engine::upscale(const at::Tensor& frames, const UpscaleOptions& options, const ProgressFn& progress,
-                           const CancelToken* cancel) const {
-    TORCH_CHECK(frames.dim() == 4 && frames.size(3) == 3, "upscale: frames must be [F,H,W,3], got ", frames.sizes());
-    if (frames.size(0) < 1) throw InputError("upscale: no frames given");
+at::Tensor Engine::upscale(const at::Tensor& frames, const UpscaleOptions& options,
+                           const ProgressFn& progress, const CancelToken* cancel) const {
+    TORCH_CHECK(frames.dim() == 4 && frames.size(3) == 3, "upscale: frames must be [F,H,W,3], got ",
+                frames.sizes());
+    if (frames.size(0) < 1) {
+        throw InputError("upscale: no frames given");
+    }
     Stream s = stream(options);
     const int64_t total = frames.size(0);
     if (progress) {

@@ -17,18 +17,20 @@ struct Engine::Impl {
     EngineInfo info;
     at::Device device{at::kCPU};
     at::ScalarType dtype = at::kFloat;
-    bool keep_lq_on_host = false;  // tiny-long: LQ frames wait on the host, only a chunk's slice is on the device
+    bool keep_lq_on_host =
+        false;  // tiny-long: LQ frames wait on the host, only a chunk's slice is on the device
     models::CacheOrder cache_order = models::CacheOrder::UseThenUpdate;
     std::unique_ptr<models::DiT> dit;
     std::unique_ptr<models::LQProj> lq_proj;
-    std::unique_ptr<models::TCDecoder> tc_decoder;   // tiny, tiny-long
+    std::unique_ptr<models::TCDecoder> tc_decoder;    // tiny, tiny-long
     std::unique_ptr<models::VAEDecoder> vae_decoder;  // full
     models::DiTConstants constants;                   // t, t_mod, cross-attention K/V from the prompt
 };
 
 namespace engine {
 
-/// "auto" | "cpu" | "cuda" | "cuda:N" -> a device (InputError naming the value; "cuda" without a GPU is an error).
+/// "auto" | "cpu" | "cuda" | "cuda:N" -> a device (InputError naming the value; "cuda" without a GPU is an
+/// error).
 at::Device resolve_device(const std::string& device);
 /// "auto" | "bf16" | "fp16" | "fp32" -> a dtype for `device`.
 at::ScalarType resolve_dtype(const std::string& dtype, const at::Device& device);

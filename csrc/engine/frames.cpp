@@ -1,4 +1,4 @@
-#include "engine/frames.h"
+#include "csrc/engine/frames.h"
 
 #include <flashvsr/errors.h>
 

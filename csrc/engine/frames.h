@@ -29,10 +29,10 @@ FramePlan plan_frames_official(int64_t n);
 struct ChunkPlan {
     int64_t index = 0;
     std::vector<std::pair<int64_t, int64_t>> lq_clips;  // LQ-projector calls: chunk 0 starts with [0,1)
-    int64_t latent_begin = 0, latent_end = 0;             // latent frames produced (also the RoPE positions)
-    int64_t cond_begin = 0, cond_end = 0;                 // LQ frames conditioning the decoder / colour fix
-    int64_t out_begin = 0, out_end = 0;                   // output frames produced
-    int64_t lq_needed = 0;                                // LQ frames that must be available: max clip end
+    int64_t latent_begin = 0, latent_end = 0;           // latent frames produced (also the RoPE positions)
+    int64_t cond_begin = 0, cond_end = 0;               // LQ frames conditioning the decoder / colour fix
+    int64_t out_begin = 0, out_end = 0;                 // output frames produced
+    int64_t lq_needed = 0;                              // LQ frames that must be available: max clip end
 };
 
 ChunkPlan plan_chunk(int64_t k);

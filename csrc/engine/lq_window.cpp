@@ -1,5 +1,5 @@
 // The LQ window of one stream (see lq_window.h).
-#include "engine/lq_window.h"
+#include "csrc/engine/lq_window.h"
 
 #include <ATen/ATen.h>
 #include <ATen/record_function.h>
@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "engine/engine_impl.h"
+#include "csrc/engine/engine_impl.h"
 
 namespace flashvsr::engine {
 
@@ -52,7 +52,8 @@ void LqWindow::ensure(int64_t end) {
             TORCH_INTERNAL_ASSERT(!raw_.empty() && raw_base_ == i, "stream: raw frame ", i, " missing");
             last_lq_ = prepare_one(raw_.front());
             if (keep_replay_) {
-                TORCH_INTERNAL_ASSERT(ring_base_ + static_cast<int64_t>(ring_.size()) == i, "stream: replay gap");
+                TORCH_INTERNAL_ASSERT(ring_base_ + static_cast<int64_t>(ring_.size()) == i,
+                                      "stream: replay gap");
                 const at::Tensor& f = raw_.front();  // own storage on the host: never pins a pushed batch
                 ring_.push_back(f.is_cpu() ? f.clone() : transfers_.to(f, at::Device(at::kCPU)));
             }
@@ -60,7 +61,8 @@ void LqWindow::ensure(int64_t end) {
             ++raw_base_;
             lq_.push_back(last_lq_);
         } else {
-            TORCH_INTERNAL_ASSERT(fed_ >= 0 && i < fed_ && last_lq_.defined(), "stream: frame ", i, " unavailable");
+            TORCH_INTERNAL_ASSERT(fed_ >= 0 && i < fed_ && last_lq_.defined(), "stream: frame ", i,
+                                  " unavailable");
             lq_.push_back(last_lq_);  // tail padding: copies of the last frame (shares storage)
         }
     }

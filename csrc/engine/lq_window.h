@@ -10,8 +10,8 @@
 #include <cstdint>
 #include <deque>
 
-#include "engine/prep.h"
-#include "engine/transfers.h"
+#include "csrc/engine/prep.h"
+#include "csrc/engine/transfers.h"
 
 namespace flashvsr::engine {
 
@@ -56,7 +56,7 @@ class LqWindow {
 
   private:
     at::Tensor prepare_one(const at::Tensor& frame);  // [h,w,3] -> [3,Hp,Wp]
-    void ensure(int64_t end);                          // prepared frames up to `end`
+    void ensure(int64_t end);                         // prepared frames up to `end`
     at::Tensor prepared(int64_t i);
 
     const Engine::Impl& eng_;
@@ -73,9 +73,9 @@ class LqWindow {
     std::deque<at::Tensor> lq_;  // prepared full LQ frames [3, Hp, Wp] (compute dtype)
     int64_t lq_base_ = 0;        // index of lq_.front()
     at::Tensor last_lq_;         // the last real prepared frame: the tail padding repeats it
-    int64_t pushed_ = 0;   // global index of the next frame pushed
-    int64_t end_ = -1;     // frames from here on are not kept (-1: all are)
-    int64_t fed_ = -1;  // frames fed to the chunks, known after finish()
+    int64_t pushed_ = 0;         // global index of the next frame pushed
+    int64_t end_ = -1;           // frames from here on are not kept (-1: all are)
+    int64_t fed_ = -1;           // frames fed to the chunks, known after finish()
 };
 
 }  // namespace flashvsr::engine

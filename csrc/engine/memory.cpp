@@ -8,8 +8,8 @@
 
 #include <algorithm>
 
-#include "core/proc_status.h"
-#include "engine/engine_impl.h"
+#include "csrc/core/proc_status.h"
+#include "csrc/engine/engine_impl.h"
 
 namespace flashvsr {
 namespace {

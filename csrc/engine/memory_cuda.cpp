@@ -3,12 +3,14 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 
-#include "engine/engine_impl.h"
+#include "csrc/engine/engine_impl.h"
 
 namespace flashvsr::engine {
 
 void fill_cuda_memory(MemoryReport& r) {
-    if (c10::cuda::device_count() <= 0) return;  // no device or no driver: cuda stays false
+    if (c10::cuda::device_count() <= 0) {
+        return;  // no device or no driver: cuda stays false
+    }
     const c10::DeviceIndex dev = c10::cuda::current_device();
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(dev);
     constexpr auto kAll = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
@@ -19,7 +21,9 @@ void fill_cuda_memory(MemoryReport& r) {
 }
 
 void empty_cuda_cache() {
-    if (c10::cuda::device_count() > 0) c10::cuda::CUDACachingAllocator::emptyCache();
+    if (c10::cuda::device_count() > 0) {
+        c10::cuda::CUDACachingAllocator::emptyCache();
+    }
 }
 
 }  // namespace flashvsr::engine

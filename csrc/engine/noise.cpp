@@ -1,4 +1,4 @@
-#include "engine/noise.h"
+#include "csrc/engine/noise.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -32,8 +32,8 @@ void philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t ou
 
 at::Tensor latent_noise(uint64_t seed, const LatentRegion& r, int64_t channels) {
     TORCH_CHECK(r.nt >= 0 && r.ny >= 0 && r.nx >= 0 && r.t0 >= 0 && r.y0 >= 0 && r.x0 >= 0,
-                "latent_noise: negative region (t0=", r.t0, " nt=", r.nt, " y0=", r.y0, " ny=", r.ny, " x0=", r.x0,
-                " nx=", r.nx, ")");
+                "latent_noise: negative region (t0=", r.t0, " nt=", r.nt, " y0=", r.y0, " ny=", r.ny,
+                " x0=", r.x0, " nx=", r.nx, ")");
     TORCH_CHECK(channels > 0, "latent_noise: channels must be > 0, got ", channels);
     at::Tensor out = at::empty({1, channels, r.nt, r.ny, r.nx}, at::kFloat);
     float* dst = out.data_ptr<float>();
@@ -46,8 +46,8 @@ at::Tensor latent_noise(uint64_t seed, const LatentRegion& r, int64_t channels) 
             const int64_t y = r.y0 + (i / r.nx) % r.ny;
             const int64_t t = r.t0 + i / (r.nx * r.ny);
             for (int64_t g = 0; g < groups; ++g) {
-                const uint32_t ctr[4] = {static_cast<uint32_t>(g), static_cast<uint32_t>(x), static_cast<uint32_t>(y),
-                                         static_cast<uint32_t>(t)};
+                const uint32_t ctr[4] = {static_cast<uint32_t>(g), static_cast<uint32_t>(x),
+                                         static_cast<uint32_t>(y), static_cast<uint32_t>(t)};
                 uint32_t bits[4];
                 philox4x32_10(ctr, key, bits);
                 for (int pair = 0; pair < 2; ++pair) {
@@ -57,8 +57,12 @@ at::Tensor latent_noise(uint64_t seed, const LatentRegion& r, int64_t channels) 
                     const double rad = std::sqrt(-2.0 * std::log(u1));
                     const double ang = 2.0 * std::numbers::pi * u2;
                     const int64_t c0 = 4 * g + 2 * pair;
-                    if (c0 < channels) dst[c0 * plane + i] = static_cast<float>(rad * std::cos(ang));
-                    if (c0 + 1 < channels) dst[(c0 + 1) * plane + i] = static_cast<float>(rad * std::sin(ang));
+                    if (c0 < channels) {
+                        dst[c0 * plane + i] = static_cast<float>(rad * std::cos(ang));
+                    }
+                    if (c0 + 1 < channels) {
+                        dst[(c0 + 1) * plane + i] = static_cast<float>(rad * std::sin(ang));
+                    }
                 }
             }
         }

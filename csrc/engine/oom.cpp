@@ -1,5 +1,5 @@
 // Out-of-memory classification (see oom.h).
-#include "engine/oom.h"
+#include "csrc/engine/oom.h"
 
 #include <flashvsr/errors.h>
 
@@ -36,15 +36,22 @@ const char* to_string(OomKind kind) {
 }
 
 OomKind classify_out_of_memory_message(std::string_view m) {
-    if (contains(m, "CUBLAS_STATUS_ALLOC_FAILED")) return OomKind::kCublas;
+    if (contains(m, "CUBLAS_STATUS_ALLOC_FAILED")) {
+        return OomKind::kCublas;
+    }
     // cublasCreate reports NOT_INITIALIZED when it cannot allocate the handle's resources.
-    if (contains(m, "CUBLAS_STATUS_NOT_INITIALIZED") && contains(m, "cublasCreate")) return OomKind::kCublas;
-    if (contains(m, "CUDNN_STATUS_ALLOC_FAILED")) return OomKind::kCudnn;
+    if (contains(m, "CUBLAS_STATUS_NOT_INITIALIZED") && contains(m, "cublasCreate")) {
+        return OomKind::kCublas;
+    }
+    if (contains(m, "CUDNN_STATUS_ALLOC_FAILED")) {
+        return OomKind::kCudnn;
+    }
     if (contains(m, "CUDNN_STATUS_NOT_SUPPORTED") && (contains(m, "memory") || contains(m, "MEMORY"))) {
         return OomKind::kCudnn;
     }
-    if (contains(m, "CUDA error: out of memory") || contains(m, "CUDA out of memory"))
+    if (contains(m, "CUDA error: out of memory") || contains(m, "CUDA out of memory")) {
         return OomKind::kCudaRuntime;
+    }
     if (contains(m, "DefaultCPUAllocator: can't allocate memory") ||
         contains(m, "DefaultCPUAllocator: not enough memory")) {
         return OomKind::kHost;
@@ -53,7 +60,9 @@ OomKind classify_out_of_memory_message(std::string_view m) {
 }
 
 OomKind classify_out_of_memory(const std::exception_ptr& e) {
-    if (!e) return OomKind::kNone;
+    if (!e) {
+        return OomKind::kNone;
+    }
     try {
         std::rethrow_exception(e);
     } catch (const std::bad_alloc&) {
@@ -62,7 +71,9 @@ OomKind classify_out_of_memory(const std::exception_ptr& e) {
         return classify_out_of_memory_message(x.what()) == OomKind::kHost ? OomKind::kHost
                                                                           : OomKind::kAllocator;
     } catch (const c10::AcceleratorError& x) {
-        if (x.get_error_code() == kCudaErrorMemoryAllocation) return OomKind::kCudaRuntime;
+        if (x.get_error_code() == kCudaErrorMemoryAllocation) {
+            return OomKind::kCudaRuntime;
+        }
         return classify_out_of_memory_message(x.what());
     } catch (const c10::Error& x) {
         return classify_out_of_memory_message(x.what());

@@ -1,4 +1,4 @@
-#include "engine/prep.h"
+#include "csrc/engine/prep.h"
 
 #include <flashvsr/errors.h>
 
@@ -10,7 +10,8 @@ namespace flashvsr::engine {
 
 GridPadding grid_padding(int64_t height, int64_t width, int64_t grid) {
     if (height < 1 || width < 1 || grid < 1) {
-        throw InputError("frame size must be positive, got " + std::to_string(width) + "x" + std::to_string(height));
+        throw InputError("frame size must be positive, got " + std::to_string(width) + "x" +
+                         std::to_string(height));
     }
     auto up = [grid](int64_t v) { return std::max(grid, (v + grid - 1) / grid * grid); };
     GridPadding p;
@@ -52,19 +53,21 @@ at::Tensor crop_from_grid(const at::Tensor& x, const GridPadding& p) {
     return x.narrow(-2, p.top, p.height).narrow(-1, p.left, p.width);
 }
 
-at::Tensor prepare_lq(const at::Tensor& frames, int64_t scale, const GridPadding& padding, at::ScalarType dtype) {
+at::Tensor prepare_lq(const at::Tensor& frames, int64_t scale, const GridPadding& padding,
+                      at::ScalarType dtype) {
     TORCH_CHECK(frames.dim() == 4 && frames.size(3) == 3, "prepare_lq: frames must be [F,H,W,3], got ",
                 frames.sizes());
     if (scale < 1) {
         throw InputError("scale must be >= 1, got " + std::to_string(scale));
     }
-    at::Tensor x = frames.scalar_type() == at::kByte ? frames.to(at::kFloat).div(255.0) : frames.to(at::kFloat);
+    at::Tensor x =
+        frames.scalar_type() == at::kByte ? frames.to(at::kFloat).div(255.0) : frames.to(at::kFloat);
     x = x.permute({0, 3, 1, 2});  // [F,H,W,3] -> [F,3,H,W]
     if (scale != 1) {
         x = at::upsample_bicubic2d(x, {x.size(2) * scale, x.size(3) * scale}, /*align_corners=*/false);
     }
     x = x.clamp(0.0, 1.0).mul(2.0).sub(1.0);
-    x = pad_to_grid(x, padding);                              // [F,3,Hs,Ws] -> [F,3,Hp,Wp]
+    x = pad_to_grid(x, padding);                            // [F,3,Hs,Ws] -> [F,3,Hp,Wp]
     return x.permute({1, 0, 2, 3}).unsqueeze(0).to(dtype);  // [F,3,Hp,Wp] -> [1,3,F,Hp,Wp]
 }
 

@@ -31,6 +31,7 @@ at::Tensor crop_from_grid(const at::Tensor& x, const GridPadding& padding);
 /// [-1, 1] (`dtype`, on frames' device): bicubic x`scale` with PyTorch semantics (a = -0.75,
 /// align_corners=False), clamped to the input range as 8-bit resamplers do, padded by `padding`
 /// (computed for (h*scale, w*scale)).
-at::Tensor prepare_lq(const at::Tensor& frames, int64_t scale, const GridPadding& padding, at::ScalarType dtype);
+at::Tensor prepare_lq(const at::Tensor& frames, int64_t scale, const GridPadding& padding,
+                      at::ScalarType dtype);
 
 }  // namespace flashvsr::engine

@@ -6,16 +6,18 @@
 #include <algorithm>
 #include <string>
 
-#include "engine/frames.h"
-#include "engine/tiling/planner.h"
+#include "csrc/engine/frames.h"
+#include "csrc/engine/tiling/planner.h"
 
 namespace flashvsr {
 
 void SegmentOptions::validate() const {
-    if (first_chunk < 0) throw InputError("segment first_chunk must be >= 0, got " + std::to_string(first_chunk));
+    if (first_chunk < 0) {
+        throw InputError("segment first_chunk must be >= 0, got " + std::to_string(first_chunk));
+    }
     if (end_chunk != -1 && end_chunk <= first_chunk) {
-        throw InputError("segment end_chunk must be -1 (to the end) or > first_chunk=" + std::to_string(first_chunk) +
-                         ", got " + std::to_string(end_chunk));
+        throw InputError("segment end_chunk must be -1 (to the end) or > first_chunk=" +
+                         std::to_string(first_chunk) + ", got " + std::to_string(end_chunk));
     }
     if (warmup_chunks < -1) {
         throw InputError("segment warmup_chunks must be >= 0 (-1 = the replay depth), got " +

@@ -20,19 +20,20 @@
 #include <algorithm>
 #include <optional>
 
-#include "engine/color_fix.h"
-#include "engine/engine_impl.h"
-#include "engine/frames.h"
-#include "engine/lq_window.h"
-#include "engine/prep.h"
-#include "engine/stream_access.h"
-#include "engine/tile_runner.h"
-#include "engine/tiling/planner.h"
+#include "csrc/engine/color_fix.h"
+#include "csrc/engine/engine_impl.h"
+#include "csrc/engine/frames.h"
+#include "csrc/engine/lq_window.h"
+#include "csrc/engine/prep.h"
+#include "csrc/engine/stream_access.h"
+#include "csrc/engine/tile_runner.h"
+#include "csrc/engine/tiling/planner.h"
 
 namespace flashvsr {
 
 struct Stream::State {
-    State(std::shared_ptr<const Engine::Impl> impl, const UpscaleOptions& options, const SegmentOptions& segment_options)
+    State(std::shared_ptr<const Engine::Impl> impl, const UpscaleOptions& options,
+          const SegmentOptions& segment_options)
         : eng(std::move(impl)),
           opt(options),
           color_fix(engine::parse_color_fix(options.color_fix)),
@@ -106,8 +107,8 @@ struct Stream::State {
         // A segment's cold start at its warm-up chunk > 0 primes the LQ projector (chunk 0 primes itself).
         const bool cold = c.index == seg.warmup_chunk && c.index > 0;
         const engine::ChunkInputs in = chunk_inputs(c, cold);
-        at::Tensor canvas =
-            runner.run(c, in, [this](const engine::ChunkPlan& p, bool prime) { return chunk_inputs(p, prime); });
+        at::Tensor canvas = runner.run(
+            c, in, [this](const engine::ChunkPlan& p, bool prime) { return chunk_inputs(p, prime); });
         if (!runner.can_shrink()) {
             lq.stop_replay();  // released after this chunk
         }
@@ -128,7 +129,7 @@ struct Stream::State {
         }
         canvas = at::Tensor();
         at::Tensor out = engine::crop_from_grid(fixed.add(1).mul_(0.5).clamp_(0, 1), pad)[0];  // [3,n,H,W]
-        out = out.permute({1, 2, 3, 0});                                                    // -> [n,H,W,3]
+        out = out.permute({1, 2, 3, 0});                                                       // -> [n,H,W,3]
         // Frames past the user's last frame (tail padding) are not output.
         const int64_t limit = plan ? plan->output : lq.pushed();
         const int64_t keep = std::min(c.out_end, limit) - c.out_begin;
@@ -153,7 +154,7 @@ struct Stream::State {
         if (!plan && seg.output_end < 0) {
             return -1;
         }
-        const int64_t end = !plan ? seg.output_end
+        const int64_t end = !plan                ? seg.output_end
                             : seg.output_end < 0 ? plan->output
                                                  : std::min(plan->output, seg.output_end);
         return end - seg.output_begin;
@@ -173,7 +174,8 @@ struct Stream::State {
 Stream::Stream(std::shared_ptr<const Engine::Impl> engine, const UpscaleOptions& options,
                const SegmentOptions& segment) {
     options.validate();
-    s_ = std::make_unique<State>(std::move(engine), options, segment);  // segment_frames validates the segment
+    s_ =
+        std::make_unique<State>(std::move(engine), options, segment);  // segment_frames validates the segment
 }
 
 Stream::~Stream() = default;
@@ -185,7 +187,8 @@ void Stream::push(const at::Tensor& frames) {
     if (s.plan) {
         throw InputError("push after finish(): start a new stream for a new video");
     }
-    TORCH_CHECK(frames.dim() == 4 && frames.size(3) == 3, "push: frames must be [n,H,W,3], got ", frames.sizes());
+    TORCH_CHECK(frames.dim() == 4 && frames.size(3) == 3, "push: frames must be [n,H,W,3], got ",
+                frames.sizes());
     TORCH_CHECK(frames.scalar_type() == at::kByte || at::isFloatingType(frames.scalar_type()),
                 "push: frames must be uint8 or floating point, got ", frames.scalar_type());
     if (frames.size(0) == 0) {
@@ -196,9 +199,9 @@ void Stream::push(const at::Tensor& frames) {
         const auto [lo, hi] = at::aminmax(frames);
         if (!at::isfinite(lo).logical_and(at::isfinite(hi)).item<bool>()) {
             const at::Tensor bad = at::isfinite(frames).flatten(1).all(1).logical_not();  // [n]
-            const int64_t i = at::nonzero(bad)[0][0].item<int64_t>();                        // the first one
-            throw InputError("push: frame " + std::to_string(s.lq.pushed() + i) + " (index " + std::to_string(i) +
-                             " of this batch) contains NaN or infinite values");
+            const int64_t i = at::nonzero(bad)[0][0].item<int64_t>();                     // the first one
+            throw InputError("push: frame " + std::to_string(s.lq.pushed() + i) + " (index " +
+                             std::to_string(i) + " of this batch) contains NaN or infinite values");
         }
     }
     if (!s.started) {
@@ -210,8 +213,9 @@ void Stream::push(const at::Tensor& frames) {
         // The replay buffer is kept from the start when the tiles can shrink.
         s.lq.start(s.pad, s.runner.can_shrink());
     } else if (frames.size(1) != s.in_h || frames.size(2) != s.in_w) {
-        throw InputError("push: frame size changed from " + std::to_string(s.in_w) + "x" + std::to_string(s.in_h) +
-                         " to " + std::to_string(frames.size(2)) + "x" + std::to_string(frames.size(1)));
+        throw InputError("push: frame size changed from " + std::to_string(s.in_w) + "x" +
+                         std::to_string(s.in_h) + " to " + std::to_string(frames.size(2)) + "x" +
+                         std::to_string(frames.size(1)));
     }
     s.lq.push(frames);
     s.run_ready_chunks();
@@ -240,14 +244,15 @@ void Stream::finish() {
     }
     const engine::FramePlan plan = engine::plan_frames(s.lq.pushed());
     if (s.seg.output_begin >= plan.output) {
-        throw InputError("finish: the segment starts at frame " + std::to_string(s.seg.output_begin) + " (chunk " +
-                         std::to_string(s.segment.first_chunk) + ") but the video ends at frame " +
-                         std::to_string(plan.output));
+        throw InputError("finish: the segment starts at frame " + std::to_string(s.seg.output_begin) +
+                         " (chunk " + std::to_string(s.segment.first_chunk) +
+                         ") but the video ends at frame " + std::to_string(plan.output));
     }
     s.plan = plan;
     s.lq.finish(s.plan->fed);
     s.run_ready_chunks();
-    TORCH_INTERNAL_ASSERT(s.done == s.total_out(), "stream: ", s.done, " frames out for ", s.total_out(), " expected");
+    TORCH_INTERNAL_ASSERT(s.done == s.total_out(), "stream: ", s.done, " frames out for ", s.total_out(),
+                          " expected");
     s.lq.clear();
 }
 
@@ -279,8 +284,8 @@ std::vector<TileRect> Stream::tiles() const {
 
 namespace {
 const engine::TileCore& tile_at(const std::vector<engine::TileCore>& tiles, int64_t tile, const char* what) {
-    TORCH_CHECK(tile >= 0 && tile < static_cast<int64_t>(tiles.size()), what, ": tile ", tile, " out of range [0, ",
-                tiles.size(), ")");
+    TORCH_CHECK(tile >= 0 && tile < static_cast<int64_t>(tiles.size()), what, ": tile ", tile,
+                " out of range [0, ", tiles.size(), ")");
     return tiles[static_cast<size_t>(tile)];
 }
 }  // namespace
@@ -297,7 +302,9 @@ bool Stream::parks_tile_state() const { return s_->runner.parks(); }
 
 int64_t Stream::replay_buffer_bytes() const { return s_->lq.replay_bytes(); }
 
-void engine::StreamAccess::set_hooks(Stream& s, TilingHooks hooks) { s.state().runner.set_hooks(std::move(hooks)); }
+void engine::StreamAccess::set_hooks(Stream& s, TilingHooks hooks) {
+    s.state().runner.set_hooks(std::move(hooks));
+}
 engine::TransferBytes engine::StreamAccess::transfers(const Stream& s) { return s.state().transfers; }
 int64_t engine::StreamAccess::oom_fallbacks(const Stream& s) { return s.state().runner.oom_fallbacks(); }
 

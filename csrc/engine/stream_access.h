@@ -8,15 +8,17 @@
 #include <exception>
 #include <functional>
 
-#include "engine/transfers.h"
+#include "csrc/engine/transfers.h"
 
 namespace flashvsr::engine {
 
 /// Test hooks of one stream.
 struct TilingHooks {
     uint64_t order_seed = 0;  // != 0: tiles run in a pseudo-random order (the output must not change)
-    int64_t replay_chunks = 0;  // > 0: replay this many chunks instead of replay_chunks(options) (measurements)
-    std::function<void(int64_t chunk, int64_t tile, const TileRect&)> before_tile;  // may throw (OOM injection)
+    int64_t replay_chunks =
+        0;  // > 0: replay this many chunks instead of replay_chunks(options) (measurements)
+    std::function<void(int64_t chunk, int64_t tile, const TileRect&)>
+        before_tile;  // may throw (OOM injection)
     std::function<void(int64_t chunk, int64_t tile)> after_tile;
     /// Called around each step of a tile's chunk ("lq_proj", "dit", "decoder", "blend") and of the chunk
     /// ("color_fix"): `begin` true before, false after (profiling: scripts/gpu_check.sh).

@@ -9,7 +9,7 @@
 // OOM:       any out-of-memory error (engine/oom.h: allocator, host, cuBLAS, cuDNN, CUDA runtime) -> smaller
 //            tiles, fresh cores; after chunk 0 they are brought to the failed chunk by replaying the last R
 //            chunks from the replay buffer (raw input frames, host) with outputs discarded
-#include "engine/tile_runner.h"
+#include "csrc/engine/tile_runner.h"
 
 #include <ATen/ATen.h>
 #include <ATen/record_function.h>
@@ -20,9 +20,9 @@
 #include <numeric>
 #include <random>
 
-#include "engine/engine_impl.h"
-#include "engine/noise.h"
-#include "engine/oom.h"
+#include "csrc/engine/engine_impl.h"
+#include "csrc/engine/noise.h"
+#include "csrc/engine/oom.h"
 #include "kernels/blend_accumulate/blend_accumulate.h"
 
 namespace flashvsr::engine {
@@ -98,7 +98,8 @@ at::Tensor TileRunner::run_tile(TileCore& core, const ChunkPlan& c, const ChunkI
         const StageScope scope(hooks_, "lq_proj");
         RECORD_USER_SCOPE("flashvsr::lq_proj");
         for (const auto& clip : in.clips) {
-            at::Tensor k = eng_.lq_proj->stream(transfers_.to(crop(clip, rect), dev), st.lq, eng_.cache_order);
+            at::Tensor k =
+                eng_.lq_proj->stream(transfers_.to(crop(clip, rect), dev), st.lq, eng_.cache_order);
             if (k.defined()) {
                 tokens.push_back(std::move(k));
             }
@@ -106,11 +107,13 @@ at::Tensor TileRunner::run_tile(TileCore& core, const ChunkPlan& c, const ChunkI
         lq_tokens = at::cat(tokens, 1);  // f x [1, h*w, dim] -> [1, f*h*w, dim]
     }
     // Noise keyed by the global latent position: the tile's latent offset is its pixel origin / 8.
-    const LatentRegion r{c.latent_begin, c.latent_end - c.latent_begin, rect.top / 8, rect.height / 8,
-                         rect.left / 8, rect.width / 8};
-    const at::Tensor n = transfers_.to(in.noise.defined() ? in.noise.narrow(3, r.y0, r.ny).narrow(4, r.x0, r.nx)
-                                                          : latent_noise(opt_.seed, r, eng_.dit->config().in_dim),
-                                       dev, eng_.dtype);
+    const LatentRegion r{c.latent_begin, c.latent_end - c.latent_begin,
+                         rect.top / 8,   rect.height / 8,
+                         rect.left / 8,  rect.width / 8};
+    const at::Tensor n =
+        transfers_.to(in.noise.defined() ? in.noise.narrow(3, r.y0, r.ny).narrow(4, r.x0, r.nx)
+                                         : latent_noise(opt_.seed, r, eng_.dit->config().in_dim),
+                      dev, eng_.dtype);
     // One step of the DiT from pure noise at timestep 1000: latent = noise - v. The top-k budget follows
     // from the tile's own size (MODEL.md §2.9).
     at::Tensor v;
@@ -220,12 +223,13 @@ at::Tensor TileRunner::run(const ChunkPlan& c, const ChunkInputs& in, const Chun
             // finished this chunk before the error are discarded too: nothing of it was emitted).
             TileLayout smaller = layout_;
             if (!shrink_layout(smaller, opt_)) {
-                throw OutOfMemory("out of memory in chunk " + std::to_string(c.index) + " with " + describe_layout() +
-                                  " (already the smallest tiles" +
-                                  (opt_.max_memory > 0 ? "; max_memory=" + std::to_string(opt_.max_memory) + " bytes"
-                                                       : std::string()) +
-                                  "): free memory or lower the resolution, and restart the video [" + to_string(kind) +
-                                  ": " + first_line(what_of(e)) + "]");
+                throw OutOfMemory("out of memory in chunk " + std::to_string(c.index) + " with " +
+                                  describe_layout() + " (already the smallest tiles" +
+                                  (opt_.max_memory > 0
+                                       ? "; max_memory=" + std::to_string(opt_.max_memory) + " bytes"
+                                       : std::string()) +
+                                  "): free memory or lower the resolution, and restart the video [" +
+                                  to_string(kind) + ": " + first_line(what_of(e)) + "]");
             }
             tiles_.clear();  // the old cores' state is garbage now: free it before the retry allocates
             if (!eng_.device.is_cpu()) {

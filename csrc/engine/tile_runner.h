@@ -14,11 +14,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/frames.h"
-#include "engine/stream_access.h"
-#include "engine/tile_state.h"
-#include "engine/tiling/planner.h"
-#include "engine/transfers.h"
+#include "csrc/engine/frames.h"
+#include "csrc/engine/stream_access.h"
+#include "csrc/engine/tile_state.h"
+#include "csrc/engine/tiling/planner.h"
+#include "csrc/engine/transfers.h"
 #include "models/dit.h"
 
 namespace flashvsr::engine {

@@ -1,5 +1,5 @@
 // Per-tile state and parking (see tile_state.h, docs/TILING.md).
-#include "engine/tile_state.h"
+#include "csrc/engine/tile_state.h"
 
 #include <ATen/ATen.h>
 
@@ -10,7 +10,9 @@ namespace {
 /// non-blocking copy (ordered on the current stream before any later use of the state); copies from pinned
 /// host memory to CUDA are non-blocking too (the caching host allocator keeps the block until they finish).
 at::Tensor copy_to(const at::Tensor& t, at::Device device) {
-    if (!t.defined()) return t;
+    if (!t.defined()) {
+        return t;
+    }
     const bool pin = device.is_cpu() && t.is_cuda();
     const bool non_blocking = pin || (device.is_cuda() && t.is_cpu() && t.is_pinned());
     at::Tensor out = at::empty(t.sizes(), t.options().device(device).pinned_memory(pin));
@@ -50,13 +52,17 @@ void TileState::cold_start(int64_t chunk) {
 }
 
 void park(TileCore& tile, at::Device host) {
-    if (tile.is_parked) return;
+    if (tile.is_parked) {
+        return;
+    }
     move_state(tile.state, tile.parked, host);
     tile.is_parked = true;
 }
 
 void unpark(TileCore& tile, at::Device compute) {
-    if (!tile.is_parked) return;
+    if (!tile.is_parked) {
+        return;
+    }
     move_state(tile.parked, tile.state, compute);
     tile.is_parked = false;
 }

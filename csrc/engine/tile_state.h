@@ -19,10 +19,10 @@ namespace flashvsr::engine {
 
 /// Everything one tile carries between chunks (MODEL.md §8). The untiled run is the one-tile case.
 struct TileState {
-    models::LQProjState lq;     // LQ-projector conv caches + clip counter
-    models::DiTState dit;       // per-block K/V windows + chunk counter (RoPE offset)
-    models::TCDecoderState tc;  // TCDecoder MemBlock memories (tiny, tiny-long)
-    models::VAEDecodeState vae; // Wan VAE causal-conv caches (full)
+    models::LQProjState lq;      // LQ-projector conv caches + clip counter
+    models::DiTState dit;        // per-block K/V windows + chunk counter (RoPE offset)
+    models::TCDecoderState tc;   // TCDecoder MemBlock memories (tiny, tiny-long)
+    models::VAEDecodeState vae;  // Wan VAE causal-conv caches (full)
 
     int64_t bytes() const;
     /// Calls `f` on every cache tensor slot (defined or not), e.g. to move them.

@@ -15,7 +15,8 @@ struct TransferBytes {
     int64_t device_to_host = 0;
 
     /// t on `device` (and `dtype` when given), counting the bytes when it crosses between host and device.
-    at::Tensor to(const at::Tensor& t, at::Device device, std::optional<at::ScalarType> dtype = std::nullopt) {
+    at::Tensor to(const at::Tensor& t, at::Device device,
+                  std::optional<at::ScalarType> dtype = std::nullopt) {
         if (t.device() != device) {
             if (t.is_cpu() && !device.is_cpu()) {
                 host_to_device += static_cast<int64_t>(t.nbytes());

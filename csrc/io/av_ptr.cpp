@@ -1,4 +1,4 @@
-#include "io/av_ptr.h"
+#include "csrc/io/av_ptr.h"
 
 #include <flashvsr/errors.h>
 

@@ -16,13 +16,27 @@ struct SwrContext;
 
 namespace flashvsr::io {
 
-struct AVFormatInputDeleter { void operator()(AVFormatContext* p) const; };   // avformat_close_input
-struct AVFormatOutputDeleter { void operator()(AVFormatContext* p) const; };  // avio_closep + free
-struct AVCodecContextDeleter { void operator()(AVCodecContext* p) const; };
-struct AVFrameDeleter { void operator()(AVFrame* p) const; };
-struct AVPacketDeleter { void operator()(AVPacket* p) const; };
-struct SwsContextDeleter { void operator()(SwsContext* p) const; };
-struct SwrContextDeleter { void operator()(SwrContext* p) const; };
+struct AVFormatInputDeleter {
+    void operator()(AVFormatContext* p) const;
+};  // avformat_close_input
+struct AVFormatOutputDeleter {
+    void operator()(AVFormatContext* p) const;
+};  // avio_closep + free
+struct AVCodecContextDeleter {
+    void operator()(AVCodecContext* p) const;
+};
+struct AVFrameDeleter {
+    void operator()(AVFrame* p) const;
+};
+struct AVPacketDeleter {
+    void operator()(AVPacket* p) const;
+};
+struct SwsContextDeleter {
+    void operator()(SwsContext* p) const;
+};
+struct SwrContextDeleter {
+    void operator()(SwrContext* p) const;
+};
 
 using AVFormatInputPtr = std::unique_ptr<AVFormatContext, AVFormatInputDeleter>;
 using AVFormatOutputPtr = std::unique_ptr<AVFormatContext, AVFormatOutputDeleter>;
@@ -32,7 +46,7 @@ using AVPacketPtr = std::unique_ptr<AVPacket, AVPacketDeleter>;
 using SwsContextPtr = std::unique_ptr<SwsContext, SwsContextDeleter>;
 using SwrContextPtr = std::unique_ptr<SwrContext, SwrContextDeleter>;
 
-AVFramePtr make_frame();     // throws on allocation failure
+AVFramePtr make_frame();  // throws on allocation failure
 AVPacketPtr make_packet();
 /// A new reference to `pkt`'s data (av_packet_clone); throws on allocation failure.
 AVPacketPtr clone_packet(const AVPacket* pkt);

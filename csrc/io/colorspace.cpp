@@ -1,4 +1,4 @@
-#include "io/colorspace.h"
+#include "csrc/io/colorspace.h"
 
 extern "C" {
 #include <libavutil/pixfmt.h>
@@ -9,12 +9,17 @@ namespace flashvsr::io {
 
 int sws_matrix(int av_colorspace) {
     switch (av_colorspace) {
-        case AVCOL_SPC_BT709: return SWS_CS_ITU709;
+        case AVCOL_SPC_BT709:
+            return SWS_CS_ITU709;
         case AVCOL_SPC_BT2020_NCL:
-        case AVCOL_SPC_BT2020_CL: return SWS_CS_BT2020;
-        case AVCOL_SPC_FCC: return SWS_CS_FCC;
-        case AVCOL_SPC_SMPTE240M: return SWS_CS_SMPTE240M;
-        default: return SWS_CS_ITU601;
+        case AVCOL_SPC_BT2020_CL:
+            return SWS_CS_BT2020;
+        case AVCOL_SPC_FCC:
+            return SWS_CS_FCC;
+        case AVCOL_SPC_SMPTE240M:
+            return SWS_CS_SMPTE240M;
+        default:
+            return SWS_CS_ITU601;
     }
 }
 

@@ -38,7 +38,7 @@ DownloadResult download_file(const std::string& url, const std::string& dest,
 struct FileCheck {
     bool matches = false;  // size as expected and a known SHA-256 / git blob SHA-1 matched
     int64_t bytes = 0;
-    std::string sha256;    // computed when there was a hash to check
+    std::string sha256;  // computed when there was a hash to check
 };
 
 /// Whether the file at `path` is already what `expected` describes (false when missing, of another size,

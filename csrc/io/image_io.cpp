@@ -1,4 +1,4 @@
-#include "io/image_io.h"
+#include "csrc/io/image_io.h"
 
 #include <flashvsr/errors.h>
 
@@ -37,7 +37,9 @@ class StderrCapture {
         std::fflush(stderr);
         fd_ = ::memfd_create("flashvsr-stderr", MFD_CLOEXEC);
         saved_ = fd_ >= 0 ? ::dup(2) : -1;
-        if (saved_ < 0 || ::dup2(fd_, 2) < 0) release();
+        if (saved_ < 0 || ::dup2(fd_, 2) < 0) {
+            release();
+        }
     }
     ~StderrCapture() { finish(true); }
     StderrCapture(const StderrCapture&) = delete;
@@ -45,18 +47,24 @@ class StderrCapture {
 
     /// Restores stderr and returns what was written meanwhile (also to stderr when `replay`).
     std::string finish(bool replay) {
-        if (saved_ < 0) return {};
+        if (saved_ < 0) {
+            return {};
+        }
         std::fflush(stderr);
         ::dup2(saved_, 2);
         std::string text;
         char buf[4096];
         for (off_t at = 0;;) {
             const ssize_t n = ::pread(fd_, buf, sizeof(buf), at);
-            if (n <= 0 || text.size() > 65536) break;
+            if (n <= 0 || text.size() > 65536) {
+                break;
+            }
             text.append(buf, static_cast<size_t>(n));
             at += n;
         }
-        if (replay && !text.empty()) (void)!::write(2, text.data(), text.size());
+        if (replay && !text.empty()) {
+            (void)!::write(2, text.data(), text.size());
+        }
         release();
         return text;
     }
@@ -67,8 +75,12 @@ class StderrCapture {
         return m;
     }
     void release() {
-        if (saved_ >= 0) ::close(saved_);
-        if (fd_ >= 0) ::close(fd_);
+        if (saved_ >= 0) {
+            ::close(saved_);
+        }
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
         saved_ = fd_ = -1;
     }
     std::lock_guard<std::mutex> lock_;
@@ -89,8 +101,12 @@ void init_opencv_io() {
 
 at::Tensor decode_image(const std::string& path, ImageFileInfo* info, int64_t max_pixels) {
     std::error_code ec;
-    if (!fs::exists(path, ec)) throw InputError("cannot open '" + path + "': no such file");
-    if (!fs::is_regular_file(path, ec)) throw InputError("cannot read '" + path + "': not a regular file");
+    if (!fs::exists(path, ec)) {
+        throw InputError("cannot open '" + path + "': no such file");
+    }
+    if (!fs::is_regular_file(path, ec)) {
+        throw InputError("cannot read '" + path + "': not a regular file");
+    }
     const std::optional<ImageSize> size = read_image_size(path);
     if (!size) {
         throw InputError("'" + path +
@@ -108,7 +124,9 @@ at::Tensor decode_image(const std::string& path, ImageFileInfo* info, int64_t ma
             reason = e.err;
         }
         const std::string printed = capture.finish(/*replay=*/!img.empty());
-        if (reason.empty()) reason = printed.substr(0, printed.find('\n'));
+        if (reason.empty()) {
+            reason = printed.substr(0, printed.find('\n'));
+        }
     }
     if (img.empty()) {
         throw InputError("'" + path + "' is not an image OpenCV can decode" +
@@ -134,7 +152,9 @@ at::Tensor decode_image(const std::string& path, ImageFileInfo* info, int64_t ma
                              std::to_string(img.depth()) + ")");
     }
     const int channels = img.channels();
-    if (info != nullptr) *info = ImageFileInfo{img.cols, img.rows, bits, channels};
+    if (info != nullptr) {
+        *info = ImageFileInfo{img.cols, img.rows, bits, channels};
+    }
     cv::Mat rgb;
     switch (channels) {
         case 1:
@@ -162,7 +182,9 @@ at::Tensor decode_image(const std::string& path, ImageFileInfo* info, int64_t ma
         std::memcpy(out.data_ptr<float>() + static_cast<int64_t>(y) * f32.cols * 3, f32.ptr<float>(y),
                     sizeof(float) * 3 * f32.cols);
     }
-    if (bits == 32) out.nan_to_num_(0.0, 1.0, 0.0).clamp_(0.0, 1.0);
+    if (bits == 32) {
+        out.nan_to_num_(0.0, 1.0, 0.0).clamp_(0.0, 1.0);
+    }
     return out;
 }
 

@@ -9,7 +9,7 @@
 
 #include <string>
 
-#include "io/image_header.h"
+#include "csrc/io/image_header.h"
 
 namespace flashvsr::io {
 

@@ -1,4 +1,4 @@
-#include "io/image_sequence.h"
+#include "csrc/io/image_sequence.h"
 
 #include <flashvsr/errors.h>
 
@@ -17,7 +17,7 @@ extern "C" {
 #include <filesystem>
 #include <set>
 
-#include "io/image_io.h"
+#include "csrc/io/image_io.h"
 
 namespace flashvsr::io {
 namespace fs = std::filesystem;
@@ -41,19 +41,35 @@ bool natural_less(const std::string& a, const std::string& b) {
     while (i < a.size() && j < b.size()) {
         if (has_digit(a[i]) && has_digit(b[j])) {
             size_t ie = i, je = j;
-            while (ie < a.size() && has_digit(a[ie])) ++ie;
-            while (je < b.size() && has_digit(b[je])) ++je;
+            while (ie < a.size() && has_digit(a[ie])) {
+                ++ie;
+            }
+            while (je < b.size() && has_digit(b[je])) {
+                ++je;
+            }
             size_t iz = i, jz = j;  // skip leading zeros
-            while (iz + 1 < ie && a[iz] == '0') ++iz;
-            while (jz + 1 < je && b[jz] == '0') ++jz;
+            while (iz + 1 < ie && a[iz] == '0') {
+                ++iz;
+            }
+            while (jz + 1 < je && b[jz] == '0') {
+                ++jz;
+            }
             const std::string_view na(a.data() + iz, ie - iz), nb(b.data() + jz, je - jz);
-            if (na.size() != nb.size()) return na.size() < nb.size();
-            if (na != nb) return na < nb;
-            if (ie - i != je - j) return ie - i < je - j;
+            if (na.size() != nb.size()) {
+                return na.size() < nb.size();
+            }
+            if (na != nb) {
+                return na < nb;
+            }
+            if (ie - i != je - j) {
+                return ie - i < je - j;
+            }
             i = ie;
             j = je;
         } else {
-            if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]);
+            if (a[i] != b[j]) {
+                return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]);
+            }
             ++i;
             ++j;
         }
@@ -63,7 +79,9 @@ bool natural_less(const std::string& a, const std::string& b) {
 
 std::string depth_name(const std::string& ext, int bits) {
     const std::string e = ext.empty() ? "?" : ext.substr(1);
-    if (e == "exr") return "exr " + std::string(bits == 32 ? "float" : "half");
+    if (e == "exr") {
+        return "exr " + std::string(bits == 32 ? "float" : "half");
+    }
     return e + " " + std::to_string(bits) + "-bit";
 }
 
@@ -71,7 +89,9 @@ std::string depth_name(const std::string& ext, int bits) {
 /// `overwrite`) holds nothing but files named by the pattern. Otherwise `why` says what is in the way.
 bool replaceable(const std::string& dir, const FramePattern& pattern, bool overwrite, std::string* why) {
     std::error_code ec;
-    if (!fs::exists(dir, ec)) return true;
+    if (!fs::exists(dir, ec)) {
+        return true;
+    }
     if (!fs::is_directory(dir, ec)) {
         *why = "the output " + squote(dir) + " exists and is not a folder";
         return false;
@@ -79,7 +99,9 @@ bool replaceable(const std::string& dir, const FramePattern& pattern, bool overw
     bool empty = true;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
         empty = false;
-        if (!overwrite) break;
+        if (!overwrite) {
+            break;
+        }
         if (!e.is_regular_file() || pattern.match(e.path().filename().string()) < 0) {
             *why = "the output folder " + squote(dir) + " holds other things than " + squote(pattern.text()) +
                    " frames (" + squote(e.path().filename().string()) +
@@ -107,7 +129,9 @@ bool is_sequence_extension(const std::string& ext) {
 
 bool is_image_sequence_input(const std::string& spec) {
     std::error_code ec;
-    if (fs::is_directory(spec, ec) || (!spec.empty() && spec.back() == '/')) return true;
+    if (fs::is_directory(spec, ec) || (!spec.empty() && spec.back() == '/')) {
+        return true;
+    }
     return is_sequence_extension(fs::path(spec).extension().string()) &&
            fs::path(spec).filename().string().find('%') != std::string::npos;
 }
@@ -138,7 +162,9 @@ FramePattern::FramePattern(const std::string& pattern) : text_(pattern) {
         return InputError("bad frame-number pattern " + squote(pattern) + ": " + why +
                           " (use one %d, %5d or %05d in the file name, e.g. frames/%05d.png)");
     };
-    if (folder_.find('%') != std::string::npos) throw bad("'%' in the folder part");
+    if (folder_.find('%') != std::string::npos) {
+        throw bad("'%' in the folder part");
+    }
     int conversions = 0;
     std::string* out = &prefix_;
     for (size_t i = 0; i < name.size(); ++i) {
@@ -153,16 +179,24 @@ FramePattern::FramePattern(const std::string& pattern) : text_(pattern) {
         }
         size_t j = i + 1;
         zero_ = j < name.size() && name[j] == '0';
-        if (zero_) ++j;
+        if (zero_) {
+            ++j;
+        }
         int width = 0;
-        while (j < name.size() && has_digit(name[j]) && width < 100) width = width * 10 + (name[j++] - '0');
-        if (j >= name.size() || name[j] != 'd' || width >= 100) throw bad("only %d-style conversions");
+        while (j < name.size() && has_digit(name[j]) && width < 100) {
+            width = width * 10 + (name[j++] - '0');
+        }
+        if (j >= name.size() || name[j] != 'd' || width >= 100) {
+            throw bad("only %d-style conversions");
+        }
         width_ = width;
         ++conversions;
         out = &suffix_;
         i = j;
     }
-    if (conversions != 1) throw bad(conversions == 0 ? "no frame number" : "more than one frame number");
+    if (conversions != 1) {
+        throw bad(conversions == 0 ? "no frame number" : "more than one frame number");
+    }
 }
 
 std::string FramePattern::format(int64_t number) const {
@@ -180,9 +214,13 @@ int64_t FramePattern::match(const std::string& file_name) const {
     }
     std::string mid = file_name.substr(prefix_.size(), file_name.size() - prefix_.size() - suffix_.size());
     const size_t first = mid.find_first_not_of(' ');
-    if (first == std::string::npos || mid.size() > 18) return -1;
+    if (first == std::string::npos || mid.size() > 18) {
+        return -1;
+    }
     for (size_t k = first; k < mid.size(); ++k) {
-        if (!has_digit(mid[k])) return -1;
+        if (!has_digit(mid[k])) {
+            return -1;
+        }
     }
     const int64_t n = std::stoll(mid.substr(first));
     return format(n) == file_name ? n : -1;
@@ -199,14 +237,19 @@ ImageSequenceReader::ImageSequenceReader(const std::string& spec, int64_t start_
         throw InputError("cannot open " + squote(spec) + ": no such folder");
     }
     if (fs::is_directory(spec, ec)) {
-        if (start_number >= 0)
+        if (start_number >= 0) {
             throw InputError("--start-number needs a pattern like dir/%05d.png, not a folder");
+        }
         std::set<std::string> exts;
         for (const auto& e : fs::directory_iterator(spec, ec)) {
             const std::string name = e.path().filename().string();
-            if (name.empty() || name[0] == '.' || !e.is_regular_file()) continue;
+            if (name.empty() || name[0] == '.' || !e.is_regular_file()) {
+                continue;
+            }
             const std::string x = lower_ext(name);
-            if (!is_sequence_extension(x)) continue;
+            if (!is_sequence_extension(x)) {
+                continue;
+            }
             exts.insert(x);
             files_.push_back(name);
         }
@@ -214,14 +257,20 @@ ImageSequenceReader::ImageSequenceReader(const std::string& spec, int64_t start_
             throw InputError("the folder " + squote(spec) + " mixes " + *exts.begin() + " and " +
                              *exts.rbegin() + " images (one extension per sequence)");
         }
-        if (!exts.empty()) ext = *exts.begin();
-        if (ec) throw InputError("cannot read the folder " + squote(spec) + ": " + ec.message());
+        if (!exts.empty()) {
+            ext = *exts.begin();
+        }
+        if (ec) {
+            throw InputError("cannot read the folder " + squote(spec) + ": " + ec.message());
+        }
         if (files_.empty()) {
             throw InputError("the folder " + squote(spec) + " holds no .png, .tif, .tiff or .exr images");
         }
         std::sort(files_.begin(), files_.end(), natural_less);
         const std::string dir = spec.back() == '/' ? spec : spec + "/";
-        for (std::string& f : files_) f = dir + f;
+        for (std::string& f : files_) {
+            f = dir + f;
+        }
         count_ = static_cast<int64_t>(files_.size());
     } else {
         pattern_.emplace_back(spec);
@@ -234,15 +283,21 @@ ImageSequenceReader::ImageSequenceReader(const std::string& spec, int64_t start_
         std::set<int64_t> numbers;
         for (const auto& e : fs::directory_iterator(dir, ec)) {
             const int64_t n = p.match(e.path().filename().string());
-            if (n >= 0 && (start_number < 0 || n >= start_number)) numbers.insert(n);
+            if (n >= 0 && (start_number < 0 || n >= start_number)) {
+                numbers.insert(n);
+            }
         }
         if (start_number >= 0 && numbers.count(start_number) == 0) {
             throw InputError("cannot open " + squote(file_name_for(start_number)) +
                              ": no such file (--start-number " + std::to_string(start_number) + ")");
         }
-        if (numbers.empty()) throw InputError("no file matches " + squote(spec));
+        if (numbers.empty()) {
+            throw InputError("no file matches " + squote(spec));
+        }
         start_ = *numbers.begin();
-        while (numbers.count(start_ + count_) != 0) ++count_;
+        while (numbers.count(start_ + count_) != 0) {
+            ++count_;
+        }
         if (static_cast<int64_t>(numbers.size()) != count_) {
             throw InputError(squote(file(count_)) + " is missing: the sequence " + squote(spec) +
                              " has a gap after " + std::to_string(count_) + " frames (" +
@@ -286,7 +341,9 @@ std::string ImageSequenceReader::file(int64_t i) const {
 }
 
 at::Tensor ImageSequenceReader::load(int64_t i) {
-    if (i == 0 && first_.defined()) return std::exchange(first_, at::Tensor());
+    if (i == 0 && first_.defined()) {
+        return std::exchange(first_, at::Tensor());
+    }
     const std::string f = file(i);
     ImageFileInfo fi;
     at::Tensor t = decode_image(f, &fi, max_pixels_);
@@ -324,7 +381,9 @@ std::string output_pattern(const std::string& spec) {
     std::error_code ec;
     if (!spec.empty() && (spec.back() == '/' || fs::is_directory(spec, ec))) {
         std::string dir = spec;
-        while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+        while (dir.size() > 1 && dir.back() == '/') {
+            dir.pop_back();
+        }
         return dir + "/%06d.png";
     }
     if (fs::path(spec).filename().string().find('%') == std::string::npos) {
@@ -348,11 +407,14 @@ ImageSequenceWriter::ImageSequenceWriter(const std::string& spec, int width, int
     const std::string ext = lower_ext(pattern_.text());
     if (ext == ".exr") {
         bits_ = bits == 0 ? 16 : bits;
-        if (bits_ != 16 && bits_ != 32)
+        if (bits_ != 16 && bits_ != 32) {
             throw InputError("EXR output takes --bit-depth 16 (half) or 32 (float)");
+        }
     } else if (ext == ".png" || ext == ".tif" || ext == ".tiff") {
         bits_ = bits == 0 ? (source_bits > 8 ? 16 : 8) : bits;
-        if (bits_ != 8 && bits_ != 16) throw InputError("PNG/TIFF output takes --bit-depth 8 or 16");
+        if (bits_ != 8 && bits_ != 16) {
+            throw InputError("PNG/TIFF output takes --bit-depth 8 or 16");
+        }
     } else {
         throw InputError("the image-sequence output " + squote(pattern_.text()) +
                          " needs a .png, .tif, .tiff or "
@@ -366,7 +428,9 @@ ImageSequenceWriter::ImageSequenceWriter(const std::string& spec, int width, int
                          squote(parent.string()));
     }
     std::string why;
-    if (!replaceable(dir_, pattern_, overwrite_, &why)) throw InputError(why);
+    if (!replaceable(dir_, pattern_, overwrite_, &why)) {
+        throw InputError(why);
+    }
     tmp_ = dir_ + ".tmp-" + std::to_string(::getpid());
     fs::remove_all(tmp_, ec);
     if (!fs::create_directory(tmp_, ec) || ec) {
@@ -424,14 +488,17 @@ std::string ImageSequenceWriter::rename_to(const std::string& dest) {
 
 std::string ImageSequenceWriter::finish() {
     std::string why;
-    if (!replaceable(dir_, pattern_, overwrite_, &why))
+    if (!replaceable(dir_, pattern_, overwrite_, &why)) {
         throw InputError(why + " (it changed during the run)");
+    }
     return rename_to(dir_);
 }
 
 std::string ImageSequenceWriter::finish_partial() {
     std::string dest = dir_ + ".partial", why;
-    if (!replaceable(dest, pattern_, true, &why)) dest += "-" + std::to_string(::getpid());
+    if (!replaceable(dest, pattern_, true, &why)) {
+        dest += "-" + std::to_string(::getpid());
+    }
     return rename_to(dest);
 }
 

@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "io/video_decoder.h"
+#include "csrc/io/video_decoder.h"
 
 namespace flashvsr::io {
 

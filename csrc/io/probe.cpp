@@ -1,8 +1,8 @@
-#include "io/probe.h"
+#include "csrc/io/probe.h"
 
 #include <flashvsr/errors.h>
 
-#include "io/av_ptr.h"
+#include "csrc/io/av_ptr.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -17,12 +17,18 @@ namespace {
 
 const char* media_type_name(AVMediaType t) {
     switch (t) {
-        case AVMEDIA_TYPE_VIDEO: return "video";
-        case AVMEDIA_TYPE_AUDIO: return "audio";
-        case AVMEDIA_TYPE_SUBTITLE: return "subtitle";
-        case AVMEDIA_TYPE_DATA: return "data";
-        case AVMEDIA_TYPE_ATTACHMENT: return "attachment";
-        default: return "unknown";
+        case AVMEDIA_TYPE_VIDEO:
+            return "video";
+        case AVMEDIA_TYPE_AUDIO:
+            return "audio";
+        case AVMEDIA_TYPE_SUBTITLE:
+            return "subtitle";
+        case AVMEDIA_TYPE_DATA:
+            return "data";
+        case AVMEDIA_TYPE_ATTACHMENT:
+            return "attachment";
+        default:
+            return "unknown";
     }
 }
 
@@ -33,8 +39,7 @@ MediaInfo probe(const std::string& path) {
         throw InputError("cannot open '" + path + "': no such file");
     }
     AVFormatContext* raw = nullptr;
-    av_check(avformat_open_input(&raw, path.c_str(), nullptr, nullptr), "cannot open media file",
-             path);
+    av_check(avformat_open_input(&raw, path.c_str(), nullptr, nullptr), "cannot open media file", path);
     AVFormatInputPtr fmt(raw);
     av_check(avformat_find_stream_info(fmt.get(), nullptr), "cannot read stream information", path);
 

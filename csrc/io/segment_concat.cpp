@@ -1,4 +1,4 @@
-#include "io/segment_concat.h"
+#include "csrc/io/segment_concat.h"
 
 #include <flashvsr/flashvsr.h>
 
@@ -15,7 +15,7 @@ extern "C" {
 #include <filesystem>
 #include <utility>
 
-#include "io/av_ptr.h"
+#include "csrc/io/av_ptr.h"
 
 namespace flashvsr::io {
 namespace fs = std::filesystem;
@@ -25,10 +25,14 @@ std::string squote(const std::string& p) { return "'" + p + "'"; }
 
 AVFormatInputPtr open_input(const std::string& path, const std::string& what) {
     std::error_code ec;
-    if (!fs::is_regular_file(path, ec)) throw InputError(what + " " + squote(path) + ": no such file");
+    if (!fs::is_regular_file(path, ec)) {
+        throw InputError(what + " " + squote(path) + ": no such file");
+    }
     AVFormatContext* raw = nullptr;
     const int r = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);
-    if (r < 0) throw InputError(what + " " + squote(path) + " is not readable (" + av_error_string(r) + ")");
+    if (r < 0) {
+        throw InputError(what + " " + squote(path) + " is not readable (" + av_error_string(r) + ")");
+    }
     AVFormatInputPtr f(raw);
     av_check(avformat_find_stream_info(f.get(), nullptr), "cannot read the stream information", path);
     return f;
@@ -36,13 +40,15 @@ AVFormatInputPtr open_input(const std::string& path, const std::string& what) {
 
 int video_stream(AVFormatContext* f, const std::string& what, const std::string& path) {
     const int vi = av_find_best_stream(f, AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
-    if (vi < 0) throw InputError(what + " " + squote(path) + " has no video stream");
+    if (vi < 0) {
+        throw InputError(what + " " + squote(path) + " has no video stream");
+    }
     return vi;
 }
 
 bool same_codec(const AVCodecParameters* a, const AVCodecParameters* b) {
-    return a->codec_id == b->codec_id && a->width == b->width && a->height == b->height && a->format == b->format &&
-           a->extradata_size == b->extradata_size &&
+    return a->codec_id == b->codec_id && a->width == b->width && a->height == b->height &&
+           a->format == b->format && a->extradata_size == b->extradata_size &&
            (a->extradata_size == 0 || std::memcmp(a->extradata, b->extradata, a->extradata_size) == 0);
 }
 
@@ -52,13 +58,16 @@ int64_t packet_time(const AVPacket* p) { return p->dts != AV_NOPTS_VALUE ? p->dt
 /// The video packets of the segments, one file after the other.
 class SegmentPackets {
   public:
-    SegmentPackets(const std::vector<std::string>& files, const AVCodecParameters* ref) : files_(files), ref_(ref) {}
+    SegmentPackets(const std::vector<std::string>& files, const AVCodecParameters* ref)
+        : files_(files), ref_(ref) {}
 
     /// The next packet into `pkt` (its own time base in tb()); false after the last segment.
     bool next(AVPacket* pkt) {
         for (;;) {
             if (!in_) {
-                if (next_file_ >= files_.size()) return false;
+                if (next_file_ >= files_.size()) {
+                    return false;
+                }
                 open(next_file_++);
             }
             const int r = av_read_frame(in_.get(), pkt);
@@ -67,7 +76,9 @@ class SegmentPackets {
                 continue;
             }
             av_check(r, "cannot read the segment", files_[next_file_ - 1]);
-            if (pkt->stream_index == vi_) return true;
+            if (pkt->stream_index == vi_) {
+                return true;
+            }
             av_packet_unref(pkt);
         }
     }
@@ -80,8 +91,10 @@ class SegmentPackets {
         in_ = open_input(files_[i], "segment");
         vi_ = video_stream(in_.get(), "segment", files_[i]);
         if (!same_codec(in_->streams[vi_]->codecpar, ref_)) {
-            throw InputError("segment " + squote(files_[i]) + " differs from the first segment in codec, size, "
-                             "pixel format or codec headers: segments must come from the same encoder settings");
+            throw InputError(
+                "segment " + squote(files_[i]) +
+                " differs from the first segment in codec, size, "
+                "pixel format or codec headers: segments must come from the same encoder settings");
         }
         first_ = true;
     }
@@ -109,7 +122,9 @@ class DtsFromPts {
         for (int i = 1; i <= delay && buf_[static_cast<size_t>(i)] == AV_NOPTS_VALUE; ++i) {
             buf_[static_cast<size_t>(i)] = pts + (i - delay - 1) * std::max<int64_t>(duration, 1);
         }
-        for (size_t i = 0; i + 1 < buf_.size() && buf_[i] > buf_[i + 1]; ++i) std::swap(buf_[i], buf_[i + 1]);
+        for (size_t i = 0; i + 1 < buf_.size() && buf_[i] > buf_[i + 1]; ++i) {
+            std::swap(buf_[i], buf_[i + 1]);
+        }
         return buf_[0];
     }
 
@@ -123,7 +138,9 @@ struct TmpGuard {
     bool keep = false;
     ~TmpGuard() {
         std::error_code ec;
-        if (!keep) fs::remove(path, ec);
+        if (!keep) {
+            fs::remove(path, ec);
+        }
     }
 };
 
@@ -131,7 +148,9 @@ struct TmpGuard {
 
 ConcatResult concat_segments(const std::vector<std::string>& segments, const std::string& source,
                              const std::string& output, const ConcatOptions& options) {
-    if (segments.empty()) throw InputError("concat_segments: no segments given");
+    if (segments.empty()) {
+        throw InputError("concat_segments: no segments given");
+    }
     std::error_code fec;
     if (fs::exists(output, fec) && !options.overwrite) {
         throw InputError("the output " + squote(output) + " exists (use --overwrite to replace it)");
@@ -148,7 +167,8 @@ ConcatResult concat_segments(const std::vector<std::string>& segments, const std
     }
 
     const fs::path p(output);
-    TmpGuard tmp{(p.parent_path() / (p.stem().string() + ".tmp-" + std::to_string(::getpid()) + p.extension().string()))
+    TmpGuard tmp{(p.parent_path() /
+                  (p.stem().string() + ".tmp-" + std::to_string(::getpid()) + p.extension().string()))
                      .string()};
     AVFormatContext* raw = nullptr;
     if (avformat_alloc_output_context2(&raw, nullptr, nullptr, output.c_str()) < 0 || raw == nullptr) {
@@ -160,10 +180,14 @@ ConcatResult concat_segments(const std::vector<std::string>& segments, const std
                          " cannot hold " + avcodec_get_name(fvs->codecpar->codec_id) + " video");
     }
     AVStream* ovs = avformat_new_stream(oc.get(), nullptr);
-    if (ovs == nullptr) throw InputError("out of memory creating the output stream");
-    av_check(avcodec_parameters_copy(ovs->codecpar, fvs->codecpar), "cannot copy the video parameters", output);
+    if (ovs == nullptr) {
+        throw InputError("out of memory creating the output stream");
+    }
+    av_check(avcodec_parameters_copy(ovs->codecpar, fvs->codecpar), "cannot copy the video parameters",
+             output);
     ovs->codecpar->codec_tag = 0;
-    if (fvs->codecpar->codec_id == AV_CODEC_ID_HEVC && std::string(oc->oformat->name).find("mp4") != std::string::npos) {
+    if (fvs->codecpar->codec_id == AV_CODEC_ID_HEVC &&
+        std::string(oc->oformat->name).find("mp4") != std::string::npos) {
         ovs->codecpar->codec_tag = MKTAG('h', 'v', 'c', '1');
     }
     ovs->time_base = fvs->time_base;
@@ -176,12 +200,16 @@ ConcatResult concat_segments(const std::vector<std::string>& segments, const std
         av_dict_copy(&ovs->metadata, svs->metadata, 0);
         av_dict_set(&ovs->metadata, "encoder", nullptr, 0);
         ovs->disposition = svs->disposition;
-        if (svs->avg_frame_rate.num > 0) ovs->avg_frame_rate = svs->avg_frame_rate;
+        if (svs->avg_frame_rate.num > 0) {
+            ovs->avg_frame_rate = svs->avg_frame_rate;
+        }
         map.assign(src->nb_streams, -1);
         for (unsigned i = 0; i < src->nb_streams; ++i) {
             const AVStream* is = src->streams[i];
             const AVMediaType t = is->codecpar->codec_type;
-            if (static_cast<int>(i) == src_video || (is->disposition & AV_DISPOSITION_ATTACHED_PIC) != 0) continue;
+            if (static_cast<int>(i) == src_video || (is->disposition & AV_DISPOSITION_ATTACHED_PIC) != 0) {
+                continue;
+            }
             if ((t == AVMEDIA_TYPE_AUDIO && !options.copy_audio) ||
                 (t == AVMEDIA_TYPE_SUBTITLE && !options.copy_subtitles)) {
                 continue;
@@ -199,8 +227,11 @@ ConcatResult concat_segments(const std::vector<std::string>& segments, const std
                 continue;
             }
             AVStream* os = avformat_new_stream(oc.get(), nullptr);
-            if (os == nullptr) throw InputError("out of memory creating an output stream");
-            av_check(avcodec_parameters_copy(os->codecpar, is->codecpar), "cannot copy stream parameters", output);
+            if (os == nullptr) {
+                throw InputError("out of memory creating an output stream");
+            }
+            av_check(avcodec_parameters_copy(os->codecpar, is->codecpar), "cannot copy stream parameters",
+                     output);
             os->codecpar->codec_tag = 0;
             os->time_base = is->time_base;
             av_dict_copy(&os->metadata, is->metadata, 0);
@@ -211,12 +242,16 @@ ConcatResult concat_segments(const std::vector<std::string>& segments, const std
         av_dict_set(&oc->metadata, "encoder", nullptr, 0);
         if (src->nb_chapters > 0) {
             auto** chapters = static_cast<AVChapter**>(av_calloc(src->nb_chapters, sizeof(AVChapter*)));
-            if (chapters == nullptr) throw InputError("out of memory copying chapters");
+            if (chapters == nullptr) {
+                throw InputError("out of memory copying chapters");
+            }
             oc->chapters = chapters;
             for (unsigned i = 0; i < src->nb_chapters; ++i) {
                 const AVChapter* ic = src->chapters[i];
                 auto* c = static_cast<AVChapter*>(av_mallocz(sizeof(AVChapter)));
-                if (c == nullptr) throw InputError("out of memory copying chapters");
+                if (c == nullptr) {
+                    throw InputError("out of memory copying chapters");
+                }
                 c->id = ic->id;
                 c->time_base = ic->time_base;
                 c->start = ic->start;
@@ -230,7 +265,9 @@ ConcatResult concat_segments(const std::vector<std::string>& segments, const std
 
     if ((oc->oformat->flags & AVFMT_NOFILE) == 0) {
         const int r = avio_open(&oc->pb, tmp.path.c_str(), AVIO_FLAG_WRITE);
-        if (r < 0) throw InputError("cannot write the output " + squote(output) + " (" + av_error_string(r) + ")");
+        if (r < 0) {
+            throw InputError("cannot write the output " + squote(output) + " (" + av_error_string(r) + ")");
+        }
     }
     av_check(avformat_write_header(oc.get(), nullptr), "cannot start the output", output);
 
@@ -245,9 +282,13 @@ ConcatResult concat_segments(const std::vector<std::string>& segments, const std
     auto next_source = [&] {
         while (src) {
             const int r = av_read_frame(src.get(), sp.get());
-            if (r == AVERROR_EOF) return false;
+            if (r == AVERROR_EOF) {
+                return false;
+            }
             av_check(r, "cannot read the source", source);
-            if (sp->stream_index < static_cast<int>(map.size()) && map[sp->stream_index] >= 0) return true;
+            if (sp->stream_index < static_cast<int>(map.size()) && map[sp->stream_index] >= 0) {
+                return true;
+            }
             av_packet_unref(sp.get());
         }
         return false;
@@ -264,16 +305,20 @@ ConcatResult concat_segments(const std::vector<std::string>& segments, const std
             const bool join = video.first_of_file();
             av_packet_rescale_ts(vp.get(), vtb, ovs->time_base);
             if (vp->pts == AV_NOPTS_VALUE) {
-                throw InputError("segment " + squote(video.file()) + " has a video packet without a timestamp");
+                throw InputError("segment " + squote(video.file()) +
+                                 " has a video packet without a timestamp");
             }
             if (join && last_vpts != AV_NOPTS_VALUE && vp->pts <= last_vpts) {
-                throw InputError("segment " + squote(video.file()) + " starts before the end of the previous one "
+                throw InputError("segment " + squote(video.file()) +
+                                 " starts before the end of the previous one "
                                  "(its timestamps overlap): segments must hold consecutive frames");
             }
             vp->dts = dts.next(vp->pts, vp->duration);
             if (last_vdts != AV_NOPTS_VALUE && vp->dts <= last_vdts) {
-                throw InputError("segment " + squote(video.file()) + ": its frames are reordered deeper than the "
-                                 "stream declares (video_delay " + std::to_string(fvs->codecpar->video_delay) + ")");
+                throw InputError("segment " + squote(video.file()) +
+                                 ": its frames are reordered deeper than the "
+                                 "stream declares (video_delay " +
+                                 std::to_string(fvs->codecpar->video_delay) + ")");
             }
             last_vdts = vp->dts;
             last_vpts = std::max(last_vpts, vp->pts);  // (AV_NOPTS_VALUE is INT64_MIN)
@@ -282,7 +327,9 @@ ConcatResult concat_segments(const std::vector<std::string>& segments, const std
             av_check(av_interleaved_write_frame(oc.get(), vp.get()), "cannot write the output", output);
             ++res.video_packets;
             have_v = video.next(vp.get());
-            if (have_v) vtb = video.tb();
+            if (have_v) {
+                vtb = video.tb();
+            }
         } else {
             const AVRational itb = src->streams[sp->stream_index]->time_base;
             const int o = map[sp->stream_index];
@@ -297,7 +344,9 @@ ConcatResult concat_segments(const std::vector<std::string>& segments, const std
     av_check(av_write_trailer(oc.get()), "cannot finish the output", output);
     oc.reset();
     fs::rename(tmp.path, output, fec);
-    if (fec) throw InputError("cannot rename the finished output to " + squote(output) + ": " + fec.message());
+    if (fec) {
+        throw InputError("cannot rename the finished output to " + squote(output) + ": " + fec.message());
+    }
     tmp.keep = true;
     return res;
 }

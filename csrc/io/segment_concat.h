@@ -16,8 +16,8 @@ struct ConcatOptions {
 };
 
 struct ConcatResult {
-    int64_t video_packets = 0;   // = frames for the usual encoders (one packet per frame)
-    int64_t copied_packets = 0;  // audio and subtitle packets of the source
+    int64_t video_packets = 0;          // = frames for the usual encoders (one packet per frame)
+    int64_t copied_packets = 0;         // audio and subtitle packets of the source
     std::vector<std::string> warnings;  // streams the output container cannot hold, ...
 };
 

@@ -1,8 +1,8 @@
-#include "io/synth_clip.h"
+#include "csrc/io/synth_clip.h"
 
 #include <flashvsr/errors.h>
 
-#include "io/av_ptr.h"
+#include "csrc/io/av_ptr.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -162,8 +162,8 @@ void write_synthetic_clip(const std::string& path, const SynthClipOptions& opt) 
 
     // RGB24 -> encoder pixel format.
     SwsContextPtr sws(sws_getContext(opt.width, opt.height, AV_PIX_FMT_RGB24, opt.width, opt.height,
-                                     video.enc->pix_fmt, SWS_BICUBIC | SWS_ACCURATE_RND, nullptr,
-                                     nullptr, nullptr));
+                                     video.enc->pix_fmt, SWS_BICUBIC | SWS_ACCURATE_RND, nullptr, nullptr,
+                                     nullptr));
     if (!sws) {
         throw InputError("cannot create a pixel-format converter for " + path);
     }
@@ -181,9 +181,8 @@ void write_synthetic_clip(const std::string& path, const SynthClipOptions& opt) 
     if (opt.audio) {
         SwrContext* s = nullptr;
         AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;  // FFmpeg 5.1 takes non-const layouts here
-        av_check(swr_alloc_set_opts2(&s, &audio.enc->ch_layout, audio.enc->sample_fmt,
-                                     audio.enc->sample_rate, &mono, AV_SAMPLE_FMT_S16,
-                                     opt.sample_rate, 0, nullptr),
+        av_check(swr_alloc_set_opts2(&s, &audio.enc->ch_layout, audio.enc->sample_fmt, audio.enc->sample_rate,
+                                     &mono, AV_SAMPLE_FMT_S16, opt.sample_rate, 0, nullptr),
                  "cannot configure the audio resampler", path);
         swr.reset(s);
         av_check(swr_init(swr.get()), "cannot initialise the audio resampler", path);
@@ -194,8 +193,8 @@ void write_synthetic_clip(const std::string& path, const SynthClipOptions& opt) 
                  "cannot set channel layout", path);
         aframe->sample_rate = audio.enc->sample_rate;
         av_check(av_frame_get_buffer(aframe.get(), 0), "cannot allocate an audio frame", path);
-        total_samples = av_rescale(opt.frames, static_cast<int64_t>(opt.fps_den) * opt.sample_rate,
-                                   opt.fps_num);
+        total_samples =
+            av_rescale(opt.frames, static_cast<int64_t>(opt.fps_den) * opt.sample_rate, opt.fps_num);
     }
     std::vector<int16_t> pcm;
 
@@ -204,13 +203,13 @@ void write_synthetic_clip(const std::string& path, const SynthClipOptions& opt) 
         const int64_t audio_until =
             av_rescale(i + 1, static_cast<int64_t>(opt.fps_den) * opt.sample_rate, opt.fps_num);
         while (opt.audio && samples_done < std::min(audio_until, total_samples)) {
-            const int n = static_cast<int>(
-                std::min<int64_t>(aframe->nb_samples, total_samples - samples_done));
+            const int n =
+                static_cast<int>(std::min<int64_t>(aframe->nb_samples, total_samples - samples_done));
             pcm.resize(static_cast<size_t>(n));
             for (int k = 0; k < n; ++k) {
                 const double t = static_cast<double>(samples_done + k) / opt.sample_rate;
-                pcm[static_cast<size_t>(k)] =
-                    static_cast<int16_t>(std::lround(12000.0 * std::sin(2 * std::numbers::pi * opt.tone_hz * t)));
+                pcm[static_cast<size_t>(k)] = static_cast<int16_t>(
+                    std::lround(12000.0 * std::sin(2 * std::numbers::pi * opt.tone_hz * t)));
             }
             av_check(av_frame_make_writable(aframe.get()), "audio frame not writable", path);
             const uint8_t* in[1] = {reinterpret_cast<const uint8_t*>(pcm.data())};

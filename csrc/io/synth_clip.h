@@ -9,12 +9,12 @@
 namespace flashvsr::io {
 
 struct SynthClipOptions {
-    int width = 160;                        // even (yuv420p)
+    int width = 160;  // even (yuv420p)
     int height = 96;
     int frames = 24;
-    int fps_num = 24;                       // frame rate as a fraction: 24000/1001 = 23.976
+    int fps_num = 24;  // frame rate as a fraction: 24000/1001 = 23.976
     int fps_den = 1;
-    bool audio = true;                      // add an AAC mono track with a sine tone
+    bool audio = true;  // add an AAC mono track with a sine tone
     double tone_hz = 440.0;
     int sample_rate = 48000;
     std::string video_encoder = "libx264";  // any libavcodec encoder accepting yuv420p

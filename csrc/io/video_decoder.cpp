@@ -1,6 +1,6 @@
-#include "io/video_decoder.h"
+#include "csrc/io/video_decoder.h"
 
-#include "io/colorspace.h"
+#include "csrc/io/colorspace.h"
 
 #include <flashvsr/errors.h>
 
@@ -20,7 +20,9 @@ namespace flashvsr::io {
 namespace {
 
 int default_matrix(int colorspace, int height) {
-    if (colorspace != AVCOL_SPC_UNSPECIFIED && colorspace != AVCOL_SPC_RESERVED) return colorspace;
+    if (colorspace != AVCOL_SPC_UNSPECIFIED && colorspace != AVCOL_SPC_RESERVED) {
+        return colorspace;
+    }
     return height >= 720 ? AVCOL_SPC_BT709 : AVCOL_SPC_SMPTE170M;
 }
 
@@ -32,8 +34,12 @@ VideoDecoder::VideoDecoder(const std::string& path, const DecoderOptions& option
     : path_(path), opt_(options) {
     namespace fs = std::filesystem;
     std::error_code ec;
-    if (!fs::exists(path, ec)) throw InputError("cannot open " + squote(path) + ": no such file");
-    if (fs::is_directory(path, ec)) throw InputError("cannot open " + squote(path) + ": it is a folder");
+    if (!fs::exists(path, ec)) {
+        throw InputError("cannot open " + squote(path) + ": no such file");
+    }
+    if (fs::is_directory(path, ec)) {
+        throw InputError("cannot open " + squote(path) + ": it is a folder");
+    }
     AVFormatContext* raw = nullptr;
     const int oret = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);
     if (oret < 0) {
@@ -51,7 +57,9 @@ VideoDecoder::VideoDecoder(const std::string& path, const DecoderOptions& option
     }
     AVStream* vs = fmt_->streams[vi];
     dec_.reset(avcodec_alloc_context3(codec));
-    if (!dec_) throw InputError("out of memory opening the decoder (" + path + ")");
+    if (!dec_) {
+        throw InputError("out of memory opening the decoder (" + path + ")");
+    }
     av_check(avcodec_parameters_to_context(dec_.get(), vs->codecpar), "bad video stream parameters", path);
     if (vs->codecpar->width > 0 && vs->codecpar->height > 0) {
         check_pixel_budget(path, vs->codecpar->width, vs->codecpar->height, opt_.max_pixels, "--max-pixels");
@@ -91,7 +99,9 @@ VideoDecoder::VideoDecoder(const std::string& path, const DecoderOptions& option
     const int64_t t0 = vs->start_time != AV_NOPTS_VALUE ? vs->start_time : 0;
     const AVRational tb = vs->time_base;
     const auto to_tb = [&](double s) { return t0 + static_cast<int64_t>(std::llround(s * tb.den / tb.num)); };
-    if (opt_.start_s < 0) throw InputError("--start must be >= 0, got " + std::to_string(opt_.start_s));
+    if (opt_.start_s < 0) {
+        throw InputError("--start must be >= 0, got " + std::to_string(opt_.start_s));
+    }
     if (opt_.end_s >= 0 && opt_.end_s <= opt_.start_s) {
         throw InputError("--end must be after --start (" + std::to_string(opt_.end_s) +
                          " <= " + std::to_string(opt_.start_s) + ")");
@@ -104,7 +114,9 @@ VideoDecoder::VideoDecoder(const std::string& path, const DecoderOptions& option
                           AVSEEK_FLAG_BACKWARD);  // not seekable: decode from the start and skip
         }
     }
-    if (opt_.end_s >= 0) end_pts_ = to_tb(opt_.end_s);
+    if (opt_.end_s >= 0) {
+        end_pts_ = to_tb(opt_.end_s);
+    }
 
     double fps = fr.num > 0 ? av_q2d(fr) : 0.0;
     if (vs->nb_frames > 0) {
@@ -134,7 +146,9 @@ void VideoDecoder::convert(const AVFrame* f, uint8_t* dst) {
                              f->height, deep ? AV_PIX_FMT_RGB48LE : AV_PIX_FMT_RGB24,
                              SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr);
     sws_.reset(sws);
-    if (sws == nullptr) throw InputError("cannot convert the pixel format of " + squote(path_) + " to RGB");
+    if (sws == nullptr) {
+        throw InputError("cannot convert the pixel format of " + squote(path_) + " to RGB");
+    }
     const int matrix =
         default_matrix(f->colorspace != AVCOL_SPC_UNSPECIFIED ? f->colorspace : info_.colorspace, f->height);
     const int range = f->color_range == AVCOL_RANGE_JPEG ||
@@ -155,8 +169,9 @@ bool VideoDecoder::decode_one() {
         if (ret == 0) {
             AVFrame* f = frame_.get();
             int64_t pts = f->best_effort_timestamp;
-            if (pts == AV_NOPTS_VALUE)
+            if (pts == AV_NOPTS_VALUE) {
                 pts = last_pts_ == INT64_MIN ? 0 : last_pts_ + std::max<int64_t>(last_dur_, 1);
+            }
             int64_t dur = f->pkt_duration;
             if (dur <= 0 && info_.fps_num > 0) {
                 dur = av_rescale_q(1, AVRational{info_.fps_den, info_.fps_num}, vs->time_base);
@@ -234,12 +249,16 @@ bool VideoDecoder::decode_one() {
                 const int64_t ts = pkt_->pts != AV_NOPTS_VALUE ? pkt_->pts : pkt_->dts;
                 bool keep = true;
                 if (ts != AV_NOPTS_VALUE) {
-                    if (begin_pts_ != INT64_MIN && ts < av_rescale_q(begin_pts_, vs->time_base, otb))
+                    if (begin_pts_ != INT64_MIN && ts < av_rescale_q(begin_pts_, vs->time_base, otb)) {
                         keep = false;
-                    if (end_pts_ != INT64_MAX && ts >= av_rescale_q(end_pts_, vs->time_base, otb))
+                    }
+                    if (end_pts_ != INT64_MAX && ts >= av_rescale_q(end_pts_, vs->time_base, otb)) {
                         keep = false;
+                    }
                 }
-                if (keep) sink_(pkt_.get());
+                if (keep) {
+                    sink_(pkt_.get());
+                }
             }
             av_packet_unref(pkt_.get());
         }

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "io/av_ptr.h"
-#include "io/image_header.h"
+#include "csrc/io/av_ptr.h"
+#include "csrc/io/image_header.h"
 
 namespace flashvsr::io {
 
@@ -18,7 +18,8 @@ struct DecoderOptions {
     double start_s = 0.0;  // first frame: the first with pts >= start (seconds of the stream timeline)
     double end_s = -1.0;   // stop before the first frame with pts >= end (< 0: to the end)
     int64_t max_pixels = kDefaultMaxPixels;  // larger frames are refused before any is decoded (--max-pixels)
-    bool rgb24 = false;  // read() returns uint8 RGB [n, H, W, 3] (8 bits whatever the source depth), not float
+    bool rgb24 =
+        false;  // read() returns uint8 RGB [n, H, W, 3] (8 bits whatever the source depth), not float
 };
 
 /// What the video stream is (valid after construction).

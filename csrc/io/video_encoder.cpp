@@ -1,6 +1,6 @@
-#include "io/video_encoder.h"
+#include "csrc/io/video_encoder.h"
 
-#include "io/colorspace.h"
+#include "csrc/io/colorspace.h"
 
 #include <flashvsr/errors.h>
 
@@ -25,20 +25,27 @@ namespace {
 
 std::string squote(const std::string& p) { return "'" + p + "'"; }
 
-
 bool supports(const AVCodec* enc, AVPixelFormat f) {
-    if (enc->pix_fmts == nullptr) return true;
+    if (enc->pix_fmts == nullptr) {
+        return true;
+    }
     for (const AVPixelFormat* p = enc->pix_fmts; *p != AV_PIX_FMT_NONE; ++p) {
-        if (*p == f) return true;
+        if (*p == f) {
+            return true;
+        }
     }
     return false;
 }
 
 std::string supported_list(const AVCodec* enc) {
     std::string s;
-    if (enc->pix_fmts == nullptr) return "any";
+    if (enc->pix_fmts == nullptr) {
+        return "any";
+    }
     for (const AVPixelFormat* p = enc->pix_fmts; *p != AV_PIX_FMT_NONE; ++p) {
-        if (!s.empty()) s += ", ";
+        if (!s.empty()) {
+            s += ", ";
+        }
         s += av_get_pix_fmt_name(*p);
     }
     return s;
@@ -61,7 +68,9 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
                            const EncoderOptions& options)
     : path_(path), opt_(options), src_(source), in_(copy_from), offset_pts_(offset_pts) {
     std::error_code fec;
-    if (fs::is_directory(path, fec)) throw InputError("the output " + squote(path) + " is a folder");
+    if (fs::is_directory(path, fec)) {
+        throw InputError("the output " + squote(path) + " is a folder");
+    }
     const fs::path p(path);
     tmp_ = (p.parent_path() /
             (p.stem().string() + ".tmp-" + std::to_string(::getpid()) + p.extension().string()))
@@ -75,8 +84,12 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
     oc_.reset(raw);
 
     const AVCodec* enc = avcodec_find_encoder_by_name(opt_.codec.c_str());
-    if (enc == nullptr) throw InputError("unknown encoder '" + opt_.codec + "' (see `ffmpeg -encoders`)");
-    if (enc->type != AVMEDIA_TYPE_VIDEO) throw InputError("'" + opt_.codec + "' is not a video encoder");
+    if (enc == nullptr) {
+        throw InputError("unknown encoder '" + opt_.codec + "' (see `ffmpeg -encoders`)");
+    }
+    if (enc->type != AVMEDIA_TYPE_VIDEO) {
+        throw InputError("'" + opt_.codec + "' is not a video encoder");
+    }
     if (avformat_query_codec(oc_->oformat, enc->id, FF_COMPLIANCE_NORMAL) == 0) {
         throw InputError("the " + std::string(oc_->oformat->name) + " container of " + squote(path) +
                          " cannot hold " + opt_.codec + " video");
@@ -85,7 +98,9 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
     AVPixelFormat pf = AV_PIX_FMT_NONE;
     if (!opt_.pix_fmt.empty()) {
         pf = av_get_pix_fmt(opt_.pix_fmt.c_str());
-        if (pf == AV_PIX_FMT_NONE) throw InputError("unknown pixel format '" + opt_.pix_fmt + "'");
+        if (pf == AV_PIX_FMT_NONE) {
+            throw InputError("unknown pixel format '" + opt_.pix_fmt + "'");
+        }
         if (!supports(enc, pf)) {
             throw InputError("encoder " + opt_.codec + " does not support pixel format " + opt_.pix_fmt +
                              " (it supports: " + supported_list(enc) + ")");
@@ -119,13 +134,17 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
     const bool rgb_out = (desc->flags & AV_PIX_FMT_FLAG_RGB) != 0;
 
     ec_.reset(avcodec_alloc_context3(enc));
-    if (!ec_) throw InputError("out of memory creating the encoder");
+    if (!ec_) {
+        throw InputError("out of memory creating the encoder");
+    }
     AVCodecContext* ec = ec_.get();
     ec->width = width;
     ec->height = height;
     ec->pix_fmt = pf;
     ec->time_base = AVRational{src_.tb_num, src_.tb_den};
-    if (src_.fps_num > 0) ec->framerate = AVRational{src_.fps_num, src_.fps_den};
+    if (src_.fps_num > 0) {
+        ec->framerate = AVRational{src_.fps_num, src_.fps_den};
+    }
     ec->sample_aspect_ratio = AVRational{src_.sar_num, src_.sar_den};
     ec->colorspace = rgb_out ? AVCOL_SPC_RGB : static_cast<AVColorSpace>(src_.matrix);
     ec->color_range = rgb_out ? AVCOL_RANGE_JPEG : static_cast<AVColorRange>(src_.range);
@@ -133,7 +152,9 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
     ec->color_trc = static_cast<AVColorTransferCharacteristic>(src_.color_trc);
     ec->chroma_sample_location = static_cast<AVChromaLocation>(src_.chroma_location);
     ec->thread_count = 0;
-    if ((oc_->oformat->flags & AVFMT_GLOBALHEADER) != 0) ec->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    if ((oc_->oformat->flags & AVFMT_GLOBALHEADER) != 0) {
+        ec->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    }
     if (opt_.crf >= 0 && ec->priv_data != nullptr &&
         av_opt_find(ec->priv_data, "crf", nullptr, 0, 0) != nullptr) {
         av_opt_set_int(ec->priv_data, "crf", opt_.crf, 0);
@@ -152,10 +173,14 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
     }
 
     AVStream* ost = avformat_new_stream(oc_.get(), nullptr);
-    if (ost == nullptr) throw InputError("out of memory creating the output stream");
+    if (ost == nullptr) {
+        throw InputError("out of memory creating the output stream");
+    }
     av_check(avcodec_parameters_from_context(ost->codecpar, ec), "cannot set the output stream", path);
     ost->time_base = ec->time_base;
-    if (src_.fps_num > 0) ost->avg_frame_rate = ec->framerate;
+    if (src_.fps_num > 0) {
+        ost->avg_frame_rate = ec->framerate;
+    }
     if (enc->id == AV_CODEC_ID_HEVC && std::string(oc_->oformat->name).find("mp4") != std::string::npos) {
         ost->codecpar->codec_tag = MKTAG('h', 'v', 'c', '1');
     }
@@ -182,7 +207,9 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
                 warnings_.push_back("stream " + std::to_string(i) + " (" + type_name(t) + ") is not copied");
                 continue;
             }
-            if ((is->disposition & AV_DISPOSITION_ATTACHED_PIC) != 0) continue;
+            if ((is->disposition & AV_DISPOSITION_ATTACHED_PIC) != 0) {
+                continue;
+            }
             const char* cname = avcodec_get_name(is->codecpar->codec_id);
             if (avformat_query_codec(oc_->oformat, is->codecpar->codec_id, FF_COMPLIANCE_NORMAL) != 1) {
                 warnings_.push_back("stream " + std::to_string(i) + " (" + type_name(t) + ", " + cname +
@@ -191,7 +218,9 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
                 continue;
             }
             AVStream* os = avformat_new_stream(oc_.get(), nullptr);
-            if (os == nullptr) throw InputError("out of memory creating an output stream");
+            if (os == nullptr) {
+                throw InputError("out of memory creating an output stream");
+            }
             av_check(avcodec_parameters_copy(os->codecpar, is->codecpar), "cannot copy stream parameters",
                      path);
             os->codecpar->codec_tag = 0;
@@ -204,15 +233,21 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
         av_dict_set(&oc_->metadata, "encoder", nullptr, 0);
         if (in_->nb_chapters > 0) {
             auto** chapters = static_cast<AVChapter**>(av_calloc(in_->nb_chapters, sizeof(AVChapter*)));
-            if (chapters == nullptr) throw InputError("out of memory copying chapters");
+            if (chapters == nullptr) {
+                throw InputError("out of memory copying chapters");
+            }
             oc_->chapters = chapters;
             unsigned n = 0;
             for (unsigned i = 0; i < in_->nb_chapters; ++i) {
                 const AVChapter* ic = in_->chapters[i];
                 const int64_t off = av_rescale_q(offset_pts_, vtb, ic->time_base);
-                if (ic->end - off <= 0) continue;
+                if (ic->end - off <= 0) {
+                    continue;
+                }
                 auto* c = static_cast<AVChapter*>(av_mallocz(sizeof(AVChapter)));
-                if (c == nullptr) throw InputError("out of memory copying chapters");
+                if (c == nullptr) {
+                    throw InputError("out of memory copying chapters");
+                }
                 c->id = ic->id;
                 c->time_base = ic->time_base;
                 c->start = std::max<int64_t>(0, ic->start - off);
@@ -240,7 +275,9 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
     SwsContext* sws =
         sws_getContext(width, height, deep_ ? AV_PIX_FMT_RGB48LE : AV_PIX_FMT_RGB24, width, height, pf,
                        SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr);
-    if (sws == nullptr) throw InputError("cannot convert RGB to " + pix_fmt_name_);
+    if (sws == nullptr) {
+        throw InputError("cannot convert RGB to " + pix_fmt_name_);
+    }
     sws_.reset(sws);
     if (!rgb_out) {
         sws_setColorspaceDetails(sws, sws_getCoefficients(SWS_CS_DEFAULT), 1,
@@ -249,8 +286,9 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, const
     }
     if ((oc_->oformat->flags & AVFMT_NOFILE) == 0) {
         const int r = avio_open(&oc_->pb, tmp_.c_str(), AVIO_FLAG_WRITE);
-        if (r < 0)
+        if (r < 0) {
             throw InputError("cannot write the output " + squote(path) + " (" + av_error_string(r) + ")");
+        }
     }
     const int h = avformat_write_header(oc_.get(), nullptr);
     if (h < 0) {
@@ -272,10 +310,14 @@ VideoEncoder& VideoEncoder::operator=(VideoEncoder&&) noexcept = default;
 
 void VideoEncoder::drain(bool flush) {
     AVStream* ost = oc_->streams[video_index_];
-    if (flush) avcodec_send_frame(ec_.get(), nullptr);
+    if (flush) {
+        avcodec_send_frame(ec_.get(), nullptr);
+    }
     while (true) {
         const int r = avcodec_receive_packet(ec_.get(), pkt_.get());
-        if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) return;
+        if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) {
+            return;
+        }
         av_check(r, "video encoding failed", path_);
         av_packet_rescale_ts(pkt_.get(), ec_->time_base, ost->time_base);
         pkt_->stream_index = video_index_;
@@ -313,15 +355,23 @@ void VideoEncoder::write(const at::Tensor& rgb, const std::vector<int64_t>& pts,
 }
 
 void VideoEncoder::write_packet(const AVPacket* pkt) {
-    if (finished_ || pkt->stream_index < 0 || pkt->stream_index >= static_cast<int>(map_.size())) return;
+    if (finished_ || pkt->stream_index < 0 || pkt->stream_index >= static_cast<int>(map_.size())) {
+        return;
+    }
     const int o = map_[pkt->stream_index];
-    if (o < 0) return;
+    if (o < 0) {
+        return;
+    }
     AVPacketPtr cp = make_packet();
     av_check(av_packet_ref(cp.get(), pkt), "cannot copy a packet", path_);
     const AVRational itb = in_->streams[pkt->stream_index]->time_base;
     const int64_t off = av_rescale_q(offset_pts_, AVRational{src_.tb_num, src_.tb_den}, itb);
-    if (cp->pts != AV_NOPTS_VALUE) cp->pts -= off;
-    if (cp->dts != AV_NOPTS_VALUE) cp->dts -= off;
+    if (cp->pts != AV_NOPTS_VALUE) {
+        cp->pts -= off;
+    }
+    if (cp->dts != AV_NOPTS_VALUE) {
+        cp->dts -= off;
+    }
     av_packet_rescale_ts(cp.get(), itb, oc_->streams[o]->time_base);
     cp->stream_index = o;
     cp->pos = -1;

@@ -11,15 +11,15 @@
 #include <utility>
 #include <vector>
 
-#include "io/av_ptr.h"
-#include "io/video_decoder.h"
+#include "csrc/io/av_ptr.h"
+#include "csrc/io/video_decoder.h"
 
 namespace flashvsr::io {
 
 struct EncoderOptions {
     std::string codec = "libx264";  // any libavcodec video encoder name
-    std::string pix_fmt;  // "" = yuv420p (yuv420p10le for >8-bit sources where the encoder has it;
-                          // yuv444p / yuv444p10le for an odd width or height)
+    std::string pix_fmt;            // "" = yuv420p (yuv420p10le for >8-bit sources where the encoder has it;
+                                    // yuv444p / yuv444p10le for an odd width or height)
     int crf = 18;                   // constant rate factor for encoders with a "crf" option; < 0: not set
     std::vector<std::pair<std::string, std::string>> private_options;  // -e key=value (fatal when rejected)
     bool copy_audio = true;

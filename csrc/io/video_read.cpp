@@ -1,4 +1,4 @@
-#include "io/video_read.h"
+#include "csrc/io/video_read.h"
 
 #include <flashvsr/errors.h>
 
@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "io/video_decoder.h"
+#include "csrc/io/video_decoder.h"
 
 namespace flashvsr::io {
 

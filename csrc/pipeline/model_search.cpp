@@ -1,5 +1,5 @@
 // The model folder search order (model_search.h).
-#include "pipeline/model_search.h"
+#include "csrc/pipeline/model_search.h"
 
 #include <flashvsr/flashvsr.h>
 
@@ -26,7 +26,9 @@ fs::path user_dir(const char* xdg, const char* fallback) {
     return home.empty() ? fs::path() : fs::path(home) / fallback / "flashvsr";
 }
 
-std::string folder_name(const std::string& version) { return version == "v1.0" ? "FlashVSR" : "FlashVSR-v1.1"; }
+std::string folder_name(const std::string& version) {
+    return version == "v1.0" ? "FlashVSR" : "FlashVSR-v1.1";
+}
 
 }  // namespace
 

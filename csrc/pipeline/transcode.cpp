@@ -1,7 +1,7 @@
 // The transcode pipeline (transcode.h): decode -> engine Stream -> encode on three threads (or in turn on
 // one), templated over the reader (VideoDecoder or ImageSequenceReader) and the writer (VideoEncoder or
 // ImageSequenceWriter).
-#include "pipeline/transcode.h"
+#include "csrc/pipeline/transcode.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -15,10 +15,10 @@
 #include <type_traits>
 #include <utility>
 
-#include "core/stage_threads.h"
-#include "io/av_ptr.h"
-#include "io/image_sequence.h"
-#include "io/probe.h"
+#include "csrc/core/stage_threads.h"
+#include "csrc/io/av_ptr.h"
+#include "csrc/io/image_sequence.h"
+#include "csrc/io/probe.h"
 
 namespace flashvsr::pipeline {
 namespace fs = std::filesystem;
@@ -78,8 +78,8 @@ class ProgressClock {
     Clock::time_point t0_ = Clock::now();
 };
 
-/// The frames of a decoded batch that a segment stream reads: global indices [input_begin, input_end) (the batch
-/// starts at global frame `first`); pts/duration follow.
+/// The frames of a decoded batch that a segment stream reads: global indices [input_begin, input_end) (the
+/// batch starts at global frame `first`); pts/duration follow.
 io::FrameBatch segment_part(io::FrameBatch b, int64_t first, const SegmentFrames& seg) {
     const int64_t n = static_cast<int64_t>(b.pts.size());
     const int64_t lo = std::clamp<int64_t>(seg.input_begin - first, 0, n);
@@ -143,14 +143,15 @@ TranscodeReport run_pipeline(const Run& run, Source& dec, Sink& enc) {
     const bool whole = seg.input_begin == 0 && seg.input_end < 0 && seg.output_begin == 0;
     int64_t total = vi.frames_estimate;
     if (!whole && total > 0) {
-        total = std::max<int64_t>(0, (seg.output_end < 0 ? total : std::min(total, seg.output_end)) - seg.output_begin);
+        total = std::max<int64_t>(
+            0, (seg.output_end < 0 ? total : std::min(total, seg.output_end)) - seg.output_begin);
     }
     const ProgressClock progress(total);
     int64_t decoded = 0;  // frames read from the input (a segment: before dropping those it does not read)
     std::deque<int64_t> pts_q, dur_q;  // timestamps of frames inside the engine (its latency, bounded)
     double decode_s = 0, engine_s = 0, encode_s = 0;  // each written by its own stage's thread only
-    int64_t frames_in = 0;                 // frames whose upscaled copy is expected (a segment: its own frames)
-    int64_t pushed_in = seg.input_begin;   // global index of the next frame pushed to the engine
+    int64_t frames_in = 0;  // frames whose upscaled copy is expected (a segment: its own frames)
+    int64_t pushed_in = seg.input_begin;  // global index of the next frame pushed to the engine
 
     // The three stages. The decoder's packets of the other streams (audio, subtitles) travel with the
     // frames decoded in the same read, so the muxer is only touched by the encode stage and sees the same
@@ -162,7 +163,8 @@ TranscodeReport run_pipeline(const Run& run, Source& dec, Sink& enc) {
     const auto decode_step = [&] {
         const auto t0 = Clock::now();
         InBatch x;
-        for (;;) {  // a segment: frames before its input are decoded and dropped; it reads nothing past its end
+        for (;;) {  // a segment: frames before its input are decoded and dropped; it reads nothing past its
+                    // end
             if (!whole && seg.input_end >= 0 && decoded >= seg.input_end) {
                 x.b = io::FrameBatch{at::empty({0, vi.height, vi.width, 3}), {}, {}};
                 break;
@@ -226,8 +228,8 @@ TranscodeReport run_pipeline(const Run& run, Source& dec, Sink& enc) {
             at::set_num_threads(1);
             body();
         };
-        pipe.start(decode_step, [](const InBatch& x) { return x.b.rgb.size(0) == 0; }, encode_step,
-                   worker_scope);
+        pipe.start(
+            decode_step, [](const InBatch& x) { return x.b.rgb.size(0) == 0; }, encode_step, worker_scope);
     }
     const auto t_run0 = Clock::now();
     bool cancelled = false;
@@ -308,7 +310,8 @@ TranscodeReport run_pipeline(const Run& run, Source& dec, Sink& enc) {
 
 /// The writer for `dec`'s frames: an image sequence or a video file.
 template <class Source>
-TranscodeReport run_with_sink(const Run& run, Source& dec, const AVFormatContext* copy_from, int64_t offset_pts) {
+TranscodeReport run_with_sink(const Run& run, Source& dec, const AVFormatContext* copy_from,
+                              int64_t offset_pts) {
     const TranscodeJob& job = run.job;
     const io::VideoStreamInfo& vi = dec.info();
     const int64_t s = job.upscale.scale;
@@ -374,9 +377,11 @@ void validate_job(const TranscodeJob& job, bool engine_options) {
     job.upscale.validate();
     job.segment.validate();
     const SegmentFrames seg = segment_frames(job.segment, job.upscale);
-    if ((seg.input_begin > 0 || seg.input_end >= 0 || seg.output_begin > 0) && io::is_image_sequence_output(job.output)) {
-        throw InputError("a segment (first_chunk/end_chunk) is written to a video file, not to an image sequence "
-                         "(flashvsr.distributed writes a sequence's frames itself)");
+    if ((seg.input_begin > 0 || seg.input_end >= 0 || seg.output_begin > 0) &&
+        io::is_image_sequence_output(job.output)) {
+        throw InputError(
+            "a segment (first_chunk/end_chunk) is written to a video file, not to an image sequence "
+            "(flashvsr.distributed writes a sequence's frames itself)");
     }
 }
 
@@ -386,7 +391,8 @@ void TranscodeJob::validate() const { validate_job(*this, true); }
 
 void check_output(const TranscodeJob& job) {
     if (io::is_image_sequence_output(job.output)) {
-        return;  // ImageSequenceWriter: only an empty folder, or with overwrite a folder of the pattern's frames
+        return;  // ImageSequenceWriter: only an empty folder, or with overwrite a folder of the pattern's
+                 // frames
     }
     std::error_code fec;
     if (fs::exists(job.output, fec) && fs::equivalent(job.input, job.output, fec)) {
@@ -434,8 +440,12 @@ std::string report_json(const TranscodeReport& r, int indent) {
     j["peak_rss_bytes"] = r.peak_rss_bytes;
     j["stream_state_bytes"] = r.stream_state_bytes;
     const EngineInfo& ei = r.model;
-    j["model"] = {{"dir", ei.model_dir},   {"version", ei.version}, {"mode", ei.mode},
-                  {"device", ei.device},   {"dtype", ei.dtype},     {"files", ei.files},
+    j["model"] = {{"dir", ei.model_dir},
+                  {"version", ei.version},
+                  {"mode", ei.mode},
+                  {"device", ei.device},
+                  {"dtype", ei.dtype},
+                  {"files", ei.files},
                   {"weight_bytes", ei.weight_bytes}};
     j["engine_options"] = r.engine_options;
     j["upscale_options"] = r.upscale_options;

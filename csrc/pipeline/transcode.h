@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "io/video_decoder.h"
-#include "io/video_encoder.h"
+#include "csrc/io/video_decoder.h"
+#include "csrc/io/video_encoder.h"
 
 namespace flashvsr::pipeline {
 
@@ -74,9 +74,9 @@ struct TranscodeReport {
     int64_t frames_in = 0, frames_out = 0;
     int64_t frames_estimate = -1;  // the container's frame count, -1 unknown
     int input_width = 0, input_height = 0, output_width = 0, output_height = 0;
-    std::string input_pix_fmt;   // the decoder's ("rgb48le" etc. for images)
-    std::string encoder;         // the encoder name, or "image sequence"
-    std::string pix_fmt;         // the output's pixel format
+    std::string input_pix_fmt;                                    // the decoder's ("rgb48le" etc. for images)
+    std::string encoder;                                          // the encoder name, or "image sequence"
+    std::string pix_fmt;                                          // the output's pixel format
     double load_s = 0, decode_s = 0, engine_s = 0, encode_s = 0;  // stage times (per thread; they overlap)
     double run_s = 0, total_s = 0;  // wall times: decode -> encode, and the whole job
     double fps = 0;                 // frames_out / run_s
@@ -101,7 +101,8 @@ enum class LogLevel { Note, Warning };
 struct TranscodeHooks {
     std::shared_ptr<Engine> engine;  // an engine already loaded (job.engine is then not used); null: load it
     const CancelToken* cancel = nullptr;  // checked between batches and inside the engine (once per chunk)
-    // After the engine is ready, before the first frame: the sizes, formats and model (on the calling thread).
+    // After the engine is ready, before the first frame: the sizes, formats and model (on the calling
+    // thread).
     std::function<void(const TranscodeReport&)> on_start;
     // After every batch written (on the encode thread when pipeline_depth > 0) and once more with final =
     // true on the calling thread. Cheap callbacks only: the encode stage waits for it.

@@ -27,7 +27,8 @@ void blend_accumulate_cuda(at::Tensor& canvas, const at::Tensor& tile, int64_t t
     } else if (t.scalar_type() == at::kBFloat16) {
         type = TileType::kBFloat16;
     }
-    const int err = blend_accumulate_cuda_launch(canvas.data_ptr<float>(), t.const_data_ptr(), type, g, stream);
+    const int err =
+        blend_accumulate_cuda_launch(canvas.data_ptr<float>(), t.const_data_ptr(), type, g, stream);
     C10_CUDA_CHECK(static_cast<cudaError_t>(err));
 }
 

@@ -47,9 +47,12 @@ int blend_accumulate_cuda_launch(float* canvas, const void* tile, TileType type,
                                  void* stream) {
     auto s = static_cast<cudaStream_t>(stream);
     switch (type) {
-        case TileType::kFloat32: return launch<float>(canvas, tile, g, s);
-        case TileType::kFloat16: return launch<__half>(canvas, tile, g, s);
-        case TileType::kBFloat16: return launch<__nv_bfloat16>(canvas, tile, g, s);
+        case TileType::kFloat32:
+            return launch<float>(canvas, tile, g, s);
+        case TileType::kFloat16:
+            return launch<__half>(canvas, tile, g, s);
+        case TileType::kBFloat16:
+            return launch<__nv_bfloat16>(canvas, tile, g, s);
     }
     return static_cast<int>(cudaErrorInvalidValue);
 }

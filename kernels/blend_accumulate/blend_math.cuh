@@ -19,15 +19,15 @@
 namespace flashvsr::kernels {
 
 struct BlendGeometry {
-    int64_t frames = 0;     // F
-    int64_t canvas_h = 0;   // H
-    int64_t canvas_w = 0;   // W
-    int64_t channels = 0;   // C
-    int64_t tile_h = 0;     // h
-    int64_t tile_w = 0;     // w
-    int64_t top = 0;        // tile origin inside the canvas
+    int64_t frames = 0;    // F
+    int64_t canvas_h = 0;  // H
+    int64_t canvas_w = 0;  // W
+    int64_t channels = 0;  // C
+    int64_t tile_h = 0;    // h
+    int64_t tile_w = 0;    // w
+    int64_t top = 0;       // tile origin inside the canvas
     int64_t left = 0;
-    int64_t ramp_top = 0;   // ramp lengths in pixels, 0 = no ramp on that side
+    int64_t ramp_top = 0;  // ramp lengths in pixels, 0 = no ramp on that side
     int64_t ramp_bottom = 0;
     int64_t ramp_left = 0;
     int64_t ramp_right = 0;

@@ -117,7 +117,9 @@ std::vector<std::vector<Run>> groups_of(const bool* row, int64_t nk) {
 
 int64_t width_of(const std::vector<Run>& group) {
     int64_t w = 0;
-    for (const Run& r : group) w += r.count * kBlockTokens;
+    for (const Run& r : group) {
+        w += r.count * kBlockTokens;
+    }
     return w;
 }
 
@@ -143,7 +145,9 @@ void attend(const T* q, const T* k, const T* v, const bool* mask, T* out, const 
     for (size_t round = 0; round < rounds; ++round) {
         std::vector<int64_t> order;  // rows with a group in this round, widest first
         for (int64_t r = 0; r < rows; ++r) {
-            if (row_groups[r].size() > round) order.push_back(r);
+            if (row_groups[r].size() > round) {
+                order.push_back(r);
+            }
         }
         std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) {
             return width_of(row_groups[x][round]) > width_of(row_groups[y][round]);
@@ -191,14 +195,20 @@ void attend(const T* q, const T* k, const T* v, const bool* mask, T* out, const 
                 for (int64_t x = 0; x < bn; ++x) {
                     const int64_t r = batch[x], h = r / g.nq, i = r % g.nq;
                     const auto& runs = row_groups[r][round];
-                    if (pass >= runs.size()) continue;
+                    if (pass >= runs.size()) {
+                        continue;
+                    }
                     int64_t col = 0;
-                    for (size_t y = 0; y < pass; ++y) col += runs[y].count * t;
+                    for (size_t y = 0; y < pass; ++y) {
+                        col += runs[y].count * t;
+                    }
                     gemms.add('N', 'N', hd, t, runs[pass].count * t, T(1),
                               v + runs[pass].first * t * c + h * hd, c, sp + x * t * w + col, w, T(1),
                               out + i * t * c + h * hd, c);
                 }
-                if (gemms.m.empty()) break;
+                if (gemms.m.empty()) {
+                    break;
+                }
                 gemms.run_and_clear();
             }
             b0 += n;

@@ -82,7 +82,9 @@ __global__ void __launch_bounds__(kBlockTokens)
                 Acc dot = Acc(0);
 #pragma unroll 8
                 for (int d = 0; d < HD; ++d) {
-                    if (d < hd) dot += qr[d] * ks[kk][d];
+                    if (d < hd) {
+                        dot += qr[d] * ks[kk][d];
+                    }
                 }
                 s[kk] = dot * scale;
                 tile_max = s[kk] > tile_max ? s[kk] : tile_max;
@@ -101,7 +103,9 @@ __global__ void __launch_bounds__(kBlockTokens)
                 if (d < hd) {
                     Acc a = acc[d] * alpha;
 #pragma unroll
-                    for (int kk = 0; kk < kTile; ++kk) a += s[kk] * vs[kk][d];
+                    for (int kk = 0; kk < kTile; ++kk) {
+                        a += s[kk] * vs[kk][d];
+                    }
                     acc[d] = a;
                 }
             }
@@ -127,7 +131,9 @@ int launch(const void* q, const void* k, const void* v, const bool* mask, void* 
 template <typename T, typename Acc>
 int launch_hd(const void* q, const void* k, const void* v, const bool* mask, void* out,
               const AttentionGeometry& g, cudaStream_t stream) {
-    if (g.head_dim <= kCudaMaxHeadDim) return launch<T, Acc, kCudaMaxHeadDim>(q, k, v, mask, out, g, stream);
+    if (g.head_dim <= kCudaMaxHeadDim) {
+        return launch<T, Acc, kCudaMaxHeadDim>(q, k, v, mask, out, g, stream);
+    }
     return static_cast<int>(cudaErrorInvalidValue);
 }
 

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <sstream>
 
-#include "core/md5.h"
+#include "csrc/core/md5.h"
 #include "models/checkpoint/mapped_file.h"
 
 namespace flashvsr::models {
@@ -41,7 +41,8 @@ void ParamTable::add(std::string name, at::Tensor* slot, std::vector<int64_t> sh
 int64_t ParamTable::numel() const { return manifest_numel(specs_); }
 
 void ParamTable::load(const TensorMap& tensors, const std::string& source, const LoadOptions& opts,
-                      const std::string& prefix, const std::function<bool(const std::string&)>& ignore) const {
+                      const std::string& prefix,
+                      const std::function<bool(const std::string&)>& ignore) const {
     // Unexpected keys first: they usually mean a wrong file (e.g. a VAE where the DiT was expected).
     std::vector<std::string> claimed;
     claimed.reserve(specs_.size());
@@ -88,7 +89,9 @@ void ParamTable::zero_init(const LoadOptions& opts) const {
 
 void ParamTable::move_to(at::Device device) const {
     for (at::Tensor* slot : slots_) {
-        if (slot->defined() && slot->device() != device) *slot = slot->to(device);
+        if (slot->defined() && slot->device() != device) {
+            *slot = slot->to(device);
+        }
     }
 }
 
@@ -119,7 +122,8 @@ std::string key_hash(const std::vector<ParamSpec>& specs) {
     return md5_hex(joined);
 }
 
-std::vector<int64_t> require_shape(const TensorMap& tensors, const std::string& key, const std::string& source) {
+std::vector<int64_t> require_shape(const TensorMap& tensors, const std::string& key,
+                                   const std::string& source) {
     const auto it = tensors.find(key);
     if (it == tensors.end()) {
         throw ModelError(source + ": missing key '" + key + "'");

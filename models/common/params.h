@@ -73,6 +73,7 @@ int64_t manifest_numel(const std::vector<ParamSpec>& specs);
 std::string key_hash(const std::vector<ParamSpec>& specs);
 
 /// Shape of a tensor in `tensors` or a ModelError naming `source` and `key` when absent.
-std::vector<int64_t> require_shape(const TensorMap& tensors, const std::string& key, const std::string& source);
+std::vector<int64_t> require_shape(const TensorMap& tensors, const std::string& key,
+                                   const std::string& source);
 
 }  // namespace flashvsr::models

@@ -18,7 +18,7 @@ namespace flashvsr::models {
 /// cast to `dtype`, so a seed gives the same values (up to rounding) in every dtype.
 /// `draw_on` a CUDA device: drawn there in float32 with that device's default generator seeded from `seed`
 /// (many times faster for full-size weights; other values than the CPU draw). The result is on the CPU.
-TensorMap random_weights(const std::vector<ParamSpec>& specs, uint64_t seed, at::ScalarType dtype = at::kFloat,
-                         at::Device draw_on = at::Device(at::kCPU));
+TensorMap random_weights(const std::vector<ParamSpec>& specs, uint64_t seed,
+                         at::ScalarType dtype = at::kFloat, at::Device draw_on = at::Device(at::kCPU));
 
 }  // namespace flashvsr::models

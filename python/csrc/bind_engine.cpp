@@ -17,7 +17,9 @@ namespace {
 
 // Wraps a Python progress callable (done, total) -> bool|None for use with the GIL released.
 ProgressFn wrap_progress(const py::object& progress) {
-    if (progress.is_none()) return {};
+    if (progress.is_none()) {
+        return {};
+    }
     auto fn = std::make_shared<py::object>(progress);
     return [fn](int64_t done, int64_t total) {
         py::gil_scoped_acquire gil;
@@ -40,7 +42,8 @@ UpscaleOptions upscale_options(const char* where, const py::kwargs& kwargs) {
     return o;
 }
 
-// "scale: int = 4, color_fix: str = 'adain', ...": the keywords with their types and defaults, from the table.
+// "scale: int = 4, color_fix: str = 'adain', ...": the keywords with their types and defaults, from the
+// table.
 std::string upscale_keywords_doc() {
     std::string doc;
     for (const OptionSpec& s : upscale_option_specs()) {
@@ -48,7 +51,8 @@ std::string upscale_keywords_doc() {
                            : s.type == OptionType::Float ? "float"
                            : s.type == OptionType::Bool  ? "bool"
                                                          : "str";
-        const py::object v = std::visit([](const auto& x) -> py::object { return py::cast(x); }, s.default_value);
+        const py::object v =
+            std::visit([](const auto& x) -> py::object { return py::cast(x); }, s.default_value);
         doc += (doc.empty() ? "" : ", ") + s.name + ": " + type + " = " + std::string(py::repr(v));
     }
     return doc;
@@ -85,15 +89,18 @@ py::dict memory_dict(const MemoryReport& r) {
 
 void bind_engine(py::module_& m) {
     static const std::string upscale_doc =
-        "Upscales frames [F,H,W,3] (float in [0,1] or uint8) to float32 [F,H*s,W*s,3] on the CPU. progress(done, "
+        "Upscales frames [F,H,W,3] (float in [0,1] or uint8) to float32 [F,H*s,W*s,3] on the CPU. "
+        "progress(done, "
         "total) returning False cancels (Cancelled). Keyword options (the upscale option table, as "
         "flashvsr.UpscaleOptions: " +
         upscale_keywords_doc() + ").";
     static const std::string stream_doc =
-        "A Stream for one video in bounded memory (push/pull/finish). Keyword options (the upscale option table, "
+        "A Stream for one video in bounded memory (push/pull/finish). Keyword options (the upscale option "
+        "table, "
         "as flashvsr.UpscaleOptions: " +
         upscale_keywords_doc() +
-        "). Scale-out segments (docs/SCALE_OUT.md): first_chunk, end_chunk (-1: to the end), warmup_chunks (-1: "
+        "). Scale-out segments (docs/SCALE_OUT.md): first_chunk, end_chunk (-1: to the end), warmup_chunks "
+        "(-1: "
         "the replay depth); frames keep their global numbers (see segment_frames).";
     py::class_<Stream>(m, "Stream")
         .def("push", &Stream::push, py::arg("frames"), py::call_guard<py::gil_scoped_release>())
@@ -106,7 +113,9 @@ void bind_engine(py::module_& m) {
         .def_property_readonly("state_bytes", &Stream::state_bytes)
         .def_property_readonly("tiles", [](const Stream& s) {
             py::list l;
-            for (const TileRect& t : s.tiles()) l.append(py::make_tuple(t.top, t.left, t.height, t.width));
+            for (const TileRect& t : s.tiles()) {
+                l.append(py::make_tuple(t.top, t.left, t.height, t.width));
+            }
             return l;
         });
 
@@ -131,10 +140,11 @@ void bind_engine(py::module_& m) {
         .def_property_readonly("info", [](const PyEngine& e) { return info_dict(e.get().info()); })
         .def_property_readonly("closed", [](const PyEngine& e) { return !e.engine; })
         .def("memory", [](const PyEngine& e) { return memory_dict(e.get().memory()); })
-        .def("close", [](PyEngine& e) {
-            py::gil_scoped_release release;
-            e.engine.reset();
-        })
+        .def("close",
+             [](PyEngine& e) {
+                 py::gil_scoped_release release;
+                 e.engine.reset();
+             })
         .def(
             "to",
             [](py::object self, const py::object& device) {
@@ -149,7 +159,8 @@ void bind_engine(py::module_& m) {
             py::arg("device"))
         .def(
             "upscale",
-            [](const PyEngine& e, const at::Tensor& frames, const py::object& progress, const py::kwargs& kwargs) {
+            [](const PyEngine& e, const at::Tensor& frames, const py::object& progress,
+               const py::kwargs& kwargs) {
                 const UpscaleOptions o = upscale_options("upscale", kwargs);
                 const ProgressFn p = wrap_progress(progress);
                 Engine& engine = e.get();
@@ -166,8 +177,8 @@ void bind_engine(py::module_& m) {
                 s.set_progress(wrap_progress(progress));
                 return s;
             },
-            py::kw_only(), py::arg("progress") = py::none(), py::arg("first_chunk") = 0, py::arg("end_chunk") = -1,
-            py::arg("warmup_chunks") = -1, stream_doc.c_str());
+            py::kw_only(), py::arg("progress") = py::none(), py::arg("first_chunk") = 0,
+            py::arg("end_chunk") = -1, py::arg("warmup_chunks") = -1, stream_doc.c_str());
 
     // Scale-out (docs/SCALE_OUT.md): the global frame ranges of a segment stream.
     m.def(
@@ -184,9 +195,12 @@ void bind_engine(py::module_& m) {
             d["output_end"] = f.output_end;
             return d;
         },
-        py::arg("first_chunk"), py::arg("end_chunk") = -1, py::arg("warmup_chunks") = -1, py::arg("kv_ratio") = 3.0,
-        "Global frame ranges of the segment [first_chunk, end_chunk) (-1: to the end) with warmup_chunks of warm-up "
-        "(-1: the replay depth): warmup_chunk, input_begin/input_end (frames to push), output_begin/output_end "
+        py::arg("first_chunk"), py::arg("end_chunk") = -1, py::arg("warmup_chunks") = -1,
+        py::arg("kv_ratio") = 3.0,
+        "Global frame ranges of the segment [first_chunk, end_chunk) (-1: to the end) with warmup_chunks of "
+        "warm-up "
+        "(-1: the replay depth): warmup_chunk, input_begin/input_end (frames to push), "
+        "output_begin/output_end "
         "(frames emitted); -1 = to the end of the video.");
 }
 

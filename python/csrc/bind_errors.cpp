@@ -1,6 +1,6 @@
 // Maps library errors to Python exceptions: flashvsr.Error (RuntimeError) and its subclasses.
-#include <flashvsr/flashvsr.h>
 #include <c10/util/Exception.h>
+#include <flashvsr/flashvsr.h>
 #include <pybind11/pybind11.h>
 
 namespace py = pybind11;

@@ -2,12 +2,12 @@
 #include <flashvsr/flashvsr.h>
 #include <torch/python.h>
 
-#include "io/image_io.h"
-#include "io/image_sequence.h"
-#include "io/probe.h"
-#include "io/segment_concat.h"
-#include "io/synth_clip.h"
-#include "io/video_read.h"
+#include "csrc/io/image_io.h"
+#include "csrc/io/image_sequence.h"
+#include "csrc/io/probe.h"
+#include "csrc/io/segment_concat.h"
+#include "csrc/io/synth_clip.h"
+#include "csrc/io/video_read.h"
 
 namespace py = pybind11;
 
@@ -53,7 +53,9 @@ void bind_io(py::module_& m) {
     io.def(
         "read_image",
         [](const std::string& path, int64_t max_pixels) {
-            if (max_pixels < 1) throw flashvsr::InputError("max_pixels must be >= 1");
+            if (max_pixels < 1) {
+                throw flashvsr::InputError("max_pixels must be >= 1");
+            }
             return flashvsr::io::decode_image(path, nullptr, max_pixels);
         },
         py::arg("path"), py::arg("max_pixels") = flashvsr::io::kDefaultMaxPixels,
@@ -68,7 +70,9 @@ void bind_io(py::module_& m) {
             {
                 py::gil_scoped_release release;
                 const flashvsr::io::ImageSequenceReader r(spec, start_number, 25, 1);
-                for (int64_t i = 0; i < r.frame_count(); ++i) files.push_back(r.file(i));
+                for (int64_t i = 0; i < r.frame_count(); ++i) {
+                    files.push_back(r.file(i));
+                }
                 info = r.info();
             }
             py::dict d;
@@ -79,11 +83,12 @@ void bind_io(py::module_& m) {
             return d;
         },
         py::arg("spec"), py::arg("start_number") = -1,
-        "The frames of an image-sequence input (a folder or a pattern, as the CLI reads it): {files (in order), "
+        "The frames of an image-sequence input (a folder or a pattern, as the CLI reads it): {files (in "
+        "order), "
         "width, height, bits}; InputError naming the folder or file as the CLI gives it.");
-    io.def(
-        "is_image_sequence_output", &flashvsr::io::is_image_sequence_output, py::arg("spec"),
-        "Whether an output spec names an image sequence (ends with '/', an existing folder, an image extension).");
+    io.def("is_image_sequence_output", &flashvsr::io::is_image_sequence_output, py::arg("spec"),
+           "Whether an output spec names an image sequence (ends with '/', an existing folder, an image "
+           "extension).");
     io.def(
         "is_image_sequence_input", &flashvsr::io::is_image_sequence_input, py::arg("spec"),
         "Whether an input spec names an image sequence (a folder, or a %d pattern with an image extension).");
@@ -107,8 +112,10 @@ void bind_io(py::module_& m) {
         },
         py::arg("segments"), py::arg("source"), py::arg("output"), py::arg("copy_audio") = true,
         py::arg("copy_subtitles") = true, py::arg("overwrite") = false,
-        "Joins encoded video segments (same encoder settings, consecutive frames) by stream copy into output, with "
-        "the audio/subtitle streams, chapters and metadata of source ('' = none) copied once; written under a "
+        "Joins encoded video segments (same encoder settings, consecutive frames) by stream copy into "
+        "output, with "
+        "the audio/subtitle streams, chapters and metadata of source ('' = none) copied once; written under "
+        "a "
         "temporary name and renamed when complete. Returns {video_packets, copied_packets, warnings}.");
     io.def("write_image", &flashvsr::io::write_image, py::arg("path"), py::arg("rgb"), py::arg("bits") = 8,
            py::call_guard<py::gil_scoped_release>(),

@@ -13,7 +13,9 @@ namespace flashvsr::python {
 namespace {
 
 std::optional<models::ModelVersion> version_arg(const std::optional<std::string>& v) {
-    if (!v || v->empty()) return std::nullopt;
+    if (!v || v->empty()) {
+        return std::nullopt;
+    }
     return models::parse_model_version(*v);
 }
 
@@ -43,7 +45,9 @@ void bind_models(py::module_& m) {
         "key_hash",
         [](const std::vector<std::pair<std::string, std::vector<int64_t>>>& entries) {
             std::vector<models::ParamSpec> specs;
-            for (const auto& [name, shape] : entries) specs.push_back(models::ParamSpec{name, shape});
+            for (const auto& [name, shape] : entries) {
+                specs.push_back(models::ParamSpec{name, shape});
+            }
             return models::key_hash(specs);
         },
         py::arg("manifest"));

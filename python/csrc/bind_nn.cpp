@@ -3,7 +3,7 @@
 #include <pybind11/stl.h>
 #include <torch/python.h>
 
-#include "engine/engine_impl.h"
+#include "csrc/engine/engine_impl.h"
 #include "models/checkpoint/load.h"
 #include "models/dit.h"
 #include "models/lq_proj.h"
@@ -52,17 +52,20 @@ void bind_nn(py::module_& m) {
              py::arg("weights"), py::arg("dtype") = "fp32", py::arg("device") = "cpu")
         .def(
             "stream",
-            [](const models::LQProj& p, const at::Tensor& clip, models::LQProjState& state, bool legacy) -> py::object {
+            [](const models::LQProj& p, const at::Tensor& clip, models::LQProjState& state,
+               bool legacy) -> py::object {
                 at::Tensor out;
                 {
                     py::gil_scoped_release release;
-                    out = p.stream(clip, state,
-                                   legacy ? models::CacheOrder::AssignThenUse : models::CacheOrder::UseThenUpdate);
+                    out = p.stream(
+                        clip, state,
+                        legacy ? models::CacheOrder::AssignThenUse : models::CacheOrder::UseThenUpdate);
                 }
                 return out.defined() ? py::cast(out) : py::none();
             },
             py::arg("clip"), py::arg("state"), py::arg("legacy_v10_cache_order") = false,
-            "clip [1,3,Fc,H,W] in [-1,1]: the first call (1 frame) primes and returns None, later calls (4 frames) "
+            "clip [1,3,Fc,H,W] in [-1,1]: the first call (1 frame) primes and returns None, later calls (4 "
+            "frames) "
             "return the tokens [1, H/16*W/16, dim] of one latent frame.");
 
     py::class_<models::TCDecoderState>(nn, "TCDecoderState")
@@ -89,24 +92,30 @@ void bind_nn(py::module_& m) {
                  return models::VAEDecoder(x.tensors, x.source, load_options(dtype, device));
              }),
              py::arg("weights"), py::arg("dtype") = "fp32", py::arg("device") = "cpu")
-        .def("decode", &models::VAEDecoder::decode, py::arg("z"), py::arg("state"),
-             py::call_guard<py::gil_scoped_release>(),
-             "z [1,16,T,h,w] normalised latents -> frames [1,3,F,8h,8w] in [-1,1] (F = 4T-3 first, then 4T).");
+        .def(
+            "decode", &models::VAEDecoder::decode, py::arg("z"), py::arg("state"),
+            py::call_guard<py::gil_scoped_release>(),
+            "z [1,16,T,h,w] normalised latents -> frames [1,3,F,8h,8w] in [-1,1] (F = 4T-3 first, then 4T).");
 
-    py::class_<models::DiTConstants>(nn, "DiTConstants").def_property_readonly("bytes", &models::DiTConstants::bytes);
+    py::class_<models::DiTConstants>(nn, "DiTConstants")
+        .def_property_readonly("bytes", &models::DiTConstants::bytes);
     py::class_<models::DiTState>(nn, "DiTState")
         .def(py::init<>())
         .def("reset", &models::DiTState::reset)
         .def_property_readonly("bytes", &models::DiTState::bytes)
         .def_readonly("chunk_index", &models::DiTState::chunk_index);
     py::class_<models::DiT>(nn, "DiT")
-        .def(py::init([](const py::object& w, const std::string& dtype, const std::string& device, int64_t head_dim) {
+        .def(py::init([](const py::object& w, const std::string& dtype, const std::string& device,
+                         int64_t head_dim) {
                  Weights x = weights_arg(w);
-                 return std::make_unique<models::DiT>(x.tensors, x.source, load_options(dtype, device), head_dim);
+                 return std::make_unique<models::DiT>(x.tensors, x.source, load_options(dtype, device),
+                                                      head_dim);
              }),
-             py::arg("weights"), py::arg("dtype") = "fp32", py::arg("device") = "cpu", py::arg("head_dim") = 128)
+             py::arg("weights"), py::arg("dtype") = "fp32", py::arg("device") = "cpu",
+             py::arg("head_dim") = 128)
         .def("prepare", &models::DiT::prepare, py::arg("prompt"), py::call_guard<py::gil_scoped_release>(),
-             "Model-lifetime constants (t, t_mod, cross-attention K/V) from the prompt tensor [1, L, text_dim].")
+             "Model-lifetime constants (t, t_mod, cross-attention K/V) from the prompt tensor [1, L, "
+             "text_dim].")
         .def(
             "forward_chunk",
             [](const models::DiT& d, const at::Tensor& latents, const std::optional<at::Tensor>& lq_tokens,

@@ -13,11 +13,16 @@ namespace {
 
 const char* type_name(OptionType t) {
     switch (t) {
-        case OptionType::Int: return "int";
-        case OptionType::Float: return "float";
-        case OptionType::Bool: return "bool";
-        case OptionType::Choice: return "choice";
-        default: return "str";
+        case OptionType::Int:
+            return "int";
+        case OptionType::Float:
+            return "float";
+        case OptionType::Bool:
+            return "bool";
+        case OptionType::Choice:
+            return "choice";
+        default:
+            return "str";
     }
 }
 
@@ -97,8 +102,8 @@ OptionValue option_value(const std::string& where, const OptionSpec& s, const py
     }
 }
 
-bool set_py_option(const std::string& where, EngineOptions* engine, UpscaleOptions* upscale, const std::string& name,
-                   const py::handle& value) {
+bool set_py_option(const std::string& where, EngineOptions* engine, UpscaleOptions* upscale,
+                   const std::string& name, const py::handle& value) {
     const OptionSpec* s = find_option_spec(name);
     if (s == nullptr) {
         return false;
@@ -129,12 +134,14 @@ void bind_options(py::module_& m) {
             }
             return l;
         },
-        "The engine and upscale options, described once: name, group, type, default, choices, range (min, max, "
+        "The engine and upscale options, described once: name, group, type, default, choices, range (min, "
+        "max, "
         "step), cli_flag, meta, help.");
     m.def(
         "normalize_options",
         [](const std::string& group, const py::dict& kwargs) {
-            // the options as the library sees them after setting `kwargs` (unknown name: TypeError), validated
+            // the options as the library sees them after setting `kwargs` (unknown name: TypeError),
+            // validated
             const std::string where = group + " options";
             EngineOptions e;
             UpscaleOptions u;

@@ -19,10 +19,10 @@
 #include <thread>
 #include <vector>
 
-#include "io/av_ptr.h"
-#include "io/image_sequence.h"
-#include "pipeline/model_search.h"
-#include "pipeline/transcode.h"
+#include "csrc/io/av_ptr.h"
+#include "csrc/io/image_sequence.h"
+#include "csrc/pipeline/model_search.h"
+#include "csrc/pipeline/transcode.h"
 #include "python/csrc/py_engine.h"
 #include "python/csrc/py_options.h"
 
@@ -89,9 +89,10 @@ const std::vector<Keyword>& keywords() {
     static const std::vector<Keyword> k = {
         // encoder (video output)
         {"codec", [](TranscodeJob& j, const py::handle& h) { j.encoder.codec = as_str("codec", h); }},
-        {"pix_fmt",
-         [](TranscodeJob& j, const py::handle& h) { j.encoder.pix_fmt = h.is_none() ? "" : as_str("pix_fmt", h); }},
-        {"crf", [](TranscodeJob& j, const py::handle& h) { j.encoder.crf = static_cast<int>(as_int("crf", h)); }},
+        {"pix_fmt", [](TranscodeJob& j,
+                       const py::handle& h) { j.encoder.pix_fmt = h.is_none() ? "" : as_str("pix_fmt", h); }},
+        {"crf",
+         [](TranscodeJob& j, const py::handle& h) { j.encoder.crf = static_cast<int>(as_int("crf", h)); }},
         {"encoder_options",
          [](TranscodeJob& j, const py::handle& h) {
              j.encoder.private_options.clear();
@@ -106,18 +107,22 @@ const std::vector<Keyword>& keywords() {
                                                         as_str("encoder_options", value));
              }
          }},
-        {"copy_audio", [](TranscodeJob& j, const py::handle& h) { j.encoder.copy_audio = as_bool("copy_audio", h); }},
+        {"copy_audio",
+         [](TranscodeJob& j, const py::handle& h) { j.encoder.copy_audio = as_bool("copy_audio", h); }},
         {"copy_subtitles",
-         [](TranscodeJob& j, const py::handle& h) { j.encoder.copy_subtitles = as_bool("copy_subtitles", h); }},
+         [](TranscodeJob& j, const py::handle& h) {
+             j.encoder.copy_subtitles = as_bool("copy_subtitles", h);
+         }},
         // decoder (video input)
         {"start", [](TranscodeJob& j, const py::handle& h) { j.decoder.start_s = as_float("start", h); }},
-        {"end",
-         [](TranscodeJob& j, const py::handle& h) { j.decoder.end_s = h.is_none() ? -1.0 : as_float("end", h); }},
+        {"end", [](TranscodeJob& j,
+                   const py::handle& h) { j.decoder.end_s = h.is_none() ? -1.0 : as_float("end", h); }},
         {"max_pixels",
          [](TranscodeJob& j, const py::handle& h) { j.decoder.max_pixels = as_int("max_pixels", h); }},
         // the job
         {"overwrite", [](TranscodeJob& j, const py::handle& h) { j.overwrite = as_bool("overwrite", h); }},
-        {"keep_partial", [](TranscodeJob& j, const py::handle& h) { j.keep_partial = as_bool("keep_partial", h); }},
+        {"keep_partial",
+         [](TranscodeJob& j, const py::handle& h) { j.keep_partial = as_bool("keep_partial", h); }},
         {"batch", [](TranscodeJob& j, const py::handle& h) { j.batch = as_int("batch", h); }},
         {"pipeline_depth",
          [](TranscodeJob& j, const py::handle& h) { j.pipeline_depth = as_int("pipeline_depth", h); }},
@@ -127,18 +132,19 @@ const std::vector<Keyword>& keywords() {
          }},
         {"fps",
          [](TranscodeJob& j, const py::handle& h) {
-             if (PyBool_Check(h.ptr()) || !(PyUnicode_Check(h.ptr()) || PyLong_Check(h.ptr()) ||
-                                            PyFloat_Check(h.ptr()))) {
+             if (PyBool_Check(h.ptr()) ||
+                 !(PyUnicode_Check(h.ptr()) || PyLong_Check(h.ptr()) || PyFloat_Check(h.ptr()))) {
                  wrong_type("fps", "a str or a number", h);
              }
              io::parse_frame_rate(py::str(h), &j.fps_num, &j.fps_den);
          }},
-        {"bit_depth",
-         [](TranscodeJob& j, const py::handle& h) { j.bit_depth = static_cast<int>(as_int("bit_depth", h)); }},
+        {"bit_depth", [](TranscodeJob& j,
+                         const py::handle& h) { j.bit_depth = static_cast<int>(as_int("bit_depth", h)); }},
         // a segment (scale-out, docs/SCALE_OUT.md)
         {"first_chunk",
          [](TranscodeJob& j, const py::handle& h) { j.segment.first_chunk = as_int("first_chunk", h); }},
-        {"end_chunk", [](TranscodeJob& j, const py::handle& h) { j.segment.end_chunk = as_int("end_chunk", h); }},
+        {"end_chunk",
+         [](TranscodeJob& j, const py::handle& h) { j.segment.end_chunk = as_int("end_chunk", h); }},
         {"warmup_chunks",
          [](TranscodeJob& j, const py::handle& h) { j.segment.warmup_chunks = as_int("warmup_chunks", h); }},
     };
@@ -276,7 +282,8 @@ py::dict upscale_file(const py::object& input, const py::object& output, const p
         {
             py::gil_scoped_release release;
             std::unique_lock<std::mutex> lock(shared.mu);
-            shared.cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return shared.done || shared.fresh; });
+            shared.cv.wait_for(lock, std::chrono::milliseconds(50),
+                               [&] { return shared.done || shared.fresh; });
             done = shared.done;
             snapshot = std::exchange(shared.fresh, std::nullopt);
         }
@@ -318,7 +325,8 @@ void bind_pipeline(py::module_& m) {
         .def("cancel", &CancelToken::cancel)
         .def_property_readonly("cancelled", &CancelToken::cancelled);
 
-    py::class_<pipeline::TranscodeProgress>(m, "TranscodeProgress", "A snapshot of a running upscale_file() job.")
+    py::class_<pipeline::TranscodeProgress>(m, "TranscodeProgress",
+                                            "A snapshot of a running upscale_file() job.")
         .def_readonly("frames_done", &pipeline::TranscodeProgress::frames_done)
         .def_readonly("frames_total", &pipeline::TranscodeProgress::frames_total)
         .def_readonly("elapsed_s", &pipeline::TranscodeProgress::elapsed_s)

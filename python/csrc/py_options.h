@@ -15,7 +15,7 @@ OptionValue option_value(const std::string& where, const OptionSpec& s, const py
 
 /// Sets option `name` on `engine` or `upscale` (whichever holds it; null = not accepted here). Returns false
 /// for a name of neither table.
-bool set_py_option(const std::string& where, EngineOptions* engine, UpscaleOptions* upscale, const std::string& name,
-                   const pybind11::handle& value);
+bool set_py_option(const std::string& where, EngineOptions* engine, UpscaleOptions* upscale,
+                   const std::string& name, const pybind11::handle& value);
 
 }  // namespace flashvsr::python

@@ -1,7 +1,7 @@
 # Type stubs for the compiled module flashvsr._C.
-from types import ModuleType
+from collections.abc import Callable
 from os import PathLike
-from typing import Callable, Optional, Union
+from types import ModuleType
 
 import torch
 
@@ -23,13 +23,13 @@ def memory_report() -> dict:
     """{"rss_bytes", "peak_rss_bytes", "cuda": bool, and with CUDA "cuda_allocated_bytes",
     "cuda_reserved_bytes", "cuda_peak_allocated_bytes"}."""
 
-ProgressFn = Callable[[int, int], Optional[bool]]
+ProgressFn = Callable[[int, int], bool | None]
 
 class Stream:
     def push(self, frames: torch.Tensor) -> None: ...
     def pull(self) -> torch.Tensor: ...
     def finish(self) -> None: ...
-    def set_progress(self, progress: Optional[ProgressFn]) -> None: ...
+    def set_progress(self, progress: ProgressFn | None) -> None: ...
     @property
     def frames_pushed(self) -> int: ...
     @property
@@ -46,7 +46,7 @@ class Engine:
     def __init__(
         self,
         model_dir: str,
-        version: Optional[str] = None,
+        version: str | None = None,
         mode: str = "tiny",
         device: str = "auto",
         dtype: str = "auto",
@@ -59,7 +59,7 @@ class Engine:
     @property
     def closed(self) -> bool: ...
     def close(self) -> None: ...
-    def to(self, device: Union[str, torch.device]) -> "Engine":
+    def to(self, device: str | torch.device) -> Engine:
         """Moves the weights to ``device`` ("cpu", "cuda", "cuda:N", "auto" or a torch.device) without
         reading the model folder; returns the engine. Raises InputError while a stream made from this
         engine is alive, OutOfMemory when the device cannot hold the weights (they stay where they were)."""
@@ -75,9 +75,9 @@ class Engine:
         seed: int = 0,
         tile_size: int = 0,
         tile_overlap: int = 0,
-        max_memory: Optional[int] = None,
+        max_memory: int | None = None,
         park_tile_state: str = "auto",
-        progress: Optional[ProgressFn] = None,
+        progress: ProgressFn | None = None,
     ) -> torch.Tensor: ...
     def stream(
         self,
@@ -90,10 +90,9 @@ class Engine:
         seed: int = 0,
         tile_size: int = 0,
         tile_overlap: int = 0,
-        max_memory: Optional[int] = None,
+        max_memory: int | None = None,
         park_tile_state: str = "auto",
-        progress: Optional[ProgressFn] = None,
-        *,
+        progress: ProgressFn | None = None,
         first_chunk: int = 0,
         end_chunk: int = -1,
         warmup_chunks: int = -1,
@@ -135,15 +134,15 @@ class TranscodeProgress:
 UPSCALE_FILE_OPTIONS: list[str]
 
 def upscale_file(
-    input: Union[str, PathLike],
-    output: Union[str, PathLike],
+    input: str | PathLike,
+    output: str | PathLike,
     *,
-    engine: Optional[Engine] = None,
-    progress: Optional[Callable[[TranscodeProgress], Optional[bool]]] = None,
-    cancel: Optional[CancelToken] = None,
+    engine: Engine | None = None,
+    progress: Callable[[TranscodeProgress], bool | None] | None = None,
+    cancel: CancelToken | None = None,
     verbose: bool = False,
-    model_dir: Union[str, PathLike, None] = None,
-    version: Optional[str] = None,
+    model_dir: str | PathLike | None = None,
+    version: str | None = None,
     mode: str = "tiny",
     device: str = "auto",
     dtype: str = "auto",
@@ -156,23 +155,23 @@ def upscale_file(
     seed: int = 0,
     tile_size: int = 0,
     tile_overlap: int = 0,
-    max_memory: Optional[int] = None,
+    max_memory: int | None = None,
     park_tile_state: str = "auto",
     codec: str = "libx264",
-    pix_fmt: Optional[str] = None,
+    pix_fmt: str | None = None,
     crf: int = 18,
-    encoder_options: Optional[dict[str, str]] = None,
+    encoder_options: dict[str, str] | None = None,
     copy_audio: bool = True,
     copy_subtitles: bool = True,
     start: float = 0.0,
-    end: Optional[float] = None,
+    end: float | None = None,
     max_pixels: int = 67108864,
     overwrite: bool = False,
     keep_partial: bool = True,
     batch: int = 4,
     pipeline_depth: int = 2,
-    start_number: Optional[int] = None,
-    fps: Union[str, float] = 25,
+    start_number: int | None = None,
+    fps: str | float = 25,
     bit_depth: int = 0,
 ) -> dict: ...
 
@@ -210,7 +209,7 @@ class _Models(ModuleType):
     FILES: dict[str, str]
     def parameter_manifest(self, component: str, size: str = "full") -> list: ...
     def key_hash(self, manifest: list) -> str: ...
-    def inspect_json(self, dir: str, version: Optional[str] = None) -> str: ...
+    def inspect_json(self, dir: str, version: str | None = None) -> str: ...
     def load_tensors(self, path: str) -> dict: ...
     def make_test_weights(
         self, dir: str, size: str = "tiny", version: str = "v1.1", seed: int = 0, prompt_tokens: int = 512

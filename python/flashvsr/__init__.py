@@ -20,18 +20,44 @@ Errors raised by the engine are subclasses of :class:`flashvsr.Error` (a ``Runti
 
 import torch  # noqa: F401  (loads libtorch and its CUDA libraries before the native module)
 
-from . import _C
-from ._C import (Cancelled, CancelToken, Engine, Error, InputError, ModelError, OutOfMemory, Stream,
-                 TranscodeProgress, memory_report)
-from . import io, models, nn, testing  # noqa: F401
+from . import _C, io, models, nn, testing  # noqa: F401
+from ._C import (
+    Cancelled,
+    CancelToken,
+    Engine,
+    Error,
+    InputError,
+    ModelError,
+    OutOfMemory,
+    Stream,
+    TranscodeProgress,
+    memory_report,
+)
 from .options import EngineOptions, UpscaleOptions
 
 __version__: str = _C.__version__
 
 __all__ = [
-    "__version__", "build_info", "load", "upscale_file", "Engine", "Stream", "CancelToken", "TranscodeProgress",
-    "EngineOptions", "UpscaleOptions",
-    "Error", "InputError", "ModelError", "Cancelled", "OutOfMemory", "memory_report", "io", "models", "nn", "testing",
+    "__version__",
+    "build_info",
+    "load",
+    "upscale_file",
+    "Engine",
+    "Stream",
+    "CancelToken",
+    "TranscodeProgress",
+    "EngineOptions",
+    "UpscaleOptions",
+    "Error",
+    "InputError",
+    "ModelError",
+    "Cancelled",
+    "OutOfMemory",
+    "memory_report",
+    "io",
+    "models",
+    "nn",
+    "testing",
 ]
 
 

@@ -13,6 +13,13 @@ is_image_sequence_input = _io.is_image_sequence_input
 is_image_sequence_output = _io.is_image_sequence_output
 
 __all__ = [
-    "probe", "read_video_rgb24", "read_image", "write_image", "write_synthetic_clip", "image_sequence",
-    "concat_segments", "is_image_sequence_input", "is_image_sequence_output",
+    "probe",
+    "read_video_rgb24",
+    "read_image",
+    "write_image",
+    "write_synthetic_clip",
+    "image_sequence",
+    "concat_segments",
+    "is_image_sequence_input",
+    "is_image_sequence_output",
 ]

@@ -1,9 +1,9 @@
 """The FlashVSR networks, stateless, each with an explicit state object (for tests and research).
 
-    proj = flashvsr.nn.LQProjector("FlashVSR-v1.1/LQ_proj_in.ckpt", dtype="fp32")
-    state = flashvsr.nn.LQProjState()
-    proj.stream(first_frame, state)          # priming call: None
-    tokens = proj.stream(four_frames, state) # [1, h*w, dim]
+proj = flashvsr.nn.LQProjector("FlashVSR-v1.1/LQ_proj_in.ckpt", dtype="fp32")
+state = flashvsr.nn.LQProjState()
+proj.stream(first_frame, state)          # priming call: None
+tokens = proj.stream(four_frames, state) # [1, h*w, dim]
 """
 
 from ._C import nn as _nn
@@ -19,6 +19,13 @@ VAEDecoder = _nn.VAEDecoder
 VAEDecodeState = _nn.VAEDecodeState
 
 __all__ = [
-    "DiT", "DiTState", "DiTConstants", "LQProjector", "LQProjState",
-    "TCDecoder", "TCDecoderState", "VAEDecoder", "VAEDecodeState",
+    "DiT",
+    "DiTState",
+    "DiTConstants",
+    "LQProjector",
+    "LQProjState",
+    "TCDecoder",
+    "TCDecoderState",
+    "VAEDecoder",
+    "VAEDecodeState",
 ]

@@ -42,8 +42,9 @@ class Server:
 
     def http(self, method, path, body=None, timeout=30):
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"} if data else {}
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 raw = r.read()
@@ -77,8 +78,12 @@ class WebSocket:
     def __init__(self, host, port, path):
         self.s = socket.create_connection((host, port), timeout=10)
         key = base64.b64encode(os.urandom(16)).decode()
-        self.s.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        self.s.sendall(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
         buf = b""
         while b"\r\n\r\n" not in buf:
             buf += self.s.recv(4096)
@@ -121,22 +126,66 @@ def server(tmp_path_factory):
     for d in ("custom_nodes", "input", "output", "temp", "user", "web", "models"):
         (base / d).mkdir()
     (base / "custom_nodes" / "flashvsr").symlink_to(REPO)
-    subprocess.run([python, "-c", "import sys, flashvsr.testing as t; t.make_random_weights(sys.argv[1], "
-                    "size='tiny', seed=5, prompt_tokens=64)", str(base / "models" / "FlashVSR-v1.1")], check=True)
-    subprocess.run([python, "-c", "import sys; from PIL import Image; fs = [Image.new('RGB', (64, 48), "
-                    "(40 * k, 255 - 40 * k, 128)) for k in range(5)]; fs[0].save(sys.argv[1], save_all=True, "
-                    "append_images=fs[1:], duration=40)", str(base / "input" / "clip.png")], check=True)
-    subprocess.run([python, "-c", "import sys, flashvsr; flashvsr.io.write_synthetic_clip(sys.argv[1], width=48, "
-                    "height=32, frames=21, fps_num=30000, fps_den=1001, audio=True)", str(base / "input" / "clip.mp4")],
-                   check=True)
+    subprocess.run(
+        [
+            python,
+            "-c",
+            "import sys, flashvsr.testing as t; t.make_random_weights(sys.argv[1], "
+            "size='tiny', seed=5, prompt_tokens=64)",
+            str(base / "models" / "FlashVSR-v1.1"),
+        ],
+        check=True,
+    )
+    subprocess.run(
+        [
+            python,
+            "-c",
+            "import sys; from PIL import Image; fs = [Image.new('RGB', (64, 48), "
+            "(40 * k, 255 - 40 * k, 128)) for k in range(5)]; fs[0].save(sys.argv[1], save_all=True, "
+            "append_images=fs[1:], duration=40)",
+            str(base / "input" / "clip.png"),
+        ],
+        check=True,
+    )
+    subprocess.run(
+        [
+            python,
+            "-c",
+            "import sys, flashvsr; flashvsr.io.write_synthetic_clip(sys.argv[1], width=48, "
+            "height=32, frames=21, fps_num=30000, fps_den=1001, audio=True)",
+            str(base / "input" / "clip.mp4"),
+        ],
+        check=True,
+    )
     port = _free_port()
     log = open(base / "server.log", "w")
     proc = subprocess.Popen(
-        [python, os.path.join(COMFYUI_DIR, "main.py"), "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-         "--base-directory", str(base), "--disable-auto-launch", "--disable-api-nodes",
-         "--disable-all-custom-nodes", "--whitelist-custom-nodes", "flashvsr", "--front-end-root", str(base / "web"),
-         "--database-url", "sqlite:///:memory:", "--disable-metadata", "--log-stdout"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=COMFYUI_DIR)
+        [
+            python,
+            os.path.join(COMFYUI_DIR, "main.py"),
+            "--cpu",
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--base-directory",
+            str(base),
+            "--disable-auto-launch",
+            "--disable-api-nodes",
+            "--disable-all-custom-nodes",
+            "--whitelist-custom-nodes",
+            "flashvsr",
+            "--front-end-root",
+            str(base / "web"),
+            "--database-url",
+            "sqlite:///:memory:",
+            "--disable-metadata",
+            "--log-stdout",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=COMFYUI_DIR,
+    )
     srv = Server(f"http://127.0.0.1:{port}")
     srv.base, srv.port, srv.events = base, port, []
     t0 = time.time()
@@ -145,7 +194,7 @@ def server(tmp_path_factory):
         try:
             if srv.http("GET", "/system_stats", timeout=5)[0] == 200:
                 break
-        except (urllib.error.URLError, ConnectionError, socket.timeout):
+        except (TimeoutError, urllib.error.URLError, ConnectionError):
             pass
         assert time.time() - t0 < 300, "ComfyUI did not come up in 300 s"
         time.sleep(0.5)
@@ -194,7 +243,9 @@ def test_example_workflow_runs_and_reports_progress(server):
     images = entry["outputs"]["4"]["images"]
     assert len(images) == 5
     for im in images:
-        st, raw = server.http("GET", "/view?" + urllib.parse.urlencode({k: im[k] for k in ("filename", "subfolder", "type")}))
+        st, raw = server.http(
+            "GET", "/view?" + urllib.parse.urlencode({k: im[k] for k in ("filename", "subfolder", "type")})
+        )
         assert st == 200 and raw[:8] == b"\x89PNG\r\n\x1a\n"
         assert struct.unpack(">II", raw[16:24]) == (256, 192)
     progress = [e["data"] for e in server.events if e.get("type") == "progress" and e["data"].get("prompt_id") == pid]
@@ -205,13 +256,33 @@ def test_interrupt_stops_a_long_run_promptly(server):
     long_run = {
         "1": {"class_type": "LoadImage", "inputs": {"image": "clip.png"}},
         "5": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 120}},  # 600 frames
-        "2": {"class_type": "FlashVSRModelLoader", "inputs": {"model": "FlashVSR-v1.1", "version": "auto",
-                                                              "mode": "tiny", "precision": "fp32", "device": "comfy"}},
-        "3": {"class_type": "FlashVSRUpscale", "inputs": {"model": ["2", 0], "images": ["5", 0], "scale": 4,
-                                                          "tile_size": 0, "tile_overlap": 0, "max_memory_gb": 0.0,
-                                                          "park_tile_state": "auto",
-                                                          "color_fix": "adain", "sparse_ratio": 2.0, "kv_ratio": 3.0,
-                                                          "local_range": 11, "seed": 1}},
+        "2": {
+            "class_type": "FlashVSRModelLoader",
+            "inputs": {
+                "model": "FlashVSR-v1.1",
+                "version": "auto",
+                "mode": "tiny",
+                "precision": "fp32",
+                "device": "comfy",
+            },
+        },
+        "3": {
+            "class_type": "FlashVSRUpscale",
+            "inputs": {
+                "model": ["2", 0],
+                "images": ["5", 0],
+                "scale": 4,
+                "tile_size": 0,
+                "tile_overlap": 0,
+                "max_memory_gb": 0.0,
+                "park_tile_state": "auto",
+                "color_fix": "adain",
+                "sparse_ratio": 2.0,
+                "kv_ratio": 3.0,
+                "local_range": 11,
+                "seed": 1,
+            },
+        },
         "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "flashvsr/long"}},
     }
     pid = server.queue(long_run)
@@ -225,7 +296,9 @@ def test_interrupt_stops_a_long_run_promptly(server):
     latency = time.time() - t_interrupt
     kinds = [m[0] for m in entry["status"]["messages"]]
     assert entry["status"]["status_str"] == "error" and "execution_interrupted" in kinds, kinds
-    done = max(e["data"]["value"] for e in server.events if e.get("type") == "progress" and e["data"].get("prompt_id") == pid)
+    done = max(
+        e["data"]["value"] for e in server.events if e.get("type") == "progress" and e["data"].get("prompt_id") == pid
+    )
     print(f"interrupt honoured {latency:.2f} s after POST /interrupt, at frame {done} of 600")
     assert done < 600
     assert latency < 30
@@ -234,16 +307,38 @@ def test_interrupt_stops_a_long_run_promptly(server):
 def test_video_workflow_streams_with_audio(server):
     prompt = {
         "1": {"class_type": "LoadVideo", "inputs": {"file": "clip.mp4"}},
-        "2": {"class_type": "FlashVSRModelLoader", "inputs": {"model": "FlashVSR-v1.1", "version": "auto",
-                                                              "mode": "tiny", "precision": "fp32", "device": "comfy"}},
-        "3": {"class_type": "FlashVSRUpscaleVideo", "inputs": {"model": ["2", 0], "video": ["1", 0], "scale": 2,
-                                                               "tile_size": 0, "tile_overlap": 0, "max_memory_gb": 0.0,
-                                                               "park_tile_state": "auto",
-                                                               "color_fix": "adain", "sparse_ratio": 2.0,
-                                                               "kv_ratio": 3.0, "local_range": 11, "seed": 0,
-                                                               "crf": 18}},
-        "4": {"class_type": "SaveVideo", "inputs": {"video": ["3", 0], "filename_prefix": "flashvsr/video",
-                                                    "format": "auto", "codec": "auto"}},
+        "2": {
+            "class_type": "FlashVSRModelLoader",
+            "inputs": {
+                "model": "FlashVSR-v1.1",
+                "version": "auto",
+                "mode": "tiny",
+                "precision": "fp32",
+                "device": "comfy",
+            },
+        },
+        "3": {
+            "class_type": "FlashVSRUpscaleVideo",
+            "inputs": {
+                "model": ["2", 0],
+                "video": ["1", 0],
+                "scale": 2,
+                "tile_size": 0,
+                "tile_overlap": 0,
+                "max_memory_gb": 0.0,
+                "park_tile_state": "auto",
+                "color_fix": "adain",
+                "sparse_ratio": 2.0,
+                "kv_ratio": 3.0,
+                "local_range": 11,
+                "seed": 0,
+                "crf": 18,
+            },
+        },
+        "4": {
+            "class_type": "SaveVideo",
+            "inputs": {"video": ["3", 0], "filename_prefix": "flashvsr/video", "format": "auto", "codec": "auto"},
+        },
     }
     entry = server.history(server.queue(prompt))
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
@@ -251,9 +346,19 @@ def test_video_workflow_streams_with_audio(server):
     assert len(saved) == 1, entry["outputs"]
     path = server.base / "output" / saved[0]["subfolder"] / saved[0]["filename"]
     python = os.environ.get("COMFYUI_PYTHON", sys.executable)
-    probe = subprocess.run([python, "-c", "import sys, av, json; c = av.open(sys.argv[1]); v = c.streams.video[0]; "
-                            "n = sum(1 for _ in c.decode(video=0)); print(json.dumps([n, v.width, v.height, "
-                            "len(c.streams.audio)]))", str(path)], check=True, capture_output=True, text=True)
+    probe = subprocess.run(
+        [
+            python,
+            "-c",
+            "import sys, av, json; c = av.open(sys.argv[1]); v = c.streams.video[0]; "
+            "n = sum(1 for _ in c.decode(video=0)); print(json.dumps([n, v.width, v.height, "
+            "len(c.streams.audio)]))",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert json.loads(probe.stdout.strip().splitlines()[-1]) == [21, 96, 64, 1]
 
 

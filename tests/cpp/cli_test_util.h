@@ -31,7 +31,9 @@ class CliTest : public ::testing::Test {
     }
     static void TearDownTestSuite() { std::filesystem::remove_all(root_); }
     void SetUp() override {
-        if (!have_ffmpeg()) GTEST_FAIL() << "the ffmpeg CLI is needed to make test inputs (scripts/setup.sh)";
+        if (!have_ffmpeg()) {
+            GTEST_FAIL() << "the ffmpeg CLI is needed to make test inputs (scripts/setup.sh)";
+        }
         dir_ = root_ / ::testing::UnitTest::GetInstance()->current_test_info()->name();
         std::filesystem::create_directories(dir_);
     }

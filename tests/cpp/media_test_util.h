@@ -34,10 +34,14 @@ struct CmdResult {
 inline CmdResult run_cmd(const std::string& cmd) {
     CmdResult r;
     FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-    if (p == nullptr) return r;
+    if (p == nullptr) {
+        return r;
+    }
     std::array<char, 4096> buf{};
     size_t n = 0;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) {
+        r.output.append(buf.data(), n);
+    }
     const int st = ::pclose(p);
     r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     return r;
@@ -60,7 +64,9 @@ struct StreamPackets {
 
 inline uint64_t fnv1a(const uint8_t* d, int n) {
     uint64_t h = 1469598103934665603ULL;
-    for (int i = 0; i < n; ++i) h = (h ^ d[i]) * 1099511628211ULL;
+    for (int i = 0; i < n; ++i) {
+        h = (h ^ d[i]) * 1099511628211ULL;
+    }
     return h;
 }
 
@@ -68,7 +74,9 @@ inline uint64_t fnv1a(const uint8_t* d, int n) {
 inline std::vector<StreamPackets> read_packets(const std::string& path) {
     std::vector<StreamPackets> out;
     AVFormatContext* fc = nullptr;
-    if (avformat_open_input(&fc, path.c_str(), nullptr, nullptr) < 0) return out;
+    if (avformat_open_input(&fc, path.c_str(), nullptr, nullptr) < 0) {
+        return out;
+    }
     avformat_find_stream_info(fc, nullptr);
     out.resize(fc->nb_streams);
     for (unsigned i = 0; i < fc->nb_streams; ++i) {
@@ -91,7 +99,9 @@ inline std::vector<StreamPackets> read_packets(const std::string& path) {
 /// The first stream of `type` in `packets`, or nullptr.
 inline const StreamPackets* first_of(const std::vector<StreamPackets>& packets, int type) {
     for (const auto& s : packets) {
-        if (s.type == type) return &s;
+        if (s.type == type) {
+            return &s;
+        }
     }
     return nullptr;
 }
@@ -100,7 +110,9 @@ inline const StreamPackets* first_of(const std::vector<StreamPackets>& packets, 
 inline std::vector<double> frame_times(const std::string& path) {
     std::vector<double> t;
     AVFormatContext* fc = nullptr;
-    if (avformat_open_input(&fc, path.c_str(), nullptr, nullptr) < 0) return t;
+    if (avformat_open_input(&fc, path.c_str(), nullptr, nullptr) < 0) {
+        return t;
+    }
     avformat_find_stream_info(fc, nullptr);
     const AVCodec* dec = nullptr;
     const int vi = av_find_best_stream(fc, AVMEDIA_TYPE_VIDEO, -1, -1, &dec, 0);
@@ -147,15 +159,21 @@ struct InterruptedRun {
 inline InterruptedRun run_and_interrupt(const std::vector<std::string>& argv, int after_frames) {
     InterruptedRun r;
     int fds[2];
-    if (::pipe(fds) != 0) return r;
+    if (::pipe(fds) != 0) {
+        return r;
+    }
     const pid_t pid = ::fork();
-    if (pid < 0) return r;
+    if (pid < 0) {
+        return r;
+    }
     if (pid == 0) {
         ::dup2(fds[1], 2);
         ::close(fds[0]);
         ::close(fds[1]);
         std::vector<char*> args;
-        for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        for (const std::string& a : argv) {
+            args.push_back(const_cast<char*>(a.c_str()));
+        }
         args.push_back(nullptr);
         ::execv(args[0], args.data());
         ::_exit(127);
@@ -188,8 +206,8 @@ class ScratchDirTest : public ::testing::Test {
   protected:
     void SetUp() override {
         const auto* t = ::testing::UnitTest::GetInstance()->current_test_info();
-        dir_ = std::filesystem::temp_directory_path() / ("flashvsr_" + std::string(t->test_suite_name()) + "_" +
-                                                         t->name() + "_" + std::to_string(::getpid()));
+        dir_ = std::filesystem::temp_directory_path() / ("flashvsr_" + std::string(t->test_suite_name()) +
+                                                         "_" + t->name() + "_" + std::to_string(::getpid()));
         std::filesystem::remove_all(dir_);
         std::filesystem::create_directories(dir_);
     }
@@ -203,14 +221,18 @@ using flashvsr::testing::input_error_of;
 /// How often `needle` occurs in `text`.
 inline size_t count_of(const std::string& text, const std::string& needle) {
     size_t n = 0;
-    for (size_t p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
+    for (size_t p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) {
+        ++n;
+    }
     return n;
 }
 
 /// Files in `dir` (names only).
 inline std::vector<std::string> list_dir(const std::filesystem::path& dir) {
     std::vector<std::string> v;
-    for (const auto& e : std::filesystem::directory_iterator(dir)) v.push_back(e.path().filename().string());
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+        v.push_back(e.path().filename().string());
+    }
     return v;
 }
 

@@ -5,7 +5,7 @@
 
 #include <fstream>
 
-#include "core/proc_status.h"
+#include "csrc/core/proc_status.h"
 
 namespace flashvsr::testing {
 

@@ -14,8 +14,12 @@ using flashvsr::kernels::blend_accumulate;
 // Independent reference: the weight written out per pixel as the documented formula.
 float ref_weight(int64_t i, int64_t n, int64_t r0, int64_t r1) {
     double w = 1.0;
-    if (r0 > 0 && i < r0) w *= (i + 0.5) / r0;
-    if (r1 > 0 && i >= n - r1) w *= (n - i - 0.5) / r1;
+    if (r0 > 0 && i < r0) {
+        w *= (i + 0.5) / r0;
+    }
+    if (r1 > 0 && i >= n - r1) {
+        w *= (n - i - 0.5) / r1;
+    }
     return static_cast<float>(w);
 }
 
@@ -25,19 +29,25 @@ at::Tensor reference(at::Tensor canvas, const at::Tensor& tile, int64_t top, int
     auto c = canvas.accessor<float, 4>();
     const at::Tensor t32 = tile.to(at::kFloat);
     auto t = t32.accessor<float, 4>();
-    for (int64_t f = 0; f < tile.size(0); ++f)
-        for (int64_t y = 0; y < tile.size(1); ++y)
-            for (int64_t x = 0; x < tile.size(2); ++x)
-                for (int64_t ch = 0; ch < tile.size(3); ++ch)
+    for (int64_t f = 0; f < tile.size(0); ++f) {
+        for (int64_t y = 0; y < tile.size(1); ++y) {
+            for (int64_t x = 0; x < tile.size(2); ++x) {
+                for (int64_t ch = 0; ch < tile.size(3); ++ch) {
                     c[f][top + y][left + x][ch] += ref_weight(y, tile.size(1), r[0], r[1]) *
                                                    ref_weight(x, tile.size(2), r[2], r[3]) * t[f][y][x][ch];
+                }
+            }
+        }
+    }
     return canvas;
 }
 
 // Tile origins along one axis of length n with tile size t and overlap o (last tile flush with the edge).
 std::vector<int64_t> starts(int64_t n, int64_t t, int64_t o) {
     std::vector<int64_t> s{0};
-    while (s.back() + t < n) s.push_back(std::min(s.back() + t - o, n - t));
+    while (s.back() + t < n) {
+        s.push_back(std::min(s.back() + t - o, n - t));
+    }
     return s;
 }
 
@@ -95,7 +105,8 @@ TEST(BlendAccumulate, ReducedPrecisionTiles) {
         at::Tensor out = at::zeros({1, 12, 12, 3});
         const at::Tensor t = tile.to(dtype);
         blend_accumulate(out, t, 0, 0, {4, 4, 4, 4});
-        const at::Tensor expected = reference(at::zeros({1, 12, 12, 3}), t.to(at::kFloat), 0, 0, {4, 4, 4, 4});
+        const at::Tensor expected =
+            reference(at::zeros({1, 12, 12, 3}), t.to(at::kFloat), 0, 0, {4, 4, 4, 4});
         EXPECT_LE((out - expected).abs().max().item<float>(), 1e-6f) << dtype;
     }
 }

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/bounded_queue.h"
+#include "csrc/core/bounded_queue.h"
 
 using flashvsr::BoundedQueue;
 using namespace std::chrono_literals;
@@ -19,7 +19,9 @@ TEST(BoundedQueue, FifoOrderAndCapacityAcrossThreads) {
     BoundedQueue<std::unique_ptr<int>> q(2);  // move-only items work
     constexpr int kN = 2000;
     std::thread producer([&] {
-        for (int i = 0; i < kN; ++i) ASSERT_TRUE(q.push(std::make_unique<int>(i)));
+        for (int i = 0; i < kN; ++i) {
+            ASSERT_TRUE(q.push(std::make_unique<int>(i)));
+        }
         q.close();
     });
     std::vector<int> got;
@@ -27,11 +29,15 @@ TEST(BoundedQueue, FifoOrderAndCapacityAcrossThreads) {
     while (auto v = q.pop()) {
         got.push_back(**v);
         max_seen = std::max(max_seen, q.size());
-        if (got.size() % 97 == 0) std::this_thread::sleep_for(100us);  // let the producer fill the queue
+        if (got.size() % 97 == 0) {
+            std::this_thread::sleep_for(100us);  // let the producer fill the queue
+        }
     }
     producer.join();
     ASSERT_EQ(got.size(), static_cast<size_t>(kN));
-    for (int i = 0; i < kN; ++i) ASSERT_EQ(got[static_cast<size_t>(i)], i);
+    for (int i = 0; i < kN; ++i) {
+        ASSERT_EQ(got[static_cast<size_t>(i)], i);
+    }
     EXPECT_EQ(q.max_size(), 2u);  // it did fill up, and never past the capacity
     EXPECT_LE(max_seen, 2u);
     EXPECT_FALSE(q.push(std::make_unique<int>(0)));  // closed
@@ -68,8 +74,11 @@ TEST(BoundedQueue, CloseAndCancelWakeBlockedPush) {
         std::thread producer([&] { state = q.push(8) ? 2 : 1; });
         std::this_thread::sleep_for(50ms);
         EXPECT_EQ(state.load(), 0);  // blocked on the full queue
-        if (cancel) q.cancel();
-        else q.close();
+        if (cancel) {
+            q.cancel();
+        } else {
+            q.close();
+        }
         producer.join();
         EXPECT_EQ(state.load(), 1);
         EXPECT_EQ(q.size(), cancel ? 0u : 1u);  // cancel drops the held item, close keeps it for the consumer

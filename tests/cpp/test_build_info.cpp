@@ -10,7 +10,7 @@ TEST(BuildInfo, VersionMatchesProject) {
 
 TEST(BuildInfo, ReportsLinkedLibraries) {
     const flashvsr::BuildInfo info = flashvsr::build_info();
-    EXPECT_EQ(info.torch.rfind("2.", 0), 0u) << info.torch;            // torch 2.x, never Debian's 1.13
+    EXPECT_EQ(info.torch.rfind("2.", 0), 0u) << info.torch;             // torch 2.x, never Debian's 1.13
     EXPECT_EQ(info.libavcodec.rfind("59.", 0), 0u) << info.libavcodec;  // FFmpeg 5.1 = libavcodec 59
     EXPECT_EQ(info.libavformat.rfind("59.", 0), 0u) << info.libavformat;
     EXPECT_EQ(info.opencv.rfind("4.", 0), 0u) << info.opencv;

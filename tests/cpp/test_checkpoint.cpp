@@ -16,7 +16,7 @@
 #include <random>
 #include <sstream>
 
-#include "core/md5.h"
+#include "csrc/core/md5.h"
 #include "error_test_util.h"
 #include "models/checkpoint/load.h"
 #include "models/checkpoint/safetensors.h"
@@ -460,20 +460,18 @@ TEST(Safetensors, CorruptFilesThrowModelError) {
     write_bytes(cut, bytes.substr(0, bytes.size() - 10));
     EXPECT_CONTAINS(model_error_of([&] { read_safetensors(cut); }),
                     "'b': data_offsets [256, 384] outside the data buffer");
-    EXPECT_CONTAINS(model_error_of([&] { read_safetensors(tmp("does_not_exist.safetensors")); }), "cannot open");
+    EXPECT_CONTAINS(model_error_of([&] { read_safetensors(tmp("does_not_exist.safetensors")); }),
+                    "cannot open");
 }
 
 TEST(Safetensors, WriterRejectsUnsupportedDtypeAndKeepsOldFile) {
     const std::string path = tmp("keep.safetensors");
     write_safetensors(path, {{"a", at::ones({2})}});
     const std::string before = read_bytes(path);
-    const std::string msg = model_error_of([&] {
-        write_safetensors(path, {{"z", at::ones({2}, at::kComplexFloat)}});
-    });
+    const std::string msg =
+        model_error_of([&] { write_safetensors(path, {{"z", at::ones({2}, at::kComplexFloat)}}); });
     EXPECT_CONTAINS(msg, "tensor 'z' has dtype ComplexFloat");
-    EXPECT_CONTAINS(model_error_of([&] {
-                        write_safetensors(path, {{"bad\xff", at::ones({1})}});
-                    }),
+    EXPECT_CONTAINS(model_error_of([&] { write_safetensors(path, {{"bad\xff", at::ones({1})}}); }),
                     "cannot write the safetensors header");
     EXPECT_EQ(read_bytes(path), before);
     for (const auto& e : fs::directory_iterator(fs::path(path).parent_path())) {
@@ -588,14 +586,16 @@ TEST(TorchFile, CorruptFilesThrowModelError) {
     const std::string bytes = read_bytes(good);
     const std::string cut = tmp("cut.pth");
     write_bytes(cut, bytes.substr(0, bytes.size() / 2));
-    EXPECT_CONTAINS(model_error_of([&] { read_torch_file(cut); }), cut + ": not a valid torch.save zip archive");
+    EXPECT_CONTAINS(model_error_of([&] { read_torch_file(cut); }),
+                    cut + ": not a valid torch.save zip archive");
     const std::string junk = tmp("junk.pth");
     write_bytes(junk, "this is not a checkpoint at all");
     EXPECT_EQ(model_error_of([&] { read_torch_file(junk); }),
               junk + ": not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle; 31 bytes)");
     const std::string raw = tmp("raw.pkl");
     write_bytes(raw, "\x80\x02}.");
-    EXPECT_CONTAINS(model_error_of([&] { read_torch_file(raw); }), "a raw pickle, not a torch.save zip archive");
+    EXPECT_CONTAINS(model_error_of([&] { read_torch_file(raw); }),
+                    "a raw pickle, not a torch.save zip archive");
     const std::string nopkl = tmp("nopkl.pth");
     {
         caffe2::serialize::PyTorchStreamWriter w(nopkl);
@@ -626,7 +626,8 @@ TEST(LoadTensors, ChoosesTheReaderByContent) {
               junk + ": unknown checkpoint format (neither safetensors nor a torch.save zip archive)");
     const std::string legacy = tmp("legacy_magic.pth");
     write_bytes(legacy, std::string("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.", 15));
-    EXPECT_CONTAINS(model_error_of([&] { load_tensors(legacy); }), "legacy (pre-1.6, non-zip) torch.save format");
+    EXPECT_CONTAINS(model_error_of([&] { load_tensors(legacy); }),
+                    "legacy (pre-1.6, non-zip) torch.save format");
 }
 
 TEST(Checkpoint, MutatedFilesThrowOnlyModelError) {
@@ -662,8 +663,7 @@ TEST(Checkpoint, MutatedFilesThrowOnlyModelError) {
     const std::string st_bytes = read_bytes(st);
     for (int i = 0; i < 300; ++i) {
         write_bytes(st_bad, mutate(st_bytes, st_bytes.size() - 64));  // mostly the length and the header
-        check(
-            st_bad, [&] { return read_safetensors(st_bad).tensors; }, i);
+        check(st_bad, [&] { return read_safetensors(st_bad).tensors; }, i);
     }
     const std::string pt = tmp("fuzz_src.pth"), pt_bad = tmp("fuzz.pth");
     write_torch_file(pt, in);
@@ -681,14 +681,12 @@ TEST(Checkpoint, MutatedFilesThrowOnlyModelError) {
             }
             w.writeEndOfFile();
         }
-        check(
-            pt_bad, [&] { return read_torch_file(pt_bad).tensors; }, i);
+        check(pt_bad, [&] { return read_torch_file(pt_bad).tensors; }, i);
     }
     const std::string pt_bytes = read_bytes(pt);  // the zip container itself (directory, local headers)
     for (int i = 0; i < 300; ++i) {
         write_bytes(pt_bad, mutate(pt_bytes, pt_bytes.size()));
-        check(
-            pt_bad, [&] { return read_torch_file(pt_bad).tensors; }, i);
+        check(pt_bad, [&] { return read_torch_file(pt_bad).tensors; }, i);
     }
     EXPECT_GT(errors, 400);  // most mutations are caught ...
     EXPECT_GT(results, 0);   // ... and some (e.g. in key strings or padding) still read

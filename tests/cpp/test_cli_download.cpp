@@ -2,8 +2,9 @@
 // byte-identical, a manifest written, resume from a .part file (Range honoured: only the rest is sent;
 // Range ignored by `python3 -m http.server`: detected, started over), 404 -> one-line error, exit 1.
 // Hashes from a Hugging Face-style file list (--api-url): SHA-256 of LFS files and git blob SHA-1 of the
-// others verified and recorded in the manifest (a rerun keeps files their hash proves); a wrong hash -> error naming file, expected and got, exit 1,
-// no file left; a resumed download hashes the kept prefix too; no file list -> size-only with a warning.
+// others verified and recorded in the manifest (a rerun keeps files their hash proves); a wrong hash -> error
+// naming file, expected and got, exit 1, no file left; a resumed download hashes the kept prefix too; no file
+// list -> size-only with a warning.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -54,8 +55,9 @@ s.serve_forever()
 class CliDownload : public ::testing::Test {
   protected:
     void SetUp() override {
-        if (run_cmd("python3 -c pass").code != 0)
+        if (run_cmd("python3 -c pass").code != 0) {
             GTEST_FAIL() << "python3 is needed for the local HTTP server";
+        }
         dir_ =
             fs::temp_directory_path() /
             ("flashvsr_dl_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
@@ -64,7 +66,9 @@ class CliDownload : public ::testing::Test {
         std::mt19937 rng(7);
         for (const char* f : kFiles) {
             std::string b(300000 + 1000 * std::string(f).size(), '\0');
-            for (char& c : b) c = static_cast<char>(rng());
+            for (char& c : b) {
+                c = static_cast<char>(rng());
+            }
             std::ofstream(dir_ / "srv" / f, std::ios::binary) << b;
         }
     }
@@ -73,7 +77,9 @@ class CliDownload : public ::testing::Test {
             ::kill(pid_, SIGTERM);
             ::waitpid(pid_, nullptr, 0);
         }
-        if (!dir_.empty()) fs::remove_all(dir_);
+        if (!dir_.empty()) {
+            fs::remove_all(dir_);
+        }
     }
     /// Starts a server in srv/ (the Range-aware one, or `python3 -m http.server`); returns its base URL.
     std::string serve(bool ranges) {
@@ -90,14 +96,18 @@ class CliDownload : public ::testing::Test {
             ::dup2(fds[1], 1);
             ::close(fds[0]);
             ::close(fds[1]);
-            if (::chdir((dir_ / "srv").c_str()) != 0) ::_exit(127);
+            if (::chdir((dir_ / "srv").c_str()) != 0) {
+                ::_exit(127);
+            }
             ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
             ::_exit(127);
         }
         ::close(fds[1]);
         std::string port;
         char c = 0;
-        while (::read(fds[0], &c, 1) == 1 && c != '\n') port += c;
+        while (::read(fds[0], &c, 1) == 1 && c != '\n') {
+            port += c;
+        }
         ::close(fds[0]);
         return "http://127.0.0.1:" + port + "/";
     }
@@ -149,9 +159,13 @@ TEST_F(CliDownload, AllFilesIdenticalAndManifestWritten) {
     const auto r = run_cmd(std::string(FLASHVSR_CLI_PATH) + " download --to " + (dir_ / "M").string() +
                            " --base-url " + url);
     ASSERT_EQ(r.code, 0) << r.output;
-    for (const char* f : kFiles) EXPECT_EQ(slurp(dir_ / "M" / f), slurp(dir_ / "srv" / f)) << f;
+    for (const char* f : kFiles) {
+        EXPECT_EQ(slurp(dir_ / "M" / f), slurp(dir_ / "srv" / f)) << f;
+    }
     EXPECT_NE(slurp(dir_ / "M" / "flashvsr_manifest.json").find("\"v1.1\""), std::string::npos);
-    for (const auto& n : list_dir(dir_ / "M")) EXPECT_EQ(n.find(".part"), std::string::npos) << n;
+    for (const auto& n : list_dir(dir_ / "M")) {
+        EXPECT_EQ(n.find(".part"), std::string::npos) << n;
+    }
 }
 
 TEST_F(CliDownload, ResumesFromPartFile) {
@@ -283,7 +297,9 @@ TEST_F(CliDownload, NoFileListMeansSizeOnlyWithWarning) {
         << r.output;
     EXPECT_NE(r.output.find("sizes are checked against the server's only"), std::string::npos) << r.output;
     EXPECT_EQ(r.output.find("(verified)"), std::string::npos) << r.output;
-    for (const char* f : kFiles) EXPECT_EQ(slurp(dir_ / "M" / f), slurp(dir_ / "srv" / f)) << f;
+    for (const char* f : kFiles) {
+        EXPECT_EQ(slurp(dir_ / "M" / f), slurp(dir_ / "srv" / f)) << f;
+    }
     // The manifest still records each file's SHA-256.
     std::ifstream mf(dir_ / "M" / "flashvsr_manifest.json");
     const std::string manifest((std::istreambuf_iterator<char>(mf)), std::istreambuf_iterator<char>());

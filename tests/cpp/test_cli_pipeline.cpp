@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "cli_test_util.h"
-#include "io/video_decoder.h"
+#include "csrc/io/video_decoder.h"
 
 namespace fs = std::filesystem;
 using namespace flashvsr::testing_media;
@@ -45,7 +45,9 @@ at::Tensor all_frames(const std::string& path) {
     std::vector<at::Tensor> parts;
     while (true) {
         flashvsr::io::FrameBatch b = dec.read(16);
-        if (b.rgb.size(0) == 0) break;
+        if (b.rgb.size(0) == 0) {
+            break;
+        }
         parts.push_back(b.rgb);
     }
     return at::cat(parts);
@@ -61,9 +63,10 @@ std::string file_bytes(const fs::path& p) {
 TEST_F(CliPipeline, ThreadedOutputEqualsSequential) {
     const std::string in = path("in.mp4");
     constexpr int kFrames = 45;
-    ffmpeg("-f lavfi -i testsrc2=size=48x32:rate=25 -f lavfi -i sine=f=440 -frames:v 45 -t 1.8 -c:v libx264 "
-           "-pix_fmt yuv420p -c:a aac " +
-           in);
+    ffmpeg(
+        "-f lavfi -i testsrc2=size=48x32:rate=25 -f lavfi -i sine=f=440 -frames:v 45 -t 1.8 -c:v libx264 "
+        "-pix_fmt yuv420p -c:a aac " +
+        in);
     // libx264's macroblock-tree rate control reads uninitialized memory (its bitstream varies with the heap's
     // old contents, with the ffmpeg CLI too: try MALLOC_PERTURB_), so it is off here; everything else is
     // the default encoder setup.
@@ -78,7 +81,8 @@ TEST_F(CliPipeline, ThreadedOutputEqualsSequential) {
     const auto ref_packets = read_packets(path("seq.mp4")), in_packets = read_packets(in);
     ASSERT_NE(first_of(ref_packets, AVMEDIA_TYPE_AUDIO), nullptr);
     ASSERT_NE(first_of(ref_packets, AVMEDIA_TYPE_VIDEO), nullptr);
-    EXPECT_EQ(first_of(ref_packets, AVMEDIA_TYPE_AUDIO)->hashes, first_of(in_packets, AVMEDIA_TYPE_AUDIO)->hashes);
+    EXPECT_EQ(first_of(ref_packets, AVMEDIA_TYPE_AUDIO)->hashes,
+              first_of(in_packets, AVMEDIA_TYPE_AUDIO)->hashes);
     for (const int depth : {1, 2}) {
         SCOPED_TRACE("depth " + std::to_string(depth));
         const std::string out = path("pipe" + std::to_string(depth) + ".mp4");
@@ -92,9 +96,11 @@ TEST_F(CliPipeline, ThreadedOutputEqualsSequential) {
         EXPECT_EQ(frame_times(out), ref_times);  // same count and the same timestamps, exactly
         const auto packets = read_packets(out);
         ASSERT_NE(first_of(packets, AVMEDIA_TYPE_AUDIO), nullptr);
-        EXPECT_EQ(first_of(packets, AVMEDIA_TYPE_AUDIO)->hashes, first_of(ref_packets, AVMEDIA_TYPE_AUDIO)->hashes);
+        EXPECT_EQ(first_of(packets, AVMEDIA_TYPE_AUDIO)->hashes,
+                  first_of(ref_packets, AVMEDIA_TYPE_AUDIO)->hashes);
         // The video bitstream too, packet for packet.
-        EXPECT_EQ(first_of(packets, AVMEDIA_TYPE_VIDEO)->hashes, first_of(ref_packets, AVMEDIA_TYPE_VIDEO)->hashes);
+        EXPECT_EQ(first_of(packets, AVMEDIA_TYPE_VIDEO)->hashes,
+                  first_of(ref_packets, AVMEDIA_TYPE_VIDEO)->hashes);
         // Stage times are per thread and overlap; `run` is the wall time of decode -> encode.
         const auto& t = j["timings_s"];
         EXPECT_GT(t["run"].get<double>(), 0.0);
@@ -118,8 +124,8 @@ TEST_F(CliPipeline, ThreadedImageSequenceEqualsSequential) {
 }
 
 TEST_F(CliPipeline, BadDepthIsUsageErrorAndHelpDocumentsIt) {
-    const CmdResult bad = cli("upscale " + path("x.mp4") + " -o " + path("y.mp4") + " --model-dir " + weights() +
-                              " --pipeline-depth -1");
+    const CmdResult bad = cli("upscale " + path("x.mp4") + " -o " + path("y.mp4") + " --model-dir " +
+                              weights() + " --pipeline-depth -1");
     EXPECT_EQ(bad.code, 2) << bad.output;
     EXPECT_NE(bad.output.find("--pipeline-depth must be >= 0"), std::string::npos) << bad.output;
     const CmdResult help = cli("upscale --help");

@@ -14,8 +14,8 @@
 #include <fstream>
 
 #include "cli_test_util.h"
-#include "io/image_io.h"
-#include "io/probe.h"
+#include "csrc/io/image_io.h"
+#include "csrc/io/probe.h"
 
 namespace fs = std::filesystem;
 using namespace flashvsr::testing_media;
@@ -57,7 +57,9 @@ TEST_F(CliSequence, Png16SequenceUpscalesTo16BitPngs) {
     EXPECT_EQ(j["frames_out"], 5);
     EXPECT_EQ(j["pix_fmt"], "png 16-bit");
     EXPECT_EQ(j["output"], path("out/%06d.png"));
-    for (const auto& n : list_dir(dir_)) EXPECT_EQ(n.find(".tmp-"), std::string::npos) << n;
+    for (const auto& n : list_dir(dir_)) {
+        EXPECT_EQ(n.find(".tmp-"), std::string::npos) << n;
+    }
     // The same folder (natural order) to 8-bit TIFF and half EXR.
     ASSERT_EQ(upscale(path("in"), path("tif/%04d.tif"), "--bit-depth 8").code, 0);
     flashvsr::io::ImageFileInfo info;
@@ -91,7 +93,9 @@ TEST_F(CliSequence, PngSequenceToVideoAtGivenRate) {
     ASSERT_EQ(r.code, 0) << r.output;
     const auto t = frame_times(path("out.mp4"));
     ASSERT_EQ(t.size(), 7u);
-    for (size_t i = 0; i < t.size(); ++i) EXPECT_NEAR(t[i] - t[0], i * 1001.0 / 24000.0, 1e-4) << i;
+    for (size_t i = 0; i < t.size(); ++i) {
+        EXPECT_NEAR(t[i] - t[0], i * 1001.0 / 24000.0, 1e-4) << i;
+    }
     const auto info = flashvsr::io::probe(path("out.mp4"));
     const auto& v = info.streams.at(static_cast<size_t>(info.best_video));
     EXPECT_EQ(v.fps_num, 24000);
@@ -112,8 +116,9 @@ TEST_F(CliSequence, BadInputsOneLineErrorNoOutputFolder) {
     flashvsr::io::encode_image(path("sizes/2.png"), img, 8);
     flashvsr::io::encode_image(path("sizes/3.png"), at::rand({24, 30, 3}), 8);
     fs::create_directories(path("corrupt"));
-    for (int i = 0; i < 6; ++i)
+    for (int i = 0; i < 6; ++i) {
         flashvsr::io::encode_image(path("corrupt/" + std::to_string(i) + ".png"), img, 8);
+    }
     std::ofstream(path("corrupt/4.png"), std::ios::trunc) << "garbage";
     fs::create_directories(path("good"));
     flashvsr::io::encode_image(path("good/0.png"), img, 8);

@@ -18,8 +18,8 @@
 #include <fstream>
 #include <regex>
 
-#include "io/video_decoder.h"
 #include "cli_test_util.h"
+#include "csrc/io/video_decoder.h"
 
 namespace fs = std::filesystem;
 using namespace flashvsr::testing_media;
@@ -36,7 +36,9 @@ class CliUpscale : public CliTest {
 
 void expect_same_times(const std::vector<double>& a, const std::vector<double>& b) {
     ASSERT_EQ(a.size(), b.size());
-    for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 5e-4) << "frame " << i;
+    for (size_t i = 0; i < a.size(); ++i) {
+        EXPECT_NEAR(a[i], b[i], 5e-4) << "frame " << i;
+    }
 }
 
 }  // namespace
@@ -115,8 +117,12 @@ TEST_F(CliUpscale, BadInputsOneLineErrorNoOutput) {
         std::ofstream(path("cut.mp4"), std::ios::binary)
             .write(b.data(), static_cast<std::streamsize>(b.size() * 62 / 100));
     }
-    { std::ofstream(path("text.mp4")) << "not a video\n"; }
-    { std::ofstream(path("exists.mp4")) << "keep"; }
+    {
+        std::ofstream(path("text.mp4")) << "not a video\n";
+    }
+    {
+        std::ofstream(path("exists.mp4")) << "keep";
+    }
     fs::create_directories(path("empty_models/FlashVSR-v1.1"));
     const std::string good = path("good.mp4"), out = path("out.mp4");
     struct Case {
@@ -236,8 +242,8 @@ TEST_F(CliUpscale, DemoRunsEndToEndAndSaysWeightsAreRandom) {
     EXPECT_NE(first_of(read_packets(out), AVMEDIA_TYPE_AUDIO), nullptr);
 }
 
-// Peak RSS of a 400-frame run at most 3 % above a 100-frame run (memory does not grow with the video's length).
-// 500 frames through the engine at a tiny size (~15 s on an idle 2-core machine).
+// Peak RSS of a 400-frame run at most 3 % above a 100-frame run (memory does not grow with the video's
+// length). 500 frames through the engine at a tiny size (~15 s on an idle 2-core machine).
 TEST_F(CliUpscale, PeakMemoryFlatWithVideoLength) {
     // A process's peak RSS also counts the shared-library pages it happened to touch, which varies by
     // +-3 % between identical runs at this small size (seen: 559..586 MiB). Each length runs twice and the
@@ -250,14 +256,16 @@ TEST_F(CliUpscale, PeakMemoryFlatWithVideoLength) {
         ffmpeg("-f lavfi -i testsrc2=size=32x24:rate=25 -f lavfi -i sine -frames:v " + n + " -t " +
                std::to_string(frames[i] / 25.0) + " -c:v libx264 -pix_fmt yuv420p -c:a aac " + in);
         for (int run = 0; run < 2; ++run) {
-            const CmdResult r = cli(upscale_args(in, path("o" + n + ".mp4")) + " --overwrite --report " + rep);
+            const CmdResult r =
+                cli(upscale_args(in, path("o" + n + ".mp4")) + " --overwrite --report " + rep);
             ASSERT_EQ(r.code, 0) << r.output;
             std::ifstream rf(rep);
             const auto j = nlohmann::json::parse(rf);
             ASSERT_EQ(j["frames_out"], frames[i]);
             peak[i] = std::min(peak[i], j["peak_rss_bytes"].get<int64_t>());
-            std::cout << "[cli] " << n << " frames: peak RSS " << j["peak_rss_bytes"].get<int64_t>() / 1048576.0
-                      << " MiB, " << j["fps"].get<double>() << " fps\n";
+            std::cout << "[cli] " << n << " frames: peak RSS "
+                      << j["peak_rss_bytes"].get<int64_t>() / 1048576.0 << " MiB, " << j["fps"].get<double>()
+                      << " fps\n";
         }
     }
     // The longer run may not peak more than 3 % above the shorter one.

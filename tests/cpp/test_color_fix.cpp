@@ -4,7 +4,7 @@
 
 #include <ATen/ATen.h>
 
-#include "engine/color_fix.h"
+#include "csrc/engine/color_fix.h"
 
 using namespace flashvsr::engine;
 
@@ -19,8 +19,10 @@ TEST(ColorFix, AdainMatchesStatistics) {
     const at::Tensor mean_lq = lq.mean({3, 4});
     EXPECT_LT((mean_out - mean_lq).abs().max().item<double>(), 1e-5);  // values stay inside [-1,1] here
     const at::Tensor var_dec = dec.var({3, 4}, /*unbiased=*/false);
-    const at::Tensor expected_std = (lq.var({3, 4}, false) + 1e-5).sqrt() * (var_dec / (var_dec + 1e-5)).sqrt();
-    EXPECT_LT((out.to(at::kDouble).var({3, 4}, false).sqrt() - expected_std).abs().max().item<double>(), 1e-5);
+    const at::Tensor expected_std =
+        (lq.var({3, 4}, false) + 1e-5).sqrt() * (var_dec / (var_dec + 1e-5)).sqrt();
+    EXPECT_LT((out.to(at::kDouble).var({3, 4}, false).sqrt() - expected_std).abs().max().item<double>(),
+              1e-5);
 }
 
 TEST(ColorFix, ClampsAndIsIndependentOfChunking) {
@@ -51,15 +53,18 @@ TEST(ColorFix, WaveletTakesLowFrequenciesFromLq) {
     };
     EXPECT_LT(tv(out), 0.2f * tv(lq));
     // A constant decoded frame with a constant LQ frame gives exactly the LQ value.
-    EXPECT_LT((color_fix(at::full({1, 3, 1, 16, 16}, 0.9), at::full({1, 3, 1, 16, 16}, -0.3), ColorFix::kWavelet) + 0.3)
-                  .abs()
-                  .max()
-                  .item<float>(),
-              1e-6);
+    EXPECT_LT(
+        (color_fix(at::full({1, 3, 1, 16, 16}, 0.9), at::full({1, 3, 1, 16, 16}, -0.3), ColorFix::kWavelet) +
+         0.3)
+            .abs()
+            .max()
+            .item<float>(),
+        1e-6);
 }
 
 TEST(ColorFix, ErrorsAreErrors) {
     EXPECT_THROW(parse_color_fix("wavelets"), flashvsr::InputError);
     EXPECT_EQ(parse_color_fix("adain"), ColorFix::kAdain);
-    EXPECT_THROW(color_fix(at::zeros({1, 3, 2, 8, 8}), at::zeros({1, 3, 3, 8, 8}), ColorFix::kAdain), c10::Error);
+    EXPECT_THROW(color_fix(at::zeros({1, 3, 2, 8, 8}), at::zeros({1, 3, 3, 8, 8}), ColorFix::kAdain),
+                 c10::Error);
 }

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <limits>
 
-#include "engine/noise.h"
+#include "csrc/engine/noise.h"
 #include "memory_test_util.h"
 #include "models/test_weights.h"
 
@@ -212,11 +212,19 @@ TEST_F(EngineTest, StateIsFlatAndMemoryDoesNotGrow) {
         (void)s.pull();
         ASSERT_EQ(s.chunks_done(), k + 1);
         bytes.push_back(s.state_bytes());
-        if (k == 10 || k == 100) malloc_trim(0);
-        if (k == 10) rss10 = flashvsr::testing::proc_status_kib("VmRSS");
-        if (k == 100) rss100 = flashvsr::testing::proc_status_kib("VmRSS");
+        if (k == 10 || k == 100) {
+            malloc_trim(0);
+        }
+        if (k == 10) {
+            rss10 = flashvsr::testing::proc_status_kib("VmRSS");
+        }
+        if (k == 100) {
+            rss100 = flashvsr::testing::proc_status_kib("VmRSS");
+        }
     }
-    for (size_t i = 1; i < bytes.size(); ++i) ASSERT_EQ(bytes[i], bytes[0]) << "chunk " << i + 1;
+    for (size_t i = 1; i < bytes.size(); ++i) {
+        ASSERT_EQ(bytes[i], bytes[0]) << "chunk " << i + 1;
+    }
     EXPECT_LT(rss100 - rss10, 2048) << "RSS grew by " << (rss100 - rss10) << " KiB from chunk 10 to 100";
     s.finish();
     EXPECT_EQ(s.frames_done(), 25 + 800);
@@ -258,7 +266,8 @@ TEST_F(EngineTest, NonFiniteInputIsRefusedNamingTheFrame) {
                 s.push(batch.to(dtype));
                 ADD_FAILURE() << "push accepted " << bad;
             } catch (const flashvsr::InputError& err) {
-                EXPECT_STREQ(err.what(), "push: frame 5 (index 2 of this batch) contains NaN or infinite values");
+                EXPECT_STREQ(err.what(),
+                             "push: frame 5 (index 2 of this batch) contains NaN or infinite values");
             }
             // Refused before any state changed: the stream goes on with good frames.
             EXPECT_EQ(s.frames_pushed(), 3);

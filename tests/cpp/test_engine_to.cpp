@@ -59,7 +59,9 @@ TEST_F(EngineTo, SameDeviceKeepsTheOutputInEveryMode) {
         const auto e = load(mode);
         const at::Tensor before = e->upscale(v, scale2());
         e->to("cpu");
-        if (!at::globalContext().hasCUDA()) e->to("auto");  // auto = cpu here
+        if (!at::globalContext().hasCUDA()) {
+            e->to("auto");  // auto = cpu here
+        }
         EXPECT_EQ(e->info().device, "cpu");
         EXPECT_TRUE(at::equal(e->upscale(v, scale2()), before));
     }
@@ -85,10 +87,12 @@ TEST_F(EngineTo, RefusesWhileAStreamIsAlive) {
 
 TEST_F(EngineTo, BadDevicesAreInputErrorsAndChangeNothing) {
     const auto e = load("tiny");
-    EXPECT_NE(input_error_of([&] { e->to("tpu"); }).find("device must be auto, cpu, cuda or cuda:N, got 'tpu'"),
-              std::string::npos);
+    EXPECT_NE(
+        input_error_of([&] { e->to("tpu"); }).find("device must be auto, cpu, cuda or cuda:N, got 'tpu'"),
+        std::string::npos);
     if (!at::globalContext().hasCUDA()) {
-        EXPECT_NE(input_error_of([&] { e->to("cuda:0"); }).find("no CUDA device is available"), std::string::npos);
+        EXPECT_NE(input_error_of([&] { e->to("cuda:0"); }).find("no CUDA device is available"),
+                  std::string::npos);
     }
     EXPECT_EQ(e->info().device, "cpu");
     EXPECT_EQ(e->upscale(at::rand({1, 16, 16, 3}), scale2()).sizes(), (at::IntArrayRef{1, 32, 32, 3}));

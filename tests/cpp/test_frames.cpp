@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "engine/frames.h"
+#include "csrc/engine/frames.h"
 
 using namespace flashvsr::engine;
 
@@ -63,21 +63,37 @@ TEST(ChunkPlan, SlicesCoverEachFrameExactlyOnce) {
             for (size_t i = 0; i < c.lq_clips.size(); ++i) {
                 const auto [b, e] = c.lq_clips[i];
                 EXPECT_EQ(e - b, (k == 0 && i == 0) ? 1 : 4);
-                for (int64_t f = b; f < e; ++f) lq.at(static_cast<size_t>(f))++;
+                for (int64_t f = b; f < e; ++f) {
+                    lq.at(static_cast<size_t>(f))++;
+                }
             }
-            for (int64_t f = c.cond_begin; f < c.cond_end; ++f) cond.at(static_cast<size_t>(f))++;
-            for (int64_t f = c.out_begin; f < c.out_end; ++f) out.at(static_cast<size_t>(f))++;
-            for (int64_t t = c.latent_begin; t < c.latent_end; ++t) lat.at(static_cast<size_t>(t))++;
+            for (int64_t f = c.cond_begin; f < c.cond_end; ++f) {
+                cond.at(static_cast<size_t>(f))++;
+            }
+            for (int64_t f = c.out_begin; f < c.out_end; ++f) {
+                out.at(static_cast<size_t>(f))++;
+            }
+            for (int64_t t = c.latent_begin; t < c.latent_end; ++t) {
+                lat.at(static_cast<size_t>(t))++;
+            }
             EXPECT_EQ(c.lq_needed, k == 0 ? 25 : 8 * k + 25);
             EXPECT_EQ(c.cond_begin, c.out_begin);  // decoder condition aligned with the output frames
             EXPECT_EQ(c.cond_end, c.out_end);
         }
         // The priming call reads frame 0, the clips start at frame 1: every frame exactly once.
         EXPECT_EQ(lq[0], 1);
-        for (size_t f = 1; f < lq.size(); ++f) EXPECT_EQ(lq[f], 1) << "LQ frame " << f << ", N=" << n;
-        for (size_t f = 0; f < cond.size(); ++f) EXPECT_EQ(cond[f], 1) << "cond frame " << f;
-        for (size_t f = 0; f < out.size(); ++f) EXPECT_EQ(out[f], 1) << "out frame " << f;
-        for (size_t t = 0; t < lat.size(); ++t) EXPECT_EQ(lat[t], 1) << "latent " << t;
+        for (size_t f = 1; f < lq.size(); ++f) {
+            EXPECT_EQ(lq[f], 1) << "LQ frame " << f << ", N=" << n;
+        }
+        for (size_t f = 0; f < cond.size(); ++f) {
+            EXPECT_EQ(cond[f], 1) << "cond frame " << f;
+        }
+        for (size_t f = 0; f < out.size(); ++f) {
+            EXPECT_EQ(out[f], 1) << "out frame " << f;
+        }
+        for (size_t t = 0; t < lat.size(); ++t) {
+            EXPECT_EQ(lat[t], 1) << "latent " << t;
+        }
     }
     // RoPE positions (MODEL.md §2.6 item 2): chunk 1 -> 6,7; chunk 2 -> 8,9.
     EXPECT_EQ(plan_chunk(1).latent_begin, 6);

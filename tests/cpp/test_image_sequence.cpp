@@ -11,8 +11,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "io/image_io.h"
-#include "io/image_sequence.h"
+#include "csrc/io/image_io.h"
+#include "csrc/io/image_sequence.h"
 #include "media_test_util.h"
 
 namespace fs = std::filesystem;
@@ -72,7 +72,8 @@ TEST_F(ImageSeq, RoundTripsExactPerFormatAndDepth) {
     EXPECT_TRUE(at::equal(decode_image(path("f.exr"), nullptr), img));
     // Bit depths a format cannot hold are refused, naming the file.
     EXPECT_NE(input_error_of([&] { encode_image(path("x.exr"), img, 8); }).find("x.exr"), std::string::npos);
-    EXPECT_NE(input_error_of([&] { encode_image(path("x.png"), img, 32); }).find("8 or 16"), std::string::npos);
+    EXPECT_NE(input_error_of([&] { encode_image(path("x.png"), img, 32); }).find("8 or 16"),
+              std::string::npos);
 }
 
 TEST_F(ImageSeq, GreyBecomesRgbAndAlphaIsDropped) {
@@ -111,7 +112,8 @@ TEST_F(ImageSeq, PatternsFormatAndMatch) {
     EXPECT_EQ(q.format(12), "12%.exr");
     EXPECT_EQ(q.match("12%.exr"), 12);
     for (const char* bad : {"a/b.png", "a/%d_%d.png", "a/%s.png", "a%d/b.png", "a/%x.png"}) {
-        EXPECT_NE(input_error_of([&] { FramePattern x(bad); }).find("bad frame-number pattern"), std::string::npos)
+        EXPECT_NE(input_error_of([&] { FramePattern x(bad); }).find("bad frame-number pattern"),
+                  std::string::npos)
             << bad;
     }
     int num = 0, den = 0;
@@ -121,7 +123,8 @@ TEST_F(ImageSeq, PatternsFormatAndMatch) {
     parse_frame_rate("29.97", &num, &den);
     EXPECT_EQ(num, 2997);
     EXPECT_EQ(den, 100);
-    EXPECT_NE(input_error_of([&] { parse_frame_rate("fast", &num, &den); }).find("'fast'"), std::string::npos);
+    EXPECT_NE(input_error_of([&] { parse_frame_rate("fast", &num, &den); }).find("'fast'"),
+              std::string::npos);
     EXPECT_NE(input_error_of([&] { parse_frame_rate("-5", &num, &den); }).find("'-5'"), std::string::npos);
 }
 
@@ -152,8 +155,9 @@ TEST_F(ImageSeq, ReaderOrderStartNumberAndStreaming) {
 
     // A pattern: the lowest number present, or --start-number.
     fs::create_directories(path("p"));
-    for (int n = 3; n < 8; ++n)
+    for (int n = 3; n < 8; ++n) {
         encode_image(path("p/x_" + FramePattern("%04d").format(n) + ".png"), imgs[0], 8);
+    }
     ImageSequenceReader a(path("p/x_%04d.png"), -1, 25, 1);
     EXPECT_EQ(a.start_number(), 3);
     EXPECT_EQ(a.frame_count(), 5);
@@ -175,8 +179,9 @@ TEST_F(ImageSeq, ReaderErrorsNameTheFile) {
     fs::create_directories(path("mixed"));
     encode_image(path("mixed/1.png"), img, 8);
     encode_image(path("mixed/2.tif"), img, 8);
-    EXPECT_NE(input_error_of([&] { ImageSequenceReader r(path("mixed"), -1, 25, 1); }).find("mixes .png and .tif"),
-              std::string::npos);
+    EXPECT_NE(
+        input_error_of([&] { ImageSequenceReader r(path("mixed"), -1, 25, 1); }).find("mixes .png and .tif"),
+        std::string::npos);
     // Sizes and decodability are checked frame by frame, naming the file.
     fs::create_directories(path("sizes"));
     encode_image(path("sizes/1.png"), img, 8);
@@ -194,16 +199,20 @@ TEST_F(ImageSeq, ReaderErrorsNameTheFile) {
               std::string::npos);
     // Patterns: a gap, a missing start number, nothing matching.
     fs::create_directories(path("gap"));
-    for (int n : {0, 1, 3}) encode_image(path("gap/" + std::to_string(n) + ".png"), img, 8);
+    for (int n : {0, 1, 3}) {
+        encode_image(path("gap/" + std::to_string(n) + ".png"), img, 8);
+    }
     EXPECT_NE(input_error_of([&] {
                   ImageSequenceReader r(path("gap/%d.png"), -1, 25, 1);
               }).find("'" + path("gap/2.png") + "' is missing"),
               std::string::npos);
-    EXPECT_NE(input_error_of([&] { ImageSequenceReader r(path("gap/%d.png"), 7, 25, 1); }).find("--start-number 7"),
-              std::string::npos);
     EXPECT_NE(
-        input_error_of([&] { ImageSequenceReader r(path("gap/%04d.png"), -1, 25, 1); }).find("no file matches"),
+        input_error_of([&] { ImageSequenceReader r(path("gap/%d.png"), 7, 25, 1); }).find("--start-number 7"),
         std::string::npos);
+    EXPECT_NE(input_error_of([&] {
+                  ImageSequenceReader r(path("gap/%04d.png"), -1, 25, 1);
+              }).find("no file matches"),
+              std::string::npos);
 }
 
 TEST_F(ImageSeq, WriterTemporaryFolderRenameAndOverwriteRules) {
@@ -259,15 +268,17 @@ TEST_F(ImageSeq, WriterTemporaryFolderRenameAndOverwriteRules) {
                   ImageSequenceWriter w(path("x.png"), 6, 4, 8, 0, false);
               }).find("frame-number pattern"),
               std::string::npos);
-    EXPECT_NE(
-        input_error_of([&] { ImageSequenceWriter w("%05d.png", 6, 4, 8, 0, false); }).find("a folder of its own"),
-        std::string::npos);
+    EXPECT_NE(input_error_of([&] {
+                  ImageSequenceWriter w("%05d.png", 6, 4, 8, 0, false);
+              }).find("a folder of its own"),
+              std::string::npos);
     EXPECT_NE(input_error_of([&] {
                   ImageSequenceWriter w(path("no/such/%05d.png"), 6, 4, 8, 0, false);
               }).find("no folder '" + path("no") + "'"),
               std::string::npos);
-    EXPECT_NE(input_error_of([&] { ImageSequenceWriter w(path("e/%05d.exr"), 6, 4, 8, 8, false); }).find("EXR"),
-              std::string::npos);
+    EXPECT_NE(
+        input_error_of([&] { ImageSequenceWriter w(path("e/%05d.exr"), 6, 4, 8, 8, false); }).find("EXR"),
+        std::string::npos);
 }
 
 // Time per frame of the PNG/TIFF/EXR paths at 1280x720 random pixels (printed: the worst case for the

@@ -8,14 +8,14 @@
 #include <filesystem>
 #include <fstream>
 
-#include "models/test_weights.h"
 #include "memory_test_util.h"
+#include "models/test_weights.h"
 
 namespace fs = std::filesystem;
 
+using flashvsr::testing::proc_status_kib;
 using flashvsr::testing::reset_peak_rss;
 using flashvsr::testing::return_freed_memory;
-using flashvsr::testing::proc_status_kib;
 
 namespace {
 
@@ -63,7 +63,9 @@ TEST_F(LoadMemory, RepeatedLoadsDoNotLeak) {
     flashvsr::EngineOptions eo;
     eo.model_dir = dir_->string();
     eo.device = "cpu";
-    { auto e = flashvsr::Engine::load(eo); }
+    {
+        auto e = flashvsr::Engine::load(eo);
+    }
     return_freed_memory();
     const long after_first = proc_status_kib("VmRSS");
     for (int i = 0; i < 10; ++i) {

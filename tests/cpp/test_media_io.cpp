@@ -7,10 +7,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "io/image_io.h"
-#include "io/probe.h"
-#include "io/synth_clip.h"
-#include "io/video_read.h"
+#include "csrc/io/image_io.h"
+#include "csrc/io/probe.h"
+#include "csrc/io/synth_clip.h"
+#include "csrc/io/video_read.h"
 #include "media_test_util.h"
 
 namespace fs = std::filesystem;
@@ -73,16 +73,19 @@ TEST_F(MediaIo, DecodedFramesMatchThePattern) {
 
 TEST_F(MediaIo, BadInputGivesClearErrors) {
     EXPECT_NE(input_error_of([&] { probe(path("missing.mp4")); }).find("missing.mp4"), std::string::npos);
-    EXPECT_NE(input_error_of([&] { read_video_rgb24(path("missing.mp4")); }).find("no such file"), std::string::npos);
+    EXPECT_NE(input_error_of([&] { read_video_rgb24(path("missing.mp4")); }).find("no such file"),
+              std::string::npos);
     std::ofstream(path("notes.txt")) << "this is not a video";
-    EXPECT_NE(input_error_of([&] { read_video_rgb24(path("notes.txt")); }).find("notes.txt"), std::string::npos);
+    EXPECT_NE(input_error_of([&] { read_video_rgb24(path("notes.txt")); }).find("notes.txt"),
+              std::string::npos);
     SynthClipOptions o;
     o.video_encoder = "no_such_encoder";
     EXPECT_NE(input_error_of([&] { write_synthetic_clip(path("x.mp4"), o); }).find("no_such_encoder"),
               std::string::npos);
     o = SynthClipOptions{};
     o.width = 161;
-    EXPECT_NE(input_error_of([&] { write_synthetic_clip(path("y.mp4"), o); }).find("161x96"), std::string::npos);
+    EXPECT_NE(input_error_of([&] { write_synthetic_clip(path("y.mp4"), o); }).find("161x96"),
+              std::string::npos);
     // Nothing half-written is left behind.
     EXPECT_FALSE(fs::exists(path("x.mp4")));
     EXPECT_FALSE(fs::exists(path("x.partial.mp4")));

@@ -26,8 +26,8 @@ class ModelDirTest : public ::testing::Test {
         const fs::path d = root_ / name;
         fs::create_directories(d);
         if (all_files) {
-            for (const char* f : {ModelFiles::kDiT, ModelFiles::kLQProj, ModelFiles::kTCDecoder, ModelFiles::kVAE,
-                                  ModelFiles::kPrompt}) {
+            for (const char* f : {ModelFiles::kDiT, ModelFiles::kLQProj, ModelFiles::kTCDecoder,
+                                  ModelFiles::kVAE, ModelFiles::kPrompt}) {
                 std::ofstream(d / f) << "x";
             }
         }
@@ -49,8 +49,9 @@ TEST_F(ModelDirTest, VersionFromFolderName) {
     EXPECT_EQ(forced.version, ModelVersion::kV11);
     EXPECT_EQ(forced.version_source, "option");
     // A neutral name needs an option or a manifest.
-    EXPECT_NE(model_error_of([&] { resolve_model_dir(folder("weights").string(), std::nullopt, {}); })
-                  .find("pass the version explicitly"),
+    EXPECT_NE(model_error_of([&] {
+                  resolve_model_dir(folder("weights").string(), std::nullopt, {});
+              }).find("pass the version explicitly"),
               std::string::npos);
 }
 
@@ -69,17 +70,20 @@ TEST_F(ModelDirTest, ManifestVersionAndMixedFiles) {
     EXPECT_NE(md.warnings[0].find("mixed v1.0/v1.1"), std::string::npos);  // LQ proj from v1.1
     EXPECT_NE(md.warnings[1].find("has 1 bytes but the manifest recorded 999"), std::string::npos);
     std::ofstream(d / ModelFiles::kManifest) << "{ not json";
-    EXPECT_NE(model_error_of([&] { resolve_model_dir(d.string(), std::nullopt, {}); }).find("malformed manifest"),
-              std::string::npos);
+    EXPECT_NE(
+        model_error_of([&] { resolve_model_dir(d.string(), std::nullopt, {}); }).find("malformed manifest"),
+        std::string::npos);
 }
 
 TEST_F(ModelDirTest, MissingFilesAreListed) {
     const fs::path d = folder("FlashVSR-v1.1", false);
     std::ofstream(d / ModelFiles::kDiT) << "x";
-    const std::string msg = model_error_of([&] { resolve_model_dir(d.string(), std::nullopt, required_files("tiny")); });
+    const std::string msg =
+        model_error_of([&] { resolve_model_dir(d.string(), std::nullopt, required_files("tiny")); });
     EXPECT_NE(msg.find("LQ_proj_in.ckpt, TCDecoder.ckpt, posi_prompt.pth"), std::string::npos) << msg;
-    EXPECT_NE(model_error_of([&] { resolve_model_dir((root_ / "nope").string(), std::nullopt, {}); })
-                  .find("does not exist"),
+    EXPECT_NE(model_error_of([&] {
+                  resolve_model_dir((root_ / "nope").string(), std::nullopt, {});
+              }).find("does not exist"),
               std::string::npos);
     EXPECT_THROW(required_files("huge"), flashvsr::InputError);
     EXPECT_THROW(parse_model_version("2.0"), flashvsr::InputError);

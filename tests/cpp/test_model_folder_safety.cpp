@@ -12,12 +12,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "error_test_util.h"
 #include "models/checkpoint/mapped_file.h"
 #include "models/checkpoint/safetensors.h"
 #include "models/common/params.h"
 #include "models/model_dir.h"
 #include "models/test_weights.h"
-#include "error_test_util.h"
 #include "random_weights.h"
 
 namespace fs = std::filesystem;
@@ -123,8 +123,7 @@ TEST_F(ModelFolderSafety, ManifestFieldsOfTheWrongTypeAreModelErrors) {
     }
     fs::remove(d / ModelFiles::kManifest);
     fs::create_directory(d / ModelFiles::kManifest);
-    EXPECT_NE(error_of([&] { read_manifest(d.string()); }).find("not a regular file"),
-              std::string::npos);
+    EXPECT_NE(error_of([&] { read_manifest(d.string()); }).find("not a regular file"), std::string::npos);
 }
 
 TEST_F(ModelFolderSafety, FileTruncatedWhileMappedIsAModelErrorNotSigbus) {
@@ -151,10 +150,9 @@ TEST_F(ModelFolderSafety, FileGrownWhileMappedIsAModelError) {
     at::Tensor slot;
     ParamTable table;
     table.add("w", &slot, {4, 4});
-    EXPECT_NE(error_of([&] {
-                  table.load(f.tensors, path, LoadOptions{});
-              }).find("changed while it was being read"),
-              std::string::npos);
+    EXPECT_NE(
+        error_of([&] { table.load(f.tensors, path, LoadOptions{}); }).find("changed while it was being read"),
+        std::string::npos);
 }
 
 TEST_F(ModelFolderSafety, DiTHeaderDeclaringTeraElementsIsAClearError) {
@@ -171,7 +169,9 @@ TEST_F(ModelFolderSafety, DiTHeaderDeclaringTeraElementsIsAClearError) {
     {
         const SafetensorsFile tiny = read_safetensors(dit.string());
         for (const auto& [k, t] : tiny.tensors) {
-            if (k == key) continue;
+            if (k == key) {
+                continue;
+            }
             ASSERT_EQ(t.scalar_type(), at::kFloat) << k;
             const at::Tensor c = t.contiguous();
             header[k] = {{"dtype", "F32"},

@@ -3,7 +3,7 @@
 
 #include <ATen/ATen.h>
 
-#include "engine/noise.h"
+#include "csrc/engine/noise.h"
 
 using namespace flashvsr::engine;
 
@@ -24,7 +24,9 @@ TEST(Noise, PhiloxKnownAnswers) {
     for (const Kat& k : kats) {
         uint32_t out[4];
         philox4x32_10(k.ctr, k.key, out);
-        for (int i = 0; i < 4; ++i) EXPECT_EQ(out[i], k.out[i]) << i;
+        for (int i = 0; i < 4; ++i) {
+            EXPECT_EQ(out[i], k.out[i]) << i;
+        }
     }
 }
 

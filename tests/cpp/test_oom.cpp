@@ -9,7 +9,7 @@
 #include <new>
 #include <string>
 
-#include "engine/oom.h"
+#include "csrc/engine/oom.h"
 
 using flashvsr::engine::classify_out_of_memory;
 using flashvsr::engine::classify_out_of_memory_message;
@@ -62,9 +62,7 @@ TEST(OutOfMemoryClassifier, RecognisesEveryAllocationFailure) {
               }),
               OomKind::kCudaRuntime);
     // The code decides for an AcceleratorError, whatever its text says.
-    EXPECT_EQ(kind_of([] {
-                  throw c10::AcceleratorError({__func__, __FILE__, __LINE__}, 2, "CUDA error");
-              }),
+    EXPECT_EQ(kind_of([] { throw c10::AcceleratorError({__func__, __FILE__, __LINE__}, 2, "CUDA error"); }),
               OomKind::kCudaRuntime);
     EXPECT_EQ(
         kind_of([] { TORCH_CHECK(false, "CUDA error: out of memory\nCompile with TORCH_USE_CUDA_DSA ..."); }),

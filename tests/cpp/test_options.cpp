@@ -109,7 +109,8 @@ TEST(Options, SetAndGetByNameWithTypedErrors) {
 }
 
 TEST(Options, CliHelpListsEveryOptionWithTheTableDefault) {
-    const testing_media::CmdResult r = testing_media::run_cmd(std::string(FLASHVSR_CLI_PATH) + " upscale --help");
+    const testing_media::CmdResult r =
+        testing_media::run_cmd(std::string(FLASHVSR_CLI_PATH) + " upscale --help");
     ASSERT_EQ(r.code, 0);
     for (const auto* table : {&engine_option_specs(), &upscale_option_specs()}) {
         for (const OptionSpec& s : *table) {

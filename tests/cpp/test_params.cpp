@@ -3,7 +3,7 @@
 
 #include <ATen/ATen.h>
 
-#include "core/md5.h"
+#include "csrc/core/md5.h"
 #include "error_test_util.h"
 #include "models/common/params.h"
 
@@ -12,7 +12,8 @@ using namespace flashvsr::models;
 TEST(Md5, KnownVectors) {
     EXPECT_EQ(flashvsr::md5_hex(""), "d41d8cd98f00b204e9800998ecf8427e");
     EXPECT_EQ(flashvsr::md5_hex("abc"), "900150983cd24fb0d6963f7d28e17f72");
-    EXPECT_EQ(flashvsr::md5_hex("The quick brown fox jumps over the lazy dog"), "9e107d9d372bb6826bd81d3542a419d6");
+    EXPECT_EQ(flashvsr::md5_hex("The quick brown fox jumps over the lazy dog"),
+              "9e107d9d372bb6826bd81d3542a419d6");
     std::string million(1000000, 'a');
     EXPECT_EQ(flashvsr::md5_hex(million), "7707d6ae4e027c70eea2a935c2296f21");
 }
@@ -40,8 +41,9 @@ TEST(ParamTable, StrictLoadNamesFileAndKey) {
               "f.safetensors: missing key 'lin.bias' (expected shape [4])");
     EXPECT_EQ(msg({{"lin.weight", at::ones({4, 2})}, {"lin.bias", at::zeros({4})}}),
               "f.safetensors: key 'lin.weight' has shape [4, 2], expected [4, 3]");
-    EXPECT_EQ(msg({{"lin.weight", at::ones({4, 3})}, {"lin.bias", at::zeros({4})}, {"extra", at::zeros({1})}}),
-              "f.safetensors: unexpected key 'extra' with shape [1]");
+    EXPECT_EQ(
+        msg({{"lin.weight", at::ones({4, 3})}, {"lin.bias", at::zeros({4})}, {"extra", at::zeros({1})}}),
+        "f.safetensors: unexpected key 'extra' with shape [1]");
 }
 
 #include "models/common/random_weights.h"

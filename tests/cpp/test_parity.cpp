@@ -115,7 +115,8 @@ LQProjConfig lq_config() {
     return c;
 }
 
-/// Official streaming schedule: clip [0:1] primes, then [1:5], [5:9], ... -> [1, 4*h*w, 32] (4 latent frames).
+/// Official streaming schedule: clip [0:1] primes, then [1:5], [5:9], ... -> [1, 4*h*w, 32] (4 latent
+/// frames).
 at::Tensor lq_stream(const LQProj& proj, const at::Tensor& video, CacheOrder order) {
     LQProjState st;
     EXPECT_FALSE(proj.stream(video.narrow(2, 0, 1), st, order).defined());
@@ -203,7 +204,8 @@ DiTConfig dit_config() {
 
 AttentionOptions dit_options(bool dense) {
     AttentionOptions o;
-    o.sparse_ratio = 0.04;  // 128x256 output: topk_ratio 1.2, S = 2 windows per slice, topk = int(4.8) - 1 = 3
+    o.sparse_ratio =
+        0.04;  // 128x256 output: topk_ratio 1.2, S = 2 windows per slice, topk = int(4.8) - 1 = 3
     o.kv_ratio = 3.0;
     o.local_range = 11;
     o.dense_oracle = dense;
@@ -241,7 +243,8 @@ TEST(Parity, DiTMatchesOfficialStreamingDriver) {
     EXPECT_EQ(draft_topk(0.04, 128, 256, 2), 3);
     for (int64_t c = 0; c < 3; ++c) {
         for (int64_t b = 0; b < 2; ++b) {
-            const at::Tensor& m = g.tensors.at("mask.chunk" + std::to_string(c) + ".block" + std::to_string(b));
+            const at::Tensor& m =
+                g.tensors.at("mask.chunk" + std::to_string(c) + ".block" + std::to_string(b));
             EXPECT_EQ(m.sum().item<int64_t>(), c == 0 ? 18 : 6);
             EXPECT_EQ(m.size(2), c == 0 ? 6 : 8);  // 3 slices of 2 windows; then 3 cached + 1 new slice
         }

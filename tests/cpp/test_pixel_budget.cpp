@@ -10,11 +10,11 @@
 #include <fstream>
 #include <iterator>
 
-#include "io/image_header.h"
-#include "io/image_io.h"
-#include "io/image_sequence.h"
-#include "io/synth_clip.h"
-#include "io/video_decoder.h"
+#include "csrc/io/image_header.h"
+#include "csrc/io/image_io.h"
+#include "csrc/io/image_sequence.h"
+#include "csrc/io/synth_clip.h"
+#include "csrc/io/video_decoder.h"
 #include "media_test_util.h"
 
 namespace fs = std::filesystem;

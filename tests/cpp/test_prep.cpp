@@ -4,7 +4,7 @@
 
 #include <ATen/ATen.h>
 
-#include "engine/prep.h"
+#include "csrc/engine/prep.h"
 
 using namespace flashvsr::engine;
 

@@ -14,9 +14,9 @@
 #include <utility>
 #include <vector>
 
-#include "engine/frames.h"
-#include "engine/stream_access.h"
-#include "engine/tiling/planner.h"
+#include "csrc/engine/frames.h"
+#include "csrc/engine/stream_access.h"
+#include "csrc/engine/tiling/planner.h"
 #include "models/test_weights.h"
 
 namespace fs = std::filesystem;
@@ -61,7 +61,8 @@ class Segment : public ::testing::Test {
     }
     /// One segment of `v`: pushes the frames segment_frames() names (in batches of 9, from input_begin to the
     /// end of the video: frames past input_end are ignored by the stream), returns what it emits.
-    static at::Tensor run(const at::Tensor& v, const SegmentOptions& seg, const flashvsr::UpscaleOptions& u = opts(),
+    static at::Tensor run(const at::Tensor& v, const SegmentOptions& seg,
+                          const flashvsr::UpscaleOptions& u = opts(),
                           flashvsr::engine::TilingHooks hooks = {}, flashvsr::Stream* keep = nullptr) {
         const SegmentFrames f = flashvsr::segment_frames(seg, u);
         flashvsr::Stream s = (**engine_).stream(u, seg);
@@ -73,7 +74,9 @@ class Segment : public ::testing::Test {
         }
         s.finish();
         out.push_back(s.pull());
-        if (keep != nullptr) *keep = std::move(s);
+        if (keep != nullptr) {
+            *keep = std::move(s);
+        }
         return at::cat(out, 0);
     }
     static std::pair<double, double> diff(const at::Tensor& a, const at::Tensor& b) {
@@ -171,9 +174,10 @@ TEST_F(Segment, SeamWithinTheReplayBound) {
     const at::Tensor r2 = run(*video_, {9, -1, 2});
     ASSERT_EQ(r2.sizes(), ref.sizes());
     const auto [max2, mean2] = diff(r2, ref);
-    std::printf("[ segment  ] frames %lld..%lld after a seam at chunk 9 vs one stream: warm-up 6 chunks max %.4g "
-                "mean %.4g; warm-up 2 chunks max %.4g mean %.4g\n",
-                static_cast<long long>(from), static_cast<long long>(kFrames - 1), max6, mean6, max2, mean2);
+    std::printf(
+        "[ segment  ] frames %lld..%lld after a seam at chunk 9 vs one stream: warm-up 6 chunks max %.4g "
+        "mean %.4g; warm-up 2 chunks max %.4g mean %.4g\n",
+        static_cast<long long>(from), static_cast<long long>(kFrames - 1), max6, mean6, max2, mean2);
     EXPECT_GT(max6, 0.0);  // an approximation, not a copy
     EXPECT_LE(max6, 1e-3);
     EXPECT_LE(mean6, 1e-4);
@@ -185,7 +189,8 @@ TEST_F(Segment, SegmentsCoverTheVideo) {
     // Three segments [0,5) [5,11) [11,end) (the last one padded at the tail): N frames in, N out, each frame
     // once, in order; the first segment bit-identical, the others within the replay bound.
     std::vector<at::Tensor> parts;
-    for (const SegmentOptions seg : {SegmentOptions{0, 5, -1}, SegmentOptions{5, 11, -1}, SegmentOptions{11, -1, -1}}) {
+    for (const SegmentOptions seg :
+         {SegmentOptions{0, 5, -1}, SegmentOptions{5, 11, -1}, SegmentOptions{11, -1, -1}}) {
         parts.push_back(run(*video_, seg));
         const SegmentFrames f = flashvsr::segment_frames(seg, opts());
         const int64_t end = f.output_end < 0 ? kFrames : f.output_end;
@@ -207,7 +212,8 @@ TEST_F(Segment, PastTheEndIsAnInputError) {
         s.finish();
         FAIL() << "no error";
     } catch (const flashvsr::InputError& e) {
-        EXPECT_NE(std::string(e.what()).find("segment starts at frame 173 (chunk 20) but the video ends at frame 167"),
+        EXPECT_NE(std::string(e.what()).find(
+                      "segment starts at frame 173 (chunk 20) but the video ends at frame 167"),
                   std::string::npos)
             << e.what();
     }
@@ -239,7 +245,8 @@ TEST_F(Segment, OutOfMemoryInsideASegmentRestartsAtItsWarmup) {
         EXPECT_EQ(s.tiles().size(), 3u);
         ASSERT_EQ(out.sizes(), small.sizes());
         const int64_t switched = std::max<int64_t>(0, flashvsr::engine::plan_chunk(from).out_begin - 53);
-        EXPECT_TRUE(at::equal(out.narrow(0, 0, switched), big.narrow(0, 0, switched))) << "from chunk " << from;
+        EXPECT_TRUE(at::equal(out.narrow(0, 0, switched), big.narrow(0, 0, switched)))
+            << "from chunk " << from;
         EXPECT_TRUE(at::equal(out.narrow(0, switched, out.size(0) - switched),
                               small.narrow(0, switched, out.size(0) - switched)))
             << "from chunk " << from;

@@ -11,9 +11,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "io/segment_concat.h"
-#include "io/video_decoder.h"
-#include "io/video_encoder.h"
+#include "csrc/io/segment_concat.h"
+#include "csrc/io/video_decoder.h"
+#include "csrc/io/video_encoder.h"
 #include "media_test_util.h"
 
 namespace fs = std::filesystem;
@@ -25,20 +25,26 @@ namespace {
 class SegmentConcat : public ::testing::Test {
   protected:
     void SetUp() override {
-        if (!have_ffmpeg()) GTEST_FAIL() << "the ffmpeg CLI is needed to make test clips (scripts/setup.sh)";
+        if (!have_ffmpeg()) {
+            GTEST_FAIL() << "the ffmpeg CLI is needed to make test clips (scripts/setup.sh)";
+        }
         dir_ = fs::temp_directory_path() /
-               ("flashvsr_concat_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
-                "_" + std::to_string(::getpid()));
+               ("flashvsr_concat_" +
+                std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
+                std::to_string(::getpid()));
         fs::create_directories(dir_);
         set_av_logging(false);
     }
     void TearDown() override {
-        if (!dir_.empty()) fs::remove_all(dir_);
+        if (!dir_.empty()) {
+            fs::remove_all(dir_);
+        }
     }
     std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
     /// Frames [begin, end) of `in` re-encoded alone (no other streams, source timestamps) into `out`.
-    void encode_range(const std::string& in, const std::string& out, int64_t begin, int64_t end, int width = 0) {
+    void encode_range(const std::string& in, const std::string& out, int64_t begin, int64_t end,
+                      int width = 0) {
         VideoDecoder dec(in);
         const int w = width > 0 ? width : dec.info().width;
         EncoderOptions eo;
@@ -48,7 +54,9 @@ class SegmentConcat : public ::testing::Test {
         int64_t i = 0;
         for (FrameBatch b = dec.read(4); b.rgb.size(0) > 0; b = dec.read(4)) {
             for (int64_t k = 0; k < b.rgb.size(0); ++k, ++i) {
-                if (i < begin || i >= end) continue;
+                if (i < begin || i >= end) {
+                    continue;
+                }
                 const at::Tensor f = b.rgb.narrow(0, k, 1).narrow(2, 0, w);
                 enc.write(f, {b.pts[static_cast<size_t>(k)]}, {b.duration[static_cast<size_t>(k)]});
             }
@@ -76,9 +84,12 @@ TEST_F(SegmentConcat, JoinsByStreamCopyKeepingFramesTimestampsAudioSubtitles) {
         srt << "1\n00:00:00,100 --> 00:00:00,500\nhello\n\n2\n00:00:00,900 --> 00:00:01,200\nworld\n";
     }
     const std::string in = path("in.mkv");
-    ffmpeg("-f lavfi -i testsrc2=size=32x24:rate=24000/1001:duration=1.5 -f lavfi -i sine=f=440:duration=1.5 -i " +
-           path("s.srt") +
-           " -map 0:v -map 1:a -map 2:s -c:v libx264 -pix_fmt yuv420p -c:a aac -c:s srt -metadata title=film " + in);
+    ffmpeg(
+        "-f lavfi -i testsrc2=size=32x24:rate=24000/1001:duration=1.5 -f lavfi -i sine=f=440:duration=1.5 "
+        "-i " +
+        path("s.srt") +
+        " -map 0:v -map 1:a -map 2:s -c:v libx264 -pix_fmt yuv420p -c:a aac -c:s srt -metadata title=film " +
+        in);
     const auto ti = frame_times(in);
     ASSERT_EQ(ti.size(), 36u);
     for (const std::string& ext : {".mkv", ".mp4"}) {
@@ -101,15 +112,19 @@ TEST_F(SegmentConcat, JoinsByStreamCopyKeepingFramesTimestampsAudioSubtitles) {
         EXPECT_EQ(r.video_packets, 36);
         const auto to = frame_times(out);
         ASSERT_EQ(to.size(), ti.size());  // N frames in, N out
-        for (size_t i = 0; i < ti.size(); ++i) EXPECT_NEAR(to[i], ti[i], 5e-4) << "frame " << i;
+        for (size_t i = 0; i < ti.size(); ++i) {
+            EXPECT_NEAR(to[i], ti[i], 5e-4) << "frame " << i;
+        }
         const auto pi = read_packets(in), po = read_packets(out);
-        EXPECT_EQ(first_of(po, AVMEDIA_TYPE_VIDEO)->hashes, seg_packets);  // stream copy: the segments' packets
+        EXPECT_EQ(first_of(po, AVMEDIA_TYPE_VIDEO)->hashes,
+                  seg_packets);  // stream copy: the segments' packets
         const StreamPackets *ai = first_of(pi, AVMEDIA_TYPE_AUDIO), *ao = first_of(po, AVMEDIA_TYPE_AUDIO);
         ASSERT_NE(ao, nullptr);
         EXPECT_EQ(ao->hashes, ai->hashes);  // audio copied once, packet for packet
         if (ext == ".mkv") {
             ASSERT_NE(first_of(po, AVMEDIA_TYPE_SUBTITLE), nullptr);
-            EXPECT_EQ(first_of(po, AVMEDIA_TYPE_SUBTITLE)->hashes, first_of(pi, AVMEDIA_TYPE_SUBTITLE)->hashes);
+            EXPECT_EQ(first_of(po, AVMEDIA_TYPE_SUBTITLE)->hashes,
+                      first_of(pi, AVMEDIA_TYPE_SUBTITLE)->hashes);
             EXPECT_TRUE(r.warnings.empty());
         } else {
             ASSERT_EQ(r.warnings.size(), 1u);  // MP4 cannot hold SubRip
@@ -130,11 +145,11 @@ TEST_F(SegmentConcat, BadSegmentsAreNamedAndLeaveNoOutput) {
     encode_range(in, path("b.mkv"), 21, 30);
     encode_range(in, path("narrow.mkv"), 21, 30, 16);
     const std::string out = path("out.mkv");
-    EXPECT_NE(error_of({path("a.mkv"), path("missing.mkv")}, out).find("segment '" + path("missing.mkv") +
-                                                                       "': no such file"),
+    EXPECT_NE(error_of({path("a.mkv"), path("missing.mkv")}, out)
+                  .find("segment '" + path("missing.mkv") + "': no such file"),
               std::string::npos);
-    EXPECT_NE(error_of({path("a.mkv"), path("narrow.mkv")}, out).find("segment '" + path("narrow.mkv") +
-                                                                      "' differs from the first segment"),
+    EXPECT_NE(error_of({path("a.mkv"), path("narrow.mkv")}, out)
+                  .find("segment '" + path("narrow.mkv") + "' differs from the first segment"),
               std::string::npos);
     EXPECT_NE(error_of({path("a.mkv"), path("a.mkv")}, out).find("starts before the end of the previous one"),
               std::string::npos);

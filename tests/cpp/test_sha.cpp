@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "core/sha.h"
+#include "csrc/core/sha.h"
 
 TEST(Sha, KnownVectors) {
     EXPECT_EQ(flashvsr::sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
@@ -19,7 +19,9 @@ TEST(Sha, KnownVectors) {
 
 TEST(Sha, SplitUpdatesEqualOneShot) {
     std::string data(100000, '\0');
-    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 2654435761u) >> 13);
+    for (size_t i = 0; i < data.size(); ++i) {
+        data[i] = static_cast<char>((i * 2654435761u) >> 13);
+    }
     const std::string whole = flashvsr::sha256_hex(data);
     for (size_t cut : {size_t{1}, size_t{63}, size_t{64}, size_t{65}, size_t{4096}, size_t{99999}}) {
         flashvsr::Sha h;

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/stage_threads.h"
+#include "csrc/core/stage_threads.h"
 
 using flashvsr::StageThreads;
 
@@ -41,12 +41,16 @@ TEST(StageThreads, InOrderBoundedAndInsideScope) {
             Counter c{200, 0, &produced};
             st.start(
                 [&]() {
-                    if (!t_in_scope) scoped = false;
+                    if (!t_in_scope) {
+                        scoped = false;
+                    }
                     return c();
                 },
                 is_last,
                 [&](int& v) {
-                    if (!t_in_scope) scoped = false;
+                    if (!t_in_scope) {
+                        scoped = false;
+                    }
                     got.push_back(v);
                 },
                 [](const std::function<void()>& body) {
@@ -56,14 +60,18 @@ TEST(StageThreads, InOrderBoundedAndInsideScope) {
             while (true) {
                 const int x = st.pop_input();
                 st.push_output(x < 0 ? x : 3 * x);
-                if (x < 0) break;
+                if (x < 0) {
+                    break;
+                }
             }
             st.finish();
             EXPECT_LE(st.max_queued_in(), static_cast<size_t>(depth));
             EXPECT_LE(st.max_queued_out(), static_cast<size_t>(depth));
         }
         ASSERT_EQ(got.size(), 201u);
-        for (int i = 0; i < 200; ++i) ASSERT_EQ(got[static_cast<size_t>(i)], 3 * i);
+        for (int i = 0; i < 200; ++i) {
+            ASSERT_EQ(got[static_cast<size_t>(i)], 3 * i);
+        }
         EXPECT_EQ(got.back(), -1);
         EXPECT_TRUE(scoped.load());
         EXPECT_FALSE(t_in_scope);  // the calling thread was never inside the scope
@@ -76,11 +84,15 @@ TEST(StageThreads, ProducerErrorReachesCallerAfterItsItems) {
     int next = 0;
     st.start(
         [&]() -> int {
-            if (next == 3) throw std::runtime_error("input is truncated or corrupt");
+            if (next == 3) {
+                throw std::runtime_error("input is truncated or corrupt");
+            }
             return next++;
         },
         is_last, [](int&) {});
-    for (int i = 0; i < 3; ++i) EXPECT_EQ(st.pop_input(), i);
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(st.pop_input(), i);
+    }
     try {
         st.pop_input();
         ADD_FAILURE() << "no exception";
@@ -93,9 +105,12 @@ TEST(StageThreads, ConsumerErrorReachesCallerAndStopsProducer) {
     std::atomic<int> produced{0};
     StageThreads<int, int> st(2);
     Counter c{1000000, 0, &produced};
-    st.start([&]() { return c(); }, is_last, [](int& v) {
-        if (v == 5) throw std::invalid_argument("cannot write the output");
-    });
+    st.start([&]() { return c(); }, is_last,
+             [](int& v) {
+                 if (v == 5) {
+                     throw std::invalid_argument("cannot write the output");
+                 }
+             });
     int pushed = 0;
     try {
         while (true) {

@@ -6,13 +6,13 @@
 #include <map>
 #include <vector>
 
-#include "models/tc_decoder.h"
 #include "error_test_util.h"
+#include "models/tc_decoder.h"
 #include "random_weights.h"
 
 using namespace flashvsr::models;
-using flashvsr::testing::error_of;
 using flashvsr::models::testing::random_weights;
+using flashvsr::testing::error_of;
 
 namespace {
 

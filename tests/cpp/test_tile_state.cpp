@@ -4,8 +4,8 @@
 
 #include <ATen/ATen.h>
 
-#include "core/proc_status.h"
-#include "engine/tile_state.h"
+#include "csrc/core/proc_status.h"
+#include "csrc/engine/tile_state.h"
 
 using flashvsr::engine::TileState;
 
@@ -44,12 +44,12 @@ TEST(TileState, ColdStartAndResetGoThroughEveryModelState) {
     s.vae.started = true;
     s.cold_start(5);
     EXPECT_EQ(s.bytes(), 0);
-    EXPECT_EQ(s.lq.clip_index, 0);     // the next LQ-projector call primes
-    EXPECT_EQ(s.dit.chunk_index, 5);   // RoPE offset of the global chunk
+    EXPECT_EQ(s.lq.clip_index, 0);    // the next LQ-projector call primes
+    EXPECT_EQ(s.dit.chunk_index, 5);  // RoPE offset of the global chunk
     EXPECT_TRUE(s.dit.k_cache.empty());
-    EXPECT_TRUE(s.tc.started);         // zero memory, no 3-frame trim
+    EXPECT_TRUE(s.tc.started);  // zero memory, no 3-frame trim
     EXPECT_FALSE(s.vae.started);
-    EXPECT_TRUE(s.vae.mid_stream);     // upsample3d first-step rule spent
+    EXPECT_TRUE(s.vae.mid_stream);  // upsample3d first-step rule spent
     s.for_each_tensor([](at::Tensor& t) { t = at::ones({4}); });
     s.reset();
     EXPECT_EQ(s.bytes(), 0);

@@ -1,7 +1,7 @@
-// Tiling (docs/TILING.md) on tiny random weights, CPU: layouts and blend weights (partition of unity, borders),
-// one tile == untiled, tile order does not matter, the frame contract with tiles, flat memory per tile and
-// per chunk, peak RSS independent of the video length, the out-of-memory fallback, the max_memory planner.
-// MODEL.md §13 items 15.
+// Tiling (docs/TILING.md) on tiny random weights, CPU: layouts and blend weights (partition of unity,
+// borders), one tile == untiled, tile order does not matter, the frame contract with tiles, flat memory per
+// tile and per chunk, peak RSS independent of the video length, the out-of-memory fallback, the max_memory
+// planner. MODEL.md §13 items 15.
 #include <flashvsr/flashvsr.h>
 #include <gtest/gtest.h>
 
@@ -15,22 +15,22 @@
 #include <functional>
 #include <new>
 
-#include "engine/frames.h"
-#include "engine/noise.h"
-#include "engine/stream_access.h"
-#include "engine/tiling/planner.h"
+#include "csrc/engine/frames.h"
+#include "csrc/engine/noise.h"
+#include "csrc/engine/stream_access.h"
+#include "csrc/engine/tiling/planner.h"
 #include "kernels/blend_accumulate/blend_accumulate.h"
-#include "models/test_weights.h"
 #include "memory_test_util.h"
+#include "models/test_weights.h"
 
 namespace fs = std::filesystem;
 using flashvsr::TileRect;
 using flashvsr::engine::plan_tiles;
 using flashvsr::engine::TileLayout;
 
+using flashvsr::testing::proc_status_kib;
 using flashvsr::testing::reset_peak_rss;
 using flashvsr::testing::return_freed_memory;
-using flashvsr::testing::proc_status_kib;
 
 namespace {
 
@@ -87,7 +87,9 @@ class Tiling : public ::testing::Test {
         flashvsr::engine::StreamAccess::set_hooks(s, std::move(hooks));
         s.push(v);
         s.finish();
-        if (tiles != nullptr) *tiles = s.tiles();
+        if (tiles != nullptr) {
+            *tiles = s.tiles();
+        }
         return s.pull();
     }
     static fs::path* dir_;
@@ -111,19 +113,27 @@ TEST(TilingLayout, AxisInvariants) {
                 ASSERT_LE(a.tile, length);
                 ASSERT_EQ(a.starts.front(), 0);
                 ASSERT_EQ(a.starts.back() + a.tile, length);
-                for (int64_t s : a.starts) ASSERT_EQ(s % 16, 0);
+                for (int64_t s : a.starts) {
+                    ASSERT_EQ(s % 16, 0);
+                }
                 const auto o = a.overlaps();
                 for (size_t i = 0; i < o.size(); ++i) {
-                    ASSERT_GE(o[i], 0);                                    // no gap
-                    if (i > 0) ASSERT_LE(o[i - 1] + o[i], a.tile);         // never three tiles on a pixel
-                    if (i > 0) ASSERT_LE(std::abs(o[i] - o[i - 1]), 16);  // spread evenly
+                    ASSERT_GE(o[i], 0);  // no gap
+                    if (i > 0) {
+                        ASSERT_LE(o[i - 1] + o[i], a.tile);  // never three tiles on a pixel
+                    }
+                    if (i > 0) {
+                        ASSERT_LE(std::abs(o[i] - o[i - 1]), 16);  // spread evenly
+                    }
                 }
             }
         }
     }
     // The requested overlap is kept when three tiles need not meet.
     const auto a = flashvsr::engine::plan_axis(1408, 256, 64);
-    for (int64_t o : a.overlaps()) EXPECT_GE(o, 64);
+    for (int64_t o : a.overlaps()) {
+        EXPECT_GE(o, 64);
+    }
     EXPECT_EQ(flashvsr::engine::plan_axis(256, 128, 32).starts, (std::vector<int64_t>{0, 64, 128}));
 }
 
@@ -153,7 +163,8 @@ TEST(TilingLayout, ConstantTilesKeepTheBorders) {
                                             layout.ramps(i));
     }
     EXPECT_LE((canvas - 0.5).abs().max().item<float>(), 1e-6f);
-    for (const at::Tensor& edge : {canvas.select(1, 0), canvas.select(1, 383), canvas.select(2, 0), canvas.select(2, 639)}) {
+    for (const at::Tensor& edge :
+         {canvas.select(1, 0), canvas.select(1, 383), canvas.select(2, 0), canvas.select(2, 639)}) {
         EXPECT_LE((edge - 0.5).abs().max().item<float>(), 1e-6f);
     }
 }
@@ -184,12 +195,16 @@ TEST_F(Tiling, TileOrderDoesNotChangeTheOutput) {
     std::vector<int64_t> natural, shuffled;
     flashvsr::engine::TilingHooks h;
     h.before_tile = [&](int64_t chunk, int64_t tile, const TileRect&) {
-        if (chunk == 0) natural.push_back(tile);
+        if (chunk == 0) {
+            natural.push_back(tile);
+        }
     };
     const at::Tensor a = run(v, opts(64, 16), h);
     h.order_seed = 12345;
     h.before_tile = [&](int64_t chunk, int64_t tile, const TileRect&) {
-        if (chunk == 0) shuffled.push_back(tile);
+        if (chunk == 0) {
+            shuffled.push_back(tile);
+        }
     };
     const at::Tensor b = run(v, opts(64, 16), h);
     ASSERT_EQ(natural.size(), 9u);
@@ -199,7 +214,8 @@ TEST_F(Tiling, TileOrderDoesNotChangeTheOutput) {
 
 TEST_F(Tiling, FrameContractWithTiles) {
     for (int64_t n : {1, 22}) {
-        const at::Tensor out = engine().upscale(video(n, 37, 75, n), opts(64, 8));  // 74x150 -> 128x256: 3 tiles
+        const at::Tensor out =
+            engine().upscale(video(n, 37, 75, n), opts(64, 8));  // 74x150 -> 128x256: 3 tiles
         ASSERT_EQ(out.sizes(), (at::IntArrayRef{n, 74, 150, 3})) << "N=" << n;
         EXPECT_EQ(out.scalar_type(), at::kFloat);
         EXPECT_GE(out.min().item<float>(), 0.0f);
@@ -209,13 +225,15 @@ TEST_F(Tiling, FrameContractWithTiles) {
 }
 
 TEST_F(Tiling, MemoryIsFlatAcrossTiles) {
-    // 21 tiles of 128x128 in one row (128x1408 padded). In chunk 1 (every tile's state allocated), RSS after tile 20
-    // may exceed RSS after tile 2 by at most 1 MB: running a tile leaves nothing behind.
+    // 21 tiles of 128x128 in one row (128x1408 padded). In chunk 1 (every tile's state allocated), RSS after
+    // tile 20 may exceed RSS after tile 2 by at most 1 MB: running a tile leaves nothing behind.
     flashvsr::Stream s = engine().stream(opts(64, 32));
     long after2 = 0, after20 = 0;
     flashvsr::engine::TilingHooks h;
     h.after_tile = [&](int64_t chunk, int64_t tile) {
-        if (chunk != 1) return;
+        if (chunk != 1) {
+            return;
+        }
         if (tile == 2) {
             malloc_trim(0);
             after2 = proc_status_kib("VmRSS");
@@ -231,7 +249,8 @@ TEST_F(Tiling, MemoryIsFlatAcrossTiles) {
     ASSERT_EQ(s.tiles().size(), 21u);
     ASSERT_EQ(s.chunks_done(), 2);
     ASSERT_GT(after2, 0);
-    EXPECT_LE(after20 - after2, 1024) << "RSS grew by " << (after20 - after2) << " KiB from tile 2 to tile 20";
+    EXPECT_LE(after20 - after2, 1024)
+        << "RSS grew by " << (after20 - after2) << " KiB from tile 2 to tile 20";
 }
 
 TEST_F(Tiling, MemoryDoesNotDependOnVideoLength) {
@@ -266,39 +285,63 @@ TEST_F(Tiling, MemoryDoesNotDependOnVideoLength) {
         ASSERT_EQ(s.chunks_done(), k + 1);
         bytes.push_back(s.state_bytes());
         malloc_trim(0);
-        if (k == 10) rss10 = proc_status_kib("VmRSS");
-        if (k == 100) rss100 = proc_status_kib("VmRSS");
-        if (k == 47) peak400 = proc_status_kib("VmHWM");  // 25 + 47 * 8 = 401 frames
+        if (k == 10) {
+            rss10 = proc_status_kib("VmRSS");
+        }
+        if (k == 100) {
+            rss100 = proc_status_kib("VmRSS");
+        }
+        if (k == 47) {
+            peak400 = proc_status_kib("VmHWM");  // 25 + 47 * 8 = 401 frames
+        }
     }
-    for (size_t i = 1; i < bytes.size(); ++i) ASSERT_EQ(bytes[i], bytes[0]) << "chunk " << i + 1;
+    for (size_t i = 1; i < bytes.size(); ++i) {
+        ASSERT_EQ(bytes[i], bytes[0]) << "chunk " << i + 1;
+    }
     const int64_t tiles = s.tile_state_bytes(0) + s.tile_state_bytes(1) + s.tile_state_bytes(2);
     EXPECT_GT(s.tile_state_bytes(1), 0);
     EXPECT_LE(tiles, s.state_bytes());  // + the LQ window
     EXPECT_LE(rss100 - rss10, 2048) << "RSS grew by " << (rss100 - rss10) << " KiB from chunk 10 to 100";
     const long peak825 = proc_status_kib("VmHWM");
-    EXPECT_LE(std::abs(peak400 - p100), 0.03 * static_cast<double>(p100)) << p100 << " vs " << peak400 << " KiB";
-    EXPECT_LE(std::abs(peak825 - p100), 0.03 * static_cast<double>(p100)) << p100 << " vs " << peak825 << " KiB";
-    std::printf("[ tiling   ] peak RSS: 100 frames %ld KiB, 401 frames %ld KiB, 825 frames %ld KiB; "
-                "RSS chunk 10 -> 100: %+ld KiB\n", p100, peak400, peak825, rss100 - rss10);
+    EXPECT_LE(std::abs(peak400 - p100), 0.03 * static_cast<double>(p100))
+        << p100 << " vs " << peak400 << " KiB";
+    EXPECT_LE(std::abs(peak825 - p100), 0.03 * static_cast<double>(p100))
+        << p100 << " vs " << peak825 << " KiB";
+    std::printf(
+        "[ tiling   ] peak RSS: 100 frames %ld KiB, 401 frames %ld KiB, 825 frames %ld KiB; "
+        "RSS chunk 10 -> 100: %+ld KiB\n",
+        p100, peak400, peak825, rss100 - rss10);
 }
 
 TEST_F(Tiling, OutOfMemoryInTheFirstChunkRetriesWithSmallerTiles) {
-    const at::Tensor v = video(22, 40, 72, 6);  // padded 128x256: one tile by default; 2 chunks
+    const at::Tensor v = video(22, 40, 72, 6);     // padded 128x256: one tile by default; 2 chunks
     const at::Tensor expected = run(v, opts(64));  // what 128-pixel tiles (auto overlap) give: 3 tiles
     // Every way an allocation failure surfaces (engine/oom.h), each injected as the error its library throws.
     const std::vector<std::pair<std::string, std::function<void()>>> kinds = {
         {"host", [] { throw std::bad_alloc(); }},
-        {"allocator", [] { TORCH_CHECK_WITH(OutOfMemoryError, false, "CUDA out of memory. Tried to allocate 2.00 GiB"); }},
-        {"cublas", [] { TORCH_CHECK(false, "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"); }},
+        {"allocator",
+         [] { TORCH_CHECK_WITH(OutOfMemoryError, false, "CUDA out of memory. Tried to allocate 2.00 GiB"); }},
+        {"cublas",
+         [] {
+             TORCH_CHECK(false, "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`");
+         }},
         {"cudnn", [] { TORCH_CHECK(false, "cuDNN error: CUDNN_STATUS_ALLOC_FAILED"); }},
         {"cudnn not supported (memory)",
-         [] { TORCH_CHECK(false, "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED: insufficient memory for the workspace"); }},
-        {"launch", [] { throw c10::AcceleratorError({__func__, __FILE__, __LINE__}, 2, "CUDA error: out of memory"); }},
-        {"cpu allocator", [] { TORCH_CHECK(false, "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes"); }},
+         [] {
+             TORCH_CHECK(false,
+                         "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED: insufficient memory for the workspace");
+         }},
+        {"launch",
+         [] { throw c10::AcceleratorError({__func__, __FILE__, __LINE__}, 2, "CUDA error: out of memory"); }},
+        {"cpu allocator",
+         [] {
+             TORCH_CHECK(false, "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes");
+         }},
     };
     for (const auto& kind : kinds) {
         SCOPED_TRACE(kind.first);
-        const std::function<void()>& raise = kind.second;  // no structured binding: clang 14 cannot capture one
+        const std::function<void()>& raise =
+            kind.second;  // no structured binding: clang 14 cannot capture one
         flashvsr::engine::TilingHooks h;
         int64_t refused = 0;
         h.before_tile = [&](int64_t, int64_t, const TileRect& r) {
@@ -314,9 +357,10 @@ TEST_F(Tiling, OutOfMemoryInTheFirstChunkRetriesWithSmallerTiles) {
         EXPECT_TRUE(at::equal(out, expected));
     }
     // Errors that merely look alike are not retried: they reach the caller unchanged.
-    for (const std::string msg : {"cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you passed in a "
-                                  "non-contiguous input.",
-                                  "CUDA error: an illegal memory access was encountered"}) {
+    for (const std::string msg :
+         {"cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you passed in a "
+          "non-contiguous input.",
+          "CUDA error: an illegal memory access was encountered"}) {
         flashvsr::engine::TilingHooks h;
         int64_t calls = 0;
         h.before_tile = [&](int64_t, int64_t, const TileRect&) {
@@ -331,7 +375,9 @@ TEST_F(Tiling, OutOfMemoryInTheFirstChunkRetriesWithSmallerTiles) {
     for (const int64_t chunk : {0, 1}) {
         flashvsr::engine::TilingHooks always;
         always.before_tile = [&](int64_t k, int64_t, const TileRect&) {
-            if (k == chunk) throw std::bad_alloc();
+            if (k == chunk) {
+                throw std::bad_alloc();
+            }
         };
         flashvsr::UpscaleOptions u = opts();
         u.max_memory = int64_t{1} << 40;
@@ -340,7 +386,8 @@ TEST_F(Tiling, OutOfMemoryInTheFirstChunkRetriesWithSmallerTiles) {
             ADD_FAILURE() << "no error";
         } catch (const flashvsr::OutOfMemory& e) {
             const std::string what = e.what();
-            EXPECT_NE(what.find("chunk " + std::to_string(chunk) + " with 3 tile(s) of 128x128"), std::string::npos)
+            EXPECT_NE(what.find("chunk " + std::to_string(chunk) + " with 3 tile(s) of 128x128"),
+                      std::string::npos)
                 << what;
             EXPECT_NE(what.find("smallest tiles; max_memory=1099511627776 bytes"), std::string::npos) << what;
             EXPECT_NE(what.find("[host: std::bad_alloc]"), std::string::npos) << what;  // the error behind it
@@ -367,8 +414,9 @@ TEST_F(Tiling, MaxMemoryPlannerPicksTheLargestTileThatFits) {
         const TileLayout l = plan_tiles(256, 512, t, flashvsr::engine::overlap_out_pixels(0, 2, t));
         // CPU budget: the replay buffer counts while the tiles can still shrink
         const bool can_shrink = std::max(l.rows.tile, l.cols.tile) > 128;
-        candidates.emplace_back(t, model.working_set(l) +
-                                       (can_shrink ? flashvsr::engine::replay_buffer_bound(256, 512, opts()) : 0));
+        candidates.emplace_back(
+            t, model.working_set(l) +
+                   (can_shrink ? flashvsr::engine::replay_buffer_bound(256, 512, opts()) : 0));
     }
     int64_t least = INT64_MAX;
     for (const auto& [t, ws] : candidates) {
@@ -382,7 +430,8 @@ TEST_F(Tiling, MaxMemoryPlannerPicksTheLargestTileThatFits) {
         }
         const auto tiles = tiles_for(w + ws);
         ASSERT_FALSE(tiles.empty());
-        EXPECT_EQ(std::max(tiles[0].width, tiles[0].height), std::min<int64_t>(expected, 512)) << "budget for tile " << t;
+        EXPECT_EQ(std::max(tiles[0].width, tiles[0].height), std::min<int64_t>(expected, 512))
+            << "budget for tile " << t;
     }
     EXPECT_EQ(tiles_for(int64_t{1} << 40).size(), 1u);  // plenty: one tile
     try {
@@ -405,7 +454,9 @@ TEST_F(Tiling, OptionsAreValidated) {
     const flashvsr::MemoryReport m = engine().memory();
     EXPECT_GT(m.rss_bytes, 10 << 20);
     EXPECT_GE(m.peak_rss_bytes, m.rss_bytes);
-    if (!flashvsr::build_info().cuda_available) EXPECT_FALSE(m.cuda);
+    if (!flashvsr::build_info().cuda_available) {
+        EXPECT_FALSE(m.cuda);
+    }
 }
 
 TEST_F(Tiling, ParkingTileStateIsBitIdentical) {
@@ -429,7 +480,9 @@ TEST_F(Tiling, ParkingTileStateIsBitIdentical) {
     h.after_tile = [&](int64_t, int64_t tile) {  // the tile has run (and was parked); the others wait
         for (int64_t i = 0; i < 2; ++i) {
             EXPECT_EQ(s.tile_state_bytes(i), 0) << "tile " << i;
-            if (i == tile) EXPECT_GT(s.tile_parked_bytes(i), 0);
+            if (i == tile) {
+                EXPECT_GT(s.tile_parked_bytes(i), 0);
+            }
         }
         ++checked;
     };
@@ -448,8 +501,10 @@ TEST_F(Tiling, ParkingTileStateIsBitIdentical) {
         parked += s.tile_parked_bytes(i);
     }
     EXPECT_EQ(s.state_bytes(), ref.state_bytes());
-    std::printf("[ tiling   ] parked state: %lld bytes per 128x256 tile, %lld bytes for 2 tiles; on the device "
-                "between chunks: 0\n", static_cast<long long>(s.tile_parked_bytes(0)), static_cast<long long>(parked));
+    std::printf(
+        "[ tiling   ] parked state: %lld bytes per 128x256 tile, %lld bytes for 2 tiles; on the device "
+        "between chunks: 0\n",
+        static_cast<long long>(s.tile_parked_bytes(0)), static_cast<long long>(parked));
 }
 
 TEST_F(Tiling, PlannerWithParkingPicksLargerTiles) {
@@ -471,18 +526,22 @@ TEST_F(Tiling, PlannerWithParkingPicksLargerTiles) {
         return p ? std::make_pair(std::max(p->layout.rows.tile, p->layout.cols.tile), p->park)
                  : std::make_pair(int64_t{-1}, false);
     };
-    std::printf("[ tiling   ] working sets (bytes): 128 resident %lld parked %lld; 256 resident %lld parked %lld; "
-                "whole resident %lld\n", static_cast<long long>(model.working_set(t128)),
-                static_cast<long long>(model.working_set(t128, true)), static_cast<long long>(model.working_set(t256)),
-                static_cast<long long>(model.working_set(t256, true)),
-                static_cast<long long>(model.working_set(plan_tiles(256, 512, 512, 64))));
+    std::printf(
+        "[ tiling   ] working sets (bytes): 128 resident %lld parked %lld; 256 resident %lld parked %lld; "
+        "whole resident %lld\n",
+        static_cast<long long>(model.working_set(t128)),
+        static_cast<long long>(model.working_set(t128, true)),
+        static_cast<long long>(model.working_set(t256)),
+        static_cast<long long>(model.working_set(t256, true)),
+        static_cast<long long>(model.working_set(plan_tiles(256, 512, 512, 64))));
     // Budget = 256-pixel tiles parked: parking admits 256 where resident states need 128.
     budget = model.working_set(t256, true);
     EXPECT_EQ(fit("on", true), std::make_pair(int64_t{256}, true));
     EXPECT_EQ(fit("off", true), std::make_pair(int64_t{128}, false));
     EXPECT_EQ(fit("auto", true), std::make_pair(int64_t{128}, false));  // fits without parking: no parking
-    EXPECT_EQ(fit("auto", false), std::make_pair(int64_t{128}, false)); // CPU: parked states are still in RSS
-    EXPECT_EQ(fit("on", false), std::make_pair(int64_t{128}, true));    // parks, planned as resident
+    EXPECT_EQ(fit("auto", false),
+              std::make_pair(int64_t{128}, false));                   // CPU: parked states are still in RSS
+    EXPECT_EQ(fit("on", false), std::make_pair(int64_t{128}, true));  // parks, planned as resident
     // Just below resident 128-pixel tiles: only parking fits, and auto turns it on.
     budget = model.working_set(t128) - 1;
     EXPECT_EQ(fit("off", true), std::make_pair(int64_t{-1}, false));
@@ -559,7 +618,8 @@ TEST_F(Tiling, OutOfMemoryAfterTheFirstChunkReplays) {
         parts.push_back(ref.pull());
         ASSERT_EQ(ref.chunks_done(), k + 1);
         const bool full = k + 1 - r >= 1;
-        EXPECT_EQ(ref.replay_buffer_bytes(), (full ? 8 * r + 4 : 8 * (k + 1) + 17) * frame_bytes) << "after chunk " << k;
+        EXPECT_EQ(ref.replay_buffer_bytes(), (full ? 8 * r + 4 : 8 * (k + 1) + 17) * frame_bytes)
+            << "after chunk " << k;
         steady += full;
     }
     EXPECT_EQ(steady, 20);  // constant over the last 20 chunks pushed
@@ -586,7 +646,8 @@ TEST_F(Tiling, OutOfMemoryAfterTheFirstChunkReplays) {
         EXPECT_EQ(s.replay_buffer_bytes(), 0);  // 128-pixel tiles cannot shrink: no buffer kept
         EXPECT_EQ(out.sizes(), (at::IntArrayRef{m, 80, 144, 3}));
         const int64_t switched = flashvsr::engine::plan_chunk(from).out_begin;
-        EXPECT_TRUE(at::equal(out.narrow(0, 0, switched), big.narrow(0, 0, switched))) << "before chunk " << from;
+        EXPECT_TRUE(at::equal(out.narrow(0, 0, switched), big.narrow(0, 0, switched)))
+            << "before chunk " << from;
         return out;
     };
     // Chunk 3 <= R: the new tiles replay chunks 0..2 from the start, which is exact: every later frame
@@ -594,19 +655,23 @@ TEST_F(Tiling, OutOfMemoryAfterTheFirstChunkReplays) {
     const at::Tensor out3 = forced(3);
     const int64_t s3 = flashvsr::engine::plan_chunk(3).out_begin;  // 37
     EXPECT_TRUE(at::equal(out3.narrow(0, s3, m - s3), small.narrow(0, s3, m - s3)));
-    EXPECT_FALSE(at::equal(big.narrow(0, s3, common - s3), small.narrow(0, s3, common - s3)));  // tiling matters
+    EXPECT_FALSE(
+        at::equal(big.narrow(0, s3, common - s3), small.narrow(0, s3, common - s3)));  // tiling matters
     // Chunk 9: the new tiles start cold at chunk 3 and replay 3..8, an approximation of the 128-pixel-tile
-    // run (bounded window, cold start); measured max 3.1e-4, mean 1.2e-5 (the tilings differ by 0.28 / 0.022).
+    // run (bounded window, cold start); measured max 3.1e-4, mean 1.2e-5 (the tilings differ by 0.28 /
+    // 0.022).
     const at::Tensor out9 = forced(9);
     const int64_t s9 = flashvsr::engine::plan_chunk(9).out_begin;  // 85
     const auto [max_small, mean_small] = frame_diff(out9, small, s9);
-    const auto [max_tiling, mean_tiling] = frame_diff(big.narrow(0, 0, common), small.narrow(0, 0, common), s9);
-    std::printf("[ tiling   ] replay R=%lld cold from chunk 3 for an OOM in chunk 9, frames %lld..%lld vs 128-px tiles "
-                "from the start: max %.4g mean %.4g; the two tilings differ by max %.4g mean %.4g\n",
-                static_cast<long long>(r), static_cast<long long>(s9), static_cast<long long>(m - 1), max_small,
-                mean_small, max_tiling, mean_tiling);
+    const auto [max_tiling, mean_tiling] =
+        frame_diff(big.narrow(0, 0, common), small.narrow(0, 0, common), s9);
+    std::printf(
+        "[ tiling   ] replay R=%lld cold from chunk 3 for an OOM in chunk 9, frames %lld..%lld vs 128-px "
+        "tiles "
+        "from the start: max %.4g mean %.4g; the two tilings differ by max %.4g mean %.4g\n",
+        static_cast<long long>(r), static_cast<long long>(s9), static_cast<long long>(m - 1), max_small,
+        mean_small, max_tiling, mean_tiling);
     EXPECT_GT(max_small, 0.0);  // really an approximation
     EXPECT_LE(max_small, 1e-3);
     EXPECT_LE(mean_small, 4e-5);
 }
-

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "cli_test_util.h"
-#include "io/video_decoder.h"
-#include "pipeline/transcode.h"
+#include "csrc/io/video_decoder.h"
+#include "csrc/pipeline/transcode.h"
 
 namespace fs = std::filesystem;
 using namespace flashvsr::testing_media;
@@ -29,8 +29,9 @@ class Transcode : public CliTest {
     /// 33 frames of 32x24 at 25 fps with an AAC tone (`name` in the test's folder).
     std::string clip(const std::string& name, int frames = 33) {
         const std::string p = path(name);
-        ffmpeg("-f lavfi -i testsrc2=size=32x24:rate=25 -f lavfi -i sine=f=440 -frames:v " + std::to_string(frames) +
-               " -t " + std::to_string(frames / 25.0) + " -c:v libx264 -pix_fmt yuv420p -c:a aac " + p);
+        ffmpeg("-f lavfi -i testsrc2=size=32x24:rate=25 -f lavfi -i sine=f=440 -frames:v " +
+               std::to_string(frames) + " -t " + std::to_string(frames / 25.0) +
+               " -c:v libx264 -pix_fmt yuv420p -c:a aac " + p);
         return p;
     }
     TranscodeJob job(const std::string& in, const std::string& out) const {
@@ -124,7 +125,9 @@ TEST_F(Transcode, FramesReportProgressAndGivenEngine) {
 
 TEST_F(Transcode, OneOverwriteRule) {
     const std::string in = clip("in.mp4", 9);
-    { std::ofstream(path("exists.mp4")) << "keep"; }
+    {
+        std::ofstream(path("exists.mp4")) << "keep";
+    }
     TranscodeJob j = job(in, path("exists.mp4"));
     EXPECT_NE(input_error(j).find("the output '" + path("exists.mp4") + "' exists (use --overwrite"),
               std::string::npos);

@@ -1,6 +1,7 @@
 // Segments through the transcode pipeline (scale-out, docs/SCALE_OUT.md): segment files encoded separately
 // (warm-up decoded and discarded, no audio, source timestamps) and joined by io::concat_segments equal the
-// single-process output frame for frame (lossless encoder), with the same timestamps and the audio copied once.
+// single-process output frame for frame (lossless encoder), with the same timestamps and the audio copied
+// once.
 #include <flashvsr/flashvsr.h>
 #include <gtest/gtest.h>
 
@@ -11,10 +12,10 @@
 #include <vector>
 
 #include "cli_test_util.h"
-#include "io/av_ptr.h"
-#include "io/segment_concat.h"
-#include "io/video_decoder.h"
-#include "pipeline/transcode.h"
+#include "csrc/io/av_ptr.h"
+#include "csrc/io/segment_concat.h"
+#include "csrc/io/video_decoder.h"
+#include "csrc/pipeline/transcode.h"
 
 namespace fs = std::filesystem;
 using namespace flashvsr::testing_media;
@@ -55,8 +56,10 @@ TEST_F(TranscodeSegment, SegmentsJoinedEqualOneRun) {
     // 75 frames at 24000/1001 fps with an AAC tone: chunks 0..7; segments [0,4) and [4,end) with 6 warm-up
     // chunks (the second segment's warm-up reaches chunk 0, so both are exact).
     const std::string in = path("in.mkv");
-    ffmpeg("-f lavfi -i testsrc2=size=32x24:rate=24000/1001 -f lavfi -i sine=f=440 -frames:v 75 -t 3.2 "
-           "-c:v libx264 -pix_fmt yuv420p -c:a aac " + in);
+    ffmpeg(
+        "-f lavfi -i testsrc2=size=32x24:rate=24000/1001 -f lavfi -i sine=f=440 -frames:v 75 -t 3.2 "
+        "-c:v libx264 -pix_fmt yuv420p -c:a aac " +
+        in);
     auto engine_opts = job(in, "").engine;
     flashvsr::pipeline::TranscodeHooks hooks;
     hooks.engine = flashvsr::Engine::load(engine_opts);
@@ -65,7 +68,8 @@ TEST_F(TranscodeSegment, SegmentsJoinedEqualOneRun) {
 
     std::vector<std::string> segs;
     int64_t out_frames = 0;
-    for (const flashvsr::SegmentOptions seg : {flashvsr::SegmentOptions{0, 4, 6}, flashvsr::SegmentOptions{4, -1, 6}}) {
+    for (const flashvsr::SegmentOptions seg :
+         {flashvsr::SegmentOptions{0, 4, 6}, flashvsr::SegmentOptions{4, -1, 6}}) {
         TranscodeJob j = job(in, path("seg" + std::to_string(seg.first_chunk) + ".mkv"));
         j.segment = seg;
         j.encoder.copy_audio = j.encoder.copy_subtitles = false;
@@ -81,7 +85,9 @@ TEST_F(TranscodeSegment, SegmentsJoinedEqualOneRun) {
     EXPECT_TRUE(at::equal(all_frames(path("joined.mkv")), all_frames(path("whole.mkv"))));
     const auto tw = frame_times(path("whole.mkv")), tj = frame_times(path("joined.mkv"));
     ASSERT_EQ(tj.size(), tw.size());
-    for (size_t i = 0; i < tw.size(); ++i) EXPECT_NEAR(tj[i], tw[i], 5e-4) << "frame " << i;
+    for (size_t i = 0; i < tw.size(); ++i) {
+        EXPECT_NEAR(tj[i], tw[i], 5e-4) << "frame " << i;
+    }
     EXPECT_EQ(first_of(read_packets(path("joined.mkv")), AVMEDIA_TYPE_AUDIO)->hashes,
               first_of(read_packets(in), AVMEDIA_TYPE_AUDIO)->hashes);
 

@@ -317,10 +317,10 @@ TEST_F(VAEDecoderTiny, ColdStartMidStream) {
     for (int64_t j = 0; j < 6; ++j) {
         err.push_back((out.narrow(2, 4 * j, 4) - ref.narrow(2, 4 * j, 4)).abs().max().item<double>());
     }
-    std::printf("[ vae      ] cold start at latent 4: max error per latent %.3g %.3g %.3g %.3g %.3g %.3g\n", err[0],
-                err[1], err[2], err[3], err[4], err[5]);
-    EXPECT_GT(err[0], 1e-3);       // really without history
-    EXPECT_LT(err[5], err[0]);     // forgets the cold start
+    std::printf("[ vae      ] cold start at latent 4: max error per latent %.3g %.3g %.3g %.3g %.3g %.3g\n",
+                err[0], err[1], err[2], err[3], err[4], err[5]);
+    EXPECT_GT(err[0], 1e-3);    // really without history
+    EXPECT_LT(err[5], err[0]);  // forgets the cold start
     VAEDecodeState warm;
     dec_->decode(z_->narrow(2, 0, 4), warm);
     EXPECT_EQ(st.bytes(), warm.bytes());  // same caches, same sizes

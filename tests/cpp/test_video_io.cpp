@@ -12,9 +12,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "io/video_decoder.h"
-#include "io/video_encoder.h"
-#include "io/video_read.h"
+#include "csrc/io/video_decoder.h"
+#include "csrc/io/video_encoder.h"
+#include "csrc/io/video_read.h"
 #include "media_test_util.h"
 
 namespace fs = std::filesystem;
@@ -26,7 +26,9 @@ namespace {
 class VideoIo : public ::testing::Test {
   protected:
     void SetUp() override {
-        if (!have_ffmpeg()) GTEST_FAIL() << "the ffmpeg CLI is needed to make test clips (scripts/setup.sh)";
+        if (!have_ffmpeg()) {
+            GTEST_FAIL() << "the ffmpeg CLI is needed to make test clips (scripts/setup.sh)";
+        }
         dir_ =
             fs::temp_directory_path() /
             ("flashvsr_vio_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
@@ -35,7 +37,9 @@ class VideoIo : public ::testing::Test {
         set_av_logging(false);
     }
     void TearDown() override {
-        if (!dir_.empty()) fs::remove_all(dir_);
+        if (!dir_.empty()) {
+            fs::remove_all(dir_);
+        }
     }
     std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
@@ -49,7 +53,9 @@ class VideoIo : public ::testing::Test {
         dec.set_packet_sink([&](AVPacket* p) { enc.write_packet(p); });
         while (true) {
             FrameBatch b = dec.read(3);
-            if (b.rgb.size(0) == 0) break;
+            if (b.rgb.size(0) == 0) {
+                break;
+            }
             enc.write(b.rgb, b.pts, b.duration);
         }
         enc.finish();
@@ -69,7 +75,9 @@ class VideoIo : public ::testing::Test {
 
 void expect_same_times(const std::vector<double>& a, const std::vector<double>& b) {
     ASSERT_EQ(a.size(), b.size());
-    for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 5e-4) << "frame " << i;
+    for (size_t i = 0; i < a.size(); ++i) {
+        EXPECT_NEAR(a[i], b[i], 5e-4) << "frame " << i;
+    }
 }
 
 }  // namespace
@@ -156,7 +164,9 @@ TEST_F(VideoIo, ChaptersAndContainerMetadataKept) {
         transcode(in, out);
         auto r = run_cmd(
             "ffprobe -v error -show_chapters -show_entries format_tags=title,artist -of compact " + out);
-        for (char& c : r.output) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        for (char& c : r.output) {
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
         EXPECT_NE(r.output.find("end_time=0.400000|tag:title=first"), std::string::npos) << r.output;
         EXPECT_NE(r.output.find("start_time=0.400000"), std::string::npos) << r.output;
         EXPECT_NE(r.output.find("end_time=1.000000|tag:title=second"), std::string::npos) << r.output;
@@ -209,7 +219,9 @@ TEST_F(VideoIo, ColourBarsRoundTripBt601Bt709LimitedFull) {
                               {.75f, 0, .75f},    {.75f, 0, 0},    {0, 0, .75f},    {0, 0, 0}};
     at::Tensor rgb = at::empty({2, 16, 64, 3});
     for (int b = 0; b < 8; ++b) {
-        for (int c = 0; c < 3; ++c) rgb.narrow(2, b * 8, 8).select(3, c).fill_(bars[b][c]);
+        for (int c = 0; c < 3; ++c) {
+            rgb.narrow(2, b * 8, 8).select(3, c).fill_(bars[b][c]);
+        }
     }
     for (const int matrix : {6 /*SMPTE170M = BT.601*/, 1 /*BT.709*/}) {
         for (const int range : {1 /*limited*/, 2 /*full*/}) {
@@ -310,9 +322,13 @@ TEST_F(VideoIo, WholeClipReadIsTheStreamingDecodersFrames) {
 
 TEST_F(VideoIo, BadInputsNameTheProblem) {
     EXPECT_NE(error_of(path("missing.mp4")).find("no such file"), std::string::npos);
-    { std::ofstream(path("text.mp4")) << "this is not a video\n"; }
+    {
+        std::ofstream(path("text.mp4")) << "this is not a video\n";
+    }
     EXPECT_NE(error_of(path("text.mp4")).find("is not a readable video file"), std::string::npos);
-    { std::ofstream(path("empty.mp4")); }
+    {
+        std::ofstream(path("empty.mp4"));
+    }
     EXPECT_NE(error_of(path("empty.mp4")).find("is not a readable video file"), std::string::npos);
     ffmpeg("-f lavfi -i sine=f=440 -t 0.5 -c:a aac " + path("audio.m4a"));
     EXPECT_NE(error_of(path("audio.m4a")).find("has no video stream"), std::string::npos)
@@ -350,7 +366,9 @@ TEST_F(VideoIo, EncoderRefusesAndLeavesNoFile) {
             enc.finish();
         });
     };
-    { std::ofstream(path("exists.mp4")) << "keep me"; }
+    {
+        std::ofstream(path("exists.mp4")) << "keep me";
+    }
     // Whether an existing output may be replaced is the pipeline's rule (test_transcode); an encoder that
     // fails never touches it.
     EncoderOptions bad;

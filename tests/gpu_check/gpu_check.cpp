@@ -44,10 +44,10 @@ void clearCublasWorkspaces();  // ATen/cuda/CUDAContextLight.h (not included: it
 #include <string>
 #include <vector>
 
-#include "core/proc_status.h"
-#include "engine/oom.h"
-#include "engine/stream_access.h"
-#include "engine/tiling/planner.h"
+#include "csrc/core/proc_status.h"
+#include "csrc/engine/oom.h"
+#include "csrc/engine/stream_access.h"
+#include "csrc/engine/tiling/planner.h"
 #include "models/test_weights.h"
 
 namespace fs = std::filesystem;
@@ -80,7 +80,9 @@ struct Dev {
 
     void sync() const {
 #if defined(FLASHVSR_WITH_CUDA)
-        if (cuda) c10::cuda::device_synchronize();
+        if (cuda) {
+            c10::cuda::device_synchronize();
+        }
 #endif
     }
     /// Frees what is cached so that the counters show live memory: cuBLAS workspaces (kept per handle and
@@ -101,7 +103,9 @@ struct Dev {
     int64_t peak_reserved() const { return stat(1, true); }
     void reset_peak() const {
 #if defined(FLASHVSR_WITH_CUDA)
-        if (cuda) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+        if (cuda) {
+            c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+        }
 #endif
         std::ofstream("/proc/self/clear_refs") << "5";  // VmHWM = VmRSS
     }
@@ -118,7 +122,9 @@ struct Dev {
     /// The caching allocator's per-process limit (fraction of the device's memory); 1.0 lifts it.
     void set_memory_fraction(double f) const {
 #if defined(FLASHVSR_WITH_CUDA)
-        if (cuda) c10::cuda::CUDACachingAllocator::setMemoryFraction(f, device.index());
+        if (cuda) {
+            c10::cuda::CUDACachingAllocator::setMemoryFraction(f, device.index());
+        }
 #endif
         (void)f;
     }
@@ -141,8 +147,9 @@ struct Dev {
 Dev make_dev(const std::string& device) {
     Dev d;
     if (device == "cuda") {
-        if (!at::globalContext().hasCUDA())
+        if (!at::globalContext().hasCUDA()) {
             throw flashvsr::InputError("--device cuda: no CUDA device is available");
+        }
 #if !defined(FLASHVSR_WITH_CUDA)
         throw flashvsr::InputError("--device cuda: this build has no CUDA support (FLASHVSR_CUDA=OFF)");
 #endif
@@ -167,7 +174,9 @@ class StageTimer {
     StageTimer& operator=(const StageTimer&) = delete;
 
     void on(const char* stage, bool begin) {
-        if (!enabled) return;
+        if (!enabled) {
+            return;
+        }
         Mark m{stage, begin, now_s(), nullptr};
 #if defined(FLASHVSR_WITH_CUDA)
         if (dev_.cuda) {
@@ -190,7 +199,9 @@ class StageTimer {
                 continue;
             }
             const auto it = open.find(m.stage);
-            if (it == open.end() || it->second == nullptr) continue;
+            if (it == open.end() || it->second == nullptr) {
+                continue;
+            }
             double t = (m.wall - it->second->wall) * 1e3;
 #if defined(FLASHVSR_WITH_CUDA)
             if (dev_.cuda) {
@@ -209,7 +220,9 @@ class StageTimer {
     void clear() {
 #if defined(FLASHVSR_WITH_CUDA)
         for (const Mark& m : marks_) {
-            if (m.event != nullptr) cudaEventDestroy(static_cast<cudaEvent_t>(m.event));
+            if (m.event != nullptr) {
+                cudaEventDestroy(static_cast<cudaEvent_t>(m.event));
+            }
         }
 #endif
         marks_.clear();
@@ -277,7 +290,9 @@ struct Report {
     void check(const std::string& name, bool ok) { checks[name] = ok; }
     bool ok() const {
         for (const auto& [k, v] : checks.items()) {
-            if (!v.get<bool>()) return false;
+            if (!v.get<bool>()) {
+                return false;
+            }
         }
         return true;
     }
@@ -333,7 +348,9 @@ Run run_video(const flashvsr::Engine& e, const at::Tensor& video, const flashvsr
     r.steady_stage_ms = timer.totals();
     timer.enabled = false;
     const int64_t rest = n - first - r.steady_frames;
-    if (rest > 0) s.push(video.narrow(0, n - rest, rest));
+    if (rest > 0) {
+        s.push(video.narrow(0, n - rest, rest));
+    }
     s.finish();
     outs.push_back(s.pull());
     d.sync();
@@ -360,13 +377,15 @@ json run_json(const Run& r, const Dev& d) {
     j["parked"] = r.parked;
     j["oom_fallbacks"] = r.oom_fallbacks;
     j["first_chunk_s"] = r.first_chunk_s;
-    j["first_chunk_fps"] = r.first_chunk_s > 0 ? static_cast<double>(r.first_chunk_frames) / r.first_chunk_s : 0.0;
+    j["first_chunk_fps"] =
+        r.first_chunk_s > 0 ? static_cast<double>(r.first_chunk_frames) / r.first_chunk_s : 0.0;
     j["steady_fps"] = r.steady_s > 0 ? static_cast<double>(r.steady_frames) / r.steady_s : 0.0;
     j["steady_chunks"] = r.steady_chunks;
     j["total_s"] = r.total_s;
     json st = json::object();
-    for (const auto& [k, v] : r.steady_stage_ms)
+    for (const auto& [k, v] : r.steady_stage_ms) {
         st[k] = r.steady_chunks > 0 ? v / static_cast<double>(r.steady_chunks) : v;
+    }
     j["ms_per_steady_chunk"] = st;  // CUDA events on a GPU, wall clock on the CPU
     j["timing"] = d.cuda ? "cuda_events" : "wall_clock";
     const double c = static_cast<double>(std::max<int64_t>(r.chunks, 1));
@@ -409,7 +428,9 @@ void step_env(const Args& a, const Dev& d, Report& rep) {
     rep.check("device_usable", !d.cuda || at::globalContext().hasCUDA());
     rep.check("cuda_compiled_for_cuda_device",
               !d.cuda || rep.results["build_info"].value("cuda_compiled", false));
-    if (!d.cuda) rep.summary.push_back("CPU dry run, " + std::to_string(at::get_num_threads()) + " threads");
+    if (!d.cuda) {
+        rep.summary.push_back("CPU dry run, " + std::to_string(at::get_num_threads()) + " threads");
+    }
 }
 
 void step_weights(const Args& a, const Dev& d, Report& rep) {
@@ -425,7 +446,9 @@ void step_weights(const Args& a, const Dev& d, Report& rep) {
         flashvsr::models::make_test_weights(dir, o);
     }
     int64_t bytes = 0;
-    for (const auto& f : fs::directory_iterator(dir)) bytes += static_cast<int64_t>(f.file_size());
+    for (const auto& f : fs::directory_iterator(dir)) {
+        bytes += static_cast<int64_t>(f.file_size());
+    }
     rep.results["size"] = a.size;
     rep.results["dir"] = dir;
     rep.results["cached"] = cached;
@@ -454,7 +477,10 @@ void step_parity(const Args& a, const Dev& d, Report& rep) {
                 continue;
             }
             if (!d.cuda && dtype == "fp32") {  // the dry run: the reference itself
-                m[dtype] = {{"seconds", 0.0}, {"max_abs", 0.0}, {"mean_abs", 0.0}, {"psnr_db", psnr(ref, ref)},
+                m[dtype] = {{"seconds", 0.0},
+                            {"max_abs", 0.0},
+                            {"mean_abs", 0.0},
+                            {"psnr_db", psnr(ref, ref)},
                             {"note", "CPU: the reference run"}};
                 continue;
             }
@@ -567,7 +593,9 @@ void step_cycles(const Args& a, const Dev& d, Report& rep) {
         d.release_cached();
         const int64_t al = d.allocated() - base_alloc, re = d.reserved() - base_reserved;
         const int64_t rss = status_bytes("VmRSS");
-        if (i == 1) rss2 = rss;
+        if (i == 1) {
+            rss2 = rss;
+        }
         rss_last = rss;
         worst_alloc = std::max(worst_alloc, std::abs(al));
         worst_reserved = std::max(worst_reserved, re);
@@ -617,8 +645,9 @@ void step_bench(const Args& a, const Dev& d, Report& rep) {
         const double load_s = now_s() - t0;
         flashvsr::UpscaleOptions uo;
         uo.scale = c.scale;
-        if (c.max_memory_above_weights > 0)
+        if (c.max_memory_above_weights > 0) {
             uo.max_memory = e->info().weight_bytes + c.max_memory_above_weights;
+        }
         const Run r = run_video(*e, video, uo, d);
         json j = run_json(r, d);
         j["load_s"] = load_s;
@@ -632,7 +661,9 @@ void step_bench(const Args& a, const Dev& d, Report& rep) {
                               fmt(j["steady_fps"].get<double>()) + " fps, first chunk " +
                               fmt(r.first_chunk_s) + " s, peak alloc " + mib(r.peak_allocated));
         if (c.mode == "tiny") {
-            if (!tiny_out.defined()) tiny_out = r.out;
+            if (!tiny_out.defined()) {
+                tiny_out = r.out;
+            }
         } else if (c.mode == "tiny-long") {
             rep.check("tiny_long_equals_tiny", tiny_out.defined() && at::equal(r.out, tiny_out));
         }
@@ -738,7 +769,9 @@ json read_status(const fs::path& p) {  // "key=value" lines written by the scrip
     std::string line;
     while (std::getline(f, line)) {
         const size_t eq = line.find('=');
-        if (eq == std::string::npos) continue;
+        if (eq == std::string::npos) {
+            continue;
+        }
         const std::string k = line.substr(0, eq), v = line.substr(eq + 1);
         try {
             size_t used = 0;
@@ -798,16 +831,22 @@ int merge(const Args& a) {
         }
         step["results"] = body.value("results", json::object());
         step["checks"] = body.value("checks", json::object());
-        if (body.contains("error")) step["error"] = body["error"];
+        if (body.contains("error")) {
+            step["error"] = body["error"];
+        }
         const std::string summary = body.value("summary", std::string());
         step["summary"] = summary;
         ok = ok && (status == "pass" || (status == "skipped" && st.value("optional", int64_t{0}) == 1));
         text << "  " << name << std::string(name.size() < 8 ? 8 - name.size() : 1, ' ') << status
              << std::string(status.size() < 8 ? 8 - status.size() : 1, ' ') << step["seconds"].get<int64_t>()
              << " s  " << (step.contains("error") ? "error: " + step["error"].get<std::string>() : summary);
-        if (status == "skipped") text << " (" << step["reason"].get<std::string>() << ")";
+        if (status == "skipped") {
+            text << " (" << step["reason"].get<std::string>() << ")";
+        }
         for (const auto& [k, v] : step["checks"].items()) {
-            if (!v.get<bool>()) text << "  [check failed: " << k << "]";
+            if (!v.get<bool>()) {
+                text << "  [check failed: " << k << "]";
+            }
         }
         text << "\n";
         steps[name] = step;
@@ -823,35 +862,41 @@ int merge(const Args& a) {
 
 Args parse(int argc, char** argv) {
     Args a;
-    if (argc < 2)
+    if (argc < 2) {
         throw flashvsr::InputError("usage: flashvsr_gpu_check STEP --device cpu|cuda --work DIR --out FILE");
+    }
     a.step = argv[1];
     for (int i = 2; i < argc; ++i) {
         const std::string k = argv[i];
         auto value = [&]() -> std::string {
-            if (i + 1 >= argc) throw flashvsr::InputError(k + " needs a value");
+            if (i + 1 >= argc) {
+                throw flashvsr::InputError(k + " needs a value");
+            }
             return argv[++i];
         };
-        if (k == "--device")
+        if (k == "--device") {
             a.device = value();
-        else if (k == "--work")
+        } else if (k == "--work") {
             a.work = value();
-        else if (k == "--out")
+        } else if (k == "--out") {
             a.out = value();
-        else if (k == "--size")
+        } else if (k == "--size") {
             a.size = value();
-        else if (k == "--mode")
+        } else if (k == "--mode") {
             a.mode = value();
-        else if (k == "--steps")
+        } else if (k == "--steps") {
             a.steps = value();
-        else if (k == "--summary")
+        } else if (k == "--summary") {
             a.summary = value();
-        else if (k == "--quick")
+        } else if (k == "--quick") {
             a.quick = true;
-        else
+        } else {
             throw flashvsr::InputError("unknown option '" + k + "'");
+        }
     }
-    if (a.work.empty() || a.out.empty()) throw flashvsr::InputError("--work and --out are required");
+    if (a.work.empty() || a.out.empty()) {
+        throw flashvsr::InputError("--work and --out are required");
+    }
     return a;
 }
 
@@ -865,7 +910,9 @@ int main(int argc, char** argv) {
         std::cerr << e.what() << "\n";
         return 2;
     }
-    if (a.step == "merge") return merge(a);
+    if (a.step == "merge") {
+        return merge(a);
+    }
     const std::map<std::string, std::function<void(const Args&, const Dev&, Report&)>> steps = {
         {"env", step_env},         {"weights", step_weights}, {"parity", step_parity},
         {"offload", step_offload}, {"cycles", step_cycles},   {"bench", step_bench},
@@ -892,7 +939,9 @@ int main(int argc, char** argv) {
     body["results"] = rep.results;
     body["checks"] = rep.checks;
     std::string summary;
-    for (const auto& s : rep.summary) summary += (summary.empty() ? "" : "; ") + s;
+    for (const auto& s : rep.summary) {
+        summary += (summary.empty() ? "" : "; ") + s;
+    }
     body["summary"] = summary;
     body["seconds"] = now_s() - t0;
     std::ofstream(a.out) << body.dump(2) << "\n";

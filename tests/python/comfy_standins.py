@@ -45,10 +45,13 @@ def build(models_dir: str, temp_dir: str):
             paths.append(path)
 
     folder_paths = _module(
-        "folder_paths", models_dir=models_dir, folder_names_and_paths=folder_names_and_paths,
+        "folder_paths",
+        models_dir=models_dir,
+        folder_names_and_paths=folder_names_and_paths,
         add_model_folder_path=add_model_folder_path,
         get_folder_paths=lambda name: list(folder_names_and_paths[name][0]),
-        get_temp_directory=lambda: temp_dir)
+        get_temp_directory=lambda: temp_dir,
+    )
 
     # ---- comfy.model_management
     state = {"interrupt": False, "loaded": []}
@@ -76,12 +79,19 @@ def build(models_dir: str, temp_dir: str):
             state["loaded"].pop().detach(True)
 
     mm = _module(
-        "comfy.model_management", InterruptProcessingException=InterruptProcessingException, OOM_EXCEPTION=OOMException,
-        processing_interrupted=processing_interrupted, interrupt_current_processing=interrupt_current_processing,
+        "comfy.model_management",
+        InterruptProcessingException=InterruptProcessingException,
+        OOM_EXCEPTION=OOMException,
+        processing_interrupted=processing_interrupted,
+        interrupt_current_processing=interrupt_current_processing,
         throw_exception_if_processing_interrupted=throw_exception_if_processing_interrupted,
-        load_models_gpu=load_models_gpu, unload_all_models=unload_all_models,
-        get_torch_device=lambda: torch.device("cpu"), intermediate_device=lambda: torch.device("cpu"),
-        current_loaded_models=state["loaded"], _state=state)
+        load_models_gpu=load_models_gpu,
+        unload_all_models=unload_all_models,
+        get_torch_device=lambda: torch.device("cpu"),
+        intermediate_device=lambda: torch.device("cpu"),
+        current_loaded_models=state["loaded"],
+        _state=state,
+    )
 
     # ---- comfy.patcher_extension / comfy.model_patcher
     class CallbacksMP:
@@ -131,8 +141,9 @@ def build(models_dir: str, temp_dir: str):
             progress_log.append((value, total if total is not None else self.total, self.node_id))
 
     utils = _module("comfy.utils", ProgressBar=ProgressBar, progress_log=progress_log)
-    comfy = _module("comfy", model_management=mm, model_patcher=model_patcher, patcher_extension=patcher_extension,
-                    utils=utils)
+    comfy = _module(
+        "comfy", model_management=mm, model_patcher=model_patcher, patcher_extension=patcher_extension, utils=utils
+    )
 
     # ---- comfy_api.latest
     class _Input:
@@ -147,14 +158,35 @@ def build(models_dir: str, temp_dir: str):
             self.kwargs = kwargs
 
     def _type(io_type):
-        return type(io_type, (), {"io_type": io_type, "Input": type("Input", (_Input,), {"io_type": io_type}),
-                                  "Output": type("Output", (_Output,), {"io_type": io_type})})
+        return type(
+            io_type,
+            (),
+            {
+                "io_type": io_type,
+                "Input": type("Input", (_Input,), {"io_type": io_type}),
+                "Output": type("Output", (_Output,), {"io_type": io_type}),
+            },
+        )
 
     class Schema:
-        def __init__(self, node_id, display_name=None, category=None, description=None, inputs=(), outputs=(),
-                     hidden=(), **kwargs):
+        def __init__(
+            self,
+            node_id,
+            display_name=None,
+            category=None,
+            description=None,
+            inputs=(),
+            outputs=(),
+            hidden=(),
+            **kwargs,
+        ):
             self.node_id, self.display_name, self.category = node_id, display_name, category
-            self.description, self.inputs, self.outputs, self.hidden = description, list(inputs), list(outputs), list(hidden)
+            self.description, self.inputs, self.outputs, self.hidden = (
+                description,
+                list(inputs),
+                list(outputs),
+                list(hidden),
+            )
 
     class NodeOutput:
         def __init__(self, *values, ui=None):
@@ -173,9 +205,20 @@ def build(models_dir: str, temp_dir: str):
         async def get_node_list(self):
             raise NotImplementedError
 
-    io = _module("comfy_api.latest.io", Schema=Schema, NodeOutput=NodeOutput, Hidden=Hidden, ComfyNode=ComfyNode,
-                 Int=_type("INT"), Float=_type("FLOAT"), Combo=_type("COMBO"), Image=_type("IMAGE"),
-                 Video=_type("VIDEO"), Custom=_type, Input=_Input)
+    io = _module(
+        "comfy_api.latest.io",
+        Schema=Schema,
+        NodeOutput=NodeOutput,
+        Hidden=Hidden,
+        ComfyNode=ComfyNode,
+        Int=_type("INT"),
+        Float=_type("FLOAT"),
+        Combo=_type("COMBO"),
+        Image=_type("IMAGE"),
+        Video=_type("VIDEO"),
+        Custom=_type,
+        Input=_Input,
+    )
 
     class VideoFromFile:
         def __init__(self, path):
@@ -184,12 +227,23 @@ def build(models_dir: str, temp_dir: str):
         def get_stream_source(self):
             return self.path
 
-    latest = _module("comfy_api.latest", io=io, ComfyExtension=ComfyExtension,
-                     InputImpl=types.SimpleNamespace(VideoFromFile=VideoFromFile))
+    latest = _module(
+        "comfy_api.latest",
+        io=io,
+        ComfyExtension=ComfyExtension,
+        InputImpl=types.SimpleNamespace(VideoFromFile=VideoFromFile),
+    )
     comfy_api = _module("comfy_api", latest=latest)
-    return {"folder_paths": folder_paths, "comfy": comfy, "comfy.model_management": mm,
-            "comfy.model_patcher": model_patcher, "comfy.patcher_extension": patcher_extension,
-            "comfy.utils": utils, "comfy_api": comfy_api, "comfy_api.latest": latest}
+    return {
+        "folder_paths": folder_paths,
+        "comfy": comfy,
+        "comfy.model_management": mm,
+        "comfy.model_patcher": model_patcher,
+        "comfy.patcher_extension": patcher_extension,
+        "comfy.utils": utils,
+        "comfy_api": comfy_api,
+        "comfy_api.latest": latest,
+    }
 
 
 def install(monkeypatch, models_dir, temp_dir):

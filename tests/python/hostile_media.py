@@ -7,6 +7,7 @@ holds (MP4, PNG, EXR, TIFF and a Y4M header of 100000x100000), a sequence folder
 and sequences whose middle frame is damaged. It returns a list of Case(name, input, kind), where `input`
 is what `flashvsr upscale` gets (a file, a folder or a pattern). Deterministic for a given seed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,9 +17,8 @@ import shutil
 import struct
 import zlib
 
-import torch
-
 import flashvsr
+import torch
 
 
 @dataclasses.dataclass
@@ -47,7 +47,7 @@ def _png_set_size(data: bytes, w: int, h: int) -> bytes:
 
 def _exr_set_window(data: bytes, w: int, h: int) -> bytes:
     at = data.index(b"dataWindow\x00box2i\x00") + len(b"dataWindow\x00box2i\x00") + 4
-    return data[:at] + struct.pack("<iiii", 0, 0, w - 1, h - 1) + data[at + 16:]
+    return data[:at] + struct.pack("<iiii", 0, 0, w - 1, h - 1) + data[at + 16 :]
 
 
 def _tiff_set_size(data: bytes, w: int, h: int) -> bytes:
@@ -55,13 +55,13 @@ def _tiff_set_size(data: bytes, w: int, h: int) -> bytes:
     little = b[:2] == b"II"
     end = "<" if little else ">"
     ifd = struct.unpack(end + "I", b[4:8])[0]
-    n = struct.unpack(end + "H", b[ifd:ifd + 2])[0]
+    n = struct.unpack(end + "H", b[ifd : ifd + 2])[0]
     for k in range(n):
         e = ifd + 2 + 12 * k
-        tag, typ = struct.unpack(end + "HH", b[e:e + 4])
+        tag, typ = struct.unpack(end + "HH", b[e : e + 4])
         if tag in (256, 257):
-            b[e + 2:e + 4] = struct.pack(end + "H", 4)  # LONG
-            b[e + 8:e + 12] = struct.pack(end + "I", w if tag == 256 else h)
+            b[e + 2 : e + 4] = struct.pack(end + "H", 4)  # LONG
+            b[e + 8 : e + 12] = struct.pack(end + "I", w if tag == 256 else h)
     return bytes(b)
 
 
@@ -72,25 +72,27 @@ def _mp4_huge_boxes(data: bytes) -> list[tuple[str, bytes]]:
     i = b.find(b"moov")
     if i >= 4:
         c = bytearray(b)
-        c[i - 4:i] = b"\xff\xff\xff\xff"
+        c[i - 4 : i] = b"\xff\xff\xff\xff"
         out.append(("moov_size_4g", bytes(c)))
     i = b.find(b"mdat")
     if i >= 4:
-        c = bytearray(b[:i - 4]) + struct.pack(">I", 1) + b"mdat" + struct.pack(">Q", 1 << 62) + b[i + 4:]
+        c = bytearray(b[: i - 4]) + struct.pack(">I", 1) + b"mdat" + struct.pack(">Q", 1 << 62) + b[i + 4 :]
         out.append(("mdat_size_2e62", bytes(c)))
     i = b.find(b"stsz")
     if i >= 0:
         c = bytearray(b)
-        count = struct.unpack(">I", c[i + 12:i + 16])[0]
+        count = struct.unpack(">I", c[i + 12 : i + 16])[0]
         for k in range(min(count, 64)):
             at = i + 16 + 4 * k
-            c[at:at + 4] = struct.pack(">I", 0x7FFFFFFF)
+            c[at : at + 4] = struct.pack(">I", 0x7FFFFFFF)
         out.append(("stsz_samples_2g", bytes(c)))
     i = b.find(b"tkhd")
     if i >= 0:
         c = bytearray(b)
-        size = struct.unpack(">I", c[i - 4:i])[0]
-        c[i - 4 + size - 8:i - 4 + size] = struct.pack(">II", 65535 << 16, 65535 << 16)  # 16.16 fixed point: the largest size
+        size = struct.unpack(">I", c[i - 4 : i])[0]
+        c[i - 4 + size - 8 : i - 4 + size] = struct.pack(
+            ">II", 65535 << 16, 65535 << 16
+        )  # 16.16 fixed point: the largest size
         out.append(("tkhd_65535x65535", bytes(c)))
     return out
 
@@ -138,7 +140,7 @@ def make_hostile_set(root: pathlib.Path, seed: int = 14) -> list[Case]:
         ext = "." + kind
         n = len(data)
         for k in range(24):
-            video(f"{kind}_trunc_{k}", data[:rng.randrange(0, n)], ext)
+            video(f"{kind}_trunc_{k}", data[: rng.randrange(0, n)], ext)
         for k in range(16):
             video(f"{kind}_hdrflip_{k}", _flip(data, rng, 0, 1024, 1 + k % 4), ext)
         for k in range(14):
@@ -157,7 +159,7 @@ def make_hostile_set(root: pathlib.Path, seed: int = 14) -> list[Case]:
         stem = pathlib.Path(name).stem + ext.replace(".", "_")
         n = len(data)
         for k in range(7):
-            sequence(f"seq_{stem}_trunc_{k}", name, data[:rng.randrange(0, n)], data)
+            sequence(f"seq_{stem}_trunc_{k}", name, data[: rng.randrange(0, n)], data)
         for k in range(6):
             sequence(f"seq_{stem}_hdrflip_{k}", name, _flip(data, rng, 0, min(n, 64), 1 + k % 3), data)
         for k in range(5):

@@ -24,5 +24,8 @@ def test_root_exports_only_the_v3_entrypoint(repo_root, monkeypatch, tmp_path):
     extension = asyncio.run(module.comfy_entrypoint())
     assert isinstance(extension, mods["comfy_api.latest"].ComfyExtension)
     nodes = asyncio.run(extension.get_node_list())
-    assert [n.define_schema().node_id for n in nodes] == ["FlashVSRModelLoader", "FlashVSRUpscale",
-                                                           "FlashVSRUpscaleVideo"]
+    assert [n.define_schema().node_id for n in nodes] == [
+        "FlashVSRModelLoader",
+        "FlashVSRUpscale",
+        "FlashVSRUpscaleVideo",
+    ]

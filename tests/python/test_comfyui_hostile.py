@@ -5,12 +5,10 @@ import os
 import pathlib
 import shutil
 
+import comfy_standins
+import flashvsr
 import pytest
 import torch
-
-import flashvsr
-
-import comfy_standins
 
 DIT = "diffusion_pytorch_model_streaming_dmd.safetensors"
 
@@ -44,13 +42,26 @@ def comfy(monkeypatch, models_root, tmp_path):
         yield registry
 
 
-OPTIONS = dict(scale=2, tile_size=0, tile_overlap=0, max_memory_gb=0.0, park_tile_state="auto", color_fix="adain",
-               sparse_ratio=2.0, kv_ratio=3.0, local_range=11, seed=0)
+OPTIONS = dict(
+    scale=2,
+    tile_size=0,
+    tile_overlap=0,
+    max_memory_gb=0.0,
+    park_tile_state="auto",
+    color_fix="adain",
+    sparse_ratio=2.0,
+    kv_ratio=3.0,
+    local_range=11,
+    seed=0,
+)
 
 
 def _load(nodes, model="FlashVSR-v1.1"):
-    return nodes["FlashVSRModelLoader"].execute(model=model, version="auto", mode="tiny", precision="fp32",
-                                                device="comfy").values[0]
+    return (
+        nodes["FlashVSRModelLoader"]
+        .execute(model=model, version="auto", mode="tiny", precision="fp32", device="comfy")
+        .values[0]
+    )
 
 
 def _upscale(nodes, patcher, images):
@@ -62,12 +73,15 @@ def _good_prompt_runs(nodes):
     assert out.shape == (3, 32, 48, 3) and out.dtype == torch.float32
 
 
-@pytest.mark.parametrize("folder, names", [
-    ("FlashVSR-v1.1-truncated", [DIT]),
-    ("FlashVSR-v1.1-bad-manifest", ["flashvsr_manifest.json"]),
-    ("FlashVSR-v1.1-link", [DIT, "outside the folder"]),
-    ("FlashVSR-v1.1-garbage", ["TCDecoder.ckpt"]),
-])
+@pytest.mark.parametrize(
+    "folder, names",
+    [
+        ("FlashVSR-v1.1-truncated", [DIT]),
+        ("FlashVSR-v1.1-bad-manifest", ["flashvsr_manifest.json"]),
+        ("FlashVSR-v1.1-link", [DIT, "outside the folder"]),
+        ("FlashVSR-v1.1-garbage", ["TCDecoder.ckpt"]),
+    ],
+)
 def test_malformed_model_folder_is_a_node_error_and_the_next_prompt_runs(comfy, folder, names):
     _, nodes = comfy
     with pytest.raises(flashvsr.Error) as e:  # at load, or at the first run (the engine loads lazily)
@@ -78,12 +92,15 @@ def test_malformed_model_folder_is_a_node_error_and_the_next_prompt_runs(comfy, 
     _good_prompt_runs(nodes)
 
 
-@pytest.mark.parametrize("images", [
-    torch.rand(2, 16, 24, 2),                       # two channels
-    torch.rand(0, 16, 24, 3),                       # no frame
-    torch.rand(16, 24, 3),                          # no batch dimension
-    torch.full((2, 16, 24, 3), float("nan")),       # NaN everywhere
-])
+@pytest.mark.parametrize(
+    "images",
+    [
+        torch.rand(2, 16, 24, 2),  # two channels
+        torch.rand(0, 16, 24, 3),  # no frame
+        torch.rand(16, 24, 3),  # no batch dimension
+        torch.full((2, 16, 24, 3), float("nan")),  # NaN everywhere
+    ],
+)
 def test_corrupt_image_batch_is_a_node_error_or_a_valid_result(comfy, images):
     _, nodes = comfy
     patcher = _load(nodes)

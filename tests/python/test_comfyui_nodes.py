@@ -5,12 +5,10 @@ import gc
 import hashlib
 import re
 
+import comfy_standins
+import flashvsr
 import pytest
 import torch
-
-import flashvsr
-
-import comfy_standins
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +35,18 @@ def _load(nodes, **kw):
 
 
 def _upscale(nodes, patcher, images, **kw):
-    args = dict(scale=2, tile_size=0, tile_overlap=0, max_memory_gb=0.0, park_tile_state="auto", color_fix="adain",
-                sparse_ratio=2.0,
-                kv_ratio=3.0, local_range=11, seed=0)
+    args = dict(
+        scale=2,
+        tile_size=0,
+        tile_overlap=0,
+        max_memory_gb=0.0,
+        park_tile_state="auto",
+        color_fix="adain",
+        sparse_ratio=2.0,
+        kv_ratio=3.0,
+        local_range=11,
+        seed=0,
+    )
     args.update(kw)
     return nodes["FlashVSRUpscale"].execute(model=patcher, images=images, **args).values[0]
 
@@ -239,8 +246,21 @@ def test_video_node_streams_keeps_frames_timestamps_and_audio(comfy, tmp_path):
     flashvsr.io.write_synthetic_clip(str(src), width=32, height=24, frames=21, fps_num=30000, fps_den=1001, audio=True)
     video = mods["comfy_api.latest"].InputImpl.VideoFromFile(str(src))
     node = nodes["FlashVSRUpscaleVideo"]
-    result = node.execute(model=_load(nodes), video=video, scale=2, tile_size=0, tile_overlap=0, max_memory_gb=0.0,
-                          park_tile_state="auto", color_fix="adain", sparse_ratio=2.0, kv_ratio=3.0, local_range=11, seed=0, crf=18).values[0]
+    result = node.execute(
+        model=_load(nodes),
+        video=video,
+        scale=2,
+        tile_size=0,
+        tile_overlap=0,
+        max_memory_gb=0.0,
+        park_tile_state="auto",
+        color_fix="adain",
+        sparse_ratio=2.0,
+        kv_ratio=3.0,
+        local_range=11,
+        seed=0,
+        crf=18,
+    ).values[0]
     out = result.get_stream_source()
     assert out.endswith(".mp4") and not list(tmp_path.glob("temp/flashvsr/*.part"))
     with av.open(str(src)) as a, av.open(out) as b:
@@ -274,7 +294,7 @@ def test_example_workflows_agree_with_the_schema(comfy, repo_root):
             if i.kwargs.get("control_after_generate"):
                 assert values.pop(0) in ("fixed", "increment", "decrement", "randomize")
         assert values == []
-        links = {tuple(l[3:5]): l[1] for l in ui["links"]}
+        links = {tuple(link[3:5]): link[1] for link in ui["links"]}
         for slot, inp in enumerate(node["inputs"]):
             got[inp["name"]] = [str(links[(node["id"], slot)]), 0]
         assert got == api[str(node["id"])]["inputs"], node["type"]
@@ -298,8 +318,9 @@ def _write_bt709_clip(path, frames=9, w=32, h=24):
             img = np.zeros((h, w, 3), np.uint8)
             img[:, : w // 2] = (200, 80, 90 + 5 * k)
             img[:, w // 2 :] = (70, 170, 190)
-            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p", dst_colorspace=1,
-                                                                         dst_color_range=1)
+            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(
+                format="yuv420p", dst_colorspace=1, dst_color_range=1
+            )
             for p in s.encode(f):
                 c.mux(p)
         for p in s.encode():
@@ -313,8 +334,14 @@ def _decode_rgb(path, force_colorspace=None):
     with av.open(str(path)) as c:
         cc = c.streams.video[0].codec_context
         tags = (cc.colorspace, cc.color_range)
-        frames = [f.to_ndarray(format="rgb24", src_colorspace=force_colorspace or f.colorspace or None,
-                               src_color_range=f.color_range or None) for f in c.decode(video=0)]
+        frames = [
+            f.to_ndarray(
+                format="rgb24",
+                src_colorspace=force_colorspace or f.colorspace or None,
+                src_color_range=f.color_range or None,
+            )
+            for f in c.decode(video=0)
+        ]
     return tags, np.stack(frames)
 
 
@@ -323,15 +350,32 @@ def test_video_node_keeps_bt709_colours_and_tags(comfy, tmp_path, models_root):
     src = tmp_path / "bt709.mp4"
     _write_bt709_clip(src)
     video = mods["comfy_api.latest"].InputImpl.VideoFromFile(str(src))
-    result = nodes["FlashVSRUpscaleVideo"].execute(
-        model=_load(nodes), video=video, scale=2, tile_size=0, tile_overlap=0, max_memory_gb=0.0,
-        park_tile_state="auto", color_fix="adain",
-        sparse_ratio=2.0, kv_ratio=3.0, local_range=11, seed=0, crf=0).values[0]
+    result = (
+        nodes["FlashVSRUpscaleVideo"]
+        .execute(
+            model=_load(nodes),
+            video=video,
+            scale=2,
+            tile_size=0,
+            tile_overlap=0,
+            max_memory_gb=0.0,
+            park_tile_state="auto",
+            color_fix="adain",
+            sparse_ratio=2.0,
+            kv_ratio=3.0,
+            local_range=11,
+            seed=0,
+            crf=0,
+        )
+        .values[0]
+    )
     tags_in, rgb_in = _decode_rgb(src)
     tags_out, rgb_out = _decode_rgb(result.get_stream_source())
     assert tags_in == tags_out == (1, 1) and rgb_out.shape == (9, 48, 64, 3)
     # what the engine makes of the same decoded frames, without any file in between
-    ref = flashvsr.load(models_root / "FlashVSR-v1.1", device="cpu", dtype="fp32").upscale(torch.from_numpy(rgb_in), scale=2)
+    ref = flashvsr.load(models_root / "FlashVSR-v1.1", device="cpu", dtype="fp32").upscale(
+        torch.from_numpy(rgb_in), scale=2
+    )
     ref_means = (ref * 255).reshape(9, -1, 3).mean(1).numpy()
     worst = float(abs(rgb_out.reshape(9, -1, 3).mean(1) - ref_means).max())
     _, wrong = _decode_rgb(result.get_stream_source(), force_colorspace=5)  # read as BT.601: the classic mix-up
@@ -347,13 +391,60 @@ def _rich_clip(path, frames=21):
     srt = path.parent / "subs.srt"
     srt.write_text("1\n00:00:00,000 --> 00:00:00,500\nhello\n\n2\n00:00:00,500 --> 00:00:00,800\nworld\n\n")
     meta = path.parent / "meta.txt"
-    meta.write_text(";FFMETADATA1\ntitle=rich\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=400\ntitle=one\n"
-                    "[CHAPTER]\nTIMEBASE=1/1000\nSTART=400\nEND=840\ntitle=two\n")
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25", "-f", "lavfi",
-                    "-i", "sine=f=440", "-i", str(srt), "-i", str(meta), "-map", "0:v", "-map", "1:a", "-map", "2:s",
-                    "-map_metadata", "3", "-map_chapters", "3", "-frames:v", str(frames), "-t", "0.84",
-                    "-c:v", "libx264", "-pix_fmt", "yuv420p10le", "-colorspace", "bt709", "-color_primaries", "bt709",
-                    "-color_trc", "bt709", "-c:a", "aac", "-c:s", "mov_text", str(path)], check=True)
+    meta.write_text(
+        ";FFMETADATA1\ntitle=rich\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=400\ntitle=one\n"
+        "[CHAPTER]\nTIMEBASE=1/1000\nSTART=400\nEND=840\ntitle=two\n"
+    )
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=32x24:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=440",
+            "-i",
+            str(srt),
+            "-i",
+            str(meta),
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-map",
+            "2:s",
+            "-map_metadata",
+            "3",
+            "-map_chapters",
+            "3",
+            "-frames:v",
+            str(frames),
+            "-t",
+            "0.84",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p10le",
+            "-colorspace",
+            "bt709",
+            "-color_primaries",
+            "bt709",
+            "-color_trc",
+            "bt709",
+            "-c:a",
+            "aac",
+            "-c:s",
+            "mov_text",
+            str(path),
+        ],
+        check=True,
+    )
 
 
 def _decoded(path):
@@ -363,10 +454,15 @@ def _decoded(path):
 
     with av.open(str(path)) as c:
         v = c.streams.video[0]
-        info = dict(pix_fmt=v.codec_context.pix_fmt, colorspace=v.codec_context.colorspace,
-                    types=[s.type for s in c.streams], chapters=[ch["metadata"].get("title") for ch in c.chapters()])
-        frames = [(f.time, np.concatenate([np.frombuffer(bytes(p), np.uint8) for p in f.planes]))
-                  for f in c.decode(video=0)]
+        info = dict(
+            pix_fmt=v.codec_context.pix_fmt,
+            colorspace=v.codec_context.colorspace,
+            types=[s.type for s in c.streams],
+            chapters=[ch["metadata"].get("title") for ch in c.chapters()],
+        )
+        frames = [
+            (f.time, np.concatenate([np.frombuffer(bytes(p), np.uint8) for p in f.planes])) for f in c.decode(video=0)
+        ]
     return info, frames
 
 
@@ -380,14 +476,47 @@ def test_video_node_and_cli_make_the_same_frames(comfy, tmp_path, models_root, c
     src = tmp_path / "rich.mp4"
     _rich_clip(src)
     video = mods["comfy_api.latest"].InputImpl.VideoFromFile(str(src))
-    result = nodes["FlashVSRUpscaleVideo"].execute(
-        model=_load(nodes), video=video, scale=2, tile_size=0, tile_overlap=0, max_memory_gb=0.0,
-        park_tile_state="auto", color_fix="adain", sparse_ratio=2.0, kv_ratio=3.0, local_range=11, seed=0,
-        crf=0).values[0]
+    result = (
+        nodes["FlashVSRUpscaleVideo"]
+        .execute(
+            model=_load(nodes),
+            video=video,
+            scale=2,
+            tile_size=0,
+            tile_overlap=0,
+            max_memory_gb=0.0,
+            park_tile_state="auto",
+            color_fix="adain",
+            sparse_ratio=2.0,
+            kv_ratio=3.0,
+            local_range=11,
+            seed=0,
+            crf=0,
+        )
+        .values[0]
+    )
     cli_out = tmp_path / "cli.mp4"
-    subprocess.run([str(cli), "upscale", str(src), "-o", str(cli_out), "--model-dir",
-                    str(models_root / "FlashVSR-v1.1"), "--scale", "2", "--device", "cpu", "--dtype", "fp32",
-                    "--crf", "0", "--no-progress"], check=True)
+    subprocess.run(
+        [
+            str(cli),
+            "upscale",
+            str(src),
+            "-o",
+            str(cli_out),
+            "--model-dir",
+            str(models_root / "FlashVSR-v1.1"),
+            "--scale",
+            "2",
+            "--device",
+            "cpu",
+            "--dtype",
+            "fp32",
+            "--crf",
+            "0",
+            "--no-progress",
+        ],
+        check=True,
+    )
     node_info, node_frames = _decoded(result.get_stream_source())
     cli_info, cli_frames = _decoded(cli_out)
     src_info, src_frames = _decoded(src)
@@ -397,7 +526,7 @@ def test_video_node_and_cli_make_the_same_frames(comfy, tmp_path, models_root, c
     assert node_info["types"][:3] == ["video", "audio", "subtitle"] and node_info["chapters"] == ["one", "two"]
     assert len(node_frames) == len(cli_frames) == len(src_frames) == 21
     assert [t for t, _ in node_frames] == [t for t, _ in cli_frames] == [t for t, _ in src_frames]
-    assert all((a == b).all() for (_, a), (_, b) in zip(node_frames, cli_frames))
+    assert all((a == b).all() for (_, a), (_, b) in zip(node_frames, cli_frames, strict=False))
     assert _packets(result.get_stream_source(), "audio") == _packets(cli_out, "audio")
 
 
@@ -406,8 +535,17 @@ def test_schema_reads_the_option_table(comfy):
     specs = {s["name"]: s for s in flashvsr._C.option_specs()}
     for node_id in ("FlashVSRUpscale", "FlashVSRUpscaleVideo"):
         inputs = _inputs(comfy[1][node_id].define_schema())
-        for name in ("scale", "color_fix", "sparse_ratio", "kv_ratio", "local_range", "seed", "tile_size",
-                     "tile_overlap", "park_tile_state"):
+        for name in (
+            "scale",
+            "color_fix",
+            "sparse_ratio",
+            "kv_ratio",
+            "local_range",
+            "seed",
+            "tile_size",
+            "tile_overlap",
+            "park_tile_state",
+        ):
             s, i = specs[name], inputs[name]
             assert i.default == s["default"] and s["help"][1:] in i.tooltip, name
             if s["type"] == "choice":

@@ -12,11 +12,10 @@ import subprocess
 import sys
 import time
 
-import pytest
-import torch
-
 import flashvsr
 import flashvsr.distributed as fd
+import pytest
+import torch
 
 N = 8 * 9 + 13 + 3  # 88 frames: chunks 0..9, the last one padded at the tail
 H, W = 32, 48
@@ -60,16 +59,23 @@ def ray_local():
     os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")  # as upscale_file does: Ray keeps its hands off print
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, address="local",
-             _node_ip_address="127.0.0.1", object_store_memory=80 * 1024 * 1024)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        address="local",
+        _node_ip_address="127.0.0.1",
+        object_store_memory=80 * 1024 * 1024,
+    )
     yield ray
     ray.shutdown()
     assert builtins.print is print_before  # later tests pickle print (test_models): it must be the builtin
 
 
 def options(model_dir, **kw):
-    return dict(model_dir=model_dir, device="cpu", scale=2, bits=16, threads=1, workers=2, segment_frames=24,
-                quiet=True, **kw)
+    return dict(
+        model_dir=model_dir, device="cpu", scale=2, bits=16, threads=1, workers=2, segment_frames=24, quiet=True, **kw
+    )
 
 
 def levels(x):
@@ -190,7 +196,9 @@ def test_video_output_joined_equals_one_run(ray_local, model_dir, tmp_path):
     assert a.shape == (45, 64, 96, 3) and torch.equal(a, b)
     streams = flashvsr.io.probe(str(tmp_path / "dist.mkv"))["streams"]
     assert [s["type"] for s in streams] == ["video", "audio"]
-    assert streams[0]["duration"] == pytest.approx(flashvsr.io.probe(str(tmp_path / "one.mkv"))["streams"][0]["duration"])
+    assert streams[0]["duration"] == pytest.approx(
+        flashvsr.io.probe(str(tmp_path / "one.mkv"))["streams"][0]["duration"]
+    )
     assert sorted(os.listdir(tmp_path)) == ["clip.mkv", "dist.mkv", "one.mkv"]  # the segments' folder is gone
 
 
@@ -226,9 +234,28 @@ def test_ctrl_c_cancels_every_task(model_dir, frames_dir, tmp_path):
     # The command in its own process with its own local Ray: SIGINT once the first frames are written.
     out = tmp_path / "up"
     p = subprocess.Popen(
-        [sys.executable, "-m", "flashvsr.distributed", str(frames_dir), str(out) + "/", "--model-dir", str(model_dir),
-         "--device", "cpu", "--scale", "2", "--workers", "2", "--threads", "1", "--segment-frames", "24"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "flashvsr.distributed",
+            str(frames_dir),
+            str(out) + "/",
+            "--model-dir",
+            str(model_dir),
+            "--device",
+            "cpu",
+            "--scale",
+            "2",
+            "--workers",
+            "2",
+            "--threads",
+            "1",
+            "--segment-frames",
+            "24",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     tmp = pathlib.Path(f"{out}.tmp-{p.pid}")
     deadline = time.monotonic() + 120

@@ -3,10 +3,9 @@
 import threading
 import time
 
+import flashvsr
 import pytest
 import torch
-
-import flashvsr
 
 
 @pytest.fixture(scope="module")

@@ -11,17 +11,33 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 STEPS = ["build", "ctest", "env", "weights-tiny", "parity", "cycles", "offload", "bench", "budget"]
 RUN_KEYS = {
-    "frames", "output", "chunks", "tiles", "tile", "parked", "oom_fallbacks", "first_chunk_s", "first_chunk_fps",
-    "steady_fps", "steady_chunks", "total_s", "ms_per_steady_chunk", "timing", "host_to_device_bytes_per_chunk",
-    "device_to_host_bytes_per_chunk", "peak_allocated_bytes", "peak_reserved_bytes",
+    "frames",
+    "output",
+    "chunks",
+    "tiles",
+    "tile",
+    "parked",
+    "oom_fallbacks",
+    "first_chunk_s",
+    "first_chunk_fps",
+    "steady_fps",
+    "steady_chunks",
+    "total_s",
+    "ms_per_steady_chunk",
+    "timing",
+    "host_to_device_bytes_per_chunk",
+    "device_to_host_bytes_per_chunk",
+    "peak_allocated_bytes",
+    "peak_reserved_bytes",
 }
 
 
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu_check")
-    r = subprocess.run(["bash", "scripts/gpu_check.sh", "--cpu", str(out)], cwd=REPO, capture_output=True, text=True,
-                       timeout=900)
+    r = subprocess.run(
+        ["bash", "scripts/gpu_check.sh", "--cpu", str(out)], cwd=REPO, capture_output=True, text=True, timeout=900
+    )
     return r, out
 
 

@@ -1,6 +1,7 @@
 """Hostile media through the CLI and the Python readers (the damaged set of hostile_media.py, >= 200 files):
 every run ends with exit 0 and a valid output, or exit 1 and one error line naming the input; never a
 signal, a hang (60 s), an output left after an error, or a process above the memory bound."""
+
 import concurrent.futures
 import json
 import os
@@ -10,9 +11,8 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 import flashvsr
+import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import hostile_media  # noqa: E402
@@ -63,8 +63,18 @@ def test_damaged_files_through_the_cli(hostile_set, tiny_weights, cli, tmp_path)
 
     def one(case):
         out = out_dir / f"{case.name}.mp4"
-        cmd = [str(cli), "upscale", str(case.input), "-o", str(out), "--model-dir", str(tiny_weights),
-               "--scale", "2", "--no-progress"]
+        cmd = [
+            str(cli),
+            "upscale",
+            str(case.input),
+            "-o",
+            str(out),
+            "--model-dir",
+            str(tiny_weights),
+            "--scale",
+            "2",
+            "--no-progress",
+        ]
         status, rss, timed_out = run_limited(cmd, tmp_path / case.name)
         err = (tmp_path / f"{case.name}.err").read_text(errors="replace")
         problems = []
@@ -73,8 +83,11 @@ def test_damaged_files_through_the_cli(hostile_set, tiny_weights, cli, tmp_path)
         elif os.WIFSIGNALED(status):
             problems.append(f"killed by {signal.Signals(os.WTERMSIG(status)).name}")
         rc = os.waitstatus_to_exitcode(status)
-        left = sorted(p.name for p in out_dir.iterdir() if p.name.startswith(case.name + ".") or
-                      p.name.startswith(case.name + "_"))
+        left = sorted(
+            p.name
+            for p in out_dir.iterdir()
+            if p.name.startswith(case.name + ".") or p.name.startswith(case.name + "_")
+        )
         if not timed_out and rc == 0:
             if left != [out.name]:
                 problems.append(f"exit 0 but the output folder holds {left}")
@@ -103,8 +116,10 @@ def test_damaged_files_through_the_cli(hostile_set, tiny_weights, cli, tmp_path)
     ok = sum(1 for _, rc, _, p in results if rc == 0 and not p)
     refused = sum(1 for _, rc, _, p in results if rc == 1 and not p)
     peak = max(rss for _, _, rss, _ in results)
-    print(f"\nhostile media (CLI): {len(results)} damaged inputs, {ok} upscaled (exit 0), {refused} refused "
-          f"(exit 1, one line), peak RSS {peak // 1024} MiB (bound {RSS_BOUND_KIB // 1024} MiB)")
+    print(
+        f"\nhostile media (CLI): {len(results)} damaged inputs, {ok} upscaled (exit 0), {refused} refused "
+        f"(exit 1, one line), peak RSS {peak // 1024} MiB (bound {RSS_BOUND_KIB // 1024} MiB)"
+    )
     assert not failures, "\n".join(failures)
 
 
@@ -112,8 +127,14 @@ def test_damaged_files_through_python(hostile_set):
     root, cases = hostile_set
     paths = [str(c.image) if c.image is not None else str(c.input) for c in cases]
     # In a child process: a crash there fails this test instead of ending the session.
-    r = subprocess.run([sys.executable, hostile_media.__file__, *paths], capture_output=True, text=True, errors="replace",
-                       timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    r = subprocess.run(
+        [sys.executable, hostile_media.__file__, *paths],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=300,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     counts = json.loads(r.stdout.strip().splitlines()[-1])
     print(f"\nhostile media (Python): {counts['ok']} read, {counts['error']} refused with flashvsr.Error")

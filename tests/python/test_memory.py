@@ -3,9 +3,8 @@
 import ctypes
 import gc
 
-import torch
-
 import flashvsr
+import torch
 
 _libc = ctypes.CDLL("libc.so.6")
 

@@ -5,12 +5,11 @@ import collections
 import pickle
 import zipfile
 
+import flashvsr
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
-
-import flashvsr
 from flashvsr import models, nn
+from safetensors.torch import load_file, save_file
 
 
 @pytest.mark.parametrize(
@@ -139,5 +138,9 @@ def test_networks_from_python(tiny_dir):
 
 def test_published_file_names():
     assert flashvsr.models.FILES == {
-        "dit": "diffusion_pytorch_model_streaming_dmd.safetensors", "lq_proj": "LQ_proj_in.ckpt",
-        "tcdecoder": "TCDecoder.ckpt", "vae": "Wan2.1_VAE.pth", "prompt": "posi_prompt.pth"}
+        "dit": "diffusion_pytorch_model_streaming_dmd.safetensors",
+        "lq_proj": "LQ_proj_in.ckpt",
+        "tcdecoder": "TCDecoder.ckpt",
+        "vae": "Wan2.1_VAE.pth",
+        "prompt": "posi_prompt.pth",
+    }

@@ -5,9 +5,8 @@ stubs and the CLI's --help. (The ComfyUI schema: test_comfyui_nodes.py::test_sch
 import ast
 import subprocess
 
-import pytest
-
 import flashvsr
+import pytest
 
 SPECS = {s["name"]: s for s in flashvsr._C.option_specs()}
 UPSCALE = [n for n, s in SPECS.items() if s["group"] == "upscale"]
@@ -20,8 +19,18 @@ def _py_default(name, value):
 
 
 def test_table_shape():
-    assert UPSCALE == ["scale", "color_fix", "sparse_ratio", "kv_ratio", "local_range", "seed", "tile_size",
-                       "tile_overlap", "max_memory", "park_tile_state"]
+    assert UPSCALE == [
+        "scale",
+        "color_fix",
+        "sparse_ratio",
+        "kv_ratio",
+        "local_range",
+        "seed",
+        "tile_size",
+        "tile_overlap",
+        "max_memory",
+        "park_tile_state",
+    ]
     assert ENGINE == ["model_dir", "version", "mode", "device", "dtype", "legacy_v10_cache_order"]
     for s in SPECS.values():
         assert s["help"] and s["cli_flag"] == "--" + s["name"].replace("_", "-")
@@ -81,13 +90,17 @@ def test_stubs_agree_with_the_table(repo_root):
     def defaults(fn):
         args = fn.args.args + fn.args.kwonlyargs
         values = [None] * (len(fn.args.args) - len(fn.args.defaults)) + fn.args.defaults + fn.args.kw_defaults
-        return {a.arg: ast.literal_eval(v) for a, v in zip(args, values) if v is not None}
+        return {a.arg: ast.literal_eval(v) for a, v in zip(args, values, strict=False) if v is not None}
 
     fns = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     engine = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Engine")
     methods = {n.name: n for n in engine.body if isinstance(n, ast.FunctionDef)}
-    for fn, names in ((methods["upscale"], UPSCALE), (methods["stream"], UPSCALE), (methods["__init__"], ENGINE),
-                      (fns["upscale_file"], UPSCALE + ENGINE)):
+    for fn, names in (
+        (methods["upscale"], UPSCALE),
+        (methods["stream"], UPSCALE),
+        (methods["__init__"], ENGINE),
+        (fns["upscale_file"], UPSCALE + ENGINE),
+    ):
         got = defaults(fn)
         for name in names:
             if name == "model_dir" and fn.name == "__init__":
@@ -100,7 +113,7 @@ def test_stubs_agree_with_the_table(repo_root):
 
 def test_cli_help_follows_the_table(cli):
     out = subprocess.run([str(cli), "upscale", "--help"], capture_output=True, text=True, check=True).stdout
-    lines = {l.split()[0]: l for l in out.splitlines() if l.startswith("  -")}
+    lines = {ln.split()[0]: ln for ln in out.splitlines() if ln.startswith("  -")}
     for name, s in SPECS.items():
         line = lines[s["cli_flag"]]
         if name in ("model_dir", "version", "max_memory"):

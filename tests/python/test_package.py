@@ -4,10 +4,9 @@ import json
 import re
 import subprocess
 
+import flashvsr
 import pytest
 import torch
-
-import flashvsr
 
 
 def test_version_is_the_project_version(repo_root):
@@ -131,6 +130,6 @@ def test_no_hard_dependency_on_the_cuda_driver(cli):
 def test_comfyui_requirements_never_pull_torch(repo_root):
     # ComfyUI-Manager pip-installs requirements.txt into ComfyUI's environment: a torch (or a package that
     # depends on one) there would replace the user's CUDA torch and break the compiled engine.
-    lines = [l.split("#")[0].strip() for l in (repo_root / "requirements.txt").read_text().splitlines()]
-    reqs = [l for l in lines if l]
+    lines = [ln.split("#")[0].strip() for ln in (repo_root / "requirements.txt").read_text().splitlines()]
+    reqs = [ln for ln in lines if ln]
     assert not [r for r in reqs if re.match(r"(torch|torchvision|torchaudio|flashvsr)\b", r, re.I)], reqs

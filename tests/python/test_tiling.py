@@ -1,9 +1,8 @@
 """Tiling options and the memory report from Python (tiny random weights, CPU)."""
 
+import flashvsr
 import pytest
 import torch
-
-import flashvsr
 
 
 @pytest.fixture(scope="module")

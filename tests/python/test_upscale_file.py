@@ -6,10 +6,9 @@ import os
 import signal
 import threading
 
+import flashvsr
 import pytest
 import torch
-
-import flashvsr
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +49,13 @@ def test_n_frames_in_n_frames_out_with_report(clip, model_dir, tmp_path):
 def test_given_engine_equals_loaded_one(clip, model_dir, tmp_path):
     engine = flashvsr.load(model_dir, device="cpu")
     a = _run(clip, tmp_path / "a.mp4", model_dir, encoder_options={"x264-params": "no-mbtree=1"})
-    b = flashvsr.upscale_file(clip, tmp_path / "b.mp4", engine=engine, scale=2,
-                              encoder_options={"x264-params": "no-mbtree=1"})
+    b = flashvsr.upscale_file(
+        clip, tmp_path / "b.mp4", engine=engine, scale=2, encoder_options={"x264-params": "no-mbtree=1"}
+    )
     assert b["timings_s"]["load"] == 0.0 and a["timings_s"]["load"] > 0.0
-    assert torch.equal(flashvsr.io.read_video_rgb24(str(tmp_path / "a.mp4")),
-                       flashvsr.io.read_video_rgb24(str(tmp_path / "b.mp4")))
+    assert torch.equal(
+        flashvsr.io.read_video_rgb24(str(tmp_path / "a.mp4")), flashvsr.io.read_video_rgb24(str(tmp_path / "b.mp4"))
+    )
     engine.close()
     with pytest.raises(flashvsr.InputError, match="closed"):
         flashvsr.upscale_file(clip, tmp_path / "c.mp4", engine=engine)

@@ -9,7 +9,7 @@
 #include <optional>
 #include <string>
 
-#include "engine/tiling/layout.h"
+#include "csrc/engine/tiling/layout.h"
 
 namespace flashvsr::engine {
 
@@ -51,8 +51,9 @@ struct TilePlan {
 /// parking cannot help. Parking "off": resident states only; "on": parked (counted as such only with
 /// device_budget); "auto": the largest tile that fits without parking, else (device_budget) the largest that
 /// fits with parking. nullopt when nothing fits; `least` then holds the smallest working set tried.
-std::optional<TilePlan> fit_budget(const TileMemoryModel& model, int64_t budget, int64_t padded_h, int64_t padded_w,
-                                   const UpscaleOptions& options, bool device_budget, int64_t* least = nullptr);
+std::optional<TilePlan> fit_budget(const TileMemoryModel& model, int64_t budget, int64_t padded_h,
+                                   int64_t padded_w, const UpscaleOptions& options, bool device_budget,
+                                   int64_t* least = nullptr);
 
 /// max_memory planner: fit_budget for the engine's model and device, max_memory minus the weights;
 /// InputError naming max_memory when even 128-pixel tiles do not fit.

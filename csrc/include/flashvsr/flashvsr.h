@@ -38,19 +38,19 @@ const char* version();
 
 /// What this build was compiled with and what the running machine offers.
 struct BuildInfo {
-    std::string version;        // flashvsr version
-    std::string torch;          // LibTorch version compiled against, e.g. "2.13.0"
-    bool cuda_compiled = false; // the CUDA kernels of kernels/ are in this build
-    std::string cuda_archs;     // architectures they were compiled for, e.g. "8.0+PTX"
-    bool cuda_available = false;// a CUDA device is usable right now (false without GPU or driver)
+    std::string version;          // flashvsr version
+    std::string torch;            // LibTorch version compiled against, e.g. "2.13.0"
+    bool cuda_compiled = false;   // the CUDA kernels of kernels/ are in this build
+    std::string cuda_archs;       // architectures they were compiled for, e.g. "8.0+PTX"
+    bool cuda_available = false;  // a CUDA device is usable right now (false without GPU or driver)
     int cuda_device_count = 0;
-    std::string libavcodec;     // runtime versions of the FFmpeg libraries, "59.37.100"
+    std::string libavcodec;  // runtime versions of the FFmpeg libraries, "59.37.100"
     std::string libavformat;
     std::string libavutil;
     std::string libswscale;
     std::string libswresample;
-    std::string opencv;         // OpenCV runtime version, "4.6.0"
-    std::string compiler;       // e.g. "GCC 12.2.0"
+    std::string opencv;    // OpenCV runtime version, "4.6.0"
+    std::string compiler;  // e.g. "GCC 12.2.0"
 };
 
 /// Collects the build information (queries the CUDA runtime lazily; never throws for a missing GPU).
@@ -90,7 +90,7 @@ struct UpscaleOptions {
     // neighbours overlap by at least ceil(tile_overlap * s) output pixels rounded up to 16.
     int64_t tile_size = 0;     // input pixels; 0 = automatic (one tile, or the max_memory planner's choice)
     int64_t tile_overlap = 0;  // input pixels; 0 = automatic (tile/8 output pixels, at least 32)
-    int64_t max_memory = 0;    // bytes for weights + working set (device memory on CUDA, RSS on CPU); 0 = none
+    int64_t max_memory = 0;  // bytes for weights + working set (device memory on CUDA, RSS on CPU); 0 = none
     // Park each tile's state (K/V windows, LQ caches, decoder memory) in host memory between its chunks, so
     // the device holds one tile's state at a time: "auto" (on for CUDA with > 1 tile when max_memory needs
     // it, or after an out-of-memory fallback), "on" (any device; on CPU a forced copy), "off".
@@ -107,9 +107,10 @@ struct UpscaleOptions {
 /// chunk counter, RoPE positions and noise keys, and discards the warm-up chunks' output. A segment whose
 /// warm-up reaches chunk 0 is exact: its frames equal the whole-video stream's bit for bit.
 struct SegmentOptions {
-    int64_t first_chunk = 0;     // first chunk whose frames are emitted
-    int64_t end_chunk = -1;      // one past the last chunk emitted; -1 = to the end of the video
-    int64_t warmup_chunks = -1;  // chunks run first with output discarded; -1 = the replay depth (6 for kv_ratio 3)
+    int64_t first_chunk = 0;  // first chunk whose frames are emitted
+    int64_t end_chunk = -1;   // one past the last chunk emitted; -1 = to the end of the video
+    int64_t warmup_chunks =
+        -1;  // chunks run first with output discarded; -1 = the replay depth (6 for kv_ratio 3)
 
     void validate() const;
 };
@@ -143,8 +144,8 @@ struct EngineInfo {
     std::string version;         // "v1.0" | "v1.1"
     std::string version_source;  // "option" | "manifest" | "folder name"
     std::string mode;
-    std::string device;          // e.g. "cpu", "cuda:0"
-    std::string dtype;           // "bf16" | "fp16" | "fp32" | "int8"
+    std::string device;  // e.g. "cpu", "cuda:0"
+    std::string dtype;   // "bf16" | "fp16" | "fp32" | "int8"
     std::vector<std::string> files;
     std::vector<std::string> warnings;  // e.g. mixed v1.0/v1.1 files
     int64_t weight_bytes = 0;
@@ -152,11 +153,11 @@ struct EngineInfo {
 
 /// Process memory now (RSS from /proc/self/status) and, on CUDA, the caching allocator's counters.
 struct MemoryReport {
-    int64_t rss_bytes = 0;        // VmRSS
-    int64_t peak_rss_bytes = 0;   // VmHWM
-    bool cuda = false;            // the CUDA figures below are valid (CUDA build and a device present)
-    int64_t cuda_allocated_bytes = 0;       // current device, tensors alive
-    int64_t cuda_reserved_bytes = 0;        // current device, held by the caching allocator
+    int64_t rss_bytes = 0;             // VmRSS
+    int64_t peak_rss_bytes = 0;        // VmHWM
+    bool cuda = false;                 // the CUDA figures below are valid (CUDA build and a device present)
+    int64_t cuda_allocated_bytes = 0;  // current device, tensors alive
+    int64_t cuda_reserved_bytes = 0;   // current device, held by the caching allocator
     int64_t cuda_peak_allocated_bytes = 0;  // since the process started (or the allocator's last reset)
 };
 
@@ -198,8 +199,8 @@ class Engine {
     /// frames [F, H, W, 3] (float in [0, 1] or uint8, any device) -> float32 [F, H*s, W*s, 3] in [0, 1] on
     /// the CPU; F >= 1 frames in, F out. `progress` and `cancel` are checked once per chunk; cancelling
     /// throws flashvsr::Cancelled.
-    at::Tensor upscale(const at::Tensor& frames, const UpscaleOptions& options, const ProgressFn& progress = {},
-                       const CancelToken* cancel = nullptr) const;
+    at::Tensor upscale(const at::Tensor& frames, const UpscaleOptions& options,
+                       const ProgressFn& progress = {}, const CancelToken* cancel = nullptr) const;
 
     explicit Engine(std::shared_ptr<const Impl> impl);
     /// The loaded networks (opaque outside the library's engine).
@@ -251,9 +252,10 @@ class Stream {
     int64_t tile_parked_bytes(int64_t tile) const;
     /// Whether tile states are parked on the host between their chunks (see UpscaleOptions::park_tile_state).
     bool parks_tile_state() const;
-    /// Bytes of the replay buffer: the most recent raw input frames (host copies, input dtype) kept so that an
-    /// out-of-memory error after the first chunk can re-tile and rebuild the tiles' state (docs/TILING.md).
-    /// Constant once the stream is past its first few chunks; 0 when the tiles cannot be made smaller.
+    /// Bytes of the replay buffer: the most recent raw input frames (host copies, input dtype) kept so that
+    /// an out-of-memory error after the first chunk can re-tile and rebuild the tiles' state
+    /// (docs/TILING.md). Constant once the stream is past its first few chunks; 0 when the tiles cannot be
+    /// made smaller.
     int64_t replay_buffer_bytes() const;
 
     /// The stream's state (opaque outside the library's engine).

@@ -30,8 +30,8 @@ struct OptionSpec {
     std::string meta;  // the CLI's value placeholder: "N", "F", "a|b|c", "DIR"
     std::string help;  // one line: --help, docstrings, tooltips
 
-    std::string cli_flag() const;            // "--color-fix" for color_fix
-    std::string default_text() const;        // "4", "2", "adain", "false"
+    std::string cli_flag() const;      // "--color-fix" for color_fix
+    std::string default_text() const;  // "4", "2", "adain", "false"
     static std::string text(const OptionValue& v);
 };
 

@@ -42,9 +42,14 @@ def _register_routes() -> None:
 
     @instance.routes.get("/flashvsr/status")
     async def _status(request):
-        return web.json_response({"version": flashvsr.__version__, "loaded_engines": management.loaded_engine_count(),
-                                  "offloaded_engines": management.offloaded_engine_count(),
-                                  "memory": flashvsr.memory_report()})
+        return web.json_response(
+            {
+                "version": flashvsr.__version__,
+                "loaded_engines": management.loaded_engine_count(),
+                "offloaded_engines": management.offloaded_engine_count(),
+                "memory": flashvsr.memory_report(),
+            }
+        )
 
     instance._flashvsr_routes = True
 

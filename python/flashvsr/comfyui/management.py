@@ -29,7 +29,7 @@ import torch
 
 import flashvsr
 
-_live_engines: "weakref.WeakSet[EngineModule]" = weakref.WeakSet()  # weak: for /flashvsr/status only
+_live_engines: weakref.WeakSet[EngineModule] = weakref.WeakSet()  # weak: for /flashvsr/status only
 
 
 def loaded_engine_count() -> int:
@@ -119,7 +119,9 @@ def _folder_weight_bytes(model_dir: str, mode: str) -> int:
     """Size estimate before loading (ModelPatcher wants one): the files the mode reads."""
     keys = ["dit", "lq_proj", "prompt", "vae" if mode == "full" else "tcdecoder"]
     names = [flashvsr.models.FILES[k] for k in keys]
-    total = sum(os.path.getsize(os.path.join(model_dir, n)) for n in names if os.path.isfile(os.path.join(model_dir, n)))
+    total = sum(
+        os.path.getsize(os.path.join(model_dir, n)) for n in names if os.path.isfile(os.path.join(model_dir, n))
+    )
     return max(total, 1)
 
 
@@ -134,7 +136,6 @@ def _device_for(choice: str) -> str:
 
 def make_patcher(model_dir: str, version: str | None, mode: str, device_choice: str, dtype: str):
     """A ModelPatcher around a lazily loaded engine, registered for unloading by ComfyUI."""
-    import comfy.model_management as mm
     from comfy.model_patcher import ModelPatcher
     from comfy.patcher_extension import CallbacksMP
 
@@ -200,7 +201,7 @@ def run_interruptible(fn, reporter: ProgressReporter):
     except flashvsr.Cancelled:
         if reporter.interrupted:
             mm.throw_exception_if_processing_interrupted()  # raises and resets when still set
-            raise mm.InterruptProcessingException()
+            raise mm.InterruptProcessingException() from None
         raise
 
 
@@ -217,4 +218,3 @@ def intermediate_device() -> torch.device:
     import comfy.model_management as mm
 
     return mm.intermediate_device()
-

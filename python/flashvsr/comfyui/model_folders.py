@@ -29,7 +29,9 @@ def register(folder_paths) -> None:
         ]
     except OSError:
         pass
-    known = set(folder_paths.get_folder_paths(FOLDER_KEY)) if FOLDER_KEY in folder_paths.folder_names_and_paths else set()
+    known = (
+        set(folder_paths.get_folder_paths(FOLDER_KEY)) if FOLDER_KEY in folder_paths.folder_names_and_paths else set()
+    )
     for path in defaults:
         if path not in known:
             folder_paths.add_model_folder_path(FOLDER_KEY, path)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import folder_paths
 import torch
 import torch.nn.functional as F
-
-import folder_paths
 from comfy_api.latest import io
 
 from . import management, model_folders
@@ -26,20 +25,41 @@ class FlashVSRModelLoader(io.ComfyNode):
             display_name="FlashVSR Model Loader",
             category=CATEGORY,
             description="Loads a FlashVSR model folder for the FlashVSR Upscale nodes. The weights are registered "
-                        "with ComfyUI's model management: 'Unload models' / 'Free memory' release them.",
+            "with ComfyUI's model management: 'Unload models' / 'Free memory' release them.",
             inputs=[
-                io.Combo.Input("model", options=labels, default=labels[0],
-                               tooltip="A folder with the published FlashVSR files, searched in: " + searched
-                                       + " (and sub-folders; add more with the 'FlashVSR' key of "
-                                       "extra_model_paths.yaml). `flashvsr download` fetches the files."),
-                io.Combo.Input("version", options=["auto"] + SPECS["version"]["choices"], default="auto",
-                               tooltip="Model version; auto reads the folder (manifest, name, weights)."),
-                io.Combo.Input("mode", options=SPECS["mode"]["choices"], default=SPECS["mode"]["default"],
-                               tooltip=SPECS["mode"]["help"] + "."),
-                io.Combo.Input("precision", options=SPECS["dtype"]["choices"], default=SPECS["dtype"]["default"],
-                               tooltip=SPECS["dtype"]["help"] + ". The output is always float32."),
-                io.Combo.Input("device", options=["comfy", "cpu", "cuda"], default="comfy",
-                               tooltip="Where the engine runs; comfy follows ComfyUI's device (--cpu gives cpu)."),
+                io.Combo.Input(
+                    "model",
+                    options=labels,
+                    default=labels[0],
+                    tooltip="A folder with the published FlashVSR files, searched in: "
+                    + searched
+                    + " (and sub-folders; add more with the 'FlashVSR' key of "
+                    "extra_model_paths.yaml). `flashvsr download` fetches the files.",
+                ),
+                io.Combo.Input(
+                    "version",
+                    options=["auto"] + SPECS["version"]["choices"],
+                    default="auto",
+                    tooltip="Model version; auto reads the folder (manifest, name, weights).",
+                ),
+                io.Combo.Input(
+                    "mode",
+                    options=SPECS["mode"]["choices"],
+                    default=SPECS["mode"]["default"],
+                    tooltip=SPECS["mode"]["help"] + ".",
+                ),
+                io.Combo.Input(
+                    "precision",
+                    options=SPECS["dtype"]["choices"],
+                    default=SPECS["dtype"]["default"],
+                    tooltip=SPECS["dtype"]["help"] + ". The output is always float32.",
+                ),
+                io.Combo.Input(
+                    "device",
+                    options=["comfy", "cpu", "cuda"],
+                    default="comfy",
+                    tooltip="Where the engine runs; comfy follows ComfyUI's device (--cpu gives cpu).",
+                ),
             ],
             outputs=[FlashVSRModel.Output(display_name="model", tooltip="The FlashVSR engine handle.")],
         )
@@ -55,24 +75,49 @@ class FlashVSRUpscale(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return upscale_schema(
-            "FlashVSRUpscale", "FlashVSR Upscale",
+            "FlashVSRUpscale",
+            "FlashVSR Upscale",
             "One-step diffusion video super-resolution of an IMAGE batch (the batch is the video, in order). N "
             "frames in, N frames out, exactly width*scale x height*scale, float32 in [0,1]. An alpha channel is "
             "upscaled bicubically and kept.",
             io.Image.Input("images", tooltip="Video frames [B,H,W,C] in [0,1], in temporal order."),
-            io.Image.Output(display_name="images", tooltip="Upscaled frames, float32 [B,H*s,W*s,C]."))
+            io.Image.Output(display_name="images", tooltip="Upscaled frames, float32 [B,H*s,W*s,C]."),
+        )
 
     @classmethod
-    def execute(cls, model, images, scale, tile_size, tile_overlap, max_memory_gb, park_tile_state, color_fix,
-                sparse_ratio, kv_ratio, local_range, seed) -> io.NodeOutput:
+    def execute(
+        cls,
+        model,
+        images,
+        scale,
+        tile_size,
+        tile_overlap,
+        max_memory_gb,
+        park_tile_state,
+        color_fix,
+        sparse_ratio,
+        kv_ratio,
+        local_range,
+        seed,
+    ) -> io.NodeOutput:
         if images.dim() != 4 or images.shape[-1] not in (3, 4) or images.shape[0] == 0:
             raise ValueError(f"FlashVSR Upscale: images must be [B,H,W,3|4] with B >= 1, got {list(images.shape)}")
         if not torch.isfinite(images).all():
             raise ValueError("FlashVSR Upscale: images contain NaN or infinite values")
         engine = management.acquire(model)
         reporter = management.ProgressReporter(images.shape[0], node_id=cls.hidden.unique_id)
-        kwargs = engine_kwargs(scale, tile_size, tile_overlap, max_memory_gb, park_tile_state, color_fix,
-                                sparse_ratio, kv_ratio, local_range, seed)
+        kwargs = engine_kwargs(
+            scale,
+            tile_size,
+            tile_overlap,
+            max_memory_gb,
+            park_tile_state,
+            color_fix,
+            sparse_ratio,
+            kv_ratio,
+            local_range,
+            seed,
+        )
         rgb = images[..., :3].float().contiguous()
         out = management.run_interruptible(lambda: engine.upscale(rgb, progress=reporter, **kwargs), reporter)
         if images.shape[-1] == 4:

@@ -28,8 +28,9 @@ def upscale_video_file(src: str, dst: str, engine, progress=None, crf: int = 18,
     """``flashvsr upscale SRC -o DST`` with a loaded engine: H.264 at ``crf``, the CLI's defaults otherwise
     (``options``: the engine's upscale options). Nothing is left at ``dst`` (or beside it) unless it
     completes. Returns the job's report."""
-    return flashvsr.upscale_file(src, dst, engine=engine, progress=progress, codec="libx264", crf=int(crf),
-                                 keep_partial=False, **options)
+    return flashvsr.upscale_file(
+        src, dst, engine=engine, progress=progress, codec="libx264", crf=int(crf), keep_partial=False, **options
+    )
 
 
 def _source_path(source, folder: str) -> tuple[str, str | None]:
@@ -48,23 +49,52 @@ class FlashVSRUpscaleVideo(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return upscale_schema(
-            "FlashVSRUpscaleVideo", "FlashVSR Upscale Video",
+            "FlashVSRUpscaleVideo",
+            "FlashVSR Upscale Video",
             "Streams a VIDEO through FlashVSR in constant memory (never holds the clip as one tensor) and returns "
             "an H.264 MP4 VIDEO (10-bit for 10-bit input) with audio, subtitles, chapters and colour tags kept "
             "and every frame's timestamp kept: the same file as the `flashvsr upscale` CLI makes.",
             io.Video.Input("video", tooltip="The video to upscale (audio and subtitles are kept)."),
             io.Video.Output(display_name="video", tooltip="The upscaled video (MP4 in ComfyUI's temp folder)."),
-            extra=(io.Int.Input("crf", default=18, min=0, max=51,
-                                tooltip="x264 quality of the result (lower = better, larger)."),))
+            extra=(
+                io.Int.Input(
+                    "crf", default=18, min=0, max=51, tooltip="x264 quality of the result (lower = better, larger)."
+                ),
+            ),
+        )
 
     @classmethod
-    def execute(cls, model, video, scale, tile_size, tile_overlap, max_memory_gb, park_tile_state, color_fix,
-                sparse_ratio, kv_ratio, local_range, seed, crf) -> io.NodeOutput:
+    def execute(
+        cls,
+        model,
+        video,
+        scale,
+        tile_size,
+        tile_overlap,
+        max_memory_gb,
+        park_tile_state,
+        color_fix,
+        sparse_ratio,
+        kv_ratio,
+        local_range,
+        seed,
+        crf,
+    ) -> io.NodeOutput:
         from comfy_api.latest import InputImpl
 
         engine = management.acquire(model)
-        kwargs = engine_kwargs(scale, tile_size, tile_overlap, max_memory_gb, park_tile_state, color_fix,
-                               sparse_ratio, kv_ratio, local_range, seed)
+        kwargs = engine_kwargs(
+            scale,
+            tile_size,
+            tile_overlap,
+            max_memory_gb,
+            park_tile_state,
+            color_fix,
+            sparse_ratio,
+            kv_ratio,
+            local_range,
+            seed,
+        )
         out_dir = os.path.join(folder_paths.get_temp_directory(), "flashvsr")
         os.makedirs(out_dir, exist_ok=True)
         dst = os.path.join(out_dir, f"upscaled_{uuid.uuid4().hex[:12]}.mp4")
@@ -73,9 +103,11 @@ class FlashVSRUpscaleVideo(io.ComfyNode):
         reporter = management.ProgressReporter(1, node_id=cls.hidden.unique_id)
         try:
             management.run_interruptible(
-                lambda: upscale_video_file(src, dst, engine,
-                                           progress=lambda p: reporter(p.frames_done, p.frames_total),
-                                           crf=crf, **kwargs), reporter)
+                lambda: upscale_video_file(
+                    src, dst, engine, progress=lambda p: reporter(p.frames_done, p.frames_total), crf=crf, **kwargs
+                ),
+                reporter,
+            )
         finally:
             if copy is not None:
                 os.remove(copy)

@@ -12,6 +12,14 @@ from .plan import DEFAULT_SEGMENT_FRAMES, Segment, chunks_of, plan_segments, war
 from .worker import SegmentTask, run_segment
 
 __all__ = [
-    "upscale_file", "SegmentFailed", "progress_line", "plan_segments", "Segment", "chunks_of", "warmup_chunks_of",
-    "DEFAULT_SEGMENT_FRAMES", "SegmentTask", "run_segment",
+    "upscale_file",
+    "SegmentFailed",
+    "progress_line",
+    "plan_segments",
+    "Segment",
+    "chunks_of",
+    "warmup_chunks_of",
+    "DEFAULT_SEGMENT_FRAMES",
+    "SegmentTask",
+    "run_segment",
 ]

@@ -42,8 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
-    options = dict(mode=a.mode, device=a.device, dtype=a.dtype, scale=a.scale, seed=a.seed, tile_size=a.tile_size,
-                   tile_overlap=a.tile_overlap, bits=a.bits, overwrite=a.overwrite)
+    options = dict(
+        mode=a.mode,
+        device=a.device,
+        dtype=a.dtype,
+        scale=a.scale,
+        seed=a.seed,
+        tile_size=a.tile_size,
+        tile_overlap=a.tile_overlap,
+        bits=a.bits,
+        overwrite=a.overwrite,
+    )
     if a.model_dir:
         options["model_dir"] = a.model_dir
     for k in ("max_memory", "codec", "crf", "pix_fmt"):
@@ -54,9 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     if a.no_subtitles:
         options["copy_subtitles"] = False
     try:
-        r = upscale_file(a.input, a.output, address=a.address, workers=a.workers, segment_frames=a.segment_frames,
-                         warmup_frames=a.warmup_frames, threads=a.threads, max_retries=a.max_retries, quiet=a.quiet,
-                         **options)
+        r = upscale_file(
+            a.input,
+            a.output,
+            address=a.address,
+            workers=a.workers,
+            segment_frames=a.segment_frames,
+            warmup_frames=a.warmup_frames,
+            threads=a.threads,
+            max_retries=a.max_retries,
+            quiet=a.quiet,
+            **options,
+        )
     except ImportError as e:
         if INSTALL_HINT in str(e):
             print(f"flashvsr.distributed: {e}", file=sys.stderr)
@@ -68,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     except (_C.Error, ValueError) as e:
         print(f"flashvsr.distributed: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1
-    print(f"{r['frames']} frames in {r['segments']} segments, {r['seconds']:.1f} s ({r['fps']:.2f} fps) -> "
-          f"{r['output']}")
+    print(
+        f"{r['frames']} frames in {r['segments']} segments, {r['seconds']:.1f} s ({r['fps']:.2f} fps) -> {r['output']}"
+    )
     return 0
 
 

@@ -6,7 +6,8 @@ import os
 import shutil
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .. import _C
 from .plan import DEFAULT_SEGMENT_FRAMES, Segment, plan_segments
@@ -16,8 +17,16 @@ from .worker import SegmentTask, run_segment
 ENGINE_OPTIONS = ("model_dir", "version", "mode", "device", "dtype", "legacy_v10_cache_order")
 #: Engine.stream keywords accepted in **options.
 STREAM_OPTIONS = (
-    "scale", "color_fix", "sparse_ratio", "kv_ratio", "local_range", "seed", "tile_size", "tile_overlap",
-    "max_memory", "park_tile_state",
+    "scale",
+    "color_fix",
+    "sparse_ratio",
+    "kv_ratio",
+    "local_range",
+    "seed",
+    "tile_size",
+    "tile_overlap",
+    "max_memory",
+    "park_tile_state",
 )
 #: Output and input keywords accepted in **options (video output: the encoder's; copy_* apply to the join).
 IO_OPTIONS = ("bits", "start_number", "overwrite", "fps", "max_pixels")
@@ -110,9 +119,10 @@ def upscale_file(
     decoded and run before each segment with their output discarded (a multiple of 8; None: the replay depth,
     48). ``threads``: intra-op threads per worker (0: the worker's default). ``max_retries``: retries of a task
     whose worker died. ``progress(info)``: called about twice a second with {done, total, fps, eta, segments:
-    {index: {done, chunks, pid, host, restarts}}}; returning False cancels the job. ``options``: flashvsr.load's (model_dir,
-    version, mode, device, dtype, legacy_v10_cache_order), Engine.stream's (scale, color_fix, sparse_ratio,
-    kv_ratio, local_range, seed, tile_size, tile_overlap, max_memory, park_tile_state), ``bits`` (image output),
+    {index: {done, chunks, pid, host, restarts}}}; returning False cancels the job. ``options``: flashvsr.load's
+    (model_dir, version, mode, device, dtype, legacy_v10_cache_order), Engine.stream's (scale, color_fix,
+    sparse_ratio, kv_ratio, local_range, seed, tile_size, tile_overlap, max_memory, park_tile_state), ``bits``
+    (image output),
     ``start_number``, ``fps`` (image-sequence input), ``max_pixels``, ``overwrite``; video output: the encoder's
     (codec, pix_fmt, crf, encoder_options; every segment with the same settings), ``copy_audio`` and
     ``copy_subtitles`` (copied once, from the source, when the segments are joined), batch, pipeline_depth.
@@ -121,11 +131,18 @@ def upscale_file(
     when complete; a video file is written as one file per segment into "OUT.parts-PID/" (video only) and joined
     by stream copy into OUT (through "OUT.tmp-PID.EXT"), then the folder is removed.
 
-    Returns {frames, segments, seconds, fps, output, restarts (tasks run again after their worker died)}. Raises SegmentFailed (a segment's error: no
-    output, the job's folder removed), flashvsr.Cancelled (progress returned False, or Ctrl-C: every task is
-    cancelled, no output), flashvsr.InputError for bad arguments, ImportError when Ray is missing."""
-    unknown = sorted(set(options) - set(ENGINE_OPTIONS) - set(STREAM_OPTIONS) - set(IO_OPTIONS) - set(FILE_OPTIONS)
-                     - set(JOIN_OPTIONS))
+    Returns {frames, segments, seconds, fps, output, restarts (tasks run again after their worker died)}.
+    Raises SegmentFailed (a segment's error: no output, the job's folder removed), flashvsr.Cancelled (progress
+    returned False, or Ctrl-C: every task is cancelled, no output), flashvsr.InputError for bad arguments,
+    ImportError when Ray is missing."""
+    unknown = sorted(
+        set(options)
+        - set(ENGINE_OPTIONS)
+        - set(STREAM_OPTIONS)
+        - set(IO_OPTIONS)
+        - set(FILE_OPTIONS)
+        - set(JOIN_OPTIONS)
+    )
     if unknown:
         raise TypeError(f"upscale_file: unknown option(s) {', '.join(unknown)}")
     engine_options = {k: options[k] for k in ENGINE_OPTIONS if k in options}
@@ -199,12 +216,19 @@ def upscale_file(
         f = None
         if files is not None:
             f = files[seg.input_begin : (seg.input_end if seg.input_end >= 0 else len(files))]
-        common = dict(segment=seg, input=input, output_dir=tmp, engine_options=engine_options,
-                      stream_options=stream_options, threads=threads)
+        common = dict(
+            segment=seg,
+            input=input,
+            output_dir=tmp,
+            engine_options=engine_options,
+            stream_options=stream_options,
+            threads=threads,
+        )
         if video_out:
             name = os.path.join(tmp, f"seg_{seg.index:05d}{os.path.splitext(output)[1]}")
-            return SegmentTask(**common, input_files=None, output_pattern="", bits=0, output_file=name,
-                               file_options=file_options)
+            return SegmentTask(
+                **common, input_files=None, output_pattern="", bits=0, output_file=name, file_options=file_options
+            )
         return SegmentTask(**common, input_files=f, output_pattern=pattern, bits=bits)
 
     t0 = time.monotonic()
@@ -232,8 +256,13 @@ def upscale_file(
                 total = max(total, done)
             el = time.monotonic() - t0
             fps = done / el if el > 0 else 0.0
-            info = {"done": done, "total": total, "fps": fps,
-                    "eta": (total - done) / fps if fps > 0 else None, "segments": reports}
+            info = {
+                "done": done,
+                "total": total,
+                "fps": fps,
+                "eta": (total - done) / fps if fps > 0 else None,
+                "segments": reports,
+            }
             if progress is not None and progress(info) is False:
                 raise _C.Cancelled(f"cancelled by the progress callback after {done} frames")
             if not quiet and (time.monotonic() - last_print >= (0.25 if tty else 5.0)):
@@ -258,8 +287,14 @@ def upscale_file(
         # The segments' packets joined by stream copy; audio, subtitles, chapters and metadata from the source.
         try:
             files = [results[i]["file"] for i in sorted(results) if results[i]["file"]]
-            joined = _C.io.concat_segments(files, input, output, bool(options.get("copy_audio", True)),
-                                           bool(options.get("copy_subtitles", True)), overwrite)
+            joined = _C.io.concat_segments(
+                files,
+                input,
+                output,
+                bool(options.get("copy_audio", True)),
+                bool(options.get("copy_subtitles", True)),
+                overwrite,
+            )
             if not quiet:
                 for w in joined["warnings"]:
                     sys.stderr.write(f"warning: {w}\n")
@@ -274,8 +309,14 @@ def upscale_file(
     if not quiet:
         line = progress_line(n, n, el, 0)
         sys.stderr.write(("\r" + line + "\033[K\n") if tty else line + "\n")
-    return {"frames": n, "segments": len(segments), "seconds": el, "fps": n / el if el > 0 else 0.0,
-            "output": os.path.join(folder, pattern), "restarts": restarts}
+    return {
+        "frames": n,
+        "segments": len(segments),
+        "seconds": el,
+        "fps": n / el if el > 0 else 0.0,
+        "output": os.path.join(folder, pattern),
+        "restarts": restarts,
+    }
 
 
 def _on_gpu(engine_options: dict) -> bool:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -90,9 +91,19 @@ def _run_segment_file(task: SegmentTask, report, pid: int, host: str) -> dict:
 
     try:
         r = _C.upscale_file(
-            task.input, task.output_file, engine=_engine(task.engine_options), first_chunk=seg.first_chunk,
-            end_chunk=seg.end_chunk, warmup_chunks=seg.warmup_chunks, copy_audio=False, copy_subtitles=False,
-            overwrite=True, keep_partial=False, progress=on_progress, **task.stream_options, **task.file_options,
+            task.input,
+            task.output_file,
+            engine=_engine(task.engine_options),
+            first_chunk=seg.first_chunk,
+            end_chunk=seg.end_chunk,
+            warmup_chunks=seg.warmup_chunks,
+            copy_audio=False,
+            copy_subtitles=False,
+            overwrite=True,
+            keep_partial=False,
+            progress=on_progress,
+            **task.stream_options,
+            **task.file_options,
         )
     except _C.InputError as e:
         if "but the video ends at frame" in str(e):  # planned from an estimate: the video ends before
