@@ -15,19 +15,8 @@ from .worker import SegmentTask, run_segment
 
 #: flashvsr.load keywords accepted in **options.
 ENGINE_OPTIONS = ("model_dir", "version", "mode", "device", "dtype", "legacy_v10_cache_order")
-#: Engine.stream keywords accepted in **options.
-STREAM_OPTIONS = (
-    "scale",
-    "color_fix",
-    "sparse_ratio",
-    "kv_ratio",
-    "local_range",
-    "seed",
-    "tile_size",
-    "tile_overlap",
-    "max_memory",
-    "park_tile_state",
-)
+#: Engine.stream keywords accepted in **options: the upscale option table (flashvsr/options.h).
+STREAM_OPTIONS = tuple(s["name"] for s in _C.option_specs() if s["group"] == "upscale")
 #: Output and input keywords accepted in **options (video output: the encoder's; copy_* apply to the join).
 IO_OPTIONS = ("bits", "start_number", "overwrite", "fps", "max_pixels")
 FILE_OPTIONS = ("codec", "pix_fmt", "crf", "encoder_options", "batch", "pipeline_depth")
