@@ -7,6 +7,7 @@
 #include "csrc/io/probe.h"
 #include "csrc/io/segment_concat.h"
 #include "csrc/io/synth_clip.h"
+#include "csrc/io/video_decoder.h"
 #include "csrc/io/video_read.h"
 
 namespace py = pybind11;
@@ -50,6 +51,35 @@ void bind_io(py::module_& m) {
     io.def("read_video_rgb24", &flashvsr::io::read_video_rgb24, py::arg("path"), py::arg("max_frames") = -1,
            py::call_guard<py::gil_scoped_release>(),
            "Decodes frames of the best video stream to uint8 [F,H,W,3] RGB (whole clip in memory).");
+    py::class_<flashvsr::io::VideoDecoder>(
+        io, "VideoReader",
+        "Streaming decoder of a file's best video stream: read(n) returns the next frames as float32 "
+        "[n,H,W,3] "
+        "in [0,1] (the CLI's and upscale_file's conversion: the stream's colour matrix and range, 8/10-bit), "
+        "an empty batch at the end; memory is bounded by the batch.")
+        .def(py::init([](const std::string& path, int64_t max_pixels) {
+                 if (max_pixels < 1) {
+                     throw flashvsr::InputError("max_pixels must be >= 1");
+                 }
+                 flashvsr::io::DecoderOptions o;
+                 o.max_pixels = max_pixels;
+                 py::gil_scoped_release release;
+                 return std::make_unique<flashvsr::io::VideoDecoder>(path, o);
+             }),
+             py::arg("path"), py::arg("max_pixels") = flashvsr::io::kDefaultMaxPixels)
+        .def(
+            "read",
+            [](flashvsr::io::VideoDecoder& d, int64_t max_frames) {
+                if (max_frames < 1) {
+                    throw flashvsr::InputError("VideoReader.read: max_frames must be >= 1");
+                }
+                py::gil_scoped_release release;
+                return d.read(max_frames).rgb;
+            },
+            py::arg("max_frames"))
+        .def_property_readonly("frames_read", &flashvsr::io::VideoDecoder::frames_read)
+        .def_property_readonly("width", [](const flashvsr::io::VideoDecoder& d) { return d.info().width; })
+        .def_property_readonly("height", [](const flashvsr::io::VideoDecoder& d) { return d.info().height; });
     io.def(
         "read_image",
         [](const std::string& path, int64_t max_pixels) {

@@ -173,9 +173,26 @@ def upscale_file(
     start_number: int | None = None,
     fps: str | float = 25,
     bit_depth: int = 0,
+    first_chunk: int = 0,
+    end_chunk: int = -1,
+    warmup_chunks: int = -1,
 ) -> dict: ...
 
+class VideoReader:
+    """Streaming decoder of a file's best video stream (float32 [n,H,W,3] in [0,1] batches)."""
+
+    def __init__(self, path: str, max_pixels: int = 67108864) -> None: ...
+    def read(self, max_frames: int) -> torch.Tensor:
+        """The next frames (at most max_frames); an empty batch at the end."""
+    @property
+    def frames_read(self) -> int: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+
 class _IO(ModuleType):
+    VideoReader: type[VideoReader]
     def probe(self, path: str) -> dict: ...
     def read_video_rgb24(self, path: str, max_frames: int = -1) -> torch.Tensor: ...
     def read_image(self, path: str, max_pixels: int = 67108864) -> torch.Tensor: ...

@@ -174,12 +174,41 @@ def test_cancel_stops_every_task(ray_local, model_dir, frames_dir, tmp_path):
 
 
 def test_video_input(ray_local, model_dir, tmp_path):
+    # Video in, images out: each worker streams its frames from the decoder (flashvsr.io.VideoReader, bounded
+    # memory); both segments warm up from chunk 0, so the images equal a single-process upscale_file's.
     clip = tmp_path / "clip.mp4"
     flashvsr.io.write_synthetic_clip(str(clip), width=48, height=32, frames=45, audio=False)
     out = tmp_path / "up"
-    r = fd.upscale_file(str(clip), str(out / "%05d.png"), **options(model_dir, warmup_frames=8))
+    r = fd.upscale_file(str(clip), str(out / "%05d.png"), **options(model_dir))
     assert r["frames"] == 45 and r["segments"] == 2
     assert sorted(os.listdir(out)) == [f"{i:05d}.png" for i in range(45)]
+    one = flashvsr.upscale_file(
+        clip, tmp_path / "one" / "%05d.png", model_dir=model_dir, device="cpu", scale=2, bit_depth=16
+    )
+    assert one["frames_out"] == 45
+    names_a, a = read_output(out)
+    names_b, b = read_output(tmp_path / "one")
+    assert names_a == names_b and torch.equal(a, b)
+
+
+def test_video_reader_streams_in_batches(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    flashvsr.io.write_synthetic_clip(str(clip), width=48, height=32, frames=20, audio=False)
+    reader = flashvsr.io.VideoReader(str(clip))
+    assert (reader.width, reader.height) == (48, 32)
+    sizes = []
+    while True:
+        b = reader.read(8)
+        if b.shape[0] == 0:
+            break
+        assert b.dtype == torch.float32 and b.shape[1:] == (32, 48, 3)
+        sizes.append(b.shape[0])
+    assert sizes == [8, 8, 4] and reader.frames_read == 20
+    whole = flashvsr.io.read_video_rgb24(str(clip)).float()
+    reader = flashvsr.io.VideoReader(str(clip))
+    assert torch.equal(torch.round(reader.read(20) * 255), whole)  # 8-bit source: the same levels
+    with pytest.raises(flashvsr.InputError, match="max_frames"):
+        reader.read(0)
 
 
 def test_video_output_joined_equals_one_run(ray_local, model_dir, tmp_path):

@@ -185,7 +185,9 @@ def upscale_file(
     started = False
     if not ray.is_initialized():
         if address is None:
-            ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, log_to_driver=False)
+            # address="local": always a new local instance (never an existing cluster found through
+            # RAY_ADDRESS or /tmp/ray, which would also refuse num_cpus)
+            ray.init(address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False, log_to_driver=False)
         else:
             ray.init(address=address, log_to_driver=False)
         started = True

@@ -72,10 +72,18 @@ def _read_batches(task: SegmentTask):
         for i in range(0, len(files), BATCH):
             yield torch.stack([_C.io.read_image(f) for f in files[i : i + BATCH]])
         return
-    # Video input, until the pipeline's segment decoding is merged: the whole range in memory (small inputs).
-    clip = _C.io.read_video_rgb24(task.input, seg.input_end)
-    for i in range(seg.input_begin, clip.shape[0], BATCH):
-        yield clip[i : i + BATCH]
+    # Video input: decoded from the start (no seek yet), frames before input_begin dropped, a batch at a time
+    # (the pipeline's float conversion, as a single-process run), stopping at input_end.
+    reader = _C.io.VideoReader(task.input)
+    i = 0
+    while seg.input_end < 0 or i < seg.input_end:
+        n = BATCH if seg.input_end < 0 else min(BATCH, seg.input_end - i)
+        batch = reader.read(n)
+        if batch.shape[0] == 0:
+            return
+        if i + batch.shape[0] > seg.input_begin:
+            yield batch[max(0, seg.input_begin - i) :]
+        i += batch.shape[0]
 
 
 def _run_segment_file(task: SegmentTask, report, pid: int, host: str) -> dict:
