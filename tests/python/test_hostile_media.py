@@ -9,7 +9,6 @@ import pathlib
 import signal
 import subprocess
 import sys
-import time
 
 import flashvsr
 import pytest
@@ -36,23 +35,42 @@ def tiny_weights(tmp_path_factory, cli):
     return d
 
 
+# The CLI runs as the grandchild of this process, under a small Python runner that reports its wait4()
+# status and ru_maxrss. Linux carries a process's RSS high-water mark through fork and exec, so a child
+# forked straight from this pytest process (torch, engines and Ray loaded by earlier tests: ~1 GiB) would
+# report at least that, whatever the CLI used. The runner starts small, so its child's figure is the CLI's.
+_RUNNER = """
+import json, os, subprocess, sys, time
+timeout, out, err, cmd = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
+with open(out, "wb") as o, open(err, "wb") as e:
+    p = subprocess.Popen(cmd, stdout=o, stderr=e, env=dict(os.environ, OMP_NUM_THREADS="1"))
+deadline, timed_out = time.monotonic() + timeout, False
+while True:
+    pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+    if pid == p.pid:
+        break
+    if time.monotonic() > deadline:
+        p.kill()
+        _, status, ru = os.wait4(p.pid, 0)
+        timed_out = True
+        break
+    time.sleep(0.02)
+p.returncode = 0  # reaped here
+print(json.dumps([status, ru.ru_maxrss, timed_out]))
+"""
+
+
 def run_limited(cmd, log_base: pathlib.Path):
     """Runs `cmd` with stdout/stderr to files; returns (exit status from wait4, max RSS KiB, timed out)."""
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    with open(f"{log_base}.out", "wb") as out, open(f"{log_base}.err", "wb") as err:
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-    deadline = time.monotonic() + TIMEOUT_S
-    while True:
-        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-        if pid == p.pid:
-            p.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keep Popen from waiting again
-            return status, ru.ru_maxrss, False
-        if time.monotonic() > deadline:
-            p.kill()
-            _, status, ru = os.wait4(p.pid, 0)
-            p.returncode = -9
-            return status, ru.ru_maxrss, True
-        time.sleep(0.02)
+    r = subprocess.run(
+        [sys.executable, "-c", _RUNNER, str(TIMEOUT_S), f"{log_base}.out", f"{log_base}.err", *map(str, cmd)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S + 60,
+    )
+    assert r.returncode == 0, r.stderr
+    status, rss, timed_out = json.loads(r.stdout)
+    return status, rss, timed_out
 
 
 def test_damaged_files_through_the_cli(hostile_set, tiny_weights, cli, tmp_path):
