@@ -338,7 +338,10 @@ def _cancel_all(ray, running: dict) -> None:
     """Cancels every task: first as Ray's KeyboardInterrupt inside the task (it surfaces at the next chunk's
     progress callback, which stops the engine), then by killing the worker of any task still running after 10 s."""
     refs = list(running)
-    for ref in refs:
+    # Only tasks still running are cancelled: Ray 2.60's driver can abort when a cancel races the reply of a
+    # task that has just finished ("Tried to complete task that was not pending").
+    _, not_done = ray.wait(refs, num_returns=len(refs), timeout=0) if refs else ([], [])
+    for ref in not_done:
         try:
             ray.cancel(ref, force=False)
         except Exception:  # noqa: BLE001 (already finished)
