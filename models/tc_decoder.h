@@ -17,9 +17,12 @@ namespace flashvsr::models {
 
 /// Widths of the TCDecoder, read from the checkpoint shapes (MODEL.md §1.4).
 struct TCDecoderConfig {
-    std::array<int64_t, 4> channels{512, 256, 128, 128};  ///< n_f: stage widths (decoder.1/10/16/22 outputs)
-    int64_t latent_channels = 16;                         ///< DiT latent channels
-    int64_t cond_channels = 768;                          ///< 3·4·8·8: the (4,8,8) unshuffle of the LQ frames
+    /// n_f: stage widths (decoder.1/10/16/22 outputs)
+    std::array<int64_t, 4> channels{512, 256, 128, 128};
+    /// DiT latent channels
+    int64_t latent_channels = 16;
+    /// 3·4·8·8: the (4,8,8) unshuffle of the LQ frames
+    int64_t cond_channels = 768;
 
     /// From decoder.1/10/16/22.weight; cond_channels is fixed by the unshuffle geometry and the latent
     /// channels are the rest of decoder.1's input. A missing key throws ModelError naming `source`.

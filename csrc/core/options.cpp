@@ -33,7 +33,10 @@ const char* type_word(OptionType t) {
 }
 
 template <class S, class M>
-Row<S> row(M S::* field, OptionSpec spec) {
+using FieldOf = M S::*;
+
+template <class S, class M>
+Row<S> row(FieldOf<S, M> field, OptionSpec spec) {
     Row<S> r;
     r.spec = spec;
     r.get = [field](const S& o) -> OptionValue {

@@ -41,7 +41,7 @@ struct GuardSlot {
     std::atomic<bool> lost{false};
 };
 std::array<GuardSlot, 64> g_slots;
-struct sigaction g_previous_sigbus{};
+struct sigaction g_previous_sigbus = {};
 uintptr_t g_page = 4096;
 
 void on_sigbus(int sig, siginfo_t* info, void* context) {
@@ -71,7 +71,7 @@ void install_sigbus_handler() {
     static std::once_flag once;
     std::call_once(once, [] {
         g_page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-        struct sigaction sa{};
+        struct sigaction sa = {};
         sa.sa_sigaction = &on_sigbus;
         sa.sa_flags = SA_SIGINFO;
         sigemptyset(&sa.sa_mask);
@@ -103,7 +103,7 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
     if (fd < 0) {
         throw ModelError(path + ": cannot open (" + errno_text() + ")");
     }
-    struct stat st{};
+    struct stat st = {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
         throw ModelError(path + ": not a regular file");
@@ -138,7 +138,7 @@ MappedFile::~MappedFile() {
 
 void MappedFile::check_intact() const {
     const bool lost = slot_ >= 0 && g_slots[static_cast<size_t>(slot_)].lost.load(std::memory_order_acquire);
-    struct stat st{};
+    struct stat st = {};
     const bool known = fd_ >= 0 && ::fstat(fd_, &st) == 0;
     if (lost || (known && static_cast<size_t>(st.st_size) != size_)) {
         throw ModelError(path_ + ": the file changed while it was being read (" + std::to_string(size_) +

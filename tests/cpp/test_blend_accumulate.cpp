@@ -120,26 +120,23 @@ TEST(BlendAccumulate, MetaKernelChecksShapesOnly) {
 
 TEST(BlendAccumulate, BadInputNamesTheProblem) {
     at::Tensor canvas = at::zeros({1, 16, 16, 3});
-    auto expect_error = [&](auto fn, const std::string& needle) {
+    // blend_accumulate(canvas, tile, top, left, ramps) must throw an error that contains `needle`
+    auto expect_error = [](at::Tensor target, const at::Tensor& tile, int64_t top, int64_t left,
+                           std::array<int64_t, 4> ramps, const std::string& needle) {
         try {
-            fn();
+            blend_accumulate(target, tile, top, left, ramps);
             ADD_FAILURE() << "no error for " << needle;
         } catch (const c10::Error& e) {
             EXPECT_NE(std::string(e.what_without_backtrace()).find(needle), std::string::npos)
                 << e.what_without_backtrace();
         }
     };
-    expect_error([&] { blend_accumulate(canvas, at::ones({1, 8, 8, 3}), 10, 0, {0, 0, 0, 0}); },
-                 "does not fit inside canvas");
-    expect_error([&] { blend_accumulate(canvas, at::ones({1, 8, 8, 3}), 0, 0, {5, 4, 0, 0}); },
-                 "do not fit a 8x8 tile");
-    expect_error([&] { blend_accumulate(canvas, at::ones({1, 8, 8, 3}), 0, 0, {-1, 0, 0, 0}); },
-                 "ramps must be >= 0");
-    expect_error([&] { blend_accumulate(canvas, at::ones({1, 8, 8, 3}, at::kDouble), 0, 0, {0, 0, 0, 0}); },
+    const at::Tensor tile = at::ones({1, 8, 8, 3});
+    expect_error(canvas, tile, 10, 0, {0, 0, 0, 0}, "does not fit inside canvas");
+    expect_error(canvas, tile, 0, 0, {5, 4, 0, 0}, "do not fit a 8x8 tile");
+    expect_error(canvas, tile, 0, 0, {-1, 0, 0, 0}, "ramps must be >= 0");
+    expect_error(canvas, at::ones({1, 8, 8, 3}, at::kDouble), 0, 0, {0, 0, 0, 0},
                  "tile must be float32, float16 or bfloat16");
-    at::Tensor half_canvas = at::zeros({1, 16, 16, 3}, at::kHalf);
-    expect_error([&] { blend_accumulate(half_canvas, at::ones({1, 8, 8, 3}), 0, 0, {0, 0, 0, 0}); },
-                 "canvas must be float32");
-    expect_error([&] { blend_accumulate(canvas, at::ones({2, 8, 8, 3}), 0, 0, {0, 0, 0, 0}); },
-                 "frames/channels differ");
+    expect_error(at::zeros({1, 16, 16, 3}, at::kHalf), tile, 0, 0, {0, 0, 0, 0}, "canvas must be float32");
+    expect_error(canvas, at::ones({2, 8, 8, 3}), 0, 0, {0, 0, 0, 0}, "frames/channels differ");
 }

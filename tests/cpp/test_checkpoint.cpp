@@ -468,11 +468,10 @@ TEST(Safetensors, WriterRejectsUnsupportedDtypeAndKeepsOldFile) {
     const std::string path = tmp("keep.safetensors");
     write_safetensors(path, {{"a", at::ones({2})}});
     const std::string before = read_bytes(path);
-    const std::string msg =
-        model_error_of([&] { write_safetensors(path, {{"z", at::ones({2}, at::kComplexFloat)}}); });
-    EXPECT_CONTAINS(msg, "tensor 'z' has dtype ComplexFloat");
-    EXPECT_CONTAINS(model_error_of([&] { write_safetensors(path, {{"bad\xff", at::ones({1})}}); }),
-                    "cannot write the safetensors header");
+    const auto write_complex = [&] { write_safetensors(path, {{"z", at::ones({2}, at::kComplexFloat)}}); };
+    EXPECT_CONTAINS(model_error_of(write_complex), "tensor 'z' has dtype ComplexFloat");
+    const auto write_bad_key = [&] { write_safetensors(path, {{"bad\xff", at::ones({1})}}); };
+    EXPECT_CONTAINS(model_error_of(write_bad_key), "cannot write the safetensors header");
     EXPECT_EQ(read_bytes(path), before);
     for (const auto& e : fs::directory_iterator(fs::path(path).parent_path())) {
         EXPECT_EQ(e.path().filename().string().find(".keep.safetensors.tmp"), std::string::npos) << e.path();
@@ -661,11 +660,13 @@ TEST(Checkpoint, MutatedFilesThrowOnlyModelError) {
     const std::string st = tmp("fuzz_src.safetensors"), st_bad = tmp("fuzz.safetensors");
     write_safetensors(st, in);
     const std::string st_bytes = read_bytes(st);
+    const auto read_st_bad = [&] { return read_safetensors(st_bad).tensors; };
     for (int i = 0; i < 300; ++i) {
         write_bytes(st_bad, mutate(st_bytes, st_bytes.size() - 64));  // mostly the length and the header
-        check(st_bad, [&] { return read_safetensors(st_bad).tensors; }, i);
+        check(st_bad, read_st_bad, i);
     }
     const std::string pt = tmp("fuzz_src.pth"), pt_bad = tmp("fuzz.pth");
+    const auto read_pt_bad = [&] { return read_torch_file(pt_bad).tensors; };
     write_torch_file(pt, in);
     caffe2::serialize::PyTorchStreamReader src(pt);
     auto [pkl, pkl_size] = src.getRecord("data.pkl");
@@ -681,12 +682,12 @@ TEST(Checkpoint, MutatedFilesThrowOnlyModelError) {
             }
             w.writeEndOfFile();
         }
-        check(pt_bad, [&] { return read_torch_file(pt_bad).tensors; }, i);
+        check(pt_bad, read_pt_bad, i);
     }
     const std::string pt_bytes = read_bytes(pt);  // the zip container itself (directory, local headers)
     for (int i = 0; i < 300; ++i) {
         write_bytes(pt_bad, mutate(pt_bytes, pt_bytes.size()));
-        check(pt_bad, [&] { return read_torch_file(pt_bad).tensors; }, i);
+        check(pt_bad, read_pt_bad, i);
     }
     EXPECT_GT(errors, 400);  // most mutations are caught ...
     EXPECT_GT(results, 0);   // ... and some (e.g. in key strings or padding) still read

@@ -117,12 +117,8 @@ TEST_F(CliUpscale, BadInputsOneLineErrorNoOutput) {
         std::ofstream(path("cut.mp4"), std::ios::binary)
             .write(b.data(), static_cast<std::streamsize>(b.size() * 62 / 100));
     }
-    {
-        std::ofstream(path("text.mp4")) << "not a video\n";
-    }
-    {
-        std::ofstream(path("exists.mp4")) << "keep";
-    }
+    std::ofstream(path("text.mp4")) << "not a video\n";
+    std::ofstream(path("exists.mp4")) << "keep";
     fs::create_directories(path("empty_models/FlashVSR-v1.1"));
     const std::string good = path("good.mp4"), out = path("out.mp4");
     struct Case {

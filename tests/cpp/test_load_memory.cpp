@@ -63,9 +63,7 @@ TEST_F(LoadMemory, RepeatedLoadsDoNotLeak) {
     flashvsr::EngineOptions eo;
     eo.model_dir = dir_->string();
     eo.device = "cpu";
-    {
-        auto e = flashvsr::Engine::load(eo);
-    }
+    flashvsr::Engine::load(eo).reset();  // loaded and freed
     return_freed_memory();
     const long after_first = proc_status_kib("VmRSS");
     for (int i = 0; i < 10; ++i) {

@@ -115,8 +115,8 @@ TEST_F(MediaIo, ImageErrorsNameTheFile) {
     EXPECT_NE(input_error_of([&] { read_image(path("none.png")); }).find("none.png"), std::string::npos);
     std::ofstream(path("bad.png")) << "not a png";
     EXPECT_NE(input_error_of([&] { read_image(path("bad.png")); }).find("bad.png"), std::string::npos);
-    EXPECT_NE(input_error_of([&] { write_image(path("c.png"), at::zeros({4, 4, 3}), 12); }).find("8 or 16"),
-              std::string::npos);
-    EXPECT_NE(input_error_of([&] { write_image(path("no_dir/c.png"), at::zeros({4, 4, 3})); }).find("c.png"),
-              std::string::npos);
+    const auto write_12_bit = [&] { write_image(path("c.png"), at::zeros({4, 4, 3}), 12); };
+    EXPECT_NE(input_error_of(write_12_bit).find("8 or 16"), std::string::npos);
+    const auto write_no_dir = [&] { write_image(path("no_dir/c.png"), at::zeros({4, 4, 3})); };
+    EXPECT_NE(input_error_of(write_no_dir).find("c.png"), std::string::npos);
 }

@@ -62,8 +62,10 @@ TEST(OutOfMemoryClassifier, RecognisesEveryAllocationFailure) {
               }),
               OomKind::kCudaRuntime);
     // The code decides for an AcceleratorError, whatever its text says.
-    EXPECT_EQ(kind_of([] { throw c10::AcceleratorError({__func__, __FILE__, __LINE__}, 2, "CUDA error"); }),
-              OomKind::kCudaRuntime);
+    const auto plain_cuda_error = [] {
+        throw c10::AcceleratorError({__func__, __FILE__, __LINE__}, 2, "CUDA error");
+    };
+    EXPECT_EQ(kind_of(plain_cuda_error), OomKind::kCudaRuntime);
     EXPECT_EQ(
         kind_of([] { TORCH_CHECK(false, "CUDA error: out of memory\nCompile with TORCH_USE_CUDA_DSA ..."); }),
         OomKind::kCudaRuntime);

@@ -332,7 +332,10 @@ TEST_F(Tiling, OutOfMemoryInTheFirstChunkRetriesWithSmallerTiles) {
                          "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED: insufficient memory for the workspace");
          }},
         {"launch",
-         [] { throw c10::AcceleratorError({__func__, __FILE__, __LINE__}, 2, "CUDA error: out of memory"); }},
+         [] {
+             const std::string what = "CUDA error: out of memory";
+             throw c10::AcceleratorError({__func__, __FILE__, __LINE__}, 2, what);
+         }},
         {"cpu allocator",
          [] {
              TORCH_CHECK(false, "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes");

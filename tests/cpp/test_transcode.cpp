@@ -125,9 +125,7 @@ TEST_F(Transcode, FramesReportProgressAndGivenEngine) {
 
 TEST_F(Transcode, OneOverwriteRule) {
     const std::string in = clip("in.mp4", 9);
-    {
-        std::ofstream(path("exists.mp4")) << "keep";
-    }
+    std::ofstream(path("exists.mp4")) << "keep";
     TranscodeJob j = job(in, path("exists.mp4"));
     EXPECT_NE(input_error(j).find("the output '" + path("exists.mp4") + "' exists (use --overwrite"),
               std::string::npos);

@@ -322,13 +322,9 @@ TEST_F(VideoIo, WholeClipReadIsTheStreamingDecodersFrames) {
 
 TEST_F(VideoIo, BadInputsNameTheProblem) {
     EXPECT_NE(error_of(path("missing.mp4")).find("no such file"), std::string::npos);
-    {
-        std::ofstream(path("text.mp4")) << "this is not a video\n";
-    }
+    std::ofstream(path("text.mp4")) << "this is not a video\n";
     EXPECT_NE(error_of(path("text.mp4")).find("is not a readable video file"), std::string::npos);
-    {
-        std::ofstream(path("empty.mp4"));
-    }
+    std::ofstream(path("empty.mp4"));
     EXPECT_NE(error_of(path("empty.mp4")).find("is not a readable video file"), std::string::npos);
     ffmpeg("-f lavfi -i sine=f=440 -t 0.5 -c:a aac " + path("audio.m4a"));
     EXPECT_NE(error_of(path("audio.m4a")).find("has no video stream"), std::string::npos)
@@ -366,9 +362,7 @@ TEST_F(VideoIo, EncoderRefusesAndLeavesNoFile) {
             enc.finish();
         });
     };
-    {
-        std::ofstream(path("exists.mp4")) << "keep me";
-    }
+    std::ofstream(path("exists.mp4")) << "keep me";
     // Whether an existing output may be replaced is the pipeline's rule (test_transcode); an encoder that
     // fails never touches it.
     EncoderOptions bad;
