@@ -7,7 +7,7 @@
 // window that keeps no key window gives exactly 0; scale = 1/sqrt(head_dim). Registered as
 // torch.ops.flashvsr.block_sparse_attention with CPU, CUDA (when compiled) and Meta kernels.
 // The CPU twin reads the kept blocks in place (runs of consecutive kept windows are one BLAS matrix) and
-// accumulates with an online softmax over groups of runs; see attention_geometry.cuh for the layout.
+// accumulates with an online softmax over pieces of 8 windows; see attention_geometry.cuh for the layout.
 #pragma once
 
 #include <ATen/core/Tensor.h>

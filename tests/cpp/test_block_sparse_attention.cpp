@@ -88,14 +88,14 @@ TEST(BlockSparseAttentionOp, FullMaskIsPlainAttention) {
                     .item<bool>());
 }
 
-TEST(BlockSparseAttentionOp, LongRowsSplitIntoSeveralGroups) {
-    // 150 key windows: rows keeping more than 64 windows are merged over several groups (online softmax).
+TEST(BlockSparseAttentionOp, LongRowsSplitIntoSeveralPieces) {
+    // 150 key windows: a row is scored 8 windows at a time and merged by the online softmax (many pieces).
     const int64_t heads = 2, hd = 16, nq = 3, nk = 150;
     Case c = make_case(heads, hd, nq, nk, 3);
     c.mask = at::rand({heads, nq, nk}).lt(0.8);
-    c.mask[1][2].fill_(true);  // 150 windows in one run: 3 groups
+    c.mask[1][2].fill_(true);  // 150 windows in one run: 19 pieces
     c.mask[0][2].fill_(false);
-    c.mask[0][2].narrow(0, 10, 140).fill_(true);  // a run across a group boundary
+    c.mask[0][2].narrow(0, 10, 140).fill_(true);  // a run across piece boundaries
     ASSERT_GT(c.mask.sum(-1).max().item<int64_t>(), 128);
     const at::Tensor oracle = masked_dense_attention(c.q, c.k, c.v, c.mask, heads);
     EXPECT_LE(rel_error(block_sparse_attention(c.q, c.k, c.v, c.mask, heads), oracle), 1e-12);
