@@ -407,7 +407,23 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
     const auto local = local_window_mask(hb, wb, opts.local_range).to(dev);
     const int64_t topk = draft_topk(opts.sparse_ratio, 8 * lh, 8 * lw, s);
 
-    std::vector<at::Tensor> new_k(n_layers), new_v(n_layers);
+    // Each block's K/V window is replaced right after that block used it, so only one block's old and new
+    // windows coexist. If the chunk throws half-way, the state is marked unusable (grid -1): a later chunk
+    // that would read the half-updated windows fails the grid check instead (the OOM fallback makes fresh
+    // states and replays, docs/TILING.md).
+    struct MarkUnusableOnThrow {
+        DiTState& state;
+        bool done = false;
+        ~MarkUnusableOnThrow() {
+            if (!done) {
+                state.grid_h = state.grid_w = -1;
+            }
+        }
+    } guard{state};
+    if (!cached) {
+        state.k_cache.assign(n_layers, at::Tensor());
+        state.v_cache.assign(n_layers, at::Tensor());
+    }
     for (size_t i = 0; i < n_layers; ++i) {
         const Block& b = w_->blocks[i];
         const auto mod = (b.modulation + consts.t_mod).chunk(6, 1);  // 6 x [1, 1, dim]
@@ -434,8 +450,8 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
         // Cache update after use: drop the oldest slice when over int(kv_ratio); copy so that the
         // trimmed cache does not keep the concatenated buffer alive.
         const int64_t n_slices = kw.size(0) / s, keep = kv_slices_to_keep(n_slices, opts.kv_ratio);
-        new_k[i] = keep == n_slices ? kw : kw.narrow(0, (n_slices - keep) * s, keep * s).clone();
-        new_v[i] = keep == n_slices ? vw : vw.narrow(0, (n_slices - keep) * s, keep * s).clone();
+        state.k_cache[i] = keep == n_slices ? kw : kw.narrow(0, (n_slices - keep) * s, keep * s).clone();
+        state.v_cache[i] = keep == n_slices ? vw : vw.narrow(0, (n_slices - keep) * s, keep * s).clone();
 
         // Cross-attention on LN3(x) (affine), dense, against the constant prompt K/V; no gate.
         const Attention& ca = b.cross_attn;
@@ -456,11 +472,10 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
     const auto hm = (w_->head_modulation + consts.t.unsqueeze(1)).chunk(2, 1);           // 2 x [1, 1, dim]
     const auto out = linear(modulate(layer_norm(x, cfg_.eps), hm[0], hm[1]), w_->head);  // [1, L, out*4]
 
-    state.k_cache = std::move(new_k);
-    state.v_cache = std::move(new_v);
     state.grid_h = h;
     state.grid_w = w;
     ++state.chunk_index;
+    guard.done = true;
     return unpatchify(out, f, h, w);
 }
 

@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "error_test_util.h"
@@ -259,6 +262,55 @@ TEST(DitForward, KvTrimmingSlicesAndRatioOneEqualsTwo) {
     }
     EXPECT_TRUE(at::equal(outs[0][0], outs[2][0]));   // chunk 0 does not depend on the ratio
     EXPECT_GT(max_abs(outs[0][2], outs[2][2]), 0.0);  // later chunks see a different span
+}
+
+namespace {
+// Storages of the K/V windows a chunk starts with, and how many of them are alive at each aten::cat of the
+// forward (the cache concatenation of every block is one).
+std::vector<c10::weak_intrusive_ptr<c10::StorageImpl>> g_old_windows;
+std::vector<int64_t> g_alive_at_cat;
+
+std::unique_ptr<at::ObserverContext> count_alive_windows(const at::RecordFunction& fn) {
+    if (std::string_view(fn.name()) == "aten::cat") {
+        int64_t alive = 0;
+        for (const auto& w : g_old_windows) {
+            alive += w.expired() ? 0 : 1;
+        }
+        g_alive_at_cat.push_back(alive);
+    }
+    return nullptr;
+}
+}  // namespace
+
+TEST(DitForward, EachBlockFreesItsOldWindowBeforeTheNextBlock) {
+    // The peak of a chunk holds one block's old and new K/V windows, not every block's: block 0's old
+    // windows are gone by the time block 1 concatenates its own.
+    Fixture fx;
+    const auto chunks = make_chunks(2, 64, 5);
+    DiTState st;
+    const at::Tensor out0 =
+        fx.dit.forward_chunk(chunks[0].latents, chunks[0].lq, fx.consts, st, sparse_options());
+    ASSERT_EQ(st.k_cache.size(), 2u);
+    g_old_windows.clear();
+    g_alive_at_cat.clear();
+    for (const auto* cache : {&st.k_cache, &st.v_cache}) {
+        for (const at::Tensor& t : *cache) {
+            g_old_windows.emplace_back(t.storage().getWeakStorageImpl());
+        }
+    }
+    const auto handle = at::addThreadLocalCallback(at::RecordFunctionCallback(&count_alive_windows));
+    fx.dit.forward_chunk(chunks[1].latents, chunks[1].lq, fx.consts, st, sparse_options());
+    at::removeCallback(handle);
+    ASSERT_GE(g_alive_at_cat.size(), 4u);  // K and V of 2 blocks at least
+    EXPECT_EQ(g_alive_at_cat.front(), 4);  // block 0's concatenation: every old window still alive
+    // block 1's concatenations: only block 1's own old K and V (4 if every block kept its old window to the
+    // end)
+    EXPECT_EQ(*std::min_element(g_alive_at_cat.begin(), g_alive_at_cat.end()), 2);
+    for (const auto& w : g_old_windows) {
+        EXPECT_TRUE(w.expired());
+    }
+    EXPECT_EQ(st.chunk_index, 2);
+    EXPECT_EQ(st.grid_h, 8);
 }
 
 TEST(DitForward, StateBytesFlatAndResetReproduces) {
