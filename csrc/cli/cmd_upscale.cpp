@@ -26,6 +26,7 @@
 #include "csrc/io/synth_clip.h"
 #include "csrc/pipeline/model_search.h"
 #include "csrc/pipeline/transcode.h"
+#include "csrc/pipeline/transcode_options.h"
 #include "models/test_weights.h"
 
 namespace flashvsr::cli {
@@ -34,8 +35,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// ---- options: one table drives parsing and --help; the engine and upscale rows come from the library's
-// option tables (flashvsr/options.h), with the CLI's own words for the few it treats specially ------------
+// ---- options: one table drives parsing and --help; the engine, upscale and job rows come from the
+// library's option tables (flashvsr/options.h, pipeline/transcode_options.h), with the CLI's own words for
+// the few it treats specially; -o and the run's own flags (--report, progress, --verbose) are the CLI's ---
 
 struct OptSpec {
     std::string name;
@@ -64,10 +66,11 @@ OptSpec cli_row(const OptionSpec& s) {
                 "memory budget for weights + working set, e.g. 8G, 512M; picks the tile size (not with "
                 "--tile-size)"};
     }
-    if (s.type == OptionType::Bool) {
-        return {s.cli_flag(), "", "", s.help};  // a flag: present = true (every Bool defaults to false)
+    if (s.type == OptionType::Bool) {  // a flag: present = not the default (--no-audio)
+        return {s.cli_flag(), "", "", (std::get<bool>(s.default_value) ? "do not " : "") + s.help};
     }
-    return {s.cli_flag(), s.meta, s.default_text(), s.help};
+    return {s.cli_flag(), s.meta, s.cli_default.empty() ? s.default_text() : s.cli_default, s.help,
+            s.type == OptionType::KeyValues};
 }
 
 // "8G", "512M", "1.5G", "123456" (bytes; K/M/G/T are powers of 1024) -> bytes.
@@ -98,8 +101,22 @@ int64_t parse_size(const char* flag, const std::string& v) {
     return static_cast<int64_t>(x * mult);
 }
 
+/// The run's own flags (not options of the job), placed after the job option named first.
+const std::vector<std::pair<std::string, OptSpec>>& run_flags() {
+    static const std::vector<std::pair<std::string, OptSpec>> f = {
+        {"end",
+         {"--report", "FILE.json", "",
+          "write a JSON summary (timings per stage, fps, peak memory, model files)"}},
+        {"overwrite", {"--no-progress", "", "", "no progress output"}},
+        {"overwrite",
+         {"--progress-interval", "S", "0.25 on a terminal, 5 otherwise", "seconds between progress updates"}},
+        {"pipeline_depth",
+         {"--verbose", "", "", "show FFmpeg's own log messages (encoder settings, demuxer warnings)"}},
+    };
+    return f;
+}
+
 std::vector<OptSpec> upscale_options() {
-    const io::EncoderOptions c;
     std::vector<OptSpec> rows = {
         {"-o", "OUT", "",
          "output: a video file (the container follows the extension: .mp4, .mkv, .mov, ...) or an image "
@@ -110,42 +127,16 @@ std::vector<OptSpec> upscale_options() {
             rows.push_back(cli_row(s));
         }
     }
-    const std::vector<OptSpec> own = {
-        {"-c:v", "ENCODER", c.codec, "any libavcodec video encoder (libx264, libx265, ffv1, prores_ks, ...)"},
-        {"-e", "KEY=VALUE", "", "encoder private option, repeatable (e.g. -e preset=slow -e tune=film)",
-         true},
-        {"--pix-fmt", "FMT", "yuv420p",
-         "output pixel format (10-bit input: yuv420p10le where the encoder has it; an odd width or height: "
-         "yuv444p, yuv444p10le)"},
-        {"--crf", "N", std::to_string(c.crf),
-         "constant rate factor (encoders with a crf option; -1: encoder's)"},
-        {"--no-audio", "", "", "do not copy the audio streams"},
-        {"--no-subtitles", "", "", "do not copy the subtitle streams"},
-        {"--start", "T", "0", "start time (seconds or [hh:]mm:ss[.ms]); output timestamps start at 0"},
-        {"--end", "T", "end", "end time (exclusive)"},
-        {"--report", "FILE.json", "",
-         "write a JSON summary (timings per stage, fps, peak memory, model files)"},
-        {"--fps", "RATE", "25",
-         "frame rate of an image-sequence input (25, 29.97, 24000/1001, ...): the output video's rate"},
-        {"--start-number", "N", "the lowest present",
-         "first frame number of an input pattern like in/%05d.png"},
-        {"--bit-depth", "8|16|32", "16 for PNG/TIFF from a >8-bit input, else 8; EXR 16",
-         "image-sequence output: PNG/TIFF 8 or 16 bits, EXR 16 (half) or 32 (float)"},
-        {"--overwrite", "", "",
-         "replace an existing output file (an output folder only when it holds nothing but frames of the "
-         "pattern)"},
-        {"--no-progress", "", "", "no progress output"},
-        {"--progress-interval", "S", "0.25 on a terminal, 5 otherwise", "seconds between progress updates"},
-        {"--batch", "N", std::to_string(pipeline::TranscodeJob().batch),
-         "frames decoded per step (memory: a few frames)"},
-        {"--max-pixels", "N", std::to_string(io::kDefaultMaxPixels),
-         "largest input frame (width x height); larger files are refused before decoding"},
-        {"--pipeline-depth", "N", std::to_string(pipeline::TranscodeJob().pipeline_depth),
-         "decode and encode run in their own threads beside the engine, with at most N batches queued on "
-         "each side (0: one thread, the stages in turn; same output)"},
-        {"--verbose", "", "", "show FFmpeg's own log messages (encoder settings, demuxer warnings)"},
-    };
-    rows.insert(rows.end(), own.begin(), own.end());
+    for (const OptionSpec& s : pipeline::transcode_option_specs()) {
+        if ((s.faces & kCliFace) != 0) {
+            rows.push_back(cli_row(s));
+        }
+        for (const auto& [after, row] : run_flags()) {
+            if (after == s.name) {
+                rows.push_back(row);
+            }
+        }
+    }
     return rows;
 }
 
@@ -375,8 +366,8 @@ int cmd_upscale(const std::vector<std::string>& argv) {
     job.engine.version = args.get("--version", "");
     job.engine.model_dir =
         args.has("--model-dir") ? args.get("--model-dir", "") : pipeline::find_model_dir(job.engine.version);
-    // The library's options, by type (--model-dir and --version above; --seed >= 0 and --max-memory in
-    // sizes are the CLI's own rules).
+    // The engine's and the upscale's options, by type (--model-dir and --version above; --seed >= 0 and
+    // --max-memory in sizes are the CLI's own rules).
     const auto value_of = [&args](const OptionSpec& s) -> OptionValue {
         const std::string flag = s.cli_flag();
         switch (s.type) {
@@ -385,7 +376,7 @@ int cmd_upscale(const std::vector<std::string>& argv) {
             case OptionType::Float:
                 return args.get_double(flag, 0);
             case OptionType::Bool:
-                return true;
+                return !std::get<bool>(s.default_value);  // a flag: present = not the default
             default:
                 return args.get(flag, "");
         }
@@ -414,71 +405,55 @@ int cmd_upscale(const std::vector<std::string>& argv) {
         }
         set_option(job.upscale, s.name, value_of(s));
     }
-    job.encoder.codec = args.get("-c:v", job.encoder.codec);
-    job.encoder.pix_fmt = args.get("--pix-fmt", "");
-    job.encoder.crf = static_cast<int>(args.get_int("--crf", job.encoder.crf));
-    for (const std::string& kv : args.get_all("-e")) {
-        const size_t eq = kv.find('=');
-        if (eq == std::string::npos || eq == 0) {
-            throw UsageError("-e needs KEY=VALUE, got '" + kv + "'");
+    // The job's options: where each applies, its value (times as [hh:]mm:ss, -e as KEY=VALUE), its floor.
+    const bool seq_in = io::is_image_sequence_input(job.input);
+    const bool seq_out = io::is_image_sequence_output(job.output);
+    for (const OptionSpec& s : pipeline::transcode_option_specs()) {
+        const std::string flag = s.cli_flag();
+        if ((s.faces & kCliFace) == 0 || !args.has(flag)) {
+            continue;
         }
-        job.encoder.private_options.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+        if (s.scope == OptionScope::SequenceInput && !seq_in) {
+            throw UsageError(flag +
+                             " applies to image-sequence input (a folder or a pattern like in/%05d.png)");
+        }
+        if (s.scope == OptionScope::SequenceOutput && !seq_out) {
+            throw UsageError(flag + " applies to image-sequence output (.png, .tif, .tiff, .exr)");
+        }
+        if (s.scope == OptionScope::VideoOutput && seq_out) {
+            throw UsageError(flag + " applies to video output, not to an image sequence");
+        }
+        OptionValue value;
+        if (s.seconds) {
+            value = parse_time(flag, args.get(flag, ""));
+        } else if (s.type == OptionType::KeyValues) {
+            KeyValues kvs;
+            for (const std::string& kv : args.get_all(flag)) {
+                const size_t eq = kv.find('=');
+                if (eq == std::string::npos || eq == 0) {
+                    throw UsageError(flag + " needs KEY=VALUE, got '" + kv + "'");
+                }
+                kvs.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+            }
+            value = kvs;
+        } else {
+            value = value_of(s);
+        }
+        if (s.at_least && std::get<int64_t>(value) < *s.at_least) {
+            throw UsageError(flag + " must be >= " + std::to_string(*s.at_least));
+        }
+        try {
+            pipeline::set_option(job, s.name, value);
+        } catch (const InputError& e) {
+            throw UsageError(flag + ": " + e.what());
+        }
     }
-    job.encoder.copy_audio = !args.has("--no-audio");
-    job.encoder.copy_subtitles = !args.has("--no-subtitles");
-    job.overwrite = args.has("--overwrite");
-    if (args.has("--start")) {
-        job.decoder.start_s = parse_time("--start", args.get("--start", ""));
-    }
-    if (args.has("--end")) {
-        job.decoder.end_s = parse_time("--end", args.get("--end", ""));
+    if (args.has("--bit-depth") && job.bit_depth != 8 && job.bit_depth != 16 && job.bit_depth != 32) {
+        throw UsageError("--bit-depth must be 8, 16 or 32");
     }
     run.report = args.get("--report", "");
     run.progress = !args.has("--no-progress");
     run.progress_interval_s = args.get_double("--progress-interval", -1.0);
-    job.batch = args.get_int("--batch", job.batch);
-    if (job.batch < 1) {
-        throw UsageError("--batch must be >= 1");
-    }
-    job.decoder.max_pixels = args.get_int("--max-pixels", job.decoder.max_pixels);
-    if (job.decoder.max_pixels < 1) {
-        throw UsageError("--max-pixels must be >= 1");
-    }
-    job.pipeline_depth = args.get_int("--pipeline-depth", job.pipeline_depth);
-    if (job.pipeline_depth < 0) {
-        throw UsageError("--pipeline-depth must be >= 0");
-    }
-    // Image sequences: which options apply to which side.
-    const bool seq_in = io::is_image_sequence_input(job.input);
-    const bool seq_out = io::is_image_sequence_output(job.output);
-    for (const char* o : {"--fps", "--start-number"}) {
-        if (!seq_in && args.has(o)) {
-            throw UsageError(std::string(o) +
-                             " applies to image-sequence input (a folder or a pattern like "
-                             "in/%05d.png)");
-        }
-    }
-    if (!seq_out && args.has("--bit-depth")) {
-        throw UsageError("--bit-depth applies to image-sequence output (.png, .tif, .tiff, .exr)");
-    }
-    for (const char* o : {"-c:v", "--pix-fmt", "--crf", "-e"}) {
-        if (seq_out && args.has(o)) {
-            throw UsageError(std::string(o) + " applies to video output, not to an image sequence");
-        }
-    }
-    try {
-        io::parse_frame_rate(args.get("--fps", "25"), &job.fps_num, &job.fps_den);
-    } catch (const InputError& e) {
-        throw UsageError(std::string("--fps: ") + e.what());
-    }
-    job.start_number = args.get_int("--start-number", -1);
-    if (args.has("--start-number") && job.start_number < 0) {
-        throw UsageError("--start-number must be >= 0");
-    }
-    job.bit_depth = static_cast<int>(args.get_int("--bit-depth", 0));
-    if (args.has("--bit-depth") && job.bit_depth != 8 && job.bit_depth != 16 && job.bit_depth != 32) {
-        throw UsageError("--bit-depth must be 8, 16 or 32");
-    }
     return run_upscale(run);
 }
 

@@ -1,19 +1,13 @@
 // The option tables (flashvsr/options.h): one row per option, its field in the struct, its help line.
 #include <flashvsr/options.h>
 
-#include <functional>
 #include <sstream>
-#include <type_traits>
+
+#include "csrc/core/option_rows.h"
 
 namespace flashvsr {
+namespace options_detail {
 namespace {
-
-template <class S>
-struct Row {
-    OptionSpec spec;
-    std::function<OptionValue(const S&)> get;
-    std::function<void(S&, const OptionValue&)> set;
-};
 
 const char* type_word(OptionType t) {
     switch (t) {
@@ -23,56 +17,17 @@ const char* type_word(OptionType t) {
             return "a number";
         case OptionType::Bool:
             return "a bool";
+        case OptionType::KeyValues:
+            return "KEY=VALUE pairs";
         default:
             return "a string";
     }
 }
 
-[[noreturn]] void wrong_type(const OptionSpec& s) {
+}  // namespace
+
+void wrong_type(const OptionSpec& s) {
     throw InputError("option " + s.name + " must be " + type_word(s.type));
-}
-
-template <class S, class M>
-using FieldOf = M S::*;
-
-template <class S, class M>
-Row<S> row(FieldOf<S, M> field, OptionSpec spec) {
-    Row<S> r;
-    r.spec = spec;
-    r.get = [field](const S& o) -> OptionValue {
-        if constexpr (std::is_same_v<M, std::string> || std::is_same_v<M, bool> ||
-                      std::is_same_v<M, double>) {
-            return o.*field;
-        } else {
-            return static_cast<int64_t>(o.*field);
-        }
-    };
-    r.set = [field, spec](S& o, const OptionValue& v) {
-        if constexpr (std::is_same_v<M, std::string> || std::is_same_v<M, bool>) {
-            if (!std::holds_alternative<M>(v)) {
-                wrong_type(spec);
-            }
-            o.*field = std::get<M>(v);
-        } else if constexpr (std::is_same_v<M, double>) {
-            if (const int64_t* i = std::get_if<int64_t>(&v)) {
-                o.*field = static_cast<double>(*i);
-            } else if (const double* d = std::get_if<double>(&v)) {
-                o.*field = *d;
-            } else {
-                wrong_type(spec);
-            }
-        } else {
-            const int64_t* i = std::get_if<int64_t>(&v);
-            if (i == nullptr) {
-                wrong_type(spec);
-            }
-            if (std::is_unsigned_v<M> && *i < 0) {
-                throw InputError(spec.name + " must be >= 0, got " + std::to_string(*i));
-            }
-            o.*field = static_cast<M>(*i);
-        }
-    };
-    return r;
 }
 
 OptionSpec choice(const char* name, std::vector<std::string> choices, const char* help) {
@@ -90,7 +45,7 @@ OptionSpec choice(const char* name, std::vector<std::string> choices, const char
 }
 
 OptionSpec number(const char* name, OptionType type, double min, double max, double step, const char* help,
-                  const char* meta = nullptr) {
+                  const char* meta) {
     OptionSpec s;
     s.name = name;
     s.type = type;
@@ -111,6 +66,12 @@ OptionSpec plain(const char* name, OptionType type, const char* meta, const char
     s.help = help;
     return s;
 }
+
+}  // namespace options_detail
+
+namespace {
+
+using namespace options_detail;
 
 // ---- the tables: one row per option -----------------------------------------------------------------------
 
@@ -169,32 +130,12 @@ const std::vector<Row<UpscaleOptions>>& upscale_rows() {
     return rows;
 }
 
-template <class S>
-std::vector<OptionSpec> specs_of(const std::vector<Row<S>>& rows, const char* group) {
-    std::vector<OptionSpec> out;
-    const S defaults;
-    for (const Row<S>& r : rows) {
-        OptionSpec s = r.spec;
-        s.group = group;
-        s.default_value = r.get(defaults);
-        out.push_back(std::move(s));
-    }
-    return out;
-}
-
-template <class S>
-const Row<S>& row_named(const std::vector<Row<S>>& rows, const std::string& name) {
-    for (const Row<S>& r : rows) {
-        if (r.spec.name == name) {
-            return r;
-        }
-    }
-    throw InputError("unknown option '" + name + "'");
-}
-
 }  // namespace
 
 std::string OptionSpec::cli_flag() const {
+    if (!flag.empty()) {
+        return flag;
+    }
     std::string f = "--" + name;
     for (char& c : f) {
         if (c == '_') {
@@ -215,6 +156,13 @@ std::string OptionSpec::text(const OptionValue& v) {
     }
     if (const bool* b = std::get_if<bool>(&v)) {
         return *b ? "true" : "false";
+    }
+    if (const KeyValues* kv = std::get_if<KeyValues>(&v)) {
+        std::string t;
+        for (const auto& [key, value] : *kv) {
+            t += (t.empty() ? "" : ",") + key + "=" + value;
+        }
+        return t;
     }
     return std::get<std::string>(v);
 }

@@ -44,15 +44,14 @@ UpscaleOptions upscale_options(const char* where, const py::kwargs& kwargs) {
 
 // "scale: int = 4, color_fix: str = 'adain', ...": the keywords with their types and defaults, from the
 // table.
-std::string upscale_keywords_doc() {
+std::string keywords_doc(const std::vector<OptionSpec>& specs) {
     std::string doc;
-    for (const OptionSpec& s : upscale_option_specs()) {
+    for (const OptionSpec& s : specs) {
         const char* type = s.type == OptionType::Int     ? "int"
                            : s.type == OptionType::Float ? "float"
                            : s.type == OptionType::Bool  ? "bool"
                                                          : "str";
-        const py::object v =
-            std::visit([](const auto& x) -> py::object { return py::cast(x); }, s.default_value);
+        const py::object v = option_to_py(s.default_value);
         doc += (doc.empty() ? "" : ", ") + s.name + ": " + type + " = " + std::string(py::repr(v));
     }
     return doc;
@@ -93,12 +92,12 @@ void bind_engine(py::module_& m) {
         "progress(done, "
         "total) returning False cancels (Cancelled). Keyword options (the upscale option table, as "
         "flashvsr.UpscaleOptions: " +
-        upscale_keywords_doc() + ").";
+        keywords_doc(upscale_option_specs()) + ").";
     static const std::string stream_doc =
         "A Stream for one video in bounded memory (push/pull/finish). Keyword options (the upscale option "
         "table, "
         "as flashvsr.UpscaleOptions: " +
-        upscale_keywords_doc() +
+        keywords_doc(upscale_option_specs()) +
         "). Scale-out segments (docs/SCALE_OUT.md): first_chunk, end_chunk (-1: to the end), warmup_chunks "
         "(-1: "
         "the replay depth); frames keep their global numbers (see segment_frames).";
@@ -121,22 +120,25 @@ void bind_engine(py::module_& m) {
 
     m.def("memory_report", [] { return memory_dict(memory_report()); });
 
+    static const std::string init_doc =
+        "Loads a model folder. Keyword options (the engine option table, as flashvsr.EngineOptions: " +
+        keywords_doc(engine_option_specs()) + ").";
     py::class_<PyEngine>(m, "Engine")
-        .def(py::init([](const std::string& model_dir, const std::optional<std::string>& version,
-                         const std::string& mode, const std::string& device, const std::string& dtype,
-                         bool legacy_v10_cache_order) {
+        .def(py::init([](const py::object& model_dir, const py::kwargs& kwargs) {
+                 // the engine options from keywords, through the table: an unknown name or a wrong type is
+                 // a TypeError naming it, a bad value an InputError from load()
                  EngineOptions o;
-                 o.model_dir = model_dir;
-                 o.version = version.value_or("");
-                 o.mode = mode;
-                 o.device = device;
-                 o.dtype = dtype;
-                 o.legacy_v10_cache_order = legacy_v10_cache_order;
+                 set_py_option("Engine", &o, nullptr, "model_dir", model_dir);
+                 for (const auto& [key, value] : kwargs) {
+                     const std::string name = py::str(key);
+                     if (!set_py_option("Engine", &o, nullptr, name, value)) {
+                         throw py::type_error("Engine() got an unexpected keyword argument '" + name + "'");
+                     }
+                 }
                  py::gil_scoped_release release;
                  return PyEngine{Engine::load(o)};
              }),
-             py::arg("model_dir"), py::arg("version") = py::none(), py::arg("mode") = "tiny",
-             py::arg("device") = "auto", py::arg("dtype") = "auto", py::arg("legacy_v10_cache_order") = false)
+             py::arg("model_dir"), init_doc.c_str())
         .def_property_readonly("info", [](const PyEngine& e) { return info_dict(e.get().info()); })
         .def_property_readonly("closed", [](const PyEngine& e) { return !e.engine; })
         .def("memory", [](const PyEngine& e) { return memory_dict(e.get().memory()); })

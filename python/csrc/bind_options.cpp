@@ -1,9 +1,11 @@
-// flashvsr._C.option_specs / set_options / validate_options: the option tables (flashvsr/options.h) for
-// Python: the option classes (flashvsr.options), upscale_file's keywords and the ComfyUI schema read them.
+// flashvsr._C.option_specs / normalize_options: the option tables (flashvsr/options.h,
+// pipeline/transcode_options.h) for Python: the option classes (flashvsr.options), load()/Engine() and
+// upscale_file's keywords and the ComfyUI schema read them.
 #include <flashvsr/flashvsr.h>
 #include <flashvsr/options.h>
 #include <torch/python.h>
 
+#include "csrc/pipeline/transcode_options.h"
 #include "python/csrc/py_options.h"
 
 namespace py = pybind11;
@@ -21,26 +23,41 @@ const char* type_name(OptionType t) {
             return "bool";
         case OptionType::Choice:
             return "choice";
+        case OptionType::KeyValues:
+            return "dict";
         default:
             return "str";
     }
 }
 
-py::object to_py(const OptionValue& v) {
+}  // namespace
+
+py::object option_to_py(const OptionValue& v) {
+    if (const KeyValues* kv = std::get_if<KeyValues>(&v)) {
+        py::dict d;
+        for (const auto& [key, value] : *kv) {
+            d[py::str(key)] = value;
+        }
+        return d;
+    }
     return std::visit([](const auto& x) -> py::object { return py::cast(x); }, v);
 }
+
+namespace {
 
 py::dict spec_dict(const OptionSpec& s) {
     py::dict d;
     d["name"] = s.name;
     d["group"] = s.group;
     d["type"] = type_name(s.type);
-    d["default"] = to_py(s.default_value);
+    d["default"] = option_to_py(s.default_value);
     d["choices"] = s.choices;
     d["range"] = s.has_range ? py::object(py::make_tuple(s.min, s.max, s.step)) : py::object(py::none());
     d["cli_flag"] = s.cli_flag();
     d["meta"] = s.meta;
     d["help"] = s.help;
+    d["cli"] = (s.faces & kCliFace) != 0;        // taken by `flashvsr upscale` (as cli_flag)
+    d["python"] = (s.faces & kPythonFace) != 0;  // taken as a Python keyword
     return d;
 }
 
@@ -48,7 +65,7 @@ template <class S>
 py::dict values(const S& o, const std::vector<OptionSpec>& specs) {
     py::dict d;
     for (const OptionSpec& s : specs) {
-        d[py::str(s.name)] = to_py(get_option(o, s.name));
+        d[py::str(s.name)] = option_to_py(get_option(o, s.name));
     }
     return d;
 }
@@ -57,16 +74,24 @@ py::dict values(const S& o, const std::vector<OptionSpec>& specs) {
 
 [[noreturn]] void option_type_error(const std::string& where, const OptionSpec& s, const py::handle& h) {
     throw py::type_error(where + ": option '" + s.name + "' must be " +
-                         (s.type == OptionType::Int     ? std::string("an int")
-                          : s.type == OptionType::Float ? std::string("a number")
-                          : s.type == OptionType::Bool  ? std::string("a bool")
-                                                        : std::string("a str")) +
+                         (s.type == OptionType::Int         ? std::string("an int")
+                          : s.type == OptionType::Float     ? std::string("a number")
+                          : s.type == OptionType::Bool      ? std::string("a bool")
+                          : s.type == OptionType::KeyValues ? std::string("a dict of str to str")
+                          : s.number_text                   ? std::string("a str or a number")
+                                                            : std::string("a str")) +
                          ", got " + std::string(py::str(py::type::handle_of(h).attr("__name__"))));
 }
 
 OptionValue option_value(const std::string& where, const OptionSpec& s, const py::handle& h) {
     PyObject* p = h.ptr();
-    if (h.is_none()) {  // None: "not set" (version: from the folder, max_memory: no budget, ...)
+    if (h.is_none()) {  // None: "not set" (version: from the folder, max_memory: no budget, end: to the end)
+        if (s.none_is) {
+            return *s.none_is;
+        }
+        if (s.group == "transcode") {
+            option_type_error(where, s, h);
+        }
         if (s.type == OptionType::Int) {
             return int64_t{0};
         }
@@ -91,7 +116,23 @@ OptionValue option_value(const std::string& where, const OptionSpec& s, const py
                 option_type_error(where, s, h);
             }
             return h.cast<bool>();
+        case OptionType::KeyValues: {
+            if (!PyDict_Check(p)) {
+                option_type_error(where, s, h);
+            }
+            KeyValues kv;
+            for (const auto& [key, value] : h.cast<py::dict>()) {
+                if (!PyUnicode_Check(key.ptr()) || !PyUnicode_Check(value.ptr())) {
+                    option_type_error(where, s, PyUnicode_Check(key.ptr()) ? value : key);
+                }
+                kv.emplace_back(key.cast<std::string>(), value.cast<std::string>());
+            }
+            return kv;
+        }
         default:
+            if (s.number_text && !PyBool_Check(p) && (PyLong_Check(p) || PyFloat_Check(p))) {
+                return std::string(py::str(h));  // 25 -> "25", 29.97 -> "29.97"
+            }
             if (PyUnicode_Check(p)) {
                 return h.cast<std::string>();
             }
@@ -127,16 +168,16 @@ void bind_options(py::module_& m) {
         "option_specs",
         [] {
             py::list l;
-            for (const auto* table : {&engine_option_specs(), &upscale_option_specs()}) {
+            for (const auto* table :
+                 {&engine_option_specs(), &upscale_option_specs(), &pipeline::transcode_option_specs()}) {
                 for (const OptionSpec& s : *table) {
                     l.append(spec_dict(s));
                 }
             }
             return l;
         },
-        "The engine and upscale options, described once: name, group, type, default, choices, range (min, "
-        "max, "
-        "step), cli_flag, meta, help.");
+        "The engine, upscale and transcode job options, described once: name, group, type, default, "
+        "choices, range (min, max, step), cli_flag, meta, help, cli and python (the faces that take it).");
     m.def(
         "normalize_options",
         [](const std::string& group, const py::dict& kwargs) {

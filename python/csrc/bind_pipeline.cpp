@@ -1,4 +1,6 @@
 // flashvsr._C.upscale_file / CancelToken / TranscodeProgress: the library's transcode pipeline from Python.
+// Its keywords are the three option tables' (engine, upscale, and the job's: pipeline/transcode_options.h)
+// plus engine, progress, cancel and verbose.
 //
 // The job runs on a worker thread with the GIL released; the calling thread waits in short steps and, with
 // the GIL, delivers progress snapshots to the Python callback, watches the cancel object and runs Python's
@@ -20,9 +22,9 @@
 #include <vector>
 
 #include "csrc/io/av_ptr.h"
-#include "csrc/io/image_sequence.h"
 #include "csrc/pipeline/model_search.h"
 #include "csrc/pipeline/transcode.h"
+#include "csrc/pipeline/transcode_options.h"
 #include "python/csrc/py_engine.h"
 #include "python/csrc/py_options.h"
 
@@ -40,32 +42,11 @@ std::string type_name(const py::handle& h) { return py::str(py::type::handle_of(
                          type_name(h));
 }
 
-int64_t as_int(const char* name, const py::handle& h) {
-    if (PyBool_Check(h.ptr()) || !PyLong_Check(h.ptr())) {
-        wrong_type(name, "an int", h);
-    }
-    return h.cast<int64_t>();
-}
-
-double as_float(const char* name, const py::handle& h) {
-    if (PyBool_Check(h.ptr()) || !(PyLong_Check(h.ptr()) || PyFloat_Check(h.ptr()))) {
-        wrong_type(name, "a number", h);
-    }
-    return h.cast<double>();
-}
-
 bool as_bool(const char* name, const py::handle& h) {
     if (!PyBool_Check(h.ptr())) {
         wrong_type(name, "a bool", h);
     }
     return h.cast<bool>();
-}
-
-std::string as_str(const char* name, const py::handle& h) {
-    if (!PyUnicode_Check(h.ptr())) {
-        wrong_type(name, "a str", h);
-    }
-    return h.cast<std::string>();
 }
 
 /// A str or an os.PathLike.
@@ -76,79 +57,15 @@ std::string as_path(const char* name, const py::handle& h) {
     wrong_type(name, "a str or os.PathLike", h);
 }
 
-/// One keyword of upscale_file: its name and how it sets the job (None, where accepted, means "not set").
-struct Keyword {
-    const char* name;
-    std::function<void(TranscodeJob&, const py::handle&)> set;
-};
-
-/// The job's own options as keywords, one line each (the CLI's flags without dashes, except -c:v = codec,
-/// -e = encoder_options, --no-audio = copy_audio=False, --no-subtitles = copy_subtitles=False). The engine
-/// and upscale options come from their tables (flashvsr/options.h).
-const std::vector<Keyword>& keywords() {
-    static const std::vector<Keyword> k = {
-        // encoder (video output)
-        {"codec", [](TranscodeJob& j, const py::handle& h) { j.encoder.codec = as_str("codec", h); }},
-        {"pix_fmt", [](TranscodeJob& j,
-                       const py::handle& h) { j.encoder.pix_fmt = h.is_none() ? "" : as_str("pix_fmt", h); }},
-        {"crf",
-         [](TranscodeJob& j, const py::handle& h) { j.encoder.crf = static_cast<int>(as_int("crf", h)); }},
-        {"encoder_options",
-         [](TranscodeJob& j, const py::handle& h) {
-             j.encoder.private_options.clear();
-             if (h.is_none()) {
-                 return;
-             }
-             if (!PyDict_Check(h.ptr())) {
-                 wrong_type("encoder_options", "a dict of str to str", h);
-             }
-             for (const auto& [key, value] : h.cast<py::dict>()) {
-                 j.encoder.private_options.emplace_back(as_str("encoder_options", key),
-                                                        as_str("encoder_options", value));
-             }
-         }},
-        {"copy_audio",
-         [](TranscodeJob& j, const py::handle& h) { j.encoder.copy_audio = as_bool("copy_audio", h); }},
-        {"copy_subtitles",
-         [](TranscodeJob& j, const py::handle& h) {
-             j.encoder.copy_subtitles = as_bool("copy_subtitles", h);
-         }},
-        // decoder (video input)
-        {"start", [](TranscodeJob& j, const py::handle& h) { j.decoder.start_s = as_float("start", h); }},
-        {"end", [](TranscodeJob& j,
-                   const py::handle& h) { j.decoder.end_s = h.is_none() ? -1.0 : as_float("end", h); }},
-        {"max_pixels",
-         [](TranscodeJob& j, const py::handle& h) { j.decoder.max_pixels = as_int("max_pixels", h); }},
-        // the job
-        {"overwrite", [](TranscodeJob& j, const py::handle& h) { j.overwrite = as_bool("overwrite", h); }},
-        {"keep_partial",
-         [](TranscodeJob& j, const py::handle& h) { j.keep_partial = as_bool("keep_partial", h); }},
-        {"batch", [](TranscodeJob& j, const py::handle& h) { j.batch = as_int("batch", h); }},
-        {"pipeline_depth",
-         [](TranscodeJob& j, const py::handle& h) { j.pipeline_depth = as_int("pipeline_depth", h); }},
-        {"start_number",
-         [](TranscodeJob& j, const py::handle& h) {
-             j.start_number = h.is_none() ? -1 : as_int("start_number", h);
-         }},
-        {"fps",
-         [](TranscodeJob& j, const py::handle& h) {
-             if (PyBool_Check(h.ptr()) ||
-                 !(PyUnicode_Check(h.ptr()) || PyLong_Check(h.ptr()) || PyFloat_Check(h.ptr()))) {
-                 wrong_type("fps", "a str or a number", h);
-             }
-             io::parse_frame_rate(py::str(h), &j.fps_num, &j.fps_den);
-         }},
-        {"bit_depth", [](TranscodeJob& j,
-                         const py::handle& h) { j.bit_depth = static_cast<int>(as_int("bit_depth", h)); }},
-        // a segment (scale-out, docs/SCALE_OUT.md)
-        {"first_chunk",
-         [](TranscodeJob& j, const py::handle& h) { j.segment.first_chunk = as_int("first_chunk", h); }},
-        {"end_chunk",
-         [](TranscodeJob& j, const py::handle& h) { j.segment.end_chunk = as_int("end_chunk", h); }},
-        {"warmup_chunks",
-         [](TranscodeJob& j, const py::handle& h) { j.segment.warmup_chunks = as_int("warmup_chunks", h); }},
-    };
-    return k;
+/// Sets a keyword of the job's option table (pipeline/transcode_options.h) taken from Python; false for a
+/// name it does not have.
+bool set_job_option(TranscodeJob& job, const std::string& name, const py::handle& value) {
+    const OptionSpec* s = pipeline::find_transcode_option_spec(name);
+    if (s == nullptr || (s->faces & kPythonFace) == 0) {
+        return false;
+    }
+    pipeline::set_option(job, name, option_value("upscale_file", *s, value));
+    return true;
 }
 
 /// What the worker thread hands to the calling thread.
@@ -221,18 +138,8 @@ py::dict upscale_file(const py::object& input, const py::object& output, const p
             }
             continue;
         }
-        bool known = set_py_option("upscale_file", &job.engine, &job.upscale, name, value);
-        for (const Keyword& k : keywords()) {
-            if (known) {
-                break;
-            }
-            if (name == k.name) {
-                k.set(job, value);
-                known = true;
-                break;
-            }
-        }
-        if (!known) {
+        if (!set_py_option("upscale_file", &job.engine, &job.upscale, name, value) &&
+            !set_job_option(job, name, value)) {
             throw py::type_error("upscale_file() got an unexpected keyword argument '" + name +
                                  "' (see help(flashvsr.upscale_file))");
         }
@@ -345,8 +252,10 @@ void bind_pipeline(py::module_& m) {
             names.push_back(s.name);
         }
     }
-    for (const Keyword& k : keywords()) {
-        names.emplace_back(k.name);
+    for (const OptionSpec& s : pipeline::transcode_option_specs()) {
+        if ((s.faces & kPythonFace) != 0) {
+            names.push_back(s.name);
+        }
     }
     m.attr("UPSCALE_FILE_OPTIONS") = names;
     m.def("upscale_file", &upscale_file, py::arg("input"), py::arg("output"));

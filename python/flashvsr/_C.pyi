@@ -45,7 +45,8 @@ class Stream:
 class Engine:
     def __init__(
         self,
-        model_dir: str,
+        model_dir: str | PathLike,
+        *,
         version: str | None = None,
         mode: str = "tiny",
         device: str = "auto",
@@ -101,9 +102,9 @@ class Engine:
         push frames from segment_frames(...)["input_begin"] on; it emits frames output_begin..output_end-1."""
 
 def option_specs() -> list[dict]:
-    """The engine and upscale option table: one dict per option with name, group ("engine" | "upscale"),
-    type ("int" | "float" | "bool" | "choice" | "str"), default, choices, range ((min, max, step) or None),
-    cli_flag, meta, help."""
+    """The option tables: one dict per option with name, group ("engine" | "upscale" | "transcode"), type
+    ("int" | "float" | "bool" | "choice" | "str" | "dict"), default, choices, range ((min, max, step) or None),
+    cli_flag, meta, help, cli and python (bools: `flashvsr upscale` / the Python keywords take it)."""
 
 def normalize_options(group: str, kwargs: dict) -> dict:
     """Every option of `group` after setting `kwargs` through the table (TypeError for an unknown name or a

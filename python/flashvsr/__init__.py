@@ -71,22 +71,18 @@ def build_info() -> dict:
     return _C.build_info()
 
 
-def load(
-    model_dir,
-    version: str | None = None,
-    mode: str = "tiny",
-    device: str = "auto",
-    dtype: str = "auto",
-    legacy_v10_cache_order: bool = False,
-) -> Engine:
+def load(model_dir, **options) -> Engine:
     """Load a FlashVSR model folder (``FlashVSR/`` = v1.0, ``FlashVSR-v1.1/``; or pass ``version``).
 
-    ``mode``: "tiny" / "tiny-long" (TCDecoder) or "full" (Wan VAE). ``device``: "auto", "cpu", "cuda",
-    "cuda:N". ``dtype``: "auto" (bf16 on CUDA, fp32 on CPU), "bf16", "fp16", "fp32", or "int8" (opt-in: the
-    DiT's linear layers in int8, everything else as "auto"; its quality on the real weights is unmeasured).
-    ``engine.close()`` (or dropping the last reference) frees the weights.
+    Keyword options: the engine option table (:class:`EngineOptions`; an unknown keyword or a wrong type
+    raises TypeError, a bad value flashvsr.InputError): ``version`` (None: the folder's manifest, else its
+    name), ``mode``: "tiny" / "tiny-long" (TCDecoder) or "full" (Wan VAE); ``device``: "auto", "cpu",
+    "cuda", "cuda:N"; ``dtype``: "auto" (bf16 on CUDA, fp32 on CPU), "bf16", "fp16", "fp32", or "int8"
+    (opt-in: the DiT's linear layers in int8, everything else as "auto"; its quality on the real weights is
+    unmeasured); ``legacy_v10_cache_order``. ``engine.close()`` (or dropping the last reference) frees the
+    weights.
     """
-    return Engine(str(model_dir), version, mode, device, dtype, legacy_v10_cache_order)
+    return Engine(model_dir, **options)
 
 
 def upscale_file(input, output, **options) -> dict:
@@ -99,8 +95,9 @@ def upscale_file(input, output, **options) -> dict:
     The output is written under a temporary name and renamed when complete; an existing output is replaced
     only with ``overwrite=True``; an error leaves nothing behind.
 
-    Options (keywords; the CLI's flags without dashes, see ``flashvsr upscale --help``; ``UPSCALE_FILE_OPTIONS``
-    lists them; an unknown keyword or a wrong type raises TypeError, a bad value flashvsr.InputError):
+    Options (keywords: the three option tables, ``flashvsr._C.option_specs()``; the CLI's flags without
+    dashes, see ``flashvsr upscale --help``; ``UPSCALE_FILE_OPTIONS`` lists them; an unknown keyword or a
+    wrong type raises TypeError, a bad value flashvsr.InputError):
 
     - model: ``model_dir`` (default: the CLI's search order), ``version``, ``mode``, ``device``, ``dtype``,
       ``legacy_v10_cache_order`` -- or ``engine=`` a loaded :class:`Engine` (then these are not used);

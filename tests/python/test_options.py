@@ -1,17 +1,29 @@
-"""The option table (C++ flashvsr/options.h, read through flashvsr._C.option_specs()) and the faces built on it
-agree: the Python option classes, Engine.upscale/stream's signatures, upscale_file's keywords, the _C.pyi
-stubs and the CLI's --help. (The ComfyUI schema: test_comfyui_nodes.py::test_schema_reads_the_option_table.)"""
+"""The option tables (C++ flashvsr/options.h and pipeline/transcode_options.h, read through
+flashvsr._C.option_specs()) and the faces built on them agree: the Python option classes, load()/Engine(),
+Engine.upscale/stream's signatures, upscale_file's keywords, the _C.pyi stubs, the CLI's --help and the ComfyUI
+nodes' inputs. Adding an option means a row in a table (and its help line): every face then has it, and no face
+takes a name the tables do not have. (The ComfyUI schema's values: test_comfyui_nodes.py.)"""
 
 import ast
+import inspect
 import subprocess
 
+import comfy_standins
 import flashvsr
 import pytest
 
 SPECS = {s["name"]: s for s in flashvsr._C.option_specs()}
 UPSCALE = [n for n, s in SPECS.items() if s["group"] == "upscale"]
 ENGINE = [n for n, s in SPECS.items() if s["group"] == "engine"]
-NONE_MEANS_UNSET = {"max_memory": 0, "version": "", "model_dir": ""}  # Python spells "not set" as None
+TRANSCODE = [n for n, s in SPECS.items() if s["group"] == "transcode"]
+# Python spells "not set" as None
+NONE_MEANS_UNSET = {
+    **{"max_memory": 0, "version": "", "model_dir": "", "pix_fmt": "", "end": -1.0, "start_number": -1},
+    "encoder_options": {},
+}
+# the CLI's flags of the run itself (not options of the job); upscale_file's keywords that are not options
+CLI_OWN = {"-o", "--report", "--no-progress", "--progress-interval", "--verbose"}
+PYTHON_OWN = {"engine", "progress", "cancel", "verbose"}
 
 
 def _py_default(name, value):
@@ -32,8 +44,34 @@ def test_table_shape():
         "park_tile_state",
     ]
     assert ENGINE == ["model_dir", "version", "mode", "device", "dtype", "legacy_v10_cache_order"]
+    assert TRANSCODE == [
+        "codec",
+        "encoder_options",
+        "pix_fmt",
+        "crf",
+        "copy_audio",
+        "copy_subtitles",
+        "start",
+        "end",
+        "fps",
+        "start_number",
+        "bit_depth",
+        "overwrite",
+        "batch",
+        "max_pixels",
+        "pipeline_depth",
+        "keep_partial",
+        "first_chunk",
+        "end_chunk",
+        "warmup_chunks",
+    ]
+    assert len(SPECS) == len(UPSCALE) + len(ENGINE) + len(TRANSCODE)  # one namespace for upscale_file
+    special = {"codec": "-c:v", "encoder_options": "-e", "copy_audio": "--no-audio", "copy_subtitles": "--no-subtitles"}
     for s in SPECS.values():
-        assert s["help"] and s["cli_flag"] == "--" + s["name"].replace("_", "-")
+        assert s["help"] and s["cli_flag"] == special.get(s["name"], "--" + s["name"].replace("_", "-"))
+        assert s["python"] and s["cli"] == (
+            s["name"] not in ("keep_partial", "first_chunk", "end_chunk", "warmup_chunks")
+        )
         assert (s["type"] == "choice") == bool(s["choices"]), s
         if s["type"] == "choice" and s["default"]:
             assert s["default"] in s["choices"], s
@@ -108,19 +146,97 @@ def test_stubs_agree_with_the_table(repo_root):
             assert name in got, (fn.name, name)
             assert _py_default(name, got[name]) == SPECS[name]["default"], (fn.name, name)
     keywords = {a.arg for a in fns["upscale_file"].args.kwonlyargs}
-    assert keywords == set(flashvsr.UPSCALE_FILE_OPTIONS) | {"engine", "progress", "cancel", "verbose"}
+    assert keywords == set(flashvsr.UPSCALE_FILE_OPTIONS) | PYTHON_OWN
+    got = defaults(fns["upscale_file"])
+    for name in TRANSCODE:
+        value = str(got[name]) if name == "fps" else got[name]  # fps: a str or a number
+        assert _py_default(name, value) == SPECS[name]["default"], name
+    init = methods["__init__"]
+    assert [a.arg for a in init.args.args] == ["self", "model_dir"] and [a.arg for a in init.args.kwonlyargs] == ENGINE[
+        1:
+    ]
+
+
+CLI_DEFAULTS = {  # the CLI's words where --help does not print the table's default
+    "pix_fmt": "yuv420p",
+    "end": "end",
+    "start_number": "the lowest present",
+    "bit_depth": "16 for PNG/TIFF from a >8-bit input, else 8; EXR 16",
+}
 
 
 def test_cli_help_follows_the_table(cli):
     out = subprocess.run([str(cli), "upscale", "--help"], capture_output=True, text=True, check=True).stdout
     lines = {ln.split()[0]: ln for ln in out.splitlines() if ln.startswith("  -")}
+    # every flag is a table row the CLI takes, or one of the run's own; every such row is a flag
+    assert set(lines) == {s["cli_flag"] for s in SPECS.values() if s["cli"]} | CLI_OWN
     for name, s in SPECS.items():
+        if not s["cli"]:
+            continue
         line = lines[s["cli_flag"]]
         if name in ("model_dir", "version", "max_memory"):
             continue  # the CLI's own words (search order, the folder's version, sizes like 8G)
         assert s["help"] in line, line
         if s["type"] == "bool":
             assert "[default" not in line
-        else:
+            assert ("do not " + s["help"] in line) == s["default"], line  # --no-audio: present = False
+        elif s["type"] != "dict":
             text = str(s["default"]) if not isinstance(s["default"], float) else f"{s['default']:g}"
-            assert f"[default: {text}]" in line, line
+            assert f"[default: {CLI_DEFAULTS.get(name, text)}]" in line, line
+
+
+def test_upscale_file_takes_the_tables_keywords(tmp_path):
+    assert flashvsr.UPSCALE_FILE_OPTIONS == ENGINE + UPSCALE + TRANSCODE
+    src, out = tmp_path / "in.mp4", tmp_path / "out.mp4"
+
+    def call(**kw):
+        flashvsr.upscale_file(src, out, model_dir=tmp_path, **kw)
+
+    with pytest.raises(TypeError, match="unexpected keyword argument 'codecs'"):
+        call(codecs="ffv1")
+    with pytest.raises(TypeError, match="option 'encoder_options' must be a dict of str to str, got int"):
+        call(encoder_options={"preset": 1})
+    with pytest.raises(TypeError, match="option 'fps' must be a str or a number, got bool"):
+        call(fps=True)
+    with pytest.raises(TypeError, match="option 'codec' must be a str, got NoneType"):
+        call(codec=None)  # None means "not set" only where the table says what that is
+    with pytest.raises(TypeError, match="option 'end' must be a number, got str"):
+        call(end="1:00")
+    with pytest.raises(flashvsr.InputError, match="abc"):
+        call(fps="abc")  # read when set
+    with pytest.raises(flashvsr.Error):  # taken (the job then fails: no model, no input), not a TypeError
+        call(end=None, start_number=None, pix_fmt=None, encoder_options={"preset": "slow"}, fps=29.97, device="cpu")
+
+
+def test_load_and_engine_take_the_engine_table(tmp_path):
+    d = tmp_path / "FlashVSR-v1.1"
+    flashvsr.testing.make_random_weights(d, size="tiny", seed=1, prompt_tokens=64)
+    assert list(inspect.signature(flashvsr.load).parameters) == ["model_dir", "options"]
+    e = flashvsr.load(d, device="cpu", dtype="fp32", version=None, legacy_v10_cache_order=False)
+    assert e.info["dtype"] == "fp32" and e.info["version"] == "v1.1"
+    e.close()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'scale'"):
+        flashvsr.load(d, scale=2)  # an upscale option
+    with pytest.raises(TypeError, match="option 'mode' must be a str, got int"):
+        flashvsr.Engine(d, mode=1)
+    with pytest.raises(TypeError):
+        flashvsr.Engine(str(d), "v1.1")  # keywords only
+    with pytest.raises(flashvsr.InputError, match="mode"):
+        flashvsr.load(d, mode="huge", device="cpu")
+
+
+def test_comfyui_nodes_take_the_tables_options(monkeypatch, tmp_path):
+    # the upscale nodes' option inputs are table rows (or max_memory_gb, the node's spelling of max_memory);
+    # execute(cls, model, media, **options) refuses a name that is neither
+    flashvsr.testing.make_random_weights(tmp_path / "models" / "FlashVSR-v1.1", size="tiny", seed=3, prompt_tokens=64)
+    with comfy_standins.node_registry(monkeypatch, tmp_path / "models", tmp_path / "temp") as (_, nodes):
+        for node_id, media, own in (("FlashVSRUpscale", "images", set()), ("FlashVSRUpscaleVideo", "video", {"crf"})):
+            ids = [i.id for i in nodes[node_id].define_schema().inputs]
+            assert ids[:2] == ["model", media]
+            options = set(ids[2:])
+            assert options == set(UPSCALE) - {"max_memory"} | {"max_memory_gb"} | own, node_id
+            assert own <= set(TRANSCODE)
+            sig = inspect.signature(nodes[node_id].execute)
+            assert list(sig.parameters) == ["model", media, "options"], node_id
+            with pytest.raises(TypeError, match="unexpected input.*: tile_sise"):
+                nodes[node_id].execute(model=None, **{media: None}, tile_sise=64)

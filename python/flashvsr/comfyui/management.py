@@ -64,7 +64,9 @@ class EngineModule(torch.nn.Module):
         """The engine on its compute device: loaded from disk the first time (or after a release), moved back
         from host RAM after an offload."""
         if self.engine is None:
-            self.engine = flashvsr.load(self.model_dir, self.version, self.mode, self.engine_device, self.engine_dtype)
+            self.engine = flashvsr.load(
+                self.model_dir, version=self.version, mode=self.mode, device=self.engine_device, dtype=self.engine_dtype
+            )
             self.weight_bytes = int(self.engine.info["weight_bytes"])
             self.loads += 1
             self.offloaded = False

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from comfy_api.latest import io
 
 from . import management, model_folders
-from .schema import CATEGORY, DEFAULTS, SPECS, FlashVSRModel, engine_kwargs, upscale_schema
+from .schema import CATEGORY, DEFAULTS, SPECS, FlashVSRModel, node_options, upscale_schema
 
 __all__ = ["DEFAULTS", "FlashVSRModelLoader", "FlashVSRUpscale", "node_list"]
 
@@ -85,39 +85,14 @@ class FlashVSRUpscale(io.ComfyNode):
         )
 
     @classmethod
-    def execute(
-        cls,
-        model,
-        images,
-        scale,
-        tile_size,
-        tile_overlap,
-        max_memory_gb,
-        park_tile_state,
-        color_fix,
-        sparse_ratio,
-        kv_ratio,
-        local_range,
-        seed,
-    ) -> io.NodeOutput:
+    def execute(cls, model, images, **options) -> io.NodeOutput:
+        kwargs = node_options("FlashVSRUpscale", options)
         if images.dim() != 4 or images.shape[-1] not in (3, 4) or images.shape[0] == 0:
             raise ValueError(f"FlashVSR Upscale: images must be [B,H,W,3|4] with B >= 1, got {list(images.shape)}")
         if not torch.isfinite(images).all():
             raise ValueError("FlashVSR Upscale: images contain NaN or infinite values")
         engine = management.acquire(model)
         reporter = management.ProgressReporter(images.shape[0], node_id=cls.hidden.unique_id)
-        kwargs = engine_kwargs(
-            scale,
-            tile_size,
-            tile_overlap,
-            max_memory_gb,
-            park_tile_state,
-            color_fix,
-            sparse_ratio,
-            kv_ratio,
-            local_range,
-            seed,
-        )
         rgb = images[..., :3].float().contiguous()
         out = management.run_interruptible(lambda: engine.upscale(rgb, progress=reporter, **kwargs), reporter)
         if images.shape[-1] == 4:

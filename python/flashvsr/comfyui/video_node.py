@@ -21,15 +21,15 @@ from comfy_api.latest import io
 import flashvsr
 
 from . import management
-from .schema import engine_kwargs, upscale_schema
+from .schema import node_options, option_input, upscale_schema
 
 
-def upscale_video_file(src: str, dst: str, engine, progress=None, crf: int = 18, **options) -> dict:
-    """``flashvsr upscale SRC -o DST`` with a loaded engine: H.264 at ``crf``, the CLI's defaults otherwise
-    (``options``: the engine's upscale options). Nothing is left at ``dst`` (or beside it) unless it
-    completes. Returns the job's report."""
+def upscale_video_file(src: str, dst: str, engine, progress=None, **options) -> dict:
+    """``flashvsr upscale SRC -o DST`` with a loaded engine: H.264, the CLI's defaults otherwise (``options``:
+    upscale_file's keywords, e.g. the upscale options and crf). Nothing is left at ``dst`` (or beside it)
+    unless it completes. Returns the job's report."""
     return flashvsr.upscale_file(
-        src, dst, engine=engine, progress=progress, codec="libx264", crf=int(crf), keep_partial=False, **options
+        src, dst, engine=engine, progress=progress, codec="libx264", keep_partial=False, **options
     )
 
 
@@ -56,45 +56,15 @@ class FlashVSRUpscaleVideo(io.ComfyNode):
             "and every frame's timestamp kept: the same file as the `flashvsr upscale` CLI makes.",
             io.Video.Input("video", tooltip="The video to upscale (audio and subtitles are kept)."),
             io.Video.Output(display_name="video", tooltip="The upscaled video (MP4 in ComfyUI's temp folder)."),
-            extra=(
-                io.Int.Input(
-                    "crf", default=18, min=0, max=51, tooltip="x264 quality of the result (lower = better, larger)."
-                ),
-            ),
+            extra=(option_input("crf", step=None, tooltip="x264 quality of the result (lower = better, larger)."),),
         )
 
     @classmethod
-    def execute(
-        cls,
-        model,
-        video,
-        scale,
-        tile_size,
-        tile_overlap,
-        max_memory_gb,
-        park_tile_state,
-        color_fix,
-        sparse_ratio,
-        kv_ratio,
-        local_range,
-        seed,
-        crf,
-    ) -> io.NodeOutput:
+    def execute(cls, model, video, **options) -> io.NodeOutput:
         from comfy_api.latest import InputImpl
 
+        kwargs = node_options("FlashVSRUpscaleVideo", options, extra=("crf",))
         engine = management.acquire(model)
-        kwargs = engine_kwargs(
-            scale,
-            tile_size,
-            tile_overlap,
-            max_memory_gb,
-            park_tile_state,
-            color_fix,
-            sparse_ratio,
-            kv_ratio,
-            local_range,
-            seed,
-        )
         out_dir = os.path.join(folder_paths.get_temp_directory(), "flashvsr")
         os.makedirs(out_dir, exist_ok=True)
         dst = os.path.join(out_dir, f"upscaled_{uuid.uuid4().hex[:12]}.mp4")
@@ -104,7 +74,7 @@ class FlashVSRUpscaleVideo(io.ComfyNode):
         try:
             management.run_interruptible(
                 lambda: upscale_video_file(
-                    src, dst, engine, progress=lambda p: reporter(p.frames_done, p.frames_total), crf=crf, **kwargs
+                    src, dst, engine, progress=lambda p: reporter(p.frames_done, p.frames_total), **kwargs
                 ),
                 reporter,
             )

@@ -13,8 +13,8 @@ from .. import _C
 from .plan import DEFAULT_SEGMENT_FRAMES, Segment, plan_segments
 from .worker import SegmentTask, run_segment
 
-#: flashvsr.load keywords accepted in **options.
-ENGINE_OPTIONS = ("model_dir", "version", "mode", "device", "dtype", "legacy_v10_cache_order")
+#: flashvsr.load keywords accepted in **options: the engine option table (flashvsr/options.h).
+ENGINE_OPTIONS = tuple(s["name"] for s in _C.option_specs() if s["group"] == "engine")
 #: Engine.stream keywords accepted in **options: the upscale option table (flashvsr/options.h).
 STREAM_OPTIONS = tuple(s["name"] for s in _C.option_specs() if s["group"] == "upscale")
 #: Output and input keywords accepted in **options (video output: the encoder's; copy_* apply to the join).

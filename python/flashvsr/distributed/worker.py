@@ -52,14 +52,7 @@ def _engine(options: dict):
         for old in _ENGINES.values():
             old.close()
         _ENGINES.clear()
-        e = _C.Engine(
-            str(options["model_dir"]),
-            options.get("version"),
-            options.get("mode", "tiny"),
-            options.get("device", "auto"),
-            options.get("dtype", "auto"),
-            bool(options.get("legacy_v10_cache_order", False)),
-        )
+        e = _C.Engine(**options)
         _ENGINES[key] = e
     return e
 
