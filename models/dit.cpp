@@ -8,6 +8,7 @@
 #include <set>
 #include <tuple>
 
+#include "kernels/int8_linear/int8_linear.h"
 #include "models/dit_attention.h"
 
 namespace flashvsr::models {
@@ -43,25 +44,11 @@ std::string shape_str(const std::vector<int64_t>& s) {
     return out + "]";
 }
 
-/// Symmetric per-token int8 activations x ~ xq * (amax / 127), int32 products through at::_int_mm, then
-/// the token and channel scales, in float32.
+/// Symmetric per-token int8 activations, int32 products through at::_int_mm, then the token and channel
+/// scales in float32: torch.ops.flashvsr.int8_linear (kernels/int8_linear; fused on the CPU).
 at::Tensor linear_int8(const at::Tensor& x, const Linear& l) {
-    const int64_t k = x.size(-1), n = l.qweight.size(1);
-    const auto x2 = x.reshape({-1, k}).to(at::kFloat);                      // [..., K] -> [M, K]
-    const auto amax = x2.abs().amax(1, /*keepdim=*/true).clamp_min(1e-20);  // [M, 1]
-    auto xq = (x2 * (127.0 / amax)).round_().to(at::kChar);  // |x| * 127 / amax <= 127: no clamp needed
-    const int64_t m = xq.size(0);
-    if (xq.is_cuda() && m <= 16) {  // CUDA's _int_mm needs more than 16 rows: zero rows, dropped after
-        xq = at::cat({xq, at::zeros({17 - m, k}, xq.options())}, 0);
-    }
-    auto y = at::_int_mm(xq, l.qweight).narrow(0, 0, m).to(at::kFloat);  // [M, K] x [K, N] -> [M, N]
-    y.mul_(amax * (1.0 / 127.0)).mul_(l.wscale);
-    if (l.bias.defined()) {
-        y.add_(l.bias);
-    }
-    auto sizes = x.sizes().vec();
-    sizes.back() = n;
-    return y.view(sizes).to(x.scalar_type());  // [M, N] -> [..., N]
+    return kernels::int8_linear(x, l.qweight, l.wscale,
+                                l.bias.defined() ? std::optional(l.bias) : std::nullopt);
 }
 
 at::Tensor linear(const at::Tensor& x, const Linear& l) {

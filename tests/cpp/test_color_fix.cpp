@@ -68,3 +68,22 @@ TEST(ColorFix, ErrorsAreErrors) {
     EXPECT_THROW(color_fix(at::zeros({1, 3, 2, 8, 8}), at::zeros({1, 3, 3, 8, 8}), ColorFix::kAdain),
                  c10::Error);
 }
+
+// The chunk's layout flips once (decoder input, channels-last from there on): the colour fix takes the
+// blended canvas [n, Hp, Wp, 3] as a [1, 3, n, Hp, Wp] view and returns the same frame-major channels-last
+// memory, so the stream's output [n, H, W, 3] needs no transposing copy (the channel-first LQ frames are only
+// read).
+TEST(ColorFix, KeepsTheCanvasLayout) {
+    at::manual_seed(4);
+    const at::Tensor canvas = at::rand({5, 16, 24, 3}) * 2 - 1;            // [n, Hp, Wp, 3]
+    const at::Tensor decoded = canvas.permute({3, 0, 1, 2}).unsqueeze(0);  // -> [1, 3, n, Hp, Wp] view
+    const at::Tensor lq = at::rand({1, 3, 5, 16, 24}) * 2 - 1;             // channel-first, as prepared
+    for (const ColorFix m : {ColorFix::kAdain, ColorFix::kWavelet, ColorFix::kNone}) {
+        const at::Tensor out = color_fix(decoded, lq, m);
+        EXPECT_TRUE(out[0].permute({1, 2, 3, 0}).is_contiguous())
+            << static_cast<int>(m) << ": " << out.strides();
+        // and the values do not depend on the layout (up to the convolutions' summation order)
+        const double d = (out - color_fix(decoded.contiguous(), lq, m)).abs().max().item<double>();
+        EXPECT_LE(d, 1e-6) << static_cast<int>(m);
+    }
+}

@@ -76,6 +76,28 @@ def test_block_sparse_attention_op_from_python():
     assert meta.shape == q.shape and meta.device.type == "meta"
 
 
+def test_int8_linear_op_from_python():
+    torch.manual_seed(0)
+    m, k, n = 19, 40, 24
+    w = torch.randn(n, k)
+    scale = (w.abs().amax(1, keepdim=True) / 127).clamp_min(1e-20)
+    qweight = (w / scale).round().clamp(-127, 127).to(torch.int8).t().contiguous()  # [K, N]
+    wscale = scale.view(-1).contiguous()
+    x, bias = torch.randn(1, m, k), torch.randn(n)
+    out = torch.ops.flashvsr.int8_linear(x, qweight, wscale, bias)
+    # reference: the per-token int8 arithmetic, one torch op at a time (the fused CPU kernel is bit-identical)
+    x2 = x.reshape(m, k)
+    amax = x2.abs().amax(1, keepdim=True).clamp_min(1e-20)
+    xq = (x2 * (127.0 / amax)).round().to(torch.int8)
+    ref = (torch._int_mm(xq, qweight).float() * (amax * (1.0 / 127.0)) * wscale + bias).view(1, m, n)
+    assert torch.equal(out, ref)
+    assert (out - torch.nn.functional.linear(x, w, bias)).abs().max().item() < 0.05 * ref.abs().max().item()
+    meta = torch.ops.flashvsr.int8_linear(x.to("meta"), qweight.to("meta"), wscale.to("meta"), None)
+    assert meta.shape == (1, m, n) and meta.device.type == "meta"
+    with pytest.raises(RuntimeError, match="qweight must be int8"):
+        torch.ops.flashvsr.int8_linear(x, qweight.float(), wscale, bias)
+
+
 def test_media_helpers_round_trip(tmp_path):
     clip = tmp_path / "clip.mp4"
     flashvsr.io.write_synthetic_clip(str(clip), width=128, height=64, frames=9, fps_num=25, fps_den=1)
