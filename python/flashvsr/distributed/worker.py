@@ -72,17 +72,21 @@ def _read_batches(task: SegmentTask):
         for i in range(0, len(files), BATCH):
             yield torch.stack([_C.io.read_image(f) for f in files[i : i + BATCH]])
         return
-    # Video input: decoded from the start (no seek yet), frames before input_begin dropped, a batch at a time
-    # (the pipeline's float conversion, as a single-process run), stopping at input_end.
-    reader = _C.io.VideoReader(task.input)
-    i = 0
+    # Video input: the reader seeks to input_begin (the same frames as a read from the start), then a batch at a
+    # time (the pipeline's float conversion, as a single-process run), stopping at input_end.
+    try:
+        reader = _C.io.VideoReader(task.input, start_frame=seg.input_begin)
+    except _C.InputError as e:
+        if "is past the end of the video" in str(e):  # planned from an estimate: the video ends before
+            return
+        raise
+    i = seg.input_begin
     while seg.input_end < 0 or i < seg.input_end:
         n = BATCH if seg.input_end < 0 else min(BATCH, seg.input_end - i)
         batch = reader.read(n)
         if batch.shape[0] == 0:
             return
-        if i + batch.shape[0] > seg.input_begin:
-            yield batch[max(0, seg.input_begin - i) :]
+        yield batch
         i += batch.shape[0]
 
 
@@ -114,7 +118,8 @@ def _run_segment_file(task: SegmentTask, report, pid: int, host: str) -> dict:
             **task.file_options,
         )
     except _C.InputError as e:
-        if "but the video ends at frame" in str(e):  # planned from an estimate: the video ends before
+        # planned from an estimate: the video ends before the segment (or before its input)
+        if "but the video ends at frame" in str(e) or "is past the end of the video" in str(e):
             return {"index": seg.index, "frames": 0, "pid": pid, "host": host, "file": None}
         raise
     return {"index": seg.index, "frames": r["frames_out"], "pid": pid, "host": host, "file": r["output"]}
