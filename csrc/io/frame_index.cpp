@@ -26,7 +26,8 @@ SeekPoint refuse(SeekPoint sp, std::string reason) {
 
 }  // namespace
 
-SeekPoint find_seek_point(AVFormatContext* fmt, int stream, int64_t frame, int64_t begin_pts, int64_t end_pts) {
+SeekPoint find_seek_point(AVFormatContext* fmt, int stream, int64_t frame, int64_t begin_pts,
+                          int64_t end_pts) {
     SeekPoint sp;
     sp.frame = frame;
     std::vector<PacketInfo> packets;  // decode order

@@ -20,9 +20,9 @@ struct SeekPoint {
     int64_t pts = 0;      // its presentation timestamp
     int64_t key_pts = 0;  // the keyframe to start decoding from: its pts, its dts (INT64_MIN unknown)
     int64_t key_dts = INT64_MIN;
-    int64_t key_packet = 0;  // its position among the stream's video packets (decode order)
-    int64_t frames = -1;     // frames of the stream in [begin_pts, end_pts) when the scan reached the end;
-                             // -1 when it stopped early (the frame was found)
+    int64_t key_packet = 0;    // its position among the stream's video packets (decode order)
+    int64_t frames = -1;       // frames of the stream in [begin_pts, end_pts) when the scan reached the end;
+                               // -1 when it stopped early (the frame was found)
     int64_t packets_read = 0;  // video packets the scan read (its cost: no decoding)
 };
 
@@ -34,6 +34,7 @@ struct SeekPoint {
 /// false) streams where that mapping is not certain: packets without pts, duplicate pts, packets to be
 /// discarded (edit lists), a stream that does not start on a keyframe or shows frames before it. When the
 /// stream ends before the frame, ok is false and `frames` holds the count (the caller names both).
-SeekPoint find_seek_point(AVFormatContext* fmt, int stream, int64_t frame, int64_t begin_pts, int64_t end_pts);
+SeekPoint find_seek_point(AVFormatContext* fmt, int stream, int64_t frame, int64_t begin_pts,
+                          int64_t end_pts);
 
 }  // namespace flashvsr::io

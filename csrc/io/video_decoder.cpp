@@ -394,7 +394,8 @@ bool VideoDecoder::decode_one() {
                              ? squote(path_) + " has no video frames between --start and --end"
                              : squote(path_) + " contains no video frames");
     }
-    if (!past_end_ && begin_pts_ == INT64_MIN && count_packets_ && vs->nb_frames > 0 && packets_read_ < vs->nb_frames) {
+    if (!past_end_ && begin_pts_ == INT64_MIN && count_packets_ && vs->nb_frames > 0 &&
+        packets_read_ < vs->nb_frames) {
         throw InputError(squote(path_) + " is truncated or corrupt: its header lists " +
                          std::to_string(vs->nb_frames) + " video frames, the file holds only " +
                          std::to_string(packets_read_));

@@ -105,8 +105,8 @@ class VideoDecoder {
     bool decode_one();  // one more frame into pending_; false at the end
     bool deep() const { return info_.bits > 8 && !opt_.rgb24; }  // frames converted to 16-bit RGB
     void convert(const AVFrame* f, uint8_t* dst);
-    void seek_to_start_time();                       // DecoderOptions::start_s > 0
-    void seek_to_start_frame();                      // DecoderOptions::start_frame > 0
+    void seek_to_start_time();                                 // DecoderOptions::start_s > 0
+    void seek_to_start_frame();                                // DecoderOptions::start_frame > 0
     bool seek_lands(int64_t ts, int64_t key_pts, bool exact);  // the first video packet after a seek
     void rewind_and_count(const std::string& why);  // decode from the start, drop start_frame frames
     [[noreturn]] void throw_past_end(int64_t frames) const;
@@ -126,12 +126,12 @@ class VideoDecoder {
     int64_t last_pts_ = INT64_MIN;
     int64_t last_dur_ = 0;
     int64_t frames_read_ = 0;
-    int64_t frames_decoded_ = 0;  // including skipped ones before --start / start_frame
+    int64_t frames_decoded_ = 0;      // including skipped ones before --start / start_frame
     int64_t target_pts_ = INT64_MIN;  // start_frame's pts after a seek (earlier frames dropped)
     int64_t skip_frames_ = 0;         // start_frame without a seek: frames still to drop
     bool count_packets_ = true;       // packets_read_ counts from the first packet (truncation check)
     std::vector<std::string> notes_;
-    int64_t packets_read_ = 0;    // video packets demuxed (truncation check against nb_frames)
+    int64_t packets_read_ = 0;  // video packets demuxed (truncation check against nb_frames)
     bool demux_eof_ = false;
     bool flushed_ = false;
     bool done_ = false;

@@ -94,7 +94,8 @@ class VideoSeek : public ::testing::Test {
 
     /// For each k: the frames from start_frame = k equal frames k.. of the decode from the start (values
     /// and pts), reached by a seek, and the decoder decoded at most `max_extra` frames before k.
-    static void expect_seeks_exact(const std::string& clip, const std::vector<int64_t>& ks, int64_t max_extra) {
+    static void expect_seeks_exact(const std::string& clip, const std::vector<int64_t>& ks,
+                                   int64_t max_extra) {
         VideoDecoder whole(clip);
         const Frames all = read_all(whole);
         const int64_t n = all.rgb.size(0);
@@ -239,8 +240,9 @@ TEST_F(VideoSeek, WithoutTimestampsDecodesFromTheStartAndSaysSo) {
         read_all(past);
         ADD_FAILURE() << "start_frame 45 of 40 accepted";
     } catch (const flashvsr::InputError& e) {
-        EXPECT_NE(std::string(e.what()).find("start frame 45 is past the end of the video (it has 40 frames)"),
-                  std::string::npos)
+        EXPECT_NE(
+            std::string(e.what()).find("start frame 45 is past the end of the video (it has 40 frames)"),
+            std::string::npos)
             << e.what();
     }
 }

@@ -93,13 +93,11 @@ def _read_batches(task: SegmentTask):
 def _run_segment_file(task: SegmentTask, report, pid: int, host: str) -> dict:
     """Video output: the transcode pipeline with the segment's chunks, video only, into task.output_file."""
     seg = task.segment
-    if report is not None:
-        report(seg.index, 0, 0, pid, host)
+    if report is not None and report(seg.index, 0, 0, pid, host) is False:
+        raise _C.Cancelled(f"segment {seg.index} cancelled before it started")
 
     def on_progress(p) -> bool:
-        if report is not None:
-            report(seg.index, p.frames_done, -1, pid, host)
-        return True
+        return report is None or report(seg.index, p.frames_done, -1, pid, host) is not False
 
     try:
         r = _C.upscale_file(
@@ -125,9 +123,10 @@ def _run_segment_file(task: SegmentTask, report, pid: int, host: str) -> dict:
     return {"index": seg.index, "frames": r["frames_out"], "pid": pid, "host": host, "file": r["output"]}
 
 
-def run_segment(task: SegmentTask, report: Callable[[int, int, int, int, str], None] | None = None) -> dict:
+def run_segment(task: SegmentTask, report: Callable[[int, int, int, int, str], Any] | None = None) -> dict:
     """Runs one segment; ``report(index, frames_done, chunks_done, pid, host)`` at the start and after each chunk
-    (warm-up chunks included; chunks_done counts this task's chunks). Returns {index, frames, pid, host}.
+    (warm-up chunks included; chunks_done counts this task's chunks); when it returns False the segment stops with
+    flashvsr.Cancelled. Returns {index, frames, pid, host}.
 
     Raises what the engine or the I/O raise (flashvsr.InputError naming the file, ...)."""
     if task.threads > 0:
@@ -141,12 +140,12 @@ def run_segment(task: SegmentTask, report: Callable[[int, int, int, int, str], N
         **task.stream_options, first_chunk=seg.first_chunk, end_chunk=seg.end_chunk, warmup_chunks=seg.warmup_chunks
     )
     if report is not None:
-        report(seg.index, 0, 0, pid, host)
+        if report(seg.index, 0, 0, pid, host) is False:
+            raise _C.Cancelled(f"segment {seg.index} cancelled before it started")
         first = seg.first_chunk - seg.warmup_chunks if seg.first_chunk > seg.warmup_chunks else 0
 
         def on_chunk(done: int, total: int) -> bool:
-            report(seg.index, done, stream.chunks_done - first, pid, host)
-            return True
+            return report(seg.index, done, stream.chunks_done - first, pid, host) is not False
 
         stream.set_progress(on_chunk)
     written = 0
