@@ -281,23 +281,15 @@ bool VideoDecoder::decode_one() {
             if (dur <= 0 && info_.fps_num > 0) {
                 dur = av_rescale_q(1, AVRational{info_.fps_den, info_.fps_num}, vs->time_base);
             }
-            if (target_pts_ != INT64_MIN && pts < target_pts_) {
-                // Before start_frame after a seek: dropped unchecked (an open GOP's leading frames miss
-                // their references).
-                ++frames_decoded_;
-                av_frame_unref(f);
-                continue;
-            }
             if (target_pts_ != INT64_MIN && frames_read_ == 0 && pending_.empty() && pts != target_pts_) {
-                av_frame_unref(f);
+                // After a seek, before start_frame: dropped unchecked (an open GOP's leading frames miss
+                // their references); a later frame first means the seek missed it.
                 ++frames_decoded_;
-                rewind_and_count("the first frame after the seek is not the frame");
-                continue;
-            }
-            if ((f->flags & AV_FRAME_FLAG_CORRUPT) != 0 || f->decode_error_flags != 0) {
                 av_frame_unref(f);
-                throw InputError(squote(path_) + " is corrupt: video frame " +
-                                 std::to_string(frames_decoded_) + " could not be decoded cleanly");
+                if (pts > target_pts_) {
+                    rewind_and_count("the first frame after the seek is not the frame");
+                }
+                continue;
             }
             ++frames_decoded_;
             if (pts < begin_pts_) {
