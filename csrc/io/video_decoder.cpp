@@ -1,6 +1,7 @@
 #include "csrc/io/video_decoder.h"
 
 #include "csrc/io/colorspace.h"
+#include "csrc/io/frame_index.h"
 
 #include <flashvsr/errors.h>
 
@@ -15,6 +16,7 @@ extern "C" {
 
 #include <cmath>
 #include <filesystem>
+#include <vector>
 
 namespace flashvsr::io {
 namespace {
@@ -28,6 +30,17 @@ int default_matrix(int colorspace, int height) {
 
 std::string squote(const std::string& p) { return "'" + p + "'"; }
 
+AVFormatInputPtr open_input(const std::string& path) {
+    AVFormatContext* raw = nullptr;
+    const int oret = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);
+    if (oret < 0) {
+        throw InputError(squote(path) + " is not a readable video file (" + av_error_string(oret) + ")");
+    }
+    AVFormatInputPtr fmt(raw);
+    av_check(avformat_find_stream_info(fmt.get(), nullptr), "cannot read the stream information", path);
+    return fmt;
+}
+
 }  // namespace
 
 VideoDecoder::VideoDecoder(const std::string& path, const DecoderOptions& options)
@@ -40,13 +53,7 @@ VideoDecoder::VideoDecoder(const std::string& path, const DecoderOptions& option
     if (fs::is_directory(path, ec)) {
         throw InputError("cannot open " + squote(path) + ": it is a folder");
     }
-    AVFormatContext* raw = nullptr;
-    const int oret = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);
-    if (oret < 0) {
-        throw InputError(squote(path) + " is not a readable video file (" + av_error_string(oret) + ")");
-    }
-    fmt_.reset(raw);
-    av_check(avformat_find_stream_info(fmt_.get(), nullptr), "cannot read the stream information", path);
+    fmt_ = open_input(path);
     const AVCodec* codec = nullptr;
     const int vi = av_find_best_stream(fmt_.get(), AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
     if (vi == AVERROR_DECODER_NOT_FOUND) {
@@ -106,16 +113,21 @@ VideoDecoder::VideoDecoder(const std::string& path, const DecoderOptions& option
         throw InputError("--end must be after --start (" + std::to_string(opt_.end_s) +
                          " <= " + std::to_string(opt_.start_s) + ")");
     }
-    if (opt_.start_s > 0) {
-        begin_pts_ = to_tb(opt_.start_s);
-        const int64_t ts = av_rescale_q(begin_pts_, tb, AV_TIME_BASE_Q);
-        if (av_seek_frame(fmt_.get(), -1, ts, AVSEEK_FLAG_BACKWARD) < 0) {
-            av_seek_frame(fmt_.get(), -1, fmt_->start_time != AV_NOPTS_VALUE ? fmt_->start_time : 0,
-                          AVSEEK_FLAG_BACKWARD);  // not seekable: decode from the start and skip
-        }
+    if (opt_.start_frame < 0) {
+        throw InputError("start_frame must be >= 0, got " + std::to_string(opt_.start_frame));
     }
     if (opt_.end_s >= 0) {
         end_pts_ = to_tb(opt_.end_s);
+    }
+    if (opt_.start_s > 0) {
+        begin_pts_ = to_tb(opt_.start_s);
+    }
+    pkt_ = make_packet();
+    frame_ = make_frame();
+    if (opt_.start_frame > 0) {
+        seek_to_start_frame();
+    } else if (opt_.start_s > 0) {
+        seek_to_start_time();
     }
 
     double fps = fr.num > 0 ? av_q2d(fr) : 0.0;
@@ -130,8 +142,101 @@ VideoDecoder::VideoDecoder(const std::string& path, const DecoderOptions& option
         const double end_s = opt_.end_s >= 0 ? std::min(opt_.end_s, total_s) : total_s;
         info_.frames_estimate = std::max<int64_t>(0, std::llround((end_s - opt_.start_s) * fps));
     }
-    pkt_ = make_packet();
-    frame_ = make_frame();
+}
+
+void VideoDecoder::seek_to_start_time() {
+    const AVRational tb = fmt_->streams[info_.stream_index]->time_base;
+    const int64_t ts = av_rescale_q(begin_pts_, tb, AV_TIME_BASE_Q);
+    if (av_seek_frame(fmt_.get(), -1, ts, AVSEEK_FLAG_BACKWARD) < 0) {
+        av_seek_frame(fmt_.get(), -1, fmt_->start_time != AV_NOPTS_VALUE ? fmt_->start_time : 0,
+                      AVSEEK_FLAG_BACKWARD);  // not seekable: decode from the start and skip
+    }
+}
+
+bool VideoDecoder::seek_lands(int64_t ts, int64_t key_pts, bool exact) {
+    if (av_seek_frame(fmt_.get(), info_.stream_index, ts, AVSEEK_FLAG_BACKWARD) < 0) {
+        return false;
+    }
+    for (;;) {
+        if (av_read_frame(fmt_.get(), pkt_.get()) < 0) {
+            return false;
+        }
+        if (pkt_->stream_index != info_.stream_index) {
+            av_packet_unref(pkt_.get());
+            continue;
+        }
+        const bool key = (pkt_->flags & AV_PKT_FLAG_KEY) != 0;
+        const int64_t pts = pkt_->pts;
+        av_packet_unref(pkt_.get());
+        return key && pts != AV_NOPTS_VALUE && (exact ? pts == key_pts : pts <= key_pts);
+    }
+}
+
+void VideoDecoder::seek_to_start_frame() {
+    const SeekPoint sp =
+        find_seek_point(fmt_.get(), info_.stream_index, opt_.start_frame, begin_pts_, end_pts_);
+    if (!sp.ok && sp.frames >= 0) {
+        throw_past_end(sp.frames);
+    }
+    if (!sp.ok) {
+        rewind_and_count(sp.reason);
+        return;
+    }
+    // Demuxers index keyframes by pts (Matroska) or by dts (MP4): the keyframe's pts, then its dts, each
+    // accepted only when the first video packet after the seek is that keyframe; then any keyframe before.
+    struct Try {
+        int64_t ts;
+        bool exact;
+    };
+    std::vector<Try> tries{{sp.key_pts, true}};
+    const int64_t lowest = sp.key_dts != INT64_MIN ? std::min(sp.key_dts, sp.key_pts) : sp.key_pts;
+    if (lowest < sp.key_pts) {
+        tries.push_back({lowest, true});
+    }
+    tries.push_back({lowest, false});
+    for (const Try& t : tries) {
+        if (seek_lands(t.ts, sp.key_pts, t.exact)) {
+            av_seek_frame(fmt_.get(), info_.stream_index, t.ts, AVSEEK_FLAG_BACKWARD);  // the same landing
+            target_pts_ = sp.pts;
+            packets_read_ = t.exact ? sp.key_packet : 0;
+            count_packets_ = t.exact;
+            return;
+        }
+    }
+    rewind_and_count("the container does not seek to its keyframe");
+}
+
+void VideoDecoder::rewind_and_count(const std::string& why) {
+    notes_.push_back(squote(path_) + ": no frame-accurate seek to frame " + std::to_string(opt_.start_frame) +
+                     " (" + why + "): decoding from the start and dropping the frames before it");
+    // Opened again, as a decoder without start_frame is (the file may not seek back); the old demuxer stays
+    // alive for whoever holds format().
+    AVFormatInputPtr fresh = open_input(path_);
+    if (fresh->nb_streams != fmt_->nb_streams) {
+        throw InputError(squote(path_) + " changed while it was read");
+    }
+    retired_.push_back(std::move(fmt_));
+    fmt_ = std::move(fresh);
+    if (begin_pts_ != INT64_MIN) {
+        seek_to_start_time();
+    }
+    avcodec_flush_buffers(dec_.get());
+    target_pts_ = INT64_MIN;
+    skip_frames_ = opt_.start_frame;
+    packets_read_ = 0;
+    count_packets_ = true;
+    flushed_ = false;
+    done_ = false;
+    past_end_ = false;
+    last_pts_ = INT64_MIN;
+    last_dur_ = 0;
+}
+
+void VideoDecoder::throw_past_end(int64_t frames) const {
+    throw InputError(squote(path_) + ": start frame " + std::to_string(opt_.start_frame) +
+                     " is past the end of the video (it has " + std::to_string(frames) + " frames" +
+                     (begin_pts_ != INT64_MIN || end_pts_ != INT64_MAX ? " between --start and --end" : "") +
+                     ")");
 }
 
 VideoDecoder::~VideoDecoder() = default;
@@ -176,10 +281,15 @@ bool VideoDecoder::decode_one() {
             if (dur <= 0 && info_.fps_num > 0) {
                 dur = av_rescale_q(1, AVRational{info_.fps_den, info_.fps_num}, vs->time_base);
             }
-            if ((f->flags & AV_FRAME_FLAG_CORRUPT) != 0 || f->decode_error_flags != 0) {
+            if (target_pts_ != INT64_MIN && frames_read_ == 0 && pending_.empty() && pts != target_pts_) {
+                // After a seek, before start_frame: dropped unchecked (an open GOP's leading frames miss
+                // their references); a later frame first means the seek missed it.
+                ++frames_decoded_;
                 av_frame_unref(f);
-                throw InputError(squote(path_) + " is corrupt: video frame " +
-                                 std::to_string(frames_decoded_) + " could not be decoded cleanly");
+                if (pts > target_pts_) {
+                    rewind_and_count("the first frame after the seek is not the frame");
+                }
+                continue;
             }
             ++frames_decoded_;
             if (pts < begin_pts_) {
@@ -191,6 +301,11 @@ bool VideoDecoder::decode_one() {
                 past_end_ = true;
                 done_ = true;
                 break;
+            }
+            if (skip_frames_ > 0) {  // start_frame without a seek
+                --skip_frames_;
+                av_frame_unref(f);
+                continue;
             }
             if (f->width != info_.width || f->height != info_.height) {
                 av_frame_unref(f);
@@ -263,12 +378,16 @@ bool VideoDecoder::decode_one() {
             av_packet_unref(pkt_.get());
         }
     }
+    if (skip_frames_ > 0) {
+        throw_past_end(opt_.start_frame - skip_frames_);
+    }
     if (frames_read_ == 0 && pending_.empty()) {
         throw InputError(begin_pts_ != INT64_MIN || end_pts_ != INT64_MAX
                              ? squote(path_) + " has no video frames between --start and --end"
                              : squote(path_) + " contains no video frames");
     }
-    if (!past_end_ && begin_pts_ == INT64_MIN && vs->nb_frames > 0 && packets_read_ < vs->nb_frames) {
+    if (!past_end_ && begin_pts_ == INT64_MIN && count_packets_ && vs->nb_frames > 0 &&
+        packets_read_ < vs->nb_frames) {
         throw InputError(squote(path_) + " is truncated or corrupt: its header lists " +
                          std::to_string(vs->nb_frames) + " video frames, the file holds only " +
                          std::to_string(packets_read_));

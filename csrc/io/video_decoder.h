@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "csrc/io/av_ptr.h"
@@ -20,6 +21,12 @@ struct DecoderOptions {
     int64_t max_pixels = kDefaultMaxPixels;  // larger frames are refused before any is decoded (--max-pixels)
     bool rgb24 =
         false;  // read() returns uint8 RGB [n, H, W, 3] (8 bits whatever the source depth), not float
+    // First frame returned: an index of the output numbering (frame 0 = the first at or after start_s).
+    // The decoder seeks to the keyframe it needs (a packet scan finds it: io/frame_index.h) and drops
+    // the frames before it; the frames are bit-identical to frames start_frame.. of a decode from the start.
+    // Where no exact seek is possible it decodes from the start and drops them (take_notes() says why).
+    // Past the end: InputError naming the index and the frame count.
+    int64_t start_frame = 0;
 };
 
 /// What the video stream is (valid after construction).
@@ -68,7 +75,8 @@ class VideoDecoder {
 
     const VideoStreamInfo& info() const { return info_; }
     const std::string& path() const { return path_; }
-    /// The demuxer (for copying other streams, chapters and metadata); owned by the decoder.
+    /// The demuxer (for copying other streams, chapters and metadata); owned by the decoder, valid as long
+    /// as it lives.
     const AVFormatContext* format() const { return fmt_.get(); }
     /// The --start point in the stream time base (0 without --start): what an encoder subtracts so that the
     /// output starts at 0 with audio still in sync.
@@ -76,6 +84,8 @@ class VideoDecoder {
 
     /// Packets of the other streams met while demuxing, in file order (their timestamps untouched; the
     /// packet is only valid during the call). Packets before --start or after --end are not passed.
+    /// With start_frame they are those met from the keyframe the decoder seeks to (from the start when it
+    /// cannot seek): not cut at the first frame returned.
     void set_packet_sink(std::function<void(AVPacket*)> sink) { sink_ = std::move(sink); }
 
     /// Up to `max_frames` next frames; an empty batch (n = 0) means the end. Throws InputError at the end
@@ -83,16 +93,29 @@ class VideoDecoder {
     FrameBatch read(int64_t max_frames);
 
     int64_t frames_read() const { return frames_read_; }
+    int64_t start_frame() const { return opt_.start_frame; }
+    /// Frames the codec produced, the ones dropped before start_s / start_frame included (the work done).
+    int64_t frames_decoded() const { return frames_decoded_; }
+    /// Whether DecoderOptions::start_frame was reached by a seek (false: decoded from the start, or 0).
+    bool seeked() const { return target_pts_ != INT64_MIN; }
+    /// Notes for the user (a start_frame reached without a seek, and why); cleared by the call.
+    std::vector<std::string> take_notes() { return std::exchange(notes_, {}); }
 
   private:
     bool decode_one();  // one more frame into pending_; false at the end
     bool deep() const { return info_.bits > 8 && !opt_.rgb24; }  // frames converted to 16-bit RGB
     void convert(const AVFrame* f, uint8_t* dst);
+    void seek_to_start_time();                                 // DecoderOptions::start_s > 0
+    void seek_to_start_frame();                                // DecoderOptions::start_frame > 0
+    bool seek_lands(int64_t ts, int64_t key_pts, bool exact);  // the first video packet after a seek
+    void rewind_and_count(const std::string& why);  // decode from the start, drop start_frame frames
+    [[noreturn]] void throw_past_end(int64_t frames) const;
 
     std::string path_;
     DecoderOptions opt_;
     VideoStreamInfo info_;
     AVFormatInputPtr fmt_;
+    std::vector<AVFormatInputPtr> retired_;  // demuxers replaced by rewind_and_count (format() may be held)
     AVCodecContextPtr dec_;
     SwsContextPtr sws_;
     AVPacketPtr pkt_;
@@ -103,8 +126,12 @@ class VideoDecoder {
     int64_t last_pts_ = INT64_MIN;
     int64_t last_dur_ = 0;
     int64_t frames_read_ = 0;
-    int64_t frames_decoded_ = 0;  // including skipped ones before --start
-    int64_t packets_read_ = 0;    // video packets demuxed (truncation check against nb_frames)
+    int64_t frames_decoded_ = 0;      // including skipped ones before --start / start_frame
+    int64_t target_pts_ = INT64_MIN;  // start_frame's pts after a seek (earlier frames dropped)
+    int64_t skip_frames_ = 0;         // start_frame without a seek: frames still to drop
+    bool count_packets_ = true;       // packets_read_ counts from the first packet (truncation check)
+    std::vector<std::string> notes_;
+    int64_t packets_read_ = 0;  // video packets demuxed (truncation check against nb_frames)
     bool demux_eof_ = false;
     bool flushed_ = false;
     bool done_ = false;

@@ -147,7 +147,10 @@ TranscodeReport run_pipeline(const Run& run, Source& dec, Sink& enc) {
             0, (seg.output_end < 0 ? total : std::min(total, seg.output_end)) - seg.output_begin);
     }
     const ProgressClock progress(total);
-    int64_t decoded = 0;  // frames read from the input (a segment: before dropping those it does not read)
+    int64_t decoded = 0;  // global index of the next frame read (a segment: dropped ones included)
+    if constexpr (kVideoIn) {
+        decoded = dec.start_frame();  // a segment's decoder seeks to its input (transcode())
+    }
     std::deque<int64_t> pts_q, dur_q;  // timestamps of frames inside the engine (its latency, bounded)
     double decode_s = 0, engine_s = 0, encode_s = 0;  // each written by its own stage's thread only
     int64_t frames_in = 0;  // frames whose upscaled copy is expected (a segment: its own frames)
@@ -361,6 +364,10 @@ void validate_job(const TranscodeJob& job, bool engine_options) {
     if (job.pipeline_depth < 0) {
         throw InputError("pipeline_depth must be >= 0, got " + std::to_string(job.pipeline_depth));
     }
+    if (decoder.start_frame != 0) {
+        throw InputError("decoder.start_frame is set by the segment (first_chunk), got " +
+                         std::to_string(decoder.start_frame));
+    }
     if (decoder.max_pixels < 1) {
         throw InputError("max_pixels must be >= 1, got " + std::to_string(decoder.max_pixels));
     }
@@ -417,7 +424,13 @@ TranscodeReport transcode(const TranscodeJob& job, const TranscodeHooks& hooks) 
         }
         return run_with_sink(run, dec, nullptr, 0);
     }
-    io::VideoDecoder dec(job.input, job.decoder);
+    // A segment's decoder starts at its input (a seek; frames before it are never needed).
+    io::DecoderOptions decoder = job.decoder;
+    decoder.start_frame = segment_frames(job.segment, job.upscale).input_begin;
+    io::VideoDecoder dec(job.input, decoder);
+    for (const std::string& n : dec.take_notes()) {
+        run.log(LogLevel::Note, n);
+    }
     return run_with_sink(run, dec, dec.format(), dec.offset_pts());
 }
 

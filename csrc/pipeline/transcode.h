@@ -45,10 +45,12 @@ struct TranscodeJob {
     int fps_num = 25, fps_den = 1;  // image-sequence input: its frame rate (for a video output)
     int bit_depth = 0;              // image-sequence output: 8/16 (PNG, TIFF), 16/32 (EXR); 0 = default
     // Scale-out (docs/SCALE_OUT.md): only the chunks [first_chunk, end_chunk) of the input, in its global
-    // numbering; the frames before segment_frames().input_begin are decoded and dropped, the warm-up's are
-    // run and their output discarded, decoding stops at input_end; the output holds the segment's frames
-    // with their source timestamps (a video output: meant with copy_audio/copy_subtitles off, joined later
-    // by io::concat_segments). Default: the whole video. Not for image-sequence outputs (numbered from 0).
+    // numbering; the decoder seeks to segment_frames().input_begin (DecoderOptions::start_frame: the frames
+    // before it are not decoded, up to one GOP; decoded and dropped where the input cannot seek), the
+    // warm-up's are run and their output discarded, decoding stops at input_end; the output holds the
+    // segment's frames with their source timestamps (a video output: meant with copy_audio/copy_subtitles
+    // off, joined later by io::concat_segments). Default: the whole video. Not for image-sequence outputs
+    // (numbered from 0).
     SegmentOptions segment;
 
     /// Throws InputError naming the field and value (the engine and upscale options included).

@@ -56,17 +56,21 @@ void bind_io(py::module_& m) {
         "Streaming decoder of a file's best video stream: read(n) returns the next frames as float32 "
         "[n,H,W,3] "
         "in [0,1] (the CLI's and upscale_file's conversion: the stream's colour matrix and range, 8/10-bit), "
-        "an empty batch at the end; memory is bounded by the batch.")
-        .def(py::init([](const std::string& path, int64_t max_pixels) {
+        "an empty batch at the end; memory is bounded by the batch. start_frame: the first frame read (a "
+        "frame-accurate seek to its keyframe, the same frames as a read from the start; where the file "
+        "cannot seek it decodes from the start and `notes` says why; past the end: InputError).")
+        .def(py::init([](const std::string& path, int64_t max_pixels, int64_t start_frame) {
                  if (max_pixels < 1) {
                      throw flashvsr::InputError("max_pixels must be >= 1");
                  }
                  flashvsr::io::DecoderOptions o;
                  o.max_pixels = max_pixels;
+                 o.start_frame = start_frame;
                  py::gil_scoped_release release;
                  return std::make_unique<flashvsr::io::VideoDecoder>(path, o);
              }),
-             py::arg("path"), py::arg("max_pixels") = flashvsr::io::kDefaultMaxPixels)
+             py::arg("path"), py::arg("max_pixels") = flashvsr::io::kDefaultMaxPixels,
+             py::arg("start_frame") = 0)
         .def(
             "read",
             [](flashvsr::io::VideoDecoder& d, int64_t max_frames) {
@@ -78,6 +82,13 @@ void bind_io(py::module_& m) {
             },
             py::arg("max_frames"))
         .def_property_readonly("frames_read", &flashvsr::io::VideoDecoder::frames_read)
+        .def_property_readonly("frames_decoded", &flashvsr::io::VideoDecoder::frames_decoded,
+                               "Frames the codec decoded, those dropped before start_frame included.")
+        .def_property_readonly("seeked", &flashvsr::io::VideoDecoder::seeked,
+                               "Whether start_frame was reached by a seek.")
+        .def_property_readonly(
+            "notes", [](flashvsr::io::VideoDecoder& d) { return d.take_notes(); },
+            "Notes since the last call (a start_frame reached without a seek, and why).")
         .def_property_readonly("width", [](const flashvsr::io::VideoDecoder& d) { return d.info().width; })
         .def_property_readonly("height", [](const flashvsr::io::VideoDecoder& d) { return d.info().height; });
     io.def(

@@ -182,11 +182,21 @@ def upscale_file(
 class VideoReader:
     """Streaming decoder of a file's best video stream (float32 [n,H,W,3] in [0,1] batches)."""
 
-    def __init__(self, path: str, max_pixels: int = 67108864) -> None: ...
+    def __init__(self, path: str, max_pixels: int = 67108864, start_frame: int = 0) -> None:
+        """start_frame: the first frame read, reached by a frame-accurate seek (the same frames as from the start)."""
     def read(self, max_frames: int) -> torch.Tensor:
         """The next frames (at most max_frames); an empty batch at the end."""
     @property
     def frames_read(self) -> int: ...
+    @property
+    def frames_decoded(self) -> int:
+        """Frames decoded, those dropped before start_frame included."""
+    @property
+    def seeked(self) -> bool:
+        """Whether start_frame was reached by a seek."""
+    @property
+    def notes(self) -> list[str]:
+        """Notes since the last call (a start_frame reached without a seek, and why)."""
     @property
     def width(self) -> int: ...
     @property

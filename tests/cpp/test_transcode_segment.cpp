@@ -106,3 +106,32 @@ TEST_F(TranscodeSegment, SegmentsJoinedEqualOneRun) {
         EXPECT_NE(std::string(e.what()).find("not to an image sequence"), std::string::npos) << e.what();
     }
 }
+
+TEST_F(TranscodeSegment, SeekingSegmentEqualsDecodingFromTheStart) {
+    // A segment whose warm-up starts at frame 29 seeks there (io::DecoderOptions::start_frame). The same
+    // H.264 stream as a raw .h264 file (no timestamps: no seek, decoded from the start and dropped, with a
+    // note) gives the same segment frames.
+    const std::string in = path("in.mkv");
+    ffmpeg("-f lavfi -i testsrc2=size=32x24:rate=24 -frames:v 75 -c:v libx264 -g 12 -pix_fmt yuv420p " + in);
+    const std::string raw = path("in.h264");
+    ffmpeg("-i " + in + " -c:v copy " + raw);
+    flashvsr::pipeline::TranscodeHooks hooks;
+    hooks.engine = flashvsr::Engine::load(job(in, "").engine);
+    std::vector<std::string> notes;
+    hooks.on_log = [&](flashvsr::pipeline::LogLevel, const std::string& text) { notes.push_back(text); };
+    std::vector<at::Tensor> frames;
+    for (const std::string& src : {in, raw}) {
+        TranscodeJob j = job(src, path("seg" + std::to_string(frames.size()) + ".mkv"));
+        j.segment = flashvsr::SegmentOptions{4, -1, 2};
+        j.encoder.copy_audio = j.encoder.copy_subtitles = false;
+        const auto r = flashvsr::pipeline::transcode(j, hooks);
+        EXPECT_EQ(r.frames_out, 30);
+        frames.push_back(all_frames(r.output));
+        EXPECT_EQ(notes.size(), frames.size() == 1 ? 0u : 1u) << (notes.empty() ? "" : notes.back());
+    }
+    ASSERT_EQ(frames[0].size(0), 30);
+    EXPECT_TRUE(at::equal(frames[0], frames[1]));
+    EXPECT_NE(notes.back().find("no frame-accurate seek to frame 29 (video packets without timestamps)"),
+              std::string::npos)
+        << notes.back();
+}

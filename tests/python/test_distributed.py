@@ -159,8 +159,10 @@ def test_failing_segment_fails_the_job(ray_local, model_dir, frames_dir, tmp_pat
     assert not os.path.exists(str(out) + f".tmp-{os.getpid()}")  # the job's folder is removed
 
 
-def test_cancel_stops_every_task(ray_local, model_dir, frames_dir, tmp_path):
+def test_cancel_stops_every_task(ray_local, model_dir, frames_dir, tmp_path, monkeypatch):
     seen = []
+    killed = []  # ray.cancel is only the last resort: the tasks stop by themselves at their next chunk
+    monkeypatch.setattr(ray_local, "cancel", lambda ref, **kw: killed.append(ref))
 
     def stop_when_running(info):
         seen.append(info["done"])
@@ -171,6 +173,7 @@ def test_cancel_stops_every_task(ray_local, model_dir, frames_dir, tmp_path):
         fd.upscale_file(str(frames_dir), str(out) + "/", progress=stop_when_running, **options(model_dir))
     assert not out.exists() and not os.path.exists(str(out) + f".tmp-{os.getpid()}")
     assert max(seen) < N
+    assert killed == []
 
 
 def test_video_input(ray_local, model_dir, tmp_path):

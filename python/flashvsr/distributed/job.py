@@ -56,18 +56,25 @@ def progress_line(done: int, total: int, elapsed: float, workers: int) -> str:
 
 
 class _Board:
-    """Ray actor: the latest report of each segment's task (a retried task starts again from 0)."""
+    """Ray actor: the latest report of each segment's task (a retried task starts again from 0), and the job's
+    cancel flag, which every report returns to its task (the cooperative cancel: the task stops at its next chunk).
+    """
 
     def __init__(self) -> None:
         self.seg: dict[int, dict] = {}
+        self.cancelled = False
 
-    def update(self, index: int, done: int, chunks: int, pid: int, host: str) -> None:
+    def update(self, index: int, done: int, chunks: int, pid: int, host: str) -> bool:
         old = self.seg.get(index)
         restarts = 0 if old is None else old["restarts"] + (old["pid"] != pid or chunks < old["chunks"])
         self.seg[index] = {"done": done, "chunks": chunks, "pid": pid, "host": host, "restarts": restarts}
+        return self.cancelled
 
     def get(self) -> dict:
         return self.seg
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
 
 def _image_output(output: str) -> tuple[str, str]:
@@ -262,7 +269,7 @@ def upscale_file(
                 sys.stderr.write(("\r" + line + "\033[K") if tty else line + "\n")
                 sys.stderr.flush()
     except BaseException as e:
-        _cancel_all(ray, running)
+        _cancel_all(ray, running, board)
         shutil.rmtree(tmp, ignore_errors=True)
         if started:
             ray.shutdown()
@@ -318,8 +325,14 @@ def _on_gpu(engine_options: dict) -> bool:
 
 
 def _run_remote(task: SegmentTask, board) -> dict:
-    """The Ray task: one segment, reporting to the board after each chunk."""
-    return run_segment(task, lambda i, done, chunks, pid, host: board.update.remote(i, done, chunks, pid, host))
+    """The Ray task: one segment, reporting to the board after each chunk; it stops (flashvsr.Cancelled) when the
+    board says the job is cancelled."""
+    ray = _ray()
+
+    def report(i: int, done: int, chunks: int, pid: int, host: str) -> bool:
+        return not ray.get(board.update.remote(i, done, chunks, pid, host))
+
+    return run_segment(task, report)
 
 
 def _describe_failure(seg: Segment, e: BaseException, reports: dict, max_retries: int) -> str:
@@ -334,23 +347,24 @@ def _describe_failure(seg: Segment, e: BaseException, reports: dict, max_retries
     return f"segment {seg.index} (frames {seg.output_begin}..{end}){worker} failed: {msg}"
 
 
-def _cancel_all(ray, running: dict) -> None:
-    """Cancels every task: first as Ray's KeyboardInterrupt inside the task (it surfaces at the next chunk's
-    progress callback, which stops the engine), then by killing the worker of any task still running after 10 s."""
+def _cancel_all(ray, running: dict, board, grace: float = 20.0) -> None:
+    """Cancels every task cooperatively: the board's flag, which each task sees at its next report (after every
+    chunk) and stops with flashvsr.Cancelled; tasks still running after ``grace`` seconds (stuck outside the
+    engine) are killed with ``ray.cancel(force=True)`` as a last resort. No ``ray.cancel`` otherwise: Ray 2.60's
+    driver can abort when a cancel races the reply of a task that has just finished ("Tried to complete task that
+    was not pending")."""
     refs = list(running)
-    # Only tasks still running are cancelled: Ray 2.60's driver can abort when a cancel races the reply of a
-    # task that has just finished ("Tried to complete task that was not pending").
-    _, not_done = ray.wait(refs, num_returns=len(refs), timeout=0) if refs else ([], [])
-    for ref in not_done:
-        try:
-            ray.cancel(ref, force=False)
-        except Exception:  # noqa: BLE001 (already finished)
-            pass
-    _, pending = ray.wait(refs, num_returns=len(refs), timeout=10) if refs else ([], [])
+    try:
+        ray.get(board.cancel.remote(), timeout=10)
+    except Exception:  # noqa: BLE001 (the board is gone: only the last resort is left)
+        grace = 0.0
+    if not refs:
+        return
+    _, pending = ray.wait(refs, num_returns=len(refs), timeout=grace)
     for ref in pending:
         try:
             ray.cancel(ref, force=True)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 (finished meanwhile)
             pass
     deadline = time.monotonic() + 10
     for ref in refs:

@@ -65,30 +65,32 @@ def _read_batches(task: SegmentTask):
         for i in range(0, len(files), BATCH):
             yield torch.stack([_C.io.read_image(f) for f in files[i : i + BATCH]])
         return
-    # Video input: decoded from the start (no seek yet), frames before input_begin dropped, a batch at a time
-    # (the pipeline's float conversion, as a single-process run), stopping at input_end.
-    reader = _C.io.VideoReader(task.input)
-    i = 0
+    # Video input: the reader seeks to input_begin (the same frames as a read from the start), then a batch at a
+    # time (the pipeline's float conversion, as a single-process run), stopping at input_end.
+    try:
+        reader = _C.io.VideoReader(task.input, start_frame=seg.input_begin)
+    except _C.InputError as e:
+        if "is past the end of the video" in str(e):  # planned from an estimate: the video ends before
+            return
+        raise
+    i = seg.input_begin
     while seg.input_end < 0 or i < seg.input_end:
         n = BATCH if seg.input_end < 0 else min(BATCH, seg.input_end - i)
         batch = reader.read(n)
         if batch.shape[0] == 0:
             return
-        if i + batch.shape[0] > seg.input_begin:
-            yield batch[max(0, seg.input_begin - i) :]
+        yield batch
         i += batch.shape[0]
 
 
 def _run_segment_file(task: SegmentTask, report, pid: int, host: str) -> dict:
     """Video output: the transcode pipeline with the segment's chunks, video only, into task.output_file."""
     seg = task.segment
-    if report is not None:
-        report(seg.index, 0, 0, pid, host)
+    if report is not None and report(seg.index, 0, 0, pid, host) is False:
+        raise _C.Cancelled(f"segment {seg.index} cancelled before it started")
 
     def on_progress(p) -> bool:
-        if report is not None:
-            report(seg.index, p.frames_done, -1, pid, host)
-        return True
+        return report is None or report(seg.index, p.frames_done, -1, pid, host) is not False
 
     try:
         r = _C.upscale_file(
@@ -107,15 +109,17 @@ def _run_segment_file(task: SegmentTask, report, pid: int, host: str) -> dict:
             **task.file_options,
         )
     except _C.InputError as e:
-        if "but the video ends at frame" in str(e):  # planned from an estimate: the video ends before
+        # planned from an estimate: the video ends before the segment (or before its input)
+        if "but the video ends at frame" in str(e) or "is past the end of the video" in str(e):
             return {"index": seg.index, "frames": 0, "pid": pid, "host": host, "file": None}
         raise
     return {"index": seg.index, "frames": r["frames_out"], "pid": pid, "host": host, "file": r["output"]}
 
 
-def run_segment(task: SegmentTask, report: Callable[[int, int, int, int, str], None] | None = None) -> dict:
+def run_segment(task: SegmentTask, report: Callable[[int, int, int, int, str], Any] | None = None) -> dict:
     """Runs one segment; ``report(index, frames_done, chunks_done, pid, host)`` at the start and after each chunk
-    (warm-up chunks included; chunks_done counts this task's chunks). Returns {index, frames, pid, host}.
+    (warm-up chunks included; chunks_done counts this task's chunks); when it returns False the segment stops with
+    flashvsr.Cancelled. Returns {index, frames, pid, host}.
 
     Raises what the engine or the I/O raise (flashvsr.InputError naming the file, ...)."""
     if task.threads > 0:
@@ -129,12 +133,12 @@ def run_segment(task: SegmentTask, report: Callable[[int, int, int, int, str], N
         **task.stream_options, first_chunk=seg.first_chunk, end_chunk=seg.end_chunk, warmup_chunks=seg.warmup_chunks
     )
     if report is not None:
-        report(seg.index, 0, 0, pid, host)
+        if report(seg.index, 0, 0, pid, host) is False:
+            raise _C.Cancelled(f"segment {seg.index} cancelled before it started")
         first = seg.first_chunk - seg.warmup_chunks if seg.first_chunk > seg.warmup_chunks else 0
 
         def on_chunk(done: int, total: int) -> bool:
-            report(seg.index, done, stream.chunks_done - first, pid, host)
-            return True
+            return report(seg.index, done, stream.chunks_done - first, pid, host) is not False
 
         stream.set_progress(on_chunk)
     written = 0
