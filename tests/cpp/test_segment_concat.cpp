@@ -14,6 +14,7 @@
 #include "csrc/io/segment_concat.h"
 #include "csrc/io/video_decoder.h"
 #include "csrc/io/video_encoder.h"
+#include "media_dir_test.h"
 #include "media_test_util.h"
 
 namespace fs = std::filesystem;
@@ -22,26 +23,8 @@ using namespace flashvsr::testing_media;
 
 namespace {
 
-class SegmentConcat : public ::testing::Test {
+class SegmentConcat : public MediaDirTest {
   protected:
-    void SetUp() override {
-        if (!have_ffmpeg()) {
-            GTEST_FAIL() << "the ffmpeg CLI is needed to make test clips (scripts/setup.sh)";
-        }
-        dir_ = fs::temp_directory_path() /
-               ("flashvsr_concat_" +
-                std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
-                std::to_string(::getpid()));
-        fs::create_directories(dir_);
-        set_av_logging(false);
-    }
-    void TearDown() override {
-        if (!dir_.empty()) {
-            fs::remove_all(dir_);
-        }
-    }
-    std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
     /// Frames [begin, end) of `in` re-encoded alone (no other streams, source timestamps) into `out`.
     void encode_range(const std::string& in, const std::string& out, int64_t begin, int64_t end,
                       int width = 0) {
@@ -72,8 +55,6 @@ class SegmentConcat : public ::testing::Test {
         }
         return "<no error>";
     }
-
-    fs::path dir_;
 };
 
 }  // namespace

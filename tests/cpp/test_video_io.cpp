@@ -15,6 +15,7 @@
 #include "csrc/io/video_decoder.h"
 #include "csrc/io/video_encoder.h"
 #include "csrc/io/video_read.h"
+#include "media_dir_test.h"
 #include "media_test_util.h"
 
 namespace fs = std::filesystem;
@@ -23,26 +24,8 @@ using namespace flashvsr::testing_media;
 
 namespace {
 
-class VideoIo : public ::testing::Test {
+class VideoIo : public MediaDirTest {
   protected:
-    void SetUp() override {
-        if (!have_ffmpeg()) {
-            GTEST_FAIL() << "the ffmpeg CLI is needed to make test clips (scripts/setup.sh)";
-        }
-        dir_ =
-            fs::temp_directory_path() /
-            ("flashvsr_vio_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
-             "_" + std::to_string(::getpid()));
-        fs::create_directories(dir_);
-        set_av_logging(false);
-    }
-    void TearDown() override {
-        if (!dir_.empty()) {
-            fs::remove_all(dir_);
-        }
-    }
-    std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
     /// Decodes `in` and re-encodes it at the same size (identity path) into `out`, copying other streams.
     /// Returns the encoder's warnings.
     std::vector<std::string> transcode(const std::string& in, const std::string& out, EncoderOptions eo = {},
@@ -69,8 +52,6 @@ class VideoIo : public ::testing::Test {
             }
         });
     }
-
-    fs::path dir_;
 };
 
 void expect_same_times(const std::vector<double>& a, const std::vector<double>& b) {

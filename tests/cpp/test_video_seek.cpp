@@ -15,6 +15,7 @@
 
 #include "csrc/io/synth_clip.h"
 #include "csrc/io/video_decoder.h"
+#include "media_dir_test.h"
 #include "media_test_util.h"
 
 extern "C" {
@@ -72,26 +73,8 @@ std::vector<int64_t> keyframe_indices(const std::string& path) {
     return keys;
 }
 
-class VideoSeek : public ::testing::Test {
+class VideoSeek : public MediaDirTest {
   protected:
-    void SetUp() override {
-        if (!have_ffmpeg()) {
-            GTEST_FAIL() << "the ffmpeg CLI is needed to make test clips (scripts/setup.sh)";
-        }
-        dir_ =
-            fs::temp_directory_path() /
-            ("flashvsr_seek_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
-             "_" + std::to_string(::getpid()));
-        fs::create_directories(dir_);
-        set_av_logging(false);
-    }
-    void TearDown() override {
-        if (!dir_.empty()) {
-            fs::remove_all(dir_);
-        }
-    }
-    std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
     /// For each k: the frames from start_frame = k equal frames k.. of the decode from the start (values
     /// and pts), reached by a seek, and the decoder decoded at most `max_extra` frames before k.
     static void expect_seeks_exact(const std::string& clip, const std::vector<int64_t>& ks,
@@ -130,9 +113,6 @@ class VideoSeek : public ::testing::Test {
         }
         return clips;
     }
-
-  private:
-    fs::path dir_;
 };
 
 }  // namespace
