@@ -185,6 +185,10 @@ TEST_F(Transcode, BadJobsNameTheField) {
     j = job(path("frames/%04d.png"), path("out.mp4"));
     j.decoder.start_s = 1;
     EXPECT_NE(input_error(j).find("start/end times apply to video input"), std::string::npos);
+    j = job(in, path("out.mp4"));
+    j.decoder.start_frame = 3;  // a segment's seek target comes from its chunks, never from the caller
+    EXPECT_NE(input_error(j).find("decoder.start_frame is set by the segment (first_chunk), got 3"),
+              std::string::npos);
     j = job(path("missing.mp4"), path("out.mp4"));
     EXPECT_NE(input_error(j).find("missing.mp4"), std::string::npos);
     EXPECT_EQ(list_dir(dir_), std::vector<std::string>{"in.mp4"});
