@@ -260,6 +260,29 @@ def test_without_ray_the_command_says_how_to_get_it(monkeypatch, model_dir, fram
 def test_command_help():
     r = subprocess.run([sys.executable, "-m", "flashvsr.distributed", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--segment-frames" in r.stdout and "--warmup-frames" in r.stdout
+    # every model and upscale option of the library's table is a flag of the command, as in `flashvsr upscale`
+    specs = [s for s in flashvsr._C.option_specs() if s["group"] in ("engine", "upscale")]
+    assert len(specs) == 16
+    for s in specs:
+        assert s["cli_flag"] in r.stdout, s["name"]
+    assert "{adain,wavelet,none}" in r.stdout  # choices from the table
+
+
+def test_command_passes_only_the_options_given(monkeypatch):
+    import flashvsr.distributed.__main__ as cmd
+
+    seen = {}
+
+    def fake_upscale_file(input, output, **kw):
+        seen.update(kw)
+        return {"frames": 0, "segments": 0, "seconds": 1.0, "fps": 0.0, "output": output}
+
+    monkeypatch.setattr(cmd, "upscale_file", fake_upscale_file)
+    assert cmd.main(["in/", "out/", "--color-fix", "wavelet", "--kv-ratio", "2.5", "--quiet"]) == 0
+    assert seen["color_fix"] == "wavelet" and seen["kv_ratio"] == 2.5
+    assert "scale" not in seen and "mode" not in seen  # the library's defaults apply
+    with pytest.raises(SystemExit):
+        cmd.main(["in/", "out/", "--color-fix", "sharp"])  # not a choice of the table
 
 
 def test_ctrl_c_cancels_every_task(model_dir, frames_dir, tmp_path):

@@ -9,6 +9,33 @@ from .. import _C
 from .job import INSTALL_HINT, upscale_file
 from .plan import DEFAULT_SEGMENT_FRAMES
 
+# The model and upscale flags come from the library's option table (the CLI's and Python's names, types,
+# choices and help); the job's own flags (segments, Ray, encoder) are this command's.
+_TABLE_SPECS = [s for s in _C.option_specs() if s["group"] in ("engine", "upscale")]
+_TABLE_OPTIONS = [s["name"] for s in _TABLE_SPECS]
+_TYPES = {"int": int, "float": float, "str": str}
+
+
+def _add_table_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and upscale options (as `flashvsr upscale`)")
+    for s in _TABLE_SPECS:
+        default = f" (default: {s['default']})" if s["default"] not in ("", None) else ""
+        if s["name"] == "model_dir":
+            default = " (default: $FLASHVSR_MODEL_DIR)"
+        if s["type"] == "bool":
+            g.add_argument(s["cli_flag"], dest=s["name"], action="store_true", default=None, help=s["help"])
+        elif s["type"] == "choice":
+            g.add_argument(s["cli_flag"], dest=s["name"], choices=s["choices"], default=None, help=s["help"] + default)
+        else:
+            g.add_argument(
+                s["cli_flag"],
+                dest=s["name"],
+                type=_TYPES[s["type"]],
+                metavar=s["meta"] or None,
+                default=None,
+                help=s["help"] + default,
+            )
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
@@ -24,15 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup-frames", type=int, default=None, help="warm-up frames per segment (default 48)")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads per worker (0: default)")
     p.add_argument("--max-retries", type=int, default=3, help="retries of a segment whose worker died")
-    p.add_argument("--model-dir", default=None, help="model folder (default: $FLASHVSR_MODEL_DIR)")
-    p.add_argument("--mode", default="tiny")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="auto")
-    p.add_argument("--scale", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tile-size", type=int, default=0)
-    p.add_argument("--tile-overlap", type=int, default=0)
-    p.add_argument("--max-memory", type=int, default=None, help="bytes per worker for weights + working set")
+    _add_table_options(p)
     p.add_argument("--bits", type=int, default=0, help="image bits (0: as the CLI chooses)")
     p.add_argument("--codec", default=None, help="video encoder (default libx264)")
     p.add_argument("--crf", type=int, default=None)
@@ -42,20 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
-    options = dict(
-        mode=a.mode,
-        device=a.device,
-        dtype=a.dtype,
-        scale=a.scale,
-        seed=a.seed,
-        tile_size=a.tile_size,
-        tile_overlap=a.tile_overlap,
-        bits=a.bits,
-        overwrite=a.overwrite,
-    )
-    if a.model_dir:
-        options["model_dir"] = a.model_dir
-    for k in ("max_memory", "codec", "crf", "pix_fmt"):
+    # the model and upscale options the user gave (the rest keep the library's defaults)
+    options = {n: getattr(a, n) for n in _TABLE_OPTIONS if getattr(a, n) is not None}
+    options.update(bits=a.bits, overwrite=a.overwrite)
+    for k in ("codec", "crf", "pix_fmt"):
         if getattr(a, k) is not None:
             options[k] = getattr(a, k)
     if a.no_audio:
