@@ -37,6 +37,8 @@ Int8LinearGeometry check_int8_linear_inputs(const at::Tensor& x, const at::Tenso
     g.k = x.size(-1);
     g.n = n;
     g.m = x.numel() / g.k;
+    g.out_sizes = x.sizes().vec();
+    g.out_sizes.back() = n;
     return g;
 }
 
@@ -52,10 +54,8 @@ at::Tensor int8_linear(const at::Tensor& x, const at::Tensor& qweight, const at:
 at::Tensor int8_linear_reference(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& wscale,
                                  const std::optional<at::Tensor>& bias) {
     const Int8LinearGeometry g = check_int8_linear_inputs(x, qweight, wscale, bias);
-    auto sizes = x.sizes().vec();
-    sizes.back() = g.n;
     if (g.m == 0) {
-        return at::empty(sizes, x.options());
+        return at::empty(g.out_sizes, x.options());
     }
     const auto x2 = x.reshape({g.m, g.k}).to(at::kFloat);                   // [..., K] -> [M, K]
     const auto amax = x2.abs().amax(1, /*keepdim=*/true).clamp_min(1e-20);  // [M, 1]
@@ -68,17 +68,14 @@ at::Tensor int8_linear_reference(const at::Tensor& x, const at::Tensor& qweight,
     if (bias.has_value() && bias->defined()) {
         y.add_(*bias);
     }
-    return y.view(sizes).to(x.scalar_type());  // [M, N] -> [..., N]
+    return y.view(g.out_sizes).to(x.scalar_type());  // [M, N] -> [..., N]
 }
 
 namespace {
 
 at::Tensor int8_linear_meta(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& wscale,
                             const std::optional<at::Tensor>& bias) {
-    const Int8LinearGeometry g = check_int8_linear_inputs(x, qweight, wscale, bias);
-    auto sizes = x.sizes().vec();
-    sizes.back() = g.n;
-    return at::empty(sizes, x.options());
+    return at::empty(check_int8_linear_inputs(x, qweight, wscale, bias).out_sizes, x.options());
 }
 
 }  // namespace

@@ -17,13 +17,15 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 namespace flashvsr::kernels {
 
 struct Int8LinearGeometry {
-    int64_t m = 0;  // tokens (rows of x flattened over its leading dimensions)
-    int64_t k = 0;  // input features
-    int64_t n = 0;  // output features
+    int64_t m = 0;                   // tokens (rows of x flattened over its leading dimensions)
+    int64_t k = 0;                   // input features
+    int64_t n = 0;                   // output features
+    std::vector<int64_t> out_sizes;  // x's sizes with the last one n: the output's shape
 };
 
 /// Validates the arguments (shared by every kernel and by Meta) and returns the geometry.

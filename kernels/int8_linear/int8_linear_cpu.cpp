@@ -20,10 +20,8 @@ int64_t grain(int64_t row_len) {
 at::Tensor int8_linear_cpu(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& wscale,
                            const std::optional<at::Tensor>& bias) {
     const Int8LinearGeometry g = check_int8_linear_inputs(x, qweight, wscale, bias);
-    auto sizes = x.sizes().vec();
-    sizes.back() = g.n;
     if (g.m == 0) {
-        return at::empty(sizes, x.options());
+        return at::empty(g.out_sizes, x.options());
     }
     const at::Tensor x2 = x.reshape({g.m, g.k}).to(at::kFloat).contiguous();  // [..., K] -> [M, K] float32
     const at::Tensor ws = wscale.contiguous();
@@ -48,7 +46,9 @@ at::Tensor int8_linear_cpu(const at::Tensor& x, const at::Tensor& qweight, const
     at::parallel_for(0, g.m, grain(g.n), [&](int64_t begin, int64_t end) {
         int8_rows::dequantize_rows(ap, g.n, begin, end, tp, wp, bp, isa);
     });
-    return acc.view(at::kFloat).view(sizes).to(x.scalar_type());  // int32 storage now holds float32 bits
+    return acc.view(at::kFloat)
+        .view(g.out_sizes)
+        .to(x.scalar_type());  // int32 storage now holds float32 bits
 }
 
 }  // namespace
