@@ -2,12 +2,12 @@
 // Usage: bench_speed [--model-dir DIR | --size full|small|tiny] [--mode tiny-long|tiny|full]
 //                    [--width 96] [--height 64] [--frames 37] [--scale 4] [--dtype fp32|bf16|int8]
 //                    [--threads N] [--no-profile]
-// Prints: the fp32 matmul rate of this process (and the int8 _int_mm rate for --dtype int8); first-chunk,
-// steady-state and overall frames/s; seconds, GFLOP and GFLOP/s per network (prep, LQ projector, DiT with
-// its linears and attention, decoder with its convolution time, blend, colour fix + output); peak RSS and
-// peak RSS minus the weight bytes. The per-network figures come from the engine's named ranges
-// (flashvsr::prep, ::lq_proj, ::dit, ::decoder, ::blend_accumulate, ::color_fix) through an ATen
-// RecordFunction observer installed only by this program (--no-profile runs without it).
+// Prints: the fp32 matmul rate of this process (the faster of MKL's at::mm and oneDNN's; and the int8 _int_mm
+// rate for --dtype int8); first-chunk, steady-state and overall frames/s; seconds, GFLOP and GFLOP/s per
+// network (prep, LQ projector, DiT with its linears and attention, decoder with its convolution time, blend,
+// colour fix + output); peak RSS and peak RSS minus the weight bytes. The per-network figures come from the
+// engine's named ranges (flashvsr::prep, ::lq_proj, ::dit, ::decoder, ::blend_accumulate, ::color_fix)
+// through an ATen RecordFunction observer installed only by this program (--no-profile runs without it).
 // Full-size random weights take ~7 GB on disk and ~2 minutes to write: make them once with
 // `flashvsr make-test-weights DIR/FlashVSR-v1.1 --size full --version v1.1` and pass --model-dir.
 #include <flashvsr/flashvsr.h>
@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "models/common/linear.h"
 #include "models/test_weights.h"
 
 namespace {
@@ -64,6 +65,7 @@ struct Totals {
 struct Observer {
     std::thread::id thread;
     std::vector<int> open;  // categories of the open ranges, innermost last
+    int nominal = 0;        // > 0 inside a range whose FLOPs were booked as a whole (Winograd conv)
     Totals t;
 } g_obs;
 
@@ -71,6 +73,7 @@ struct Frame : at::ObserverContext {
     Clock::time_point t0;
     int cat = kNone;  // >= 0: this event opened a category range
     bool conv = false;
+    bool nominal = false;  // a range booked as a whole: the ops inside book no FLOPs
 };
 
 bool starts_with(const char* s, const char* p) { return std::strncmp(s, p, std::strlen(p)) == 0; }
@@ -108,7 +111,8 @@ int dit_sub_category(const char* name) {
             return kLinears;
         }
     }
-    if (starts_with(name, "flashvsr::") && std::strstr(name, "linear") != nullptr) {
+    if ((starts_with(name, "flashvsr::") || starts_with(name, "mkldnn::")) &&
+        std::strstr(name, "linear") != nullptr) {
         return kLinears;
     }
     return kNone;
@@ -136,6 +140,22 @@ double op_flop(const at::RecordFunction& fn) {
     if (std::strcmp(name, "aten::addmm") == 0) {
         const auto a = dims(1), b = dims(2);
         return a.size() == 2 && b.size() == 2 ? 2.0 * a[0] * a[1] * b[1] : 0.0;
+    }
+    if (std::strcmp(name, "mkldnn::_linear_pointwise") == 0) {  // x [..., K], w [N, K]
+        const auto x = dims(0), w = dims(1);
+        return w.size() == 2 ? 2.0 * numel_of(x) * static_cast<double>(w[0]) : 0.0;
+    }
+    if (std::strcmp(name, "flashvsr::winograd_conv3d") == 0 && in.size() >= 4) {
+        // the direct convolution's multiply-adds (the ops inside, fewer, are not booked): x [1, Ci, F, Hp,
+        // Wp], u [16, Co, kt·Ci]
+        const auto x = dims(0), u = dims(1);
+        const int64_t kt = in[2].toInt(), st = in[3].toInt();
+        if (x.size() != 5 || u.size() != 3) {
+            return 0.0;
+        }
+        const double out = static_cast<double>(u[1]) * static_cast<double>((x[2] - kt) / st + 1) *
+                           static_cast<double>(x[3] - 2) * static_cast<double>(x[4] - 2);
+        return 2.0 * out * static_cast<double>(u[2]) * 9;
     }
     if (std::strcmp(name, "aten::bmm") == 0 || std::strcmp(name, "aten::baddbmm") == 0) {
         const size_t o = std::strcmp(name, "aten::bmm") == 0 ? 0 : 1;
@@ -190,9 +210,11 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
         g_obs.open.push_back(cat);
     }
     const int where = g_obs.open.empty() ? kNone : g_obs.open.back();
-    if (where != kNone) {
+    if (where != kNone && g_obs.nominal == 0) {
         g_obs.t.gflop[where] += op_flop(fn) / 1e9;
-        f->conv = std::strcmp(fn.name(), "aten::convolution") == 0;
+        f->nominal = std::strcmp(fn.name(), "flashvsr::winograd_conv3d") == 0;
+        g_obs.nominal += f->nominal ? 1 : 0;
+        f->conv = f->nominal || std::strcmp(fn.name(), "aten::convolution") == 0;
         if (f->conv) {
             ++g_obs.t.conv_calls[where];
         }
@@ -208,6 +230,7 @@ void on_end(const at::RecordFunction& fn, at::ObserverContext* ctx) {
         return;
     }
     const double s = seconds_since(f->t0);
+    g_obs.nominal -= f->nominal ? 1 : 0;
     if (f->cat != kNone) {
         g_obs.open.pop_back();
         g_obs.t.seconds[f->cat] += s;
@@ -220,13 +243,25 @@ void on_end(const at::RecordFunction& fn, at::ObserverContext* ctx) {
     }
 }
 
-/// Measured rate of an [n x n] x [n x n] product in this process: fp32 at::mm, or int8 at::_int_mm.
-double matmul_gflops(bool int8) {
+/// Measured rate of an [n x n] x [n x n] product in this process: fp32 at::mm (MKL), fp32 through
+/// models::dense_linear (oneDNN where this torch has it: the engine's linears), or int8 at::_int_mm.
+enum class Gemm { kMkl, kOneDnn, kInt8 };
+double matmul_gflops(Gemm which) {
     constexpr int64_t n = 2048;
     at::manual_seed(1);
+    const bool int8 = which == Gemm::kInt8;
     const at::Tensor a = int8 ? at::randint(-64, 64, {n, n}, at::kChar) : at::randn({n, n});
     const at::Tensor b = int8 ? at::randint(-64, 64, {n, n}, at::kChar) : at::randn({n, n});
-    auto mm = [&] { return int8 ? at::_int_mm(a, b) : at::mm(a, b); };
+    auto mm = [&] {
+        switch (which) {
+            case Gemm::kMkl:
+                return at::mm(a, b);
+            case Gemm::kOneDnn:
+                return flashvsr::models::dense_linear(a, b, at::Tensor());
+            default:
+                return at::_int_mm(a, b);
+        }
+    };
     mm();
     double best = 0;
     for (int r = 0; r < 3; ++r) {
@@ -280,8 +315,10 @@ int main(int argc, char** argv) {
     if (threads > 0) {
         at::set_num_threads(static_cast<int>(threads));
     }
-    const double mm_rate = matmul_gflops(false);
-    const double int8_rate = dtype == "int8" ? matmul_gflops(true) : 0.0;
+    // The reference rate is the faster fp32 GEMM of the two (on AMD CPUs MKL runs AVX2 code, oneDNN AVX-512).
+    const double mkl_rate = matmul_gflops(Gemm::kMkl), onednn_rate = matmul_gflops(Gemm::kOneDnn);
+    const double mm_rate = std::max(mkl_rate, onednn_rate);
+    const double int8_rate = dtype == "int8" ? matmul_gflops(Gemm::kInt8) : 0.0;
     namespace fs = std::filesystem;
     fs::path tmp;
     try {
@@ -305,7 +342,8 @@ int main(int argc, char** argv) {
             static_cast<long long>(height), static_cast<long long>(scale),
             static_cast<long long>(width * scale), static_cast<long long>(height * scale),
             static_cast<long long>(frames), at::get_num_threads());
-        std::printf("matmul rate of this process: fp32 %.0f GFLOP/s", mm_rate);
+        std::printf("matmul rate of this process: fp32 %.0f GFLOP/s (MKL at::mm %.0f, oneDNN %.0f)", mm_rate,
+                    mkl_rate, onednn_rate);
         if (int8_rate > 0) {
             std::printf(", int8 _int_mm %.0f GOP/s", int8_rate);
         }

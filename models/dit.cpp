@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "kernels/int8_linear/int8_linear.h"
+#include "models/common/linear.h"
 #include "models/dit_attention.h"
 
 namespace flashvsr::models {
@@ -52,7 +53,7 @@ at::Tensor linear_int8(const at::Tensor& x, const Linear& l) {
 }
 
 at::Tensor linear(const at::Tensor& x, const Linear& l) {
-    return l.qweight.defined() ? linear_int8(x, l) : at::linear(x, l.weight, l.bias);
+    return l.qweight.defined() ? linear_int8(x, l) : dense_linear(x, l.weight, l.bias);
 }
 
 /// Replaces l.weight by its int8 form (see Linear).
@@ -337,7 +338,7 @@ at::Tensor DiT::patchify(const at::Tensor& latents) const {
                          .permute({1, 2, 4, 0, 3, 5})              // -> [f,h,w,C,2,2]
                          .reshape({1, f * h * w, c * 4});          // -> [1,fhw,C*4] (c, py, px)
     const auto weight = w_->patch_weight.view({cfg_.dim, c * 4});  // [dim,C,1,2,2] -> [dim,C*4]
-    return at::linear(tok, weight, w_->patch_bias);
+    return dense_linear(tok, weight, w_->patch_bias);
 }
 
 at::Tensor DiT::unpatchify(const at::Tensor& tokens, int64_t f, int64_t h, int64_t w) const {
