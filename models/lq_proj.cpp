@@ -6,7 +6,9 @@
 
 #include <cmath>
 
+#include "models/common/linear.h"
 #include "models/common/rms_norm.h"
+#include "models/common/winograd_conv.h"
 
 namespace flashvsr::models {
 namespace {
@@ -18,9 +20,10 @@ constexpr int64_t kStrideT = 2;
 constexpr int64_t kClipFrames = 4;  // frames per clip = one latent frame
 
 /// Causal 3D conv: `cache` (may be undefined) replaces the temporal front padding; the rest of the
-/// front padding and the 1-px spatial padding replicate the edge. x: [1, C, T, h, w].
+/// front padding and the 1-px spatial padding replicate the edge. x: [1, C, T, h, w]. The weight is either
+/// `weight` (direct) or, when defined, `wino` (its F(2x2, 3x3) form).
 at::Tensor causal_conv(const at::Tensor& x, const at::Tensor& cache, const at::Tensor& weight,
-                       const at::Tensor& bias) {
+                       const at::Tensor& wino, const at::Tensor& bias) {
     at::Tensor in = x;
     int64_t front = kCacheT;
     if (cache.defined()) {
@@ -28,6 +31,9 @@ at::Tensor causal_conv(const at::Tensor& x, const at::Tensor& cache, const at::T
         front -= cache.size(2);
     }
     in = at::pad(in, {1, 1, 1, 1, front, 0}, "replicate");  // [1, C, T', h, w] -> [1, C, T'+front, h+2, w+2]
+    if (wino.defined()) {
+        return winograd_conv3d(in, wino, bias, kKernelT, kStrideT);
+    }
     return at::conv3d(in, weight, bias, {kStrideT, 1, 1});
 }
 
@@ -112,6 +118,35 @@ at::Tensor lq_pixel_unshuffle(const at::Tensor& video) {
 LQProj::LQProj(const TensorMap& tensors, const std::string& source, const LoadOptions& opts)
     : config_(LQProjConfig::from_tensors(tensors, source)) {
     table().load(tensors, source, opts);
+    const bool exact_float = opts.dtype == at::kFloat || opts.dtype == at::kDouble;
+    if (opts.winograd && opts.device.is_cpu() && exact_float) {
+        conv1_wino_ = winograd_weight(conv1_weight_);
+        conv1_weight_ = at::Tensor();
+        conv2_wino_ = winograd_weight(conv2_weight_);
+        conv2_weight_ = at::Tensor();
+    }
+}
+
+void LQProj::to(at::Device device) {
+    table().move_to(device);
+    for (at::Tensor* t : {&conv1_wino_, &conv2_wino_}) {
+        if (t->defined()) {
+            *t = t->to(device);
+        }
+    }
+}
+
+int64_t LQProj::weight_bytes() {
+    int64_t n = 0;
+    const auto add = [&n](at::Tensor& t) {
+        if (t.defined()) {
+            n += static_cast<int64_t>(t.nbytes());
+        }
+    };
+    table().for_each_slot(add);
+    add(conv1_wino_);
+    add(conv2_wino_);
+    return n;
 }
 
 ParamTable LQProj::table() {
@@ -140,17 +175,17 @@ at::Tensor LQProj::stream(const at::Tensor& clip, LQProjState& state, CacheOrder
                 "lq_proj: expected a clip [1,3,Fc,H,W], got ", clip.sizes());
     TORCH_CHECK(clip.size(3) % kUnshuffle == 0 && clip.size(4) % kUnshuffle == 0,
                 "lq_proj: H and W must be multiples of 16, got ", clip.sizes());
-    TORCH_CHECK(clip.scalar_type() == conv1_weight_.scalar_type() && clip.device() == conv1_weight_.device(),
+    TORCH_CHECK(clip.scalar_type() == conv1_bias_.scalar_type() && clip.device() == conv1_bias_.device(),
                 "lq_proj: clip is ", clip.scalar_type(), " on ", clip.device(), ", weights are ",
-                conv1_weight_.scalar_type(), " on ", conv1_weight_.device());
+                conv1_bias_.scalar_type(), " on ", conv1_bias_.device());
 
     if (state.clip_index == 0) {
         // Priming: [f0] -> [f0, f0, f0, f0]; conv1 with its own front padding, conv2 does not run.
         TORCH_CHECK(clip.size(2) == 1, "lq_proj: the first clip after reset must be one frame, got ",
                     clip.sizes());
         const at::Tensor x = lq_pixel_unshuffle(clip.expand({1, 3, kClipFrames, clip.size(3), clip.size(4)}));
-        const at::Tensor y =
-            rms_norm_silu(causal_conv(x, at::Tensor(), conv1_weight_, conv1_bias_), norm1_gamma_);
+        const at::Tensor y = rms_norm_silu(
+            causal_conv(x, at::Tensor(), conv1_weight_, conv1_wino_, conv1_bias_), norm1_gamma_);
         state.conv1_cache = tail_frames(x);
         state.conv2_cache = tail_frames(y);
         state.clip_index = 1;
@@ -166,22 +201,26 @@ at::Tensor LQProj::stream(const at::Tensor& clip, LQProjState& state, CacheOrder
 
     at::Tensor y, z;
     if (order == CacheOrder::UseThenUpdate) {
-        y = rms_norm_silu(causal_conv(x, state.conv1_cache, conv1_weight_, conv1_bias_), norm1_gamma_);
+        y = rms_norm_silu(causal_conv(x, state.conv1_cache, conv1_weight_, conv1_wino_, conv1_bias_),
+                          norm1_gamma_);
         state.conv1_cache = tail_frames(x);
-        z = rms_norm_silu(causal_conv(y, state.conv2_cache, conv2_weight_, conv2_bias_), norm2_gamma_);
+        z = rms_norm_silu(causal_conv(y, state.conv2_cache, conv2_weight_, conv2_wino_, conv2_bias_),
+                          norm2_gamma_);
         state.conv2_cache = tail_frames(y);
     } else {
         // legacy_v10_cache_order: the cache is replaced by this clip's own tail before the conv reads it.
         state.conv1_cache = tail_frames(x);
-        y = rms_norm_silu(causal_conv(x, state.conv1_cache, conv1_weight_, conv1_bias_), norm1_gamma_);
+        y = rms_norm_silu(causal_conv(x, state.conv1_cache, conv1_weight_, conv1_wino_, conv1_bias_),
+                          norm1_gamma_);
         state.conv2_cache = tail_frames(y);
-        z = rms_norm_silu(causal_conv(y, state.conv2_cache, conv2_weight_, conv2_bias_), norm2_gamma_);
+        z = rms_norm_silu(causal_conv(y, state.conv2_cache, conv2_weight_, conv2_wino_, conv2_bias_),
+                          norm2_gamma_);
     }
     ++state.clip_index;
 
     // z: [1, C2, 1, h, w] -> tokens [1, h·w, C2] in (t, y, x) order.
-    const at::Tensor tokens = z.flatten(2).transpose(1, 2);   // [1, C2, 1, h, w] -> [1, h·w, C2]
-    return at::linear(tokens, linear_weight_, linear_bias_);  // [1, h·w, C2] -> [1, h·w, D]
+    const at::Tensor tokens = z.flatten(2).transpose(1, 2);     // [1, C2, 1, h, w] -> [1, h·w, C2]
+    return dense_linear(tokens, linear_weight_, linear_bias_);  // [1, h·w, C2] -> [1, h·w, D]
 }
 
 }  // namespace flashvsr::models

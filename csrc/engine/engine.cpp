@@ -223,14 +223,15 @@ std::shared_ptr<Engine> Engine::load(const EngineOptions& o) {
                                 info.version);
     }
     const int64_t elem = static_cast<int64_t>(c10::elementSize(impl->dtype));
-    int64_t params = models::manifest_numel(models::LQProj::manifest(impl->lq_proj->config()));
+    int64_t params = 0;
     if (impl->tc_decoder) {
         params += models::manifest_numel(models::TCDecoder::manifest(impl->tc_decoder->config()));
     }
     if (impl->vae_decoder) {
         params += models::manifest_numel(models::VAEDecoder::manifest(impl->vae_decoder->config()));
     }
-    info.weight_bytes = impl->dit->weight_bytes() + params * elem + impl->constants.bytes();
+    info.weight_bytes =
+        impl->dit->weight_bytes() + impl->lq_proj->weight_bytes() + params * elem + impl->constants.bytes();
     return std::make_shared<Engine>(std::move(impl));
 }
 

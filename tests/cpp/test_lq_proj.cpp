@@ -214,3 +214,24 @@ TEST(LqProj, RejectsBadClips) {
     EXPECT_THROW(t.proj.stream(at::zeros({1, 3, 4, 48, 48}, at::kDouble), s), c10::Error);  // size change
     EXPECT_THROW(t.proj.stream(at::zeros({1, 3, 4, 40, 48}, at::kDouble), s), c10::Error);  // not /16
 }
+
+TEST(LqProj, WinogradFormEqualsTheDirectConvolution) {
+    // On the CPU in float32/float64 conv1/conv2 are held in F(2x2, 3x3) form (16/9 of their bytes) and the
+    // tokens equal the direct convolution's to rounding; winograd = false keeps the checkpoint's weights.
+    for (const at::ScalarType dt : {at::kDouble, at::kFloat}) {
+        const TensorMap& w = tiny_weights();
+        LQProj wino{w, "lq.ckpt", LoadOptions{dt}};
+        LQProj direct{w, "lq.ckpt", LoadOptions{dt, at::kCPU, /*winograd=*/false}};
+        at::manual_seed(12);
+        const at::Tensor video = random_video(17).to(dt);
+        const at::Tensor a = stream_all(wino, video, CacheOrder::UseThenUpdate);
+        const at::Tensor b = stream_all(direct, video, CacheOrder::UseThenUpdate);
+        const double rel = ((a - b).abs().max() / b.abs().max()).item<double>();
+        EXPECT_LE(rel, dt == at::kDouble ? 1e-13 : 1e-5) << c10::toString(dt);
+        EXPECT_GT(b.abs().max().item<double>(), 1e-3);
+        const int64_t elem = dt == at::kDouble ? 8 : 4;
+        const int64_t conv_numel = w.at("conv1.weight").numel() + w.at("conv2.weight").numel();
+        EXPECT_EQ(wino.weight_bytes() - direct.weight_bytes(), conv_numel * elem * 7 / 9)
+            << c10::toString(dt);
+    }
+}
