@@ -5,7 +5,10 @@
 #include <ATen/record_function.h>
 
 #include <algorithm>
+#include <array>
 #include <vector>
+
+#include "models/common/linear.h"
 
 namespace flashvsr::models {
 namespace {
@@ -105,26 +108,27 @@ void input_transform_cpu(const T* x, const Tiles& g, T* v) {
     });
 }
 
-/// y[o] (+ bias[o]) = Aᵀ m A for every tile of m [16, Co, n]; channel o's output plane [ho, wo] starts at
-/// y + o * plane_stride.
+/// y[o] (+ bias[o]) = Aᵀ m A for every tile, m given as 16 matrices [n, Co] (tile-major, what dense_linear
+/// returns); channel o's output plane [ho, wo] starts at y + o * plane_stride.
 template <typename T>
-void output_transform_cpu(const T* m, const T* bias, int64_t co, const Tiles& g, T* y, int64_t plane_stride) {
-    const int64_t n = g.n(), xi = co * n;
-    at::parallel_for(0, co, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t o = begin; o < end; ++o) {
-            const T b = bias != nullptr ? bias[o] : T(0);
-            const T* src = m + o * n;
-            T* dst = y + o * plane_stride;
-            for (int64_t ty = 0; ty < g.th; ++ty) {
-                for (int64_t tx = 0; tx < g.tw; ++tx) {
-                    const T* s = src + ty * g.tw + tx;
+void output_transform_cpu(const std::array<const T*, kAlpha>& m, const T* bias, int64_t co, const Tiles& g,
+                          T* y, int64_t plane_stride) {
+    constexpr int64_t kChannels = 64;  // output channels per task: reads of m stay contiguous
+    at::parallel_for(0, (co + kChannels - 1) / kChannels, 1, [&](int64_t begin, int64_t end) {
+        const int64_t o_end = std::min(co, end * kChannels);
+        for (int64_t ty = 0; ty < g.th; ++ty) {
+            for (int64_t tx = 0; tx < g.tw; ++tx) {
+                const int64_t tile = ty * g.tw + tx;
+                for (int64_t o = begin * kChannels; o < o_end; ++o) {
+                    const int64_t at = tile * co + o;
                     T r[2][4];  // Aᵀ M
                     for (int64_t c = 0; c < 4; ++c) {
-                        const T m0 = s[c * xi], m1 = s[(4 + c) * xi], m2 = s[(8 + c) * xi],
-                                m3 = s[(12 + c) * xi];
+                        const T m0 = m[c][at], m1 = m[4 + c][at], m2 = m[8 + c][at], m3 = m[12 + c][at];
                         r[0][c] = m0 + m1 + m2;
                         r[1][c] = m1 - m2 - m3;
                     }
+                    const T b = bias != nullptr ? bias[o] : T(0);
+                    T* dst = y + o * plane_stride;
                     for (int64_t a = 0; a < 2; ++a) {  // (Aᵀ M) A, row a
                         const int64_t yy = 2 * ty + a, xx = 2 * tx;
                         if (yy >= g.ho) {
@@ -207,15 +211,25 @@ at::Tensor winograd_conv3d(const at::Tensor& x, const at::Tensor& u, const at::T
     at::Tensor y = at::empty({1, co, to, g.ho, g.wo}, x.options());
     const at::Tensor b = bias.defined() ? bias.contiguous() : bias;
     for (int64_t t = 0; t < to; ++t) {
-        const at::Tensor m = at::bmm(u, v.narrow(1, stride_t * t * g.ci, kt * g.ci));  // [16, Co, n]
+        const at::Tensor vt = v.narrow(1, stride_t * t * g.ci, kt * g.ci);  // [16, kt·Ci, n]
         if (loops) {
+            // Per transformed position: [n, kt·Ci] x [Co, kt·Ci]ᵀ through dense_linear (oneDNN for float32).
+            const at::Tensor rows = vt.transpose(1, 2).contiguous();  // [16, n, kt·Ci]
+            std::array<at::Tensor, kAlpha> m;
+            for (int64_t e = 0; e < kAlpha; ++e) {
+                m[e] = dense_linear(rows[e], u[e], at::Tensor());  // [n, Co]
+            }
             AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winograd_output", [&] {
-                output_transform_cpu<scalar_t>(
-                    m.const_data_ptr<scalar_t>(), b.defined() ? b.const_data_ptr<scalar_t>() : nullptr, co, g,
-                    y.mutable_data_ptr<scalar_t>() + t * g.ho * g.wo, to * g.ho * g.wo);
+                std::array<const scalar_t*, kAlpha> mp{};
+                for (int64_t e = 0; e < kAlpha; ++e) {
+                    mp[e] = m[e].const_data_ptr<scalar_t>();
+                }
+                output_transform_cpu<scalar_t>(mp, b.defined() ? b.const_data_ptr<scalar_t>() : nullptr, co,
+                                               g, y.mutable_data_ptr<scalar_t>() + t * g.ho * g.wo,
+                                               to * g.ho * g.wo);
             });
         } else {
-            y[0].select(1, t).copy_(output_transform_ref(m, b, g));
+            y[0].select(1, t).copy_(output_transform_ref(at::bmm(u, vt), b, g));  // [16, Co, n]
         }
     }
     return y;

@@ -1,10 +1,11 @@
 // A 3D convolution with a (kt, 3, 3) kernel computed by Winograd's F(2x2, 3x3) minimal filtering: each
 // temporal tap is a 3x3 spatial correlation, and 2x2 output pixels cost 16 multiplications instead of 36.
 // The weight is transformed once (winograd_weight), the input per call; the sums over input channels and
-// taps are 16 batched matrix products (BLAS). Used by the LQ projector on the CPU in float32/float64
-// (MODEL.md §3): its two convolutions are most of its time and run at the matmul rate already, so only fewer
-// multiplications make them faster. Accuracy: the transforms use exact binary coefficients (±1, ±½); the
-// result agrees with a direct convolution to the rounding of the dtype (the tests bound it).
+// taps are 16 matrix products (dense_linear: oneDNN for float32 on the CPU). Used by the LQ projector on the
+// CPU in float32/float64 (MODEL.md §3): its two convolutions are most of its time and run at the matmul rate
+// already, so only fewer multiplications make them faster. Accuracy: the transforms use exact binary
+// coefficients (±1, ±½); the result agrees with a direct convolution to the rounding of the dtype (the tests
+// bound it).
 #pragma once
 
 #include <ATen/core/Tensor.h>
