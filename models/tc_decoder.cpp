@@ -188,6 +188,27 @@ TCDecoder::TCDecoder(const TensorMap& tensors, const std::string& source, const 
     conv22_phases_ = upsample2_conv3x3_weights(conv22_weight_);
 }
 
+void TCDecoder::to(at::Device device) {
+    table().move_to(device);
+    for (at::Tensor* t : {&conv10_phases_, &conv16_phases_, &conv22_phases_}) {
+        *t = t->to(device);
+    }
+}
+
+int64_t TCDecoder::weight_bytes() {
+    int64_t n = 0;
+    const auto add = [&n](at::Tensor& t) {
+        if (t.defined()) {
+            n += static_cast<int64_t>(t.nbytes());
+        }
+    };
+    table().for_each_slot(add);
+    for (at::Tensor* t : {&conv10_phases_, &conv16_phases_, &conv22_phases_}) {
+        add(*t);
+    }
+    return n;
+}
+
 ParamTable TCDecoder::table() {
     const auto& n = config_.channels;
     ParamTable t;

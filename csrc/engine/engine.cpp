@@ -222,16 +222,16 @@ std::shared_ptr<Engine> Engine::load(const EngineOptions& o) {
         info.warnings.push_back("legacy_v10_cache_order is meant for v1.0 weights, the folder is " +
                                 info.version);
     }
-    const int64_t elem = static_cast<int64_t>(c10::elementSize(impl->dtype));
-    int64_t params = 0;
+    int64_t decoder_bytes = 0;
     if (impl->tc_decoder) {
-        params += models::manifest_numel(models::TCDecoder::manifest(impl->tc_decoder->config()));
+        decoder_bytes = impl->tc_decoder->weight_bytes();
     }
     if (impl->vae_decoder) {
-        params += models::manifest_numel(models::VAEDecoder::manifest(impl->vae_decoder->config()));
+        decoder_bytes = models::manifest_numel(models::VAEDecoder::manifest(impl->vae_decoder->config())) *
+                        static_cast<int64_t>(c10::elementSize(impl->dtype));
     }
     info.weight_bytes =
-        impl->dit->weight_bytes() + impl->lq_proj->weight_bytes() + params * elem + impl->constants.bytes();
+        impl->dit->weight_bytes() + impl->lq_proj->weight_bytes() + decoder_bytes + impl->constants.bytes();
     return std::make_shared<Engine>(std::move(impl));
 }
 
