@@ -3,6 +3,7 @@
 // Usage: bench_attention [--height 256] [--width 384] (output pixels) [--heads 12] [--head-dim 128]
 //                        [--slices 3] (key slices of 2 latent frames; 3 = steady state) [--first 0|1]
 //                        [--sparse-ratio 2] [--local-range 11] [--reps 5] [--threads N] [--dtype fp32|bf16]
+//                        [--only-op 0|1] (1: time the op alone, e.g. under perf)
 // Useful FLOPs: 4 * 128 * 128 * head_dim per (head, query window, kept key window).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -33,7 +34,7 @@ double seconds(const std::function<void()>& fn, int reps) {
 
 int main(int argc, char** argv) {
     int64_t height = 256, width = 384, heads = 12, hd = 128, slices = 3, first = 0, local = 11, reps = 5,
-            threads = 0;
+            threads = 0, only_op = 0;
     double sparse = 2.0;
     std::string dtype = "fp32";
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -58,6 +59,8 @@ int main(int argc, char** argv) {
             reps = std::atoll(v.c_str());
         } else if (k == "--threads") {
             threads = std::atoll(v.c_str());
+        } else if (k == "--only-op") {
+            only_op = std::atoll(v.c_str());
         } else if (k == "--dtype") {
             dtype = v;
         } else {
@@ -103,6 +106,9 @@ int main(int argc, char** argv) {
     };
     const at::Tensor ref = paths[0].run();
     for (const Path& p : paths) {
+        if (only_op && std::string(p.name) != "op (in place)") {
+            continue;
+        }
         if (std::string(p.name) == "dense masked" && nq * nk * 128 * 128 * heads > (int64_t{1} << 28)) {
             continue;  // its [heads, Lq, Lk] scores would not fit
         }
