@@ -1,6 +1,7 @@
 // LCSA block-sparse attention of one DiT block at a real geometry: the op (kernels/block_sparse_attention),
-// the gathered-SDPA path and the dense masked oracle, against the fp32 matmul rate of this process.
-// Usage: bench_attention [--height 256] [--width 384] (output pixels) [--heads 12] [--head-dim 128]
+// the gathered-SDPA path and the dense masked oracle, against the fp32 matmul rate of this process (the
+// faster of MKL's at::mm and oneDNN's). Usage: bench_attention [--height 256] [--width 384] (output pixels)
+// [--heads 12] [--head-dim 128]
 //                        [--slices 3] (key slices of 2 latent frames; 3 = steady state) [--first 0|1]
 //                        [--sparse-ratio 2] [--local-range 11] [--reps 5] [--threads N] [--dtype fp32|bf16]
 //                        [--only-op 0|1] (1: time the op alone, e.g. under perf)
@@ -16,6 +17,7 @@
 #include <string>
 
 #include "csrc/core/heap.h"
+#include "models/common/linear.h"
 #include "models/dit_attention.h"
 
 namespace {
@@ -86,8 +88,10 @@ int main(int argc, char** argv) {
                                           m::draft_topk(sparse, height, width, s));
     const int64_t kept = mask.sum().item<int64_t>();
     const double flops = 4.0 * 128 * 128 * static_cast<double>(hd) * static_cast<double>(kept);
+    // The reference: the faster fp32 GEMM of the process, MKL's at::mm or oneDNN's (models::dense_linear).
     const auto a = at::randn({1024, 1024}), b = at::randn({1024, 1024});
-    const double t_mm = seconds([&] { (void)at::mm(a, b); }, reps);
+    const double t_mm = std::min(seconds([&] { (void)at::mm(a, b); }, reps),
+                                 seconds([&] { (void)m::dense_linear(a, b, at::Tensor()); }, reps));
     const double mm_rate = 2.0 * 1024 * 1024 * 1024 / t_mm / 1e9;
     std::printf(
         "bench_attention: %lldx%lld output, S=%lld windows/slice, nq=%lld nk=%lld, %lld heads x %lld, %s, "

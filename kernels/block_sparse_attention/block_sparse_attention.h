@@ -6,8 +6,9 @@
 // one dtype, one device), mask: [num_heads, nq, nk] bool. Returns [nq, 128, C] in q's dtype; a query
 // window that keeps no key window gives exactly 0; scale = 1/sqrt(head_dim). Registered as
 // torch.ops.flashvsr.block_sparse_attention with CPU, CUDA (when compiled) and Meta kernels.
-// The CPU twin reads the kept blocks in place (runs of consecutive kept windows are one BLAS matrix) and
-// accumulates with an online softmax over pieces of 8 windows; see attention_geometry.cuh for the layout.
+// The CPU twin reads the kept blocks in place (runs of consecutive kept windows are one BLAS matrix), scores
+// up to 2 consecutive query windows of a head together, and accumulates with a fused online softmax over
+// pieces of at most 8 windows (block_sparse_attention_cpu.h); see attention_geometry.cuh for the layout.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -1,22 +1,25 @@
-// CPU twin of block_sparse_attention: a flash-style loop, one (head, query window) row at a time.
+// CPU twin of block_sparse_attention: a flash-style loop over work items of one head and a few consecutive
+// query windows.
 //
-// A mask row (head h, query window i) keeps some key windows. Its kept windows are taken in pieces of at
-// most kPieceBlocks windows; consecutive kept windows inside a piece are one (r*128) x head_dim matrix read
-// in place (row stride C), so no key/value block is ever copied. For each piece: S = scale * Q K^T into a
-// per-thread [128, <= kPieceBlocks*128] buffer (BLAS, one call per run), an online softmax step (row maxima
-// m, P = exp(S - m), row sums l; what earlier pieces left in the output rows is rescaled by
-// exp(m_old - m_new)), and O += P V (BLAS, one call per run); at the end O /= l. The piece buffer stays in
-// the core's cache (512 KiB at kPieceBlocks = 8). Rows are handed to the threads one at a time (an atomic
-// counter), and each BLAS call runs on its calling thread. A row that keeps nothing is never touched and
-// stays exactly 0. float16 and bfloat16 inputs are computed in float32 (one conversion of q, k, v per call).
+// Work items (attention_work_items): per head, consecutive query windows that keep something are grouped,
+// up to CpuAttentionTuning::max_group (2) windows, while the union of their kept key windows is hardly
+// larger than each one's own (sum of kept >= 0.9 * windows * |union|); a window that keeps nothing gets no
+// item and stays exactly 0. An item takes the union's key windows in nearly equal pieces of at most
+// piece_blocks (8) windows; within a piece, each run of consecutive kept windows is one (r*128) x head_dim
+// matrix read in place (row stride C), so no key/value block is ever copied. For each piece: S = scale *
+// Q K^T for all the item's query rows at once into a per-thread [rows, <= 8*128] buffer (one GEMM per run: a
+// group of 2 windows halves the K and V packing per FLOP), the fused online-softmax step of each
+// window (online_softmax.h: the columns a window does not keep get p = 0; AVX-512 with a fast exp for
+// float), and O += P V (one GEMM per run); at the end O /= l. Items are handed to the threads one at a
+// time (an atomic counter), and each GEMM runs on its calling thread. float GEMMs go through ATen's
+// cpublas::brgemm, oneDNN's batch-reduce micro-kernel (AVX-512 where the CPU has it): it takes no transposes
+// and no alpha, so K is transposed once per call (K^T [C, nk*128]) and Q scaled once per call; on the
+// project's AMD development CPU it runs these products at 2.2x MKL's sgemm, which takes AVX2 code on AMD.
+// double goes through the wheel's Fortran BLAS (MKL). float16 and bfloat16 inputs are
+// computed in float32 (one conversion of q, k, v per call).
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/native/CPUBlas.h>
-#include <ATen/ops/amax.h>
-#include <ATen/ops/empty.h>
-#include <ATen/ops/from_blob.h>
-#include <ATen/ops/full.h>
-#include <ATen/ops/maximum.h>
 #include <ATen/ops/mul.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
@@ -24,9 +27,12 @@
 #include <algorithm>
 #include <atomic>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/block_sparse_attention/block_sparse_attention.h"
+#include "kernels/block_sparse_attention/block_sparse_attention_cpu.h"
+#include "kernels/block_sparse_attention/online_softmax.h"
 
 // Fortran BLAS of the torch wheel (MKL on x86-64): C = alpha * op(A) * op(B) + beta * C, column-major.
 extern "C" {
@@ -41,18 +47,6 @@ void dgemm_(const char* transa, const char* transb, const int* m, const int* n, 
 namespace flashvsr::kernels {
 namespace {
 
-/// Key windows scored at once by one row (the piece buffer: 128 x kPieceBlocks*128 scores).
-constexpr int64_t kPieceBlocks = 8;
-
-/// float: C[m x n] (+)= A[m x k] B[k x n], row-major with leading dimensions, through ATen's cpublas::brgemm
-/// (oneDNN's batch-reduce GEMM micro-kernel: AVX-512 where the CPU has it, MKL otherwise). On this project's
-/// AMD development CPU it runs the attention's 128 x 1024 x 128 products at 2.2x MKL's sgemm, which takes
-/// AVX2 code on AMD CPUs.
-void brgemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-            float* c, int64_t ldc, bool accumulate) {
-    at::native::cpublas::brgemm(m, n, k, lda, ldb, ldc, accumulate, a, b, c, /*is_vnni=*/false);
-}
-
 template <typename T>
 void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
           int64_t ldb, T beta, T* c, int64_t ldc) {
@@ -65,103 +59,164 @@ void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
     }
 }
 
+/// float: C[m x n] (+)= A[m x k] B[k x n], row-major with leading dimensions (cpublas::brgemm).
+void brgemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+            float* c, int64_t ldc, bool accumulate) {
+    at::native::cpublas::brgemm(m, n, k, lda, ldb, ldc, accumulate, a, b, c, /*is_vnni=*/false);
+}
+
 struct Run {
     int64_t first;  // first key window
-    int64_t count;  // consecutive kept windows
+    int64_t count;  // consecutive windows
 };
 
-/// The pieces of one mask row: its kept windows in order, as runs, at most kPieceBlocks windows a piece.
-std::vector<std::vector<Run>> pieces_of(const bool* row, int64_t nk) {
-    std::vector<std::vector<Run>> pieces;
-    int64_t in_piece = kPieceBlocks;  // start a new piece at the first kept window
-    for (int64_t j = 0; j < nk;) {
-        if (!row[j]) {
-            ++j;
+struct Range {
+    int64_t begin;  // key windows [begin, end)
+    int64_t end;
+};
+
+/// The pieces of a batch: its kept key windows (row: the union of its windows' masks) split into nearly
+/// equal pieces of at most piece_blocks kept windows (18 windows: 6 + 6 + 6, not 8 + 8 + 2), each given as
+/// the range of key windows it spans.
+std::vector<Range> pieces_of(const std::vector<bool>& row, int64_t piece_blocks) {
+    const int64_t total = std::count(row.begin(), row.end(), true);
+    const int64_t n_pieces = (total + piece_blocks - 1) / piece_blocks;
+    std::vector<Range> pieces;
+    int64_t taken = 0, begin = -1;
+    for (int64_t j = 0; j < static_cast<int64_t>(row.size()); ++j) {
+        if (!row[static_cast<size_t>(j)]) {
             continue;
         }
-        if (in_piece == kPieceBlocks) {
-            pieces.emplace_back();
-            in_piece = 0;
+        begin = begin < 0 ? j : begin;
+        ++taken;
+        if (taken == total * (static_cast<int64_t>(pieces.size()) + 1) / n_pieces) {
+            pieces.push_back({begin, j + 1});
+            begin = -1;
         }
-        int64_t e = j;
-        while (e < nk && row[e] && in_piece + (e - j) < kPieceBlocks) {
-            ++e;
-        }
-        pieces.back().push_back({j, e - j});
-        in_piece += e - j;
-        j = e;
     }
     return pieces;
 }
 
-/// One row (head h, query window i): out[i, :, h] = softmax(scale * Q K_S^T) V_S over its kept windows.
-template <typename T>
-void attend_row(const T* q, const T* k, const T* kt, const T* v, const bool* mask_row, T* out, int64_t h,
-                int64_t i, const AttentionGeometry& g, T* scores) {
-    constexpr int64_t t = kBlockTokens;
-    const int64_t c = g.channels, hd = g.head_dim;
-    const auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
-    const std::vector<std::vector<Run>> pieces = pieces_of(mask_row, g.nk);
-    if (pieces.empty()) {
-        return;  // keeps nothing: stays 0
-    }
-    T* o = out + i * t * c + h * hd;                                          // [128, hd], row stride c
-    const at::Tensor o_rows = at::from_blob(o, {t, hd}, {c, 1}, opts);        // a view of those rows
-    at::Tensor m = at::full({t}, -std::numeric_limits<T>::infinity(), opts);  // running row maxima
-    at::Tensor l = at::zeros({t}, opts);                                      // running row sums
-    at::Tensor m_new = at::empty({t}, opts);
-    const T scale = static_cast<T>(g.scale);
-    for (const std::vector<Run>& piece : pieces) {
-        int64_t w = 0;
-        for (const Run& run : piece) {
-            w += run.count * t;
+/// The runs of key windows in `range` that any of `count` consecutive mask rows (nk apart) keeps.
+void runs_of(const bool* rows, int64_t count, int64_t nk, Range range, std::vector<Run>& runs) {
+    runs.clear();
+    for (int64_t j = range.begin; j < range.end; ++j) {
+        bool any = false;
+        for (int64_t i = 0; i < count && !any; ++i) {
+            any = rows[i * nk + j];
         }
-        // S[:, col:col+len] = scale * Q K_run^T: column-major C (len x 128, ldc w) is row-major [128, w].
+        if (!any) {
+            continue;
+        }
+        if (!runs.empty() && runs.back().first + runs.back().count == j) {
+            ++runs.back().count;
+        } else {
+            runs.push_back({j, 1});
+        }
+    }
+}
+
+/// Per-thread buffers of one work item.
+template <typename T>
+struct Scratch {
+    std::vector<T> scores;  // [item rows, piece width]
+    std::vector<T> m, l;    // [item rows]: running row maxima and sums
+    std::vector<bool> uni;
+    std::vector<Run> runs;
+    std::vector<uint8_t> keep;  // [blocks of the runs]: kept by the current window
+};
+
+/// One work item: for each of its windows i, out[i, :, h] = softmax(scale * Q_i K_S^T) V_S over its own kept
+/// windows S. The union of the item's kept windows is taken piece by piece; a piece's scores are computed
+/// for all the item's query rows at once (one BLAS call per run of consecutive windows) and the columns a
+/// window does not keep are left out of its softmax.
+template <typename T>
+void attend_item(const T* q, const T* k, const T* kt, const T* v, const bool* mask, T* out,
+                 const AttentionWorkItem& item, const AttentionGeometry& g, int64_t piece_blocks,
+                 softmax_rows::Isa isa, Scratch<T>& sc) {
+    constexpr int64_t t = kBlockTokens;
+    const int64_t c = g.channels, hd = g.head_dim, h = item.h, rows = item.count * t;
+    const bool* mrow = mask + (h * g.nq + item.first) * g.nk;  // the item's mask rows, nk apart
+    sc.uni.assign(static_cast<size_t>(g.nk), false);
+    for (int64_t i = 0; i < item.count; ++i) {
+        for (int64_t j = 0; j < g.nk; ++j) {
+            if (mrow[i * g.nk + j]) {
+                sc.uni[static_cast<size_t>(j)] = true;
+            }
+        }
+    }
+    sc.m.assign(static_cast<size_t>(rows), -std::numeric_limits<T>::infinity());
+    sc.l.assign(static_cast<size_t>(rows), T(0));
+    const T scale = static_cast<T>(g.scale);
+    T* scores = sc.scores.data();
+    T* o = out + item.first * t * c + h * hd;       // [rows, hd], row stride c (consecutive windows)
+    const T* qi = q + item.first * t * c + h * hd;  // [rows, hd], row stride c
+    for (const Range& piece : pieces_of(sc.uni, piece_blocks)) {
+        runs_of(mrow, item.count, g.nk, piece, sc.runs);
+        int64_t blocks = 0;
+        for (const Run& run : sc.runs) {
+            blocks += run.count;
+        }
+        const int64_t w = blocks * t;
+        // S[:, col:col+len] = scale * Q K_run^T: column-major C (len x rows, ldc w) is row-major [rows, w].
         int64_t col = 0;
-        for (const Run& run : piece) {
+        for (const Run& run : sc.runs) {
             const int64_t len = run.count * t;
-            if constexpr (std::is_same_v<T, float>) {  // q comes scaled; kt is K transposed, [C, nk·128]
-                brgemm(t, len, hd, q + i * t * c + h * hd, c, kt + h * hd * g.nk * t + run.first * t,
-                       g.nk * t, scores + col, w, false);
+            if constexpr (std::is_same_v<T, float>) {  // q comes scaled; kt is K^T [C, nk·128]
+                brgemm(rows, len, hd, qi, c, kt + h * hd * g.nk * t + run.first * t, g.nk * t, scores + col,
+                       w, false);
             } else {
-                gemm<T>('T', 'N', len, t, hd, scale, k + run.first * t * c + h * hd, c,
-                        q + i * t * c + h * hd, c, T(0), scores + col, w);
+                gemm<T>('T', 'N', len, rows, hd, scale, k + run.first * t * c + h * hd, c, qi, c, T(0),
+                        scores + col, w);
             }
             col += len;
         }
-        const at::Tensor s = at::from_blob(scores, {t, w}, opts);
-        at::amax_out(m_new, s, {1});
-        at::maximum_out(m_new, m_new, m);
-        s.sub_(m_new.unsqueeze(1)).exp_();              // P = exp(S - m_new)
-        const at::Tensor alpha = m.sub_(m_new).exp_();  // exp(m_old - m_new): 0 for the first piece
-        l.mul_(alpha).add_(s.sum(1));
-        o_rows.mul_(alpha.unsqueeze(1));
-        m.copy_(m_new);
+        for (int64_t gi = 0; gi < item.count; ++gi) {
+            const uint8_t* keep = nullptr;  // null: window gi keeps every block of the runs
+            if (item.count > 1) {
+                sc.keep.clear();
+                bool all = true;
+                for (const Run& run : sc.runs) {
+                    for (int64_t j = run.first; j < run.first + run.count; ++j) {
+                        sc.keep.push_back(mrow[gi * g.nk + j] ? 1 : 0);
+                        all = all && mrow[gi * g.nk + j];
+                    }
+                }
+                keep = all ? nullptr : sc.keep.data();
+            }
+            const int64_t r0 = gi * t;
+            softmax_rows::online_softmax_step<T>(scores + gi * t * w, t, w, w, keep, sc.m.data() + r0,
+                                                 sc.l.data() + r0, o + gi * t * c, c, hd, isa);
+        }
         col = 0;
-        for (const Run& run : piece) {  // O += P[:, col:col+len] V_run
+        for (const Run& run : sc.runs) {  // O += P[:, col:col+len] V_run
             const int64_t len = run.count * t;
             if constexpr (std::is_same_v<T, float>) {
-                brgemm(t, hd, len, scores + col, w, v + run.first * t * c + h * hd, c, o, c, true);
+                brgemm(rows, hd, len, scores + col, w, v + run.first * t * c + h * hd, c, o, c, true);
             } else {
-                gemm<T>('N', 'N', hd, t, len, T(1), v + run.first * t * c + h * hd, c, scores + col, w, T(1),
-                        o, c);
+                gemm<T>('N', 'N', hd, rows, len, T(1), v + run.first * t * c + h * hd, c, scores + col, w,
+                        T(1), o, c);
             }
             col += len;
         }
     }
-    o_rows.div_(l.unsqueeze(1));  // l >= 1: each row's maximum contributes exp(0)
+    softmax_rows::finish_rows<T>(o, rows, c, hd, sc.l.data());
 }
 
 template <typename T>
 void attend(const T* q, const T* k, const T* kt, const T* v, const bool* mask, T* out,
-            const AttentionGeometry& g) {
-    const int64_t rows = g.heads * g.nq;
-    std::atomic<int64_t> next{0};
+            const AttentionGeometry& g, const CpuAttentionTuning& tuning) {
+    const std::vector<AttentionWorkItem> items = attention_work_items(mask, g, tuning);
+    int64_t max_rows = 0;
+    for (const AttentionWorkItem& it : items) {
+        max_rows = std::max(max_rows, it.count * kBlockTokens);
+    }
+    std::atomic<size_t> next{0};
     at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) {
-        std::vector<T> scores(static_cast<size_t>(kBlockTokens * kPieceBlocks * kBlockTokens));
-        for (int64_t r = next++; r < rows; r = next++) {
-            const int64_t h = r / g.nq, i = r % g.nq;
-            attend_row<T>(q, k, kt, v, mask + r * g.nk, out, h, i, g, scores.data());
+        Scratch<T> sc;
+        sc.scores.resize(static_cast<size_t>(max_rows * tuning.piece_blocks * kBlockTokens));
+        for (size_t i = next++; i < items.size(); i = next++) {
+            attend_item<T>(q, k, kt, v, mask, out, items[i], g, tuning.piece_blocks, tuning.isa, sc);
         }
         if constexpr (std::is_same_v<T, float>) {
             at::native::cpublas::brgemm_release(/*is_vnni=*/false);
@@ -169,8 +224,56 @@ void attend(const T* q, const T* k, const T* kt, const T* v, const bool* mask, T
     });
 }
 
+at::Tensor block_sparse_attention_cpu_default(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                              const at::Tensor& mask, int64_t num_heads) {
+    return block_sparse_attention_cpu(q, k, v, mask, num_heads, CpuAttentionTuning{});
+}
+
+}  // namespace
+
+std::vector<AttentionWorkItem> attention_work_items(const bool* mask, const AttentionGeometry& g,
+                                                    const CpuAttentionTuning& tuning) {
+    std::vector<AttentionWorkItem> items;
+    std::vector<int64_t> counts(static_cast<size_t>(g.nq));
+    std::vector<bool> uni(static_cast<size_t>(g.nk));
+    for (int64_t h = 0; h < g.heads; ++h) {
+        const bool* mh = mask + h * g.nq * g.nk;
+        for (int64_t i = 0; i < g.nq; ++i) {
+            counts[static_cast<size_t>(i)] = std::count(mh + i * g.nk, mh + (i + 1) * g.nk, true);
+        }
+        for (int64_t i = 0; i < g.nq;) {
+            if (counts[static_cast<size_t>(i)] == 0) {
+                ++i;  // keeps nothing: no item, stays 0
+                continue;
+            }
+            uni.assign(mh + i * g.nk, mh + (i + 1) * g.nk);
+            int64_t n = 1, kept_sum = counts[static_cast<size_t>(i)];
+            while (n < tuning.max_group && i + n < g.nq && counts[static_cast<size_t>(i + n)] > 0) {
+                const bool* next = mh + (i + n) * g.nk;
+                int64_t uni_count = 0;
+                for (int64_t j = 0; j < g.nk; ++j) {
+                    uni_count += (uni[static_cast<size_t>(j)] || next[j]) ? 1 : 0;
+                }
+                const int64_t sum = kept_sum + counts[static_cast<size_t>(i + n)];
+                if (static_cast<double>(sum) < tuning.min_fill * static_cast<double>((n + 1) * uni_count)) {
+                    break;
+                }
+                for (int64_t j = 0; j < g.nk; ++j) {
+                    uni[static_cast<size_t>(j)] = uni[static_cast<size_t>(j)] || next[j];
+                }
+                kept_sum = sum;
+                ++n;
+            }
+            items.push_back({h, i, n});
+            i += n;
+        }
+    }
+    return items;
+}
+
 at::Tensor block_sparse_attention_cpu(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                      const at::Tensor& mask, int64_t num_heads) {
+                                      const at::Tensor& mask, int64_t num_heads,
+                                      const CpuAttentionTuning& tuning) {
     const AttentionGeometry g = check_block_sparse_attention_inputs(q, k, v, mask, num_heads);
     const auto in_type = q.scalar_type();
     const auto work = in_type == at::kDouble ? at::kDouble : at::kFloat;
@@ -180,20 +283,22 @@ at::Tensor block_sparse_attention_cpu(const at::Tensor& q, const at::Tensor& k, 
     if (out.numel() > 0) {
         if (work == at::kDouble) {
             attend<double>(qc.const_data_ptr<double>(), kc.const_data_ptr<double>(), nullptr,
-                           vc.const_data_ptr<double>(), mc.const_data_ptr<bool>(), out.data_ptr<double>(), g);
+                           vc.const_data_ptr<double>(), mc.const_data_ptr<bool>(), out.data_ptr<double>(), g,
+                           tuning);
         } else {
             // brgemm takes no transposes and no alpha: K^T once per call, Q scaled once per call.
             const at::Tensor qs = at::mul(qc, at::Scalar(g.scale));
             const at::Tensor kt = kc.view({g.nk * kBlockTokens, g.channels}).t().contiguous();
             attend<float>(qs.const_data_ptr<float>(), kc.const_data_ptr<float>(), kt.const_data_ptr<float>(),
-                          vc.const_data_ptr<float>(), mc.const_data_ptr<bool>(), out.data_ptr<float>(), g);
+                          vc.const_data_ptr<float>(), mc.const_data_ptr<bool>(), out.data_ptr<float>(), g,
+                          tuning);
         }
     }
     return out.to(in_type);
 }
 
-}  // namespace
-
-TORCH_LIBRARY_IMPL(flashvsr, CPU, m) { m.impl("block_sparse_attention", &block_sparse_attention_cpu); }
+TORCH_LIBRARY_IMPL(flashvsr, CPU, m) {
+    m.impl("block_sparse_attention", &block_sparse_attention_cpu_default);
+}
 
 }  // namespace flashvsr::kernels

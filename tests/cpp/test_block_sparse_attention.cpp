@@ -1,16 +1,22 @@
 // block_sparse_attention op (CPU twin): against the dense masked oracle over random and structured masks,
-// in every dtype; a size whose rows split into several internal groups; the Meta kernel; bad input.
+// in every dtype; a size whose rows split into several pieces; grouped work items whose windows keep
+// different key windows (one empty, one full, ragged) in every tuning and softmax form; the Meta kernel;
+// bad input.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "kernels/block_sparse_attention/block_sparse_attention.h"
+#include "kernels/block_sparse_attention/block_sparse_attention_cpu.h"
 #include "models/dit_attention.h"
 
 namespace {
 
+using flashvsr::kernels::AttentionGeometry;
+using flashvsr::kernels::AttentionWorkItem;
 using flashvsr::kernels::block_sparse_attention;
+using flashvsr::kernels::CpuAttentionTuning;
 using flashvsr::models::masked_dense_attention;
 
 /// max |got - ref| / max |ref|
@@ -102,6 +108,95 @@ TEST(BlockSparseAttentionOp, LongRowsSplitIntoSeveralPieces) {
     const at::Tensor got32 =
         block_sparse_attention(c.q.to(at::kFloat), c.k.to(at::kFloat), c.v.to(at::kFloat), c.mask, heads);
     EXPECT_LE(rel_error(got32, oracle), 1e-5);
+}
+
+/// The work items of mask [heads, nq, nk] under `tuning`.
+std::vector<AttentionWorkItem> items_of(const at::Tensor& mask, const CpuAttentionTuning& tuning) {
+    AttentionGeometry g;
+    g.heads = mask.size(0);
+    g.nq = mask.size(1);
+    g.nk = mask.size(2);
+    const at::Tensor mc = mask.contiguous();
+    return flashvsr::kernels::attention_work_items(mc.const_data_ptr<bool>(), g, tuning);
+}
+
+TEST(BlockSparseAttentionOp, DefaultPlanGroupsSimilarWindowsOnly) {
+    const int64_t heads = 1, hd = 16, nq = 6, nk = 60;
+    Case c = make_case(heads, hd, nq, nk, 5);
+    c.mask.fill_(false);
+    c.mask[0][0].fill_(true);                    // full
+    c.mask[0][1].narrow(0, 8, 52).fill_(true);   // misses all of the group's first piece (windows 0-6)
+    c.mask[0][3].narrow(0, 0, 30).fill_(true);   // window 2 keeps nothing; 3 and 4 are disjoint
+    c.mask[0][4].narrow(0, 30, 30).fill_(true);  //
+    c.mask[0][5].narrow(0, 30, 30).fill_(true);  // ragged: as window 4 less one block
+    c.mask[0][5][31] = false;
+    const std::vector<AttentionWorkItem> items = items_of(c.mask, CpuAttentionTuning{});
+    ASSERT_EQ(items.size(), 3u);
+    const int64_t expect[3][2] = {{0, 2}, {3, 1}, {4, 2}};  // (first, count): 112 >= 0.9 * 2 * 60, ...
+    for (size_t i = 0; i < 3; ++i) {
+        EXPECT_EQ(items[i].h, 0);
+        EXPECT_EQ(items[i].first, expect[i][0]) << i;
+        EXPECT_EQ(items[i].count, expect[i][1]) << i;
+    }
+    const at::Tensor oracle = masked_dense_attention(c.q, c.k, c.v, c.mask, heads);
+    const at::Tensor got = block_sparse_attention(c.q, c.k, c.v, c.mask, heads);
+    EXPECT_LE(rel_error(got, oracle), 1e-12);
+    const at::Tensor got32 =
+        block_sparse_attention(c.q.to(at::kFloat), c.k.to(at::kFloat), c.v.to(at::kFloat), c.mask, heads);
+    EXPECT_LE(rel_error(got32, oracle), 1e-5);
+    EXPECT_FALSE(got32.isnan().any().item<bool>());
+    EXPECT_TRUE(got32[2].eq(0).all().item<bool>());  // window 2 keeps nothing: exactly 0
+    EXPECT_FALSE(got32[1].eq(0).all().item<bool>());
+}
+
+TEST(BlockSparseAttentionOp, GroupedWorkItemsMatchTheOracleInEveryTuning) {
+    const int64_t heads = 3, hd = 16, nq = 7, nk = 11;
+    Case c = make_case(heads, hd, nq, nk, 6);  // head 0 window 0 empty, head 2 window 6 full, ...
+    c.mask[1][2].fill_(false);                 // a group with an empty window between full and ragged ones
+    c.mask[1][3].fill_(true);
+    c.mask[1][4].fill_(false);
+    c.mask[1][4][0] = true;
+    c.mask[1][4][10] = true;
+    const at::Tensor oracle = masked_dense_attention(c.q, c.k, c.v, c.mask, heads);
+    const auto q32 = c.q.to(at::kFloat), k32 = c.k.to(at::kFloat), v32 = c.v.to(at::kFloat);
+    const at::Tensor kept = c.mask.any(-1);  // [heads, nq]
+    const int64_t non_empty = kept.sum().item<int64_t>();
+    namespace sr = flashvsr::kernels::softmax_rows;
+    for (const int64_t group : {1, 2, 3, 7}) {
+        for (const int64_t piece : {1, 3, 8}) {
+            for (const sr::Isa isa : {sr::best_isa(), sr::Isa::kScalar}) {
+                CpuAttentionTuning t;
+                t.max_group = group;
+                t.min_fill = 0.0;  // group every run of windows that keep something
+                t.piece_blocks = piece;
+                t.isa = isa;
+                const std::string where = "group " + std::to_string(group) + " piece " +
+                                          std::to_string(piece) + " isa " +
+                                          std::to_string(static_cast<int>(isa));
+                // Every window that keeps something is in exactly one item; groups of up to `group`.
+                at::Tensor covered = at::zeros({heads, nq}, at::kInt);
+                int64_t largest = 0;
+                for (const AttentionWorkItem& it : items_of(c.mask, t)) {
+                    covered[it.h].narrow(0, it.first, it.count).add_(1);
+                    largest = std::max(largest, it.count);
+                }
+                EXPECT_TRUE(at::equal(covered, kept.to(at::kInt))) << where;
+                EXPECT_GE(largest, std::min<int64_t>(group, 4)) << where;  // head 1: windows 3-6
+                EXPECT_LE(largest, group) << where;
+                EXPECT_EQ(covered.sum().item<int64_t>(), non_empty) << where;
+                const at::Tensor got =
+                    flashvsr::kernels::block_sparse_attention_cpu(c.q, c.k, c.v, c.mask, heads, t);
+                EXPECT_LE(rel_error(got, oracle), 1e-12) << where;
+                const at::Tensor got32 =
+                    flashvsr::kernels::block_sparse_attention_cpu(q32, k32, v32, c.mask, heads, t);
+                EXPECT_LE(rel_error(got32, oracle), 1e-5) << where;
+                EXPECT_FALSE(got32.isnan().any().item<bool>()) << where;
+                // Empty windows: head 0 window 0, head 1 window 2: exactly 0.
+                EXPECT_TRUE(got32[0].narrow(-1, 0, hd).eq(0).all().item<bool>()) << where;
+                EXPECT_TRUE(got32[2].narrow(-1, hd, hd).eq(0).all().item<bool>()) << where;
+            }
+        }
+    }
 }
 
 TEST(BlockSparseAttentionOp, EqualsTheGatheredPath) {
