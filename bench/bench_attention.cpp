@@ -16,7 +16,6 @@
 #include <functional>
 #include <string>
 
-#include "csrc/core/heap.h"
 #include "models/common/linear.h"
 #include "models/dit_attention.h"
 
@@ -36,7 +35,6 @@ double seconds(const std::function<void()>& fn, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    flashvsr::core::keep_freed_heap_memory();  // as the flashvsr command does
     int64_t height = 256, width = 384, heads = 12, hd = 128, slices = 3, first = 0, local = 11, reps = 5,
             threads = 0, only_op = 0;
     double sparse = 2.0;

@@ -15,7 +15,6 @@
 #include <memory>
 #include <string>
 
-#include "csrc/core/heap.h"
 #include "models/common/linear.h"
 #include "models/common/random_weights.h"
 #include "models/lq_proj.h"
@@ -29,7 +28,6 @@ double now() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    flashvsr::core::keep_freed_heap_memory();  // as the flashvsr command does
     int64_t height = 256, width = 384, clips = 4, threads = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string k = argv[i], v = argv[i + 1];

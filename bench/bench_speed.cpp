@@ -30,7 +30,6 @@
 #include <thread>
 #include <vector>
 
-#include "csrc/core/heap.h"
 #include "models/common/linear.h"
 #include "models/test_weights.h"
 
@@ -276,7 +275,6 @@ double matmul_gflops(Gemm which) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    flashvsr::core::keep_freed_heap_memory();  // as the flashvsr command does
     std::string size = "full", mode = "tiny-long", dtype = "fp32", model_dir;
     int64_t width = 96, height = 64, frames = 37, scale = 4, threads = 0;
     bool profile = true;

@@ -11,7 +11,6 @@
 
 #include "csrc/cli/args.h"
 #include "csrc/cli/commands.h"
-#include "csrc/core/heap.h"
 
 namespace {
 
@@ -83,7 +82,6 @@ int cmd_build_info(const std::vector<std::string>& args) {
 }  // namespace flashvsr::cli
 
 int main(int argc, char** argv) {
-    flashvsr::core::keep_freed_heap_memory();  // large tensors reused, not page-faulted again each chunk
     if (argc < 2) {
         print_help(std::cerr);
         return 2;
