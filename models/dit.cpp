@@ -291,8 +291,7 @@ void DiT::to(at::Device device) {
 }
 
 int64_t DiT::weight_bytes() const {
-    int64_t n = 0;
-    w_->table.for_each_slot([&](at::Tensor& t) { n += t.defined() ? static_cast<int64_t>(t.nbytes()) : 0; });
+    int64_t n = w_->table.bytes();
     w_->for_each_int8_linear([&](Linear& l) {
         n += l.qweight.defined() ? static_cast<int64_t>(l.qweight.nbytes() + l.wscale.nbytes()) : 0;
     });

@@ -127,28 +127,6 @@ LQProj::LQProj(const TensorMap& tensors, const std::string& source, const LoadOp
     }
 }
 
-void LQProj::to(at::Device device) {
-    table().move_to(device);
-    for (at::Tensor* t : {&conv1_wino_, &conv2_wino_}) {
-        if (t->defined()) {
-            *t = t->to(device);
-        }
-    }
-}
-
-int64_t LQProj::weight_bytes() {
-    int64_t n = 0;
-    const auto add = [&n](at::Tensor& t) {
-        if (t.defined()) {
-            n += static_cast<int64_t>(t.nbytes());
-        }
-    };
-    table().for_each_slot(add);
-    add(conv1_wino_);
-    add(conv2_wino_);
-    return n;
-}
-
 ParamTable LQProj::table() {
     const Config& c = config_;
     ParamTable t;
@@ -161,6 +139,8 @@ ParamTable LQProj::table() {
     // pixel_shuffle (the unshuffle) has no parameters; linear_layers holds one Linear (layer_num = 1).
     t.add("linear_layers.0.weight", &linear_weight_, {c.out_dim, c.conv2_channels});
     t.add("linear_layers.0.bias", &linear_bias_, {c.out_dim});
+    t.add_derived(&conv1_wino_);
+    t.add_derived(&conv2_wino_);
     return t;
 }
 

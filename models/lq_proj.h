@@ -70,10 +70,10 @@ class LQProj {
 
     const Config& config() const { return config_; }
     /// Moves every weight to `device` (Engine::to); a tensor member outside table() must move here too.
-    void to(at::Device device);
+    void to(at::Device device) { table().move_to(device); }
 
     /// Bytes of the weights held (the Winograd form of conv1/conv2 is 16/9 of their checkpoint bytes).
-    int64_t weight_bytes();
+    int64_t weight_bytes() { return table().bytes(); }
 
     /// One streaming step. `clip`: [1, 3, Fc, H, W] in [-1, 1], the weights' dtype and device, H and W
     /// multiples of 16. The first call after state.reset() takes the single frame f0 (Fc == 1), runs conv1

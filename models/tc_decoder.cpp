@@ -188,27 +188,6 @@ TCDecoder::TCDecoder(const TensorMap& tensors, const std::string& source, const 
     conv22_phases_ = upsample2_conv3x3_weights(conv22_weight_);
 }
 
-void TCDecoder::to(at::Device device) {
-    table().move_to(device);
-    for (at::Tensor* t : {&conv10_phases_, &conv16_phases_, &conv22_phases_}) {
-        *t = t->to(device);
-    }
-}
-
-int64_t TCDecoder::weight_bytes() {
-    int64_t n = 0;
-    const auto add = [&n](at::Tensor& t) {
-        if (t.defined()) {
-            n += static_cast<int64_t>(t.nbytes());
-        }
-    };
-    table().for_each_slot(add);
-    for (at::Tensor* t : {&conv10_phases_, &conv16_phases_, &conv22_phases_}) {
-        add(*t);
-    }
-    return n;
-}
-
 ParamTable TCDecoder::table() {
     const auto& n = config_.channels;
     ParamTable t;
@@ -242,6 +221,9 @@ ParamTable TCDecoder::table() {
     t.add(key(24, ".weight"), &conv24_weight_, {n[3], n[3], 3, 3});
     t.add(key(26, ".weight"), &conv26_weight_, {kRgb, n[3], 3, 3});
     t.add(key(26, ".bias"), &conv26_bias_, {kRgb});
+    for (at::Tensor* p : {&conv10_phases_, &conv16_phases_, &conv22_phases_}) {
+        t.add_derived(p);  // made from conv10/16/22 at load
+    }
     return t;
 }
 

@@ -82,10 +82,10 @@ class TCDecoder {
 
     const Config& config() const { return config_; }
     /// Moves every weight to `device` (Engine::to); a tensor member outside table() must move here too.
-    void to(at::Device device);
+    void to(at::Device device) { table().move_to(device); }
 
     /// Bytes of the weights held: the checkpoint's plus the phase weights of the upsampling convs.
-    int64_t weight_bytes();
+    int64_t weight_bytes() { return table().bytes(); }
 
     /// Decodes T latent frames. latents: [1, 16, T, h, w] (DiT output layout), cond: [1, 3, Fc, 8h, 8w]
     /// LQ frames in [-1, 1] with ceil(Fc/4) == T; both in the weights' dtype and device.

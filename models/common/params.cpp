@@ -88,11 +88,23 @@ void ParamTable::zero_init(const LoadOptions& opts) const {
 }
 
 void ParamTable::move_to(at::Device device) const {
-    for (at::Tensor* slot : slots_) {
-        if (slot->defined() && slot->device() != device) {
-            *slot = slot->to(device);
+    for (const std::vector<at::Tensor*>* list : {&slots_, &derived_}) {
+        for (at::Tensor* slot : *list) {
+            if (slot->defined() && slot->device() != device) {
+                *slot = slot->to(device);
+            }
         }
     }
+}
+
+int64_t ParamTable::bytes() const {
+    int64_t n = 0;
+    for (const std::vector<at::Tensor*>* list : {&slots_, &derived_}) {
+        for (const at::Tensor* slot : *list) {
+            n += slot->defined() ? static_cast<int64_t>(slot->nbytes()) : 0;
+        }
+    }
+    return n;
 }
 
 int64_t manifest_numel(const std::vector<ParamSpec>& specs) {

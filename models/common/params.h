@@ -62,12 +62,22 @@ class ParamTable {
         }
     }
 
-    /// Moves every (defined) slot's tensor to `device`, dtype kept; tensors already there stay as they are.
+    /// Registers a tensor the network derives from its parameters at load (a reordered or transformed form):
+    /// not a checkpoint key (load, specs and zero_init ignore it), but moved by move_to and counted by
+    /// bytes().
+    void add_derived(at::Tensor* slot) { derived_.push_back(slot); }
+
+    /// Moves every (defined) slot's tensor, derived ones included, to `device`, dtype kept; tensors already
+    /// there stay as they are.
     void move_to(at::Device device) const;
+
+    /// Bytes of every defined slot, derived ones included: what the network holds.
+    int64_t bytes() const;
 
   private:
     std::vector<ParamSpec> specs_;
     std::vector<at::Tensor*> slots_;
+    std::vector<at::Tensor*> derived_;
 };
 
 /// Total parameter count of a manifest.

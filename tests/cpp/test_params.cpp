@@ -65,3 +65,26 @@ TEST(RandomWeights, DeterministicAndScaled) {
     EXPECT_NEAR(a.at("blocks.0.modulation").std().item<double>(), 1.0 / 16.0, 0.01);
     EXPECT_LT(a.at("conv.bias").abs().max().item<double>(), 0.5);
 }
+
+TEST(ParamTable, DerivedTensorsAreHeldButAreNoCheckpointKeys) {
+    // A derived tensor (e.g. a Winograd or phase form made at load) is moved and counted with the
+    // parameters, but loading neither asks for nor accepts a key for it.
+    at::Tensor w, derived;
+    ParamTable t;
+    t.add("conv.weight", &w, {2, 3});
+    t.add_derived(&derived);
+    EXPECT_EQ(t.specs().size(), 1u);
+    EXPECT_EQ(t.bytes(), 0);  // nothing defined yet
+    t.load(TensorMap{{"conv.weight", at::ones({2, 3})}}, "f.safetensors", LoadOptions{});
+    EXPECT_FALSE(derived.defined());
+    EXPECT_EQ(t.bytes(), 6 * 4);
+    derived = at::zeros({5}, at::kDouble);
+    EXPECT_EQ(t.bytes(), 6 * 4 + 5 * 8);
+    t.move_to(at::kCPU);
+    EXPECT_TRUE(derived.defined());
+    EXPECT_EQ(flashvsr::testing::model_error_of([&] {
+                  t.load(TensorMap{{"conv.weight", at::ones({2, 3})}, {"derived", at::ones({5})}},
+                         "f.safetensors", LoadOptions{});
+              }).find("derived") != std::string::npos,
+              true);
+}
