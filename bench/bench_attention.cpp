@@ -16,7 +16,7 @@
 #include <functional>
 #include <string>
 
-#include "models/common/linear.h"
+#include "bench/matmul_rate.h"
 #include "models/dit_attention.h"
 
 namespace {
@@ -87,10 +87,8 @@ int main(int argc, char** argv) {
     const int64_t kept = mask.sum().item<int64_t>();
     const double flops = 4.0 * 128 * 128 * static_cast<double>(hd) * static_cast<double>(kept);
     // The reference: the faster fp32 GEMM of the process, MKL's at::mm or oneDNN's (models::dense_linear).
-    const auto a = at::randn({1024, 1024}), b = at::randn({1024, 1024});
-    const double t_mm = std::min(seconds([&] { (void)at::mm(a, b); }, reps),
-                                 seconds([&] { (void)m::dense_linear(a, b, at::Tensor()); }, reps));
-    const double mm_rate = 2.0 * 1024 * 1024 * 1024 / t_mm / 1e9;
+    const double mm_rate = std::max(flashvsr::bench::matmul_rate(flashvsr::bench::Gemm::kMkl, 1024),
+                                    flashvsr::bench::matmul_rate(flashvsr::bench::Gemm::kOneDnn, 1024));
     std::printf(
         "bench_attention: %lldx%lld output, S=%lld windows/slice, nq=%lld nk=%lld, %lld heads x %lld, %s, "
         "%d threads; kept %lld of %lld blocks (%.1f%%); fp32 matmul %.0f GFLOP/s\n",

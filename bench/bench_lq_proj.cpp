@@ -15,7 +15,7 @@
 #include <memory>
 #include <string>
 
-#include "models/common/linear.h"
+#include "bench/matmul_rate.h"
 #include "models/common/random_weights.h"
 #include "models/lq_proj.h"
 
@@ -55,17 +55,8 @@ int main(int argc, char** argv) {
     const double flops = 2.0 * 36 * tokens *
                          (2.0 * c.in_channels * c.conv1_channels + 1.0 * c.conv1_channels * c.conv2_channels);
     // The reference: the faster fp32 GEMM of the process, MKL's at::mm or oneDNN's (models::dense_linear).
-    const at::Tensor a = at::randn({2048, 2048}), b = at::randn({2048, 2048});
-    double rates[2] = {0, 0};
-    for (int g = 0; g < 2; ++g) {
-        const auto mm = [&] { return g == 0 ? at::mm(a, b) : m::dense_linear(a, b, at::Tensor()); };
-        (void)mm();
-        const double t0 = now();
-        for (int r = 0; r < 3; ++r) {
-            (void)mm();
-        }
-        rates[g] = 3 * 2.0 * 2048 * 2048 * 2048 / (now() - t0) / 1e9;
-    }
+    const double rates[2] = {flashvsr::bench::matmul_rate(flashvsr::bench::Gemm::kMkl),
+                             flashvsr::bench::matmul_rate(flashvsr::bench::Gemm::kOneDnn)};
     const double mm_rate = std::max(rates[0], rates[1]);
     std::printf(
         "bench_lq_proj: %lldx%lld output (%lld tokens), full width, fp32, %d threads; %.1f GFLOP per clip; "

@@ -30,7 +30,7 @@
 #include <thread>
 #include <vector>
 
-#include "models/common/linear.h"
+#include "bench/matmul_rate.h"
 #include "models/test_weights.h"
 
 namespace {
@@ -243,35 +243,6 @@ void on_end(const at::RecordFunction& fn, at::ObserverContext* ctx) {
     }
 }
 
-/// Measured rate of an [n x n] x [n x n] product in this process: fp32 at::mm (MKL), fp32 through
-/// models::dense_linear (oneDNN where this torch has it: the engine's linears), or int8 at::_int_mm.
-enum class Gemm { kMkl, kOneDnn, kInt8 };
-double matmul_gflops(Gemm which) {
-    constexpr int64_t n = 2048;
-    at::manual_seed(1);
-    const bool int8 = which == Gemm::kInt8;
-    const at::Tensor a = int8 ? at::randint(-64, 64, {n, n}, at::kChar) : at::randn({n, n});
-    const at::Tensor b = int8 ? at::randint(-64, 64, {n, n}, at::kChar) : at::randn({n, n});
-    auto mm = [&] {
-        switch (which) {
-            case Gemm::kMkl:
-                return at::mm(a, b);
-            case Gemm::kOneDnn:
-                return flashvsr::models::dense_linear(a, b, at::Tensor());
-            default:
-                return at::_int_mm(a, b);
-        }
-    };
-    mm();
-    double best = 0;
-    for (int r = 0; r < 3; ++r) {
-        const auto t0 = Clock::now();
-        mm();
-        best = std::max(best, 2.0 * n * n * n / 1e9 / seconds_since(t0));
-    }
-    return best;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -316,9 +287,12 @@ int main(int argc, char** argv) {
         at::set_num_threads(static_cast<int>(threads));
     }
     // The reference rate is the faster fp32 GEMM of the two (on AMD CPUs MKL runs AVX2 code, oneDNN AVX-512).
-    const double mkl_rate = matmul_gflops(Gemm::kMkl), onednn_rate = matmul_gflops(Gemm::kOneDnn);
+    using flashvsr::bench::Gemm;
+    at::manual_seed(1);
+    const double mkl_rate = flashvsr::bench::matmul_rate(Gemm::kMkl);
+    const double onednn_rate = flashvsr::bench::matmul_rate(Gemm::kOneDnn);
     const double mm_rate = std::max(mkl_rate, onednn_rate);
-    const double int8_rate = dtype == "int8" ? matmul_gflops(Gemm::kInt8) : 0.0;
+    const double int8_rate = dtype == "int8" ? flashvsr::bench::matmul_rate(Gemm::kInt8) : 0.0;
     namespace fs = std::filesystem;
     fs::path tmp;
     try {
