@@ -5,15 +5,17 @@
 //   m_new = max(m, max over kept columns of s),  s <- p = exp(s - m_new) on kept columns, 0 on the others,
 //   l = l * exp(m - m_new) + sum(p),  o <- o * exp(m - m_new),  m = m_new.
 // A row whose running maximum is still -inf (no kept column so far) gets p = 0 and keeps m, l, o as they
-// are, so no -inf - -inf = NaN arises. float has a scalar form (std::exp) and an AVX-512 form with a fast
-// exp (exp_nonpositive) chosen at run time; double always uses the scalar form.
+// are, so no -inf - -inf = NaN arises. float has a scalar form (std::exp) and AVX2 and AVX-512 forms with a
+// fast exp (exp_nonpositive) chosen at run time; double always uses the scalar form.
 #pragma once
 
 #include <cstdint>
 
+#include "csrc/core/cpu_isa.h"
+
 namespace flashvsr::kernels::softmax_rows {
 
-enum class Isa { kScalar, kAvx512 };
+using Isa = core::CpuIsa;
 
 /// The fastest form this CPU runs.
 Isa best_isa();

@@ -120,14 +120,7 @@ __attribute__((target("avx512f"))) void dequantize_rows_avx512(int32_t* acc, int
 
 }  // namespace
 
-Isa best_isa() {
-#ifdef FLASHVSR_INT8_AVX512
-    static const bool avx512 = __builtin_cpu_supports("avx512f");
-    return avx512 ? Isa::kAvx512 : Isa::kScalar;
-#else
-    return Isa::kScalar;
-#endif
-}
+Isa best_isa() { return core::cpu_supports(Isa::kAvx512) ? Isa::kAvx512 : Isa::kScalar; }
 
 void quantize_rows(const float* x, int64_t k, int64_t begin, int64_t end, int8_t* xq, float* token_scale,
                    Isa isa) {

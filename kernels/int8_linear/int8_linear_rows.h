@@ -5,11 +5,13 @@
 
 #include <cstdint>
 
+#include "csrc/core/cpu_isa.h"
+
 namespace flashvsr::kernels::int8_rows {
 
-enum class Isa { kScalar, kAvx512 };
+using Isa = core::CpuIsa;
 
-/// The fastest form this CPU runs.
+/// The fastest form this CPU runs: kAvx512 or kScalar (these loops have no AVX2 form).
 Isa best_isa();
 
 /// Rows [begin, end) of x [M, K] (float32, row-major): s = max(absmax(row), 1e-20), xq = round(x * (127 / s))

@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "csrc/core/cpu_isa.h"
 #include "kernels/block_sparse_attention/online_softmax.h"
 
 namespace {
@@ -33,7 +34,7 @@ TEST(AttentionOnlineSoftmax, FastExpWithinTwoUlpOfStdExp) {
         x.push_back(v);
     }
     std::vector<float> y(x.size()), y_scalar(x.size());
-    for (const sr::Isa isa : {sr::best_isa(), sr::Isa::kScalar}) {
+    for (const sr::Isa isa : flashvsr::core::supported_cpu_isas()) {
         // Odd lengths exercise the masked tail of the vector loop.
         sr::exp_nonpositive(x.data(), y.data(), static_cast<int64_t>(x.size()), isa);
         sr::exp_nonpositive(x.data(), y_scalar.data(), 7, sr::Isa::kScalar);
@@ -86,49 +87,52 @@ TEST(AttentionOnlineSoftmax, StepMatchesScalarAndFloat64) {
     }
     init.m[4] = row4_max;
     const uint8_t some[3] = {1, 0, 1}, none[3] = {0, 0, 0};
-    for (const uint8_t* keep : {static_cast<const uint8_t*>(nullptr), some, none}) {
-        State a = init, b = init;
-        sr::online_softmax_step<float>(a.s.data(), rows, w, ld_s, keep, a.m.data(), a.l.data(), a.o.data(),
-                                       ld_o, hd, sr::best_isa());
-        sr::online_softmax_step<float>(b.s.data(), rows, w, ld_s, keep, b.m.data(), b.l.data(), b.o.data(),
-                                       ld_o, hd, sr::Isa::kScalar);
-        std::vector<double> s(init.s.begin(), init.s.end()), m(init.m.begin(), init.m.end()),
-            l(init.l.begin(), init.l.end()), o(init.o.begin(), init.o.end());
-        sr::online_softmax_step<double>(s.data(), rows, w, ld_s, keep, m.data(), l.data(), o.data(), ld_o, hd,
-                                        sr::Isa::kScalar);
-        for (int64_t r = 0; r < rows; ++r) {
-            const auto i = static_cast<size_t>(r);
-            EXPECT_EQ(a.m[i], b.m[i]) << r;  // maxima are exact
-            EXPECT_EQ(static_cast<double>(a.m[i]), m[i]) << r;
-            EXPECT_NEAR(a.l[i], l[i], 1e-5 * l[i]) << r;
-            EXPECT_NEAR(b.l[i], l[i], 1e-5 * l[i]) << r;
-            for (int64_t j = 0; j < w; ++j) {
-                const auto k = static_cast<size_t>(r * ld_s + j);
-                // p = exp(s - m): s - m rounds to float first (relative error <= |s - m| * 2^-24).
-                ASSERT_NEAR(a.s[k], s[k], 5e-6 * s[k]) << r << "," << j;
-                ASSERT_NEAR(b.s[k], s[k], 5e-6 * s[k]) << r << "," << j;
-                if (keep != nullptr && keep[j / 128] == 0) {
-                    ASSERT_EQ(a.s[k], 0.0f);  // a block the window does not keep: p = 0
+    for (const sr::Isa isa : flashvsr::core::supported_cpu_isas()) {
+        for (const uint8_t* keep : {static_cast<const uint8_t*>(nullptr), some, none}) {
+            SCOPED_TRACE("isa " + std::to_string(static_cast<int>(isa)));
+            State a = init, b = init;
+            sr::online_softmax_step<float>(a.s.data(), rows, w, ld_s, keep, a.m.data(), a.l.data(),
+                                           a.o.data(), ld_o, hd, isa);
+            sr::online_softmax_step<float>(b.s.data(), rows, w, ld_s, keep, b.m.data(), b.l.data(),
+                                           b.o.data(), ld_o, hd, sr::Isa::kScalar);
+            std::vector<double> s(init.s.begin(), init.s.end()), m(init.m.begin(), init.m.end()),
+                l(init.l.begin(), init.l.end()), o(init.o.begin(), init.o.end());
+            sr::online_softmax_step<double>(s.data(), rows, w, ld_s, keep, m.data(), l.data(), o.data(), ld_o,
+                                            hd, sr::Isa::kScalar);
+            for (int64_t r = 0; r < rows; ++r) {
+                const auto i = static_cast<size_t>(r);
+                EXPECT_EQ(a.m[i], b.m[i]) << r;  // maxima are exact
+                EXPECT_EQ(static_cast<double>(a.m[i]), m[i]) << r;
+                EXPECT_NEAR(a.l[i], l[i], 1e-5 * l[i]) << r;
+                EXPECT_NEAR(b.l[i], l[i], 1e-5 * l[i]) << r;
+                for (int64_t j = 0; j < w; ++j) {
+                    const auto k = static_cast<size_t>(r * ld_s + j);
+                    // p = exp(s - m): s - m rounds to float first (relative error <= |s - m| * 2^-24).
+                    ASSERT_NEAR(a.s[k], s[k], 5e-6 * s[k]) << r << "," << j;
+                    ASSERT_NEAR(b.s[k], s[k], 5e-6 * s[k]) << r << "," << j;
+                    if (keep != nullptr && keep[j / 128] == 0) {
+                        ASSERT_EQ(a.s[k], 0.0f);  // a block the window does not keep: p = 0
+                    }
+                }
+                for (int64_t d = 0; d < ld_o; ++d) {
+                    const auto k = static_cast<size_t>(r * ld_o + d);
+                    if (d >= hd) {
+                        ASSERT_EQ(a.o[k], init.o[k]);  // beyond head_dim: untouched
+                        continue;
+                    }
+                    ASSERT_NEAR(a.o[k], o[k], 5e-6 * std::abs(o[k])) << r << "," << d;
+                    ASSERT_NEAR(b.o[k], o[k], 5e-6 * std::abs(o[k])) << r << "," << d;
                 }
             }
-            for (int64_t d = 0; d < ld_o; ++d) {
-                const auto k = static_cast<size_t>(r * ld_o + d);
-                if (d >= hd) {
-                    ASSERT_EQ(a.o[k], init.o[k]);  // beyond head_dim: untouched
-                    continue;
-                }
-                ASSERT_NEAR(a.o[k], o[k], 5e-6 * std::abs(o[k])) << r << "," << d;
-                ASSERT_NEAR(b.o[k], o[k], 5e-6 * std::abs(o[k])) << r << "," << d;
+            if (keep == none) {  // nothing kept: -inf rows stay -inf with l = 0 and p = 0, no NaN anywhere
+                EXPECT_EQ(a.m[0], -kInf);
+                EXPECT_EQ(a.l[0], 0.0f);
+                EXPECT_EQ(a.m[2], 20.0f);
+                EXPECT_EQ(a.l[2], 2.5f);
+                EXPECT_EQ(a.o, init.o);
+            } else {
+                EXPECT_GT(a.l[0], 0.0f);
             }
-        }
-        if (keep == none) {  // nothing kept: -inf rows stay -inf with l = 0 and p = 0, no NaN anywhere
-            EXPECT_EQ(a.m[0], -kInf);
-            EXPECT_EQ(a.l[0], 0.0f);
-            EXPECT_EQ(a.m[2], 20.0f);
-            EXPECT_EQ(a.l[2], 2.5f);
-            EXPECT_EQ(a.o, init.o);
-        } else {
-            EXPECT_GT(a.l[0], 0.0f);
         }
     }
 }

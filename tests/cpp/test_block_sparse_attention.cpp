@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "csrc/core/cpu_isa.h"
 #include "kernels/block_sparse_attention/block_sparse_attention.h"
 #include "kernels/block_sparse_attention/block_sparse_attention_cpu.h"
 #include "models/dit_attention.h"
@@ -164,7 +165,7 @@ TEST(BlockSparseAttentionOp, GroupedWorkItemsMatchTheOracleInEveryTuning) {
     namespace sr = flashvsr::kernels::softmax_rows;
     for (const int64_t group : {1, 2, 3, 7}) {
         for (const int64_t piece : {1, 3, 8}) {
-            for (const sr::Isa isa : {sr::best_isa(), sr::Isa::kScalar}) {
+            for (const sr::Isa isa : flashvsr::core::supported_cpu_isas()) {
                 CpuAttentionTuning t;
                 t.max_group = group;
                 t.min_fill = 0.0;  // group every run of windows that keep something
