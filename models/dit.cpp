@@ -11,6 +11,7 @@
 #include "kernels/int8_linear/int8_linear.h"
 #include "models/common/linear.h"
 #include "models/dit_attention.h"
+#include "models/dit_rows.h"
 
 namespace flashvsr::models {
 
@@ -65,19 +66,24 @@ void quantize(Linear& l) {
     l.weight = at::Tensor();
 }
 
-/// RMSNorm with statistics in max(dtype, float32), cast back, then times the weight (MODEL.md §2.5).
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-    const auto xf = x.to(at::promote_types(x.scalar_type(), at::kFloat));
-    return (xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps)).to(x.scalar_type()) * weight;
-}
-
-at::Tensor layer_norm(const at::Tensor& x, double eps, const at::Tensor& w = {}, const at::Tensor& b = {}) {
+at::Tensor layer_norm(const at::Tensor& x, double eps, const at::Tensor& w, const at::Tensor& b) {
     return at::layer_norm(x, {x.size(-1)}, w, b, eps);
 }
 
-at::Tensor modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
-    return x * (1 + scale) + shift;
+/// x += gate * y (no gate: x += y). In place for float32 / float64, where it rounds as x + gate * y does;
+/// half-precision dtypes keep the out-of-place form so that gate * y is rounded to the dtype first.
+void residual_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gate = {}) {
+    if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble) {
+        x = gate.defined() ? x + gate * y : x + y;
+    } else if (gate.defined()) {
+        x.addcmul_(gate, y);
+    } else {
+        x.add_(y);
+    }
 }
+
+/// Window order [1, L, C] -> [n_windows, 128, C] (a view).
+at::Tensor as_windows(const at::Tensor& x) { return x.view({-1, kWindowTokens, x.size(-1)}); }
 
 }  // namespace
 
@@ -384,12 +390,15 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
                     ", ", cfg_.dim, "], got ", lq_tokens.sizes());
         x = x + lq_tokens.to(dev, dt);  // before block 0 only
     }
+    // Everything but the self-attention's inner product is token-wise, so the tokens are put in window order
+    // once here and back once after the head: the attention reads and writes its windows as views.
+    x = window_partition(x, f, h, w).view({1, l, cfg_.dim});  // [1, L, dim] in window order
     const int64_t t0 = first_frame_position(state.chunk_index);
-    // Built once per chunk, in the rotation dtype, for all blocks.
+    // Built once per chunk, in the rotation dtype and window order, for all blocks.
     auto rope = rope_tables(hd, t0, f, h, w, dev);
     const auto rope_type = at::promote_types(dt, at::kFloat);
-    rope.cos = rope.cos.to(rope_type);
-    rope.sin = rope.sin.to(rope_type);
+    rope.cos = window_partition(rope.cos.to(rope_type).unsqueeze(0), f, h, w).view({l, hd / 2});
+    rope.sin = window_partition(rope.sin.to(rope_type).unsqueeze(0), f, h, w).view({l, hd / 2});
     const int64_t hb = h / kWindowH, wb = w / kWindowW, s = hb * wb;
     const auto local = local_window_mask(hb, wb, opts.local_range).to(dev);
     const int64_t topk = draft_topk(opts.sparse_ratio, 8 * lh, 8 * lw, s);
@@ -415,16 +424,17 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
         const Block& b = w_->blocks[i];
         const auto mod = (b.modulation + consts.t_mod).chunk(6, 1);  // 6 x [1, 1, dim]
         // shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp
-        const auto a = modulate(layer_norm(x, cfg_.eps), mod[0], mod[1]);
+        const auto a = norm_modulate(x, mod[0], mod[1], cfg_.eps);
 
         // Self-attention (LCSA): projections, RoPE, windows, cache first, draft mask, sparse attention.
         const Attention& sa = b.self_attn;
-        const auto q = apply_rope(rms_norm(linear(a, sa.q), sa.norm_q, cfg_.eps), rope, heads);
-        const auto k = apply_rope(rms_norm(linear(a, sa.k), sa.norm_k, cfg_.eps), rope, heads);
-        const auto v = linear(a, sa.v);
-        const auto qw = window_partition(q, f, h, w);  // [(f/2)*S, 128, dim]
-        auto kw = window_partition(k, f, h, w);
-        auto vw = window_partition(v, f, h, w);
+        auto q = linear(a, sa.q);
+        rms_norm_rope_(q, sa.norm_q, cfg_.eps, rope, heads);
+        auto k = linear(a, sa.k);
+        rms_norm_rope_(k, sa.norm_k, cfg_.eps, rope, heads);
+        const auto qw = as_windows(q);  // [(f/2)*S, 128, dim]
+        auto kw = as_windows(k);
+        auto vw = as_windows(linear(a, sa.v));
         if (cached) {
             kw = at::cat({state.k_cache[i], kw}, 0);  // cache first (oldest slice first)
             vw = at::cat({state.v_cache[i], vw}, 0);
@@ -432,7 +442,7 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
         const auto mask = draft_block_mask(qw, kw, heads, local, topk);
         const auto ow = opts.dense_oracle ? masked_dense_attention(qw, kw, vw, mask, heads)
                                           : block_sparse_attention(qw, kw, vw, mask, heads, opts.kernel);
-        x = x + mod[2] * linear(window_reverse(ow, f, h, w), sa.o);
+        residual_(x, linear(ow.reshape({1, l, cfg_.dim}), sa.o), mod[2]);
 
         // Cache update after use: drop the oldest slice when over int(kv_ratio); copy so that the
         // trimmed cache does not keep the concatenated buffer alive.
@@ -442,28 +452,30 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
 
         // Cross-attention on LN3(x) (affine), dense, against the constant prompt K/V; no gate.
         const Attention& ca = b.cross_attn;
-        const auto xq = rms_norm(linear(layer_norm(x, cfg_.eps, b.norm3_weight, b.norm3_bias), ca.q),
-                                 ca.norm_q, cfg_.eps);
+        auto xq = linear(layer_norm(x, cfg_.eps, b.norm3_weight, b.norm3_bias), ca.q);
+        rms_norm_(xq, ca.norm_q, cfg_.eps);
         const int64_t lc = consts.cross_k[i].size(1);
         const auto qh = xq.view({1, l, heads, hd}).transpose(1, 2);                  // -> [1,heads,L,hd]
         const auto kh = consts.cross_k[i].view({1, lc, heads, hd}).transpose(1, 2);  // -> [1,heads,Lc,hd]
         const auto vh = consts.cross_v[i].view({1, lc, heads, hd}).transpose(1, 2);  // -> [1,heads,Lc,hd]
         const auto co = at::scaled_dot_product_attention(qh, kh, vh);
-        x = x + linear(co.transpose(1, 2).reshape({1, l, cfg_.dim}), ca.o);  // [1,heads,L,hd] -> [1,L,dim]
+        residual_(x,
+                  linear(co.transpose(1, 2).reshape({1, l, cfg_.dim}), ca.o));  // [1,heads,L,hd] -> [1,L,dim]
 
         // FFN.
-        const auto bm = modulate(layer_norm(x, cfg_.eps), mod[3], mod[4]);
-        x = x + mod[5] * linear(at::gelu(linear(bm, b.ffn0), "tanh"), b.ffn2);
+        auto hidden = linear(norm_modulate(x, mod[3], mod[4], cfg_.eps), b.ffn0);
+        residual_(x, linear(at::gelu_(hidden, "tanh"), b.ffn2), mod[5]);
     }
     // Head: modulation + t (not t_mod) -> shift, scale.
-    const auto hm = (w_->head_modulation + consts.t.unsqueeze(1)).chunk(2, 1);           // 2 x [1, 1, dim]
-    const auto out = linear(modulate(layer_norm(x, cfg_.eps), hm[0], hm[1]), w_->head);  // [1, L, out*4]
+    const auto hm = (w_->head_modulation + consts.t.unsqueeze(1)).chunk(2, 1);  // 2 x [1, 1, dim]
+    const auto out =
+        linear(norm_modulate(x, hm[0], hm[1], cfg_.eps), w_->head);  // [1, L, out*4], window order
 
     state.grid_h = h;
     state.grid_w = w;
     ++state.chunk_index;
     guard.done = true;
-    return unpatchify(out, f, h, w);
+    return unpatchify(window_reverse(as_windows(out), f, h, w), f, h, w);
 }
 
 }  // namespace flashvsr::models
