@@ -24,7 +24,7 @@ inline double matmul_rate(Gemm which, int64_t n = 2048) {
             case Gemm::kMkl:
                 return at::mm(a, b);
             case Gemm::kOneDnn:
-                return models::dense_linear(a, b, at::Tensor());
+                return models::dense_linear(a, b, at::Tensor(), models::LinearBackend::kOneDnn);
             default:
                 return at::_int_mm(a, b);
         }

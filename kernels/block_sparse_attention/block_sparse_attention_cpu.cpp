@@ -11,10 +11,11 @@
 // group of 2 windows halves the K and V packing per FLOP), the fused online-softmax step of each
 // window (online_softmax.h: the columns a window does not keep get p = 0; AVX-512 with a fast exp for
 // float), and O += P V (one GEMM per run); at the end O /= l. Items are handed to the threads one at a
-// time (an atomic counter), and each GEMM runs on its calling thread. float GEMMs go through ATen's
-// cpublas::brgemm, oneDNN's batch-reduce micro-kernel (AVX-512 where the CPU has it): it takes no transposes
-// and no alpha, so K is transposed once per call (K^T [C, nk*128]) and Q scaled once per call; on the
-// project's AMD development CPU it runs these products at 2.2x MKL's sgemm, which takes AVX2 code on AMD.
+// time (an atomic counter), and each GEMM runs on its calling thread. On AVX-512 CPUs float GEMMs go through
+// ATen's cpublas::brgemm, oneDNN's batch-reduce micro-kernel: it takes no transposes and no alpha, so K is
+// transposed once per call (K^T [C, nk*128]) and Q scaled once per call; on an AVX-512 AMD CPU it runs these
+// products at 2.2x MKL's sgemm, which takes AVX2 code on AMD. On AVX2-only CPUs (CpuAttentionTuning::brgemm
+// false) they go through MKL's sgemm, the faster there.
 // double goes through the wheel's Fortran BLAS (MKL). float16 and bfloat16 inputs are
 // computed in float32 (one conversion of q, k, v per call).
 #include <ATen/Parallel.h>
@@ -30,6 +31,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "csrc/core/cpu_isa.h"
 #include "kernels/block_sparse_attention/block_sparse_attention.h"
 #include "kernels/block_sparse_attention/block_sparse_attention_cpu.h"
 #include "kernels/block_sparse_attention/online_softmax.h"
@@ -64,6 +66,9 @@ void brgemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const 
             float* c, int64_t ldc, bool accumulate) {
     at::native::cpublas::brgemm(m, n, k, lda, ldb, ldc, accumulate, a, b, c, /*is_vnni=*/false);
 }
+/// Never called: double has no brgemm (kt is always null for double).
+void brgemm(int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t, double*, int64_t,
+            bool) {}
 
 struct Run {
     int64_t first;  // first key window
@@ -162,7 +167,7 @@ void attend_item(const T* q, const T* k, const T* kt, const T* v, const bool* ma
         int64_t col = 0;
         for (const Run& run : sc.runs) {
             const int64_t len = run.count * t;
-            if constexpr (std::is_same_v<T, float>) {  // q comes scaled; kt is K^T [C, nk·128]
+            if (kt != nullptr) {  // float through brgemm: q comes scaled; kt is K^T [C, nk·128]
                 brgemm(rows, len, hd, qi, c, kt + h * hd * g.nk * t + run.first * t, g.nk * t, scores + col,
                        w, false);
             } else {
@@ -191,7 +196,7 @@ void attend_item(const T* q, const T* k, const T* kt, const T* v, const bool* ma
         col = 0;
         for (const Run& run : sc.runs) {  // O += P[:, col:col+len] V_run
             const int64_t len = run.count * t;
-            if constexpr (std::is_same_v<T, float>) {
+            if (kt != nullptr) {
                 brgemm(rows, hd, len, scores + col, w, v + run.first * t * c + h * hd, c, o, c, true);
             } else {
                 gemm<T>('N', 'N', hd, rows, len, T(1), v + run.first * t * c + h * hd, c, scores + col, w,
@@ -218,7 +223,7 @@ void attend(const T* q, const T* k, const T* kt, const T* v, const bool* mask, T
         for (size_t i = next++; i < items.size(); i = next++) {
             attend_item<T>(q, k, kt, v, mask, out, items[i], g, tuning.piece_blocks, tuning.isa, sc);
         }
-        if constexpr (std::is_same_v<T, float>) {
+        if (kt != nullptr) {
             at::native::cpublas::brgemm_release(/*is_vnni=*/false);
         }
     });
@@ -271,6 +276,8 @@ std::vector<AttentionWorkItem> attention_work_items(const bool* mask, const Atte
     return items;
 }
 
+bool brgemm_preferred() { return core::cpu_supports(core::CpuIsa::kAvx512); }
+
 at::Tensor block_sparse_attention_cpu(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                       const at::Tensor& mask, int64_t num_heads,
                                       const CpuAttentionTuning& tuning) {
@@ -285,6 +292,10 @@ at::Tensor block_sparse_attention_cpu(const at::Tensor& q, const at::Tensor& k, 
             attend<double>(qc.const_data_ptr<double>(), kc.const_data_ptr<double>(), nullptr,
                            vc.const_data_ptr<double>(), mc.const_data_ptr<bool>(), out.data_ptr<double>(), g,
                            tuning);
+        } else if (!tuning.brgemm) {
+            attend<float>(qc.const_data_ptr<float>(), kc.const_data_ptr<float>(), nullptr,
+                          vc.const_data_ptr<float>(), mc.const_data_ptr<bool>(), out.data_ptr<float>(), g,
+                          tuning);
         } else {
             // brgemm takes no transposes and no alpha: K^T once per call, Q scaled once per call.
             const at::Tensor qs = at::mul(qc, at::Scalar(g.scale));

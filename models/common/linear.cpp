@@ -5,7 +5,9 @@
 #include <ATen/core/stack.h>
 
 #include <optional>
+
 #include <string>
+#include "csrc/core/cpu_isa.h"
 
 namespace flashvsr::models {
 namespace {
@@ -30,11 +32,15 @@ const std::optional<c10::OperatorHandle>& onednn_linear_op() {
 
 bool onednn_linear_available() { return onednn_linear_op().has_value(); }
 
+bool onednn_preferred_for_float32() { return core::cpu_supports(core::CpuIsa::kAvx512); }
+
 at::Tensor dense_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
                         LinearBackend backend) {
-    const bool onednn = backend == LinearBackend::kAuto && x.device().is_cpu() &&
-                        x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && x.numel() > 0 &&
-                        w.dim() == 2 && x.dim() >= 2 && onednn_linear_available();
+    const bool wanted = backend == LinearBackend::kOneDnn ||
+                        (backend == LinearBackend::kAuto && onednn_preferred_for_float32());
+    const bool onednn = wanted && x.device().is_cpu() && x.scalar_type() == at::kFloat &&
+                        w.scalar_type() == at::kFloat && x.numel() > 0 && w.dim() == 2 && x.dim() >= 2 &&
+                        onednn_linear_available();
     if (!onednn) {
         return at::linear(x, w, b);
     }

@@ -166,35 +166,38 @@ TEST(BlockSparseAttentionOp, GroupedWorkItemsMatchTheOracleInEveryTuning) {
     for (const int64_t group : {1, 2, 3, 7}) {
         for (const int64_t piece : {1, 3, 8}) {
             for (const sr::Isa isa : flashvsr::core::supported_cpu_isas()) {
-                CpuAttentionTuning t;
-                t.max_group = group;
-                t.min_fill = 0.0;  // group every run of windows that keep something
-                t.piece_blocks = piece;
-                t.isa = isa;
-                const std::string where = "group " + std::to_string(group) + " piece " +
-                                          std::to_string(piece) + " isa " +
-                                          std::to_string(static_cast<int>(isa));
-                // Every window that keeps something is in exactly one item; groups of up to `group`.
-                at::Tensor covered = at::zeros({heads, nq}, at::kInt);
-                int64_t largest = 0;
-                for (const AttentionWorkItem& it : items_of(c.mask, t)) {
-                    covered[it.h].narrow(0, it.first, it.count).add_(1);
-                    largest = std::max(largest, it.count);
+                for (const bool brgemm : {true, false}) {
+                    CpuAttentionTuning t;
+                    t.max_group = group;
+                    t.min_fill = 0.0;  // group every run of windows that keep something
+                    t.piece_blocks = piece;
+                    t.isa = isa;
+                    t.brgemm = brgemm;
+                    const std::string where =
+                        "group " + std::to_string(group) + " piece " + std::to_string(piece) + " isa " +
+                        std::to_string(static_cast<int>(isa)) + " brgemm " + std::to_string(brgemm);
+                    // Every window that keeps something is in exactly one item; groups of up to `group`.
+                    at::Tensor covered = at::zeros({heads, nq}, at::kInt);
+                    int64_t largest = 0;
+                    for (const AttentionWorkItem& it : items_of(c.mask, t)) {
+                        covered[it.h].narrow(0, it.first, it.count).add_(1);
+                        largest = std::max(largest, it.count);
+                    }
+                    EXPECT_TRUE(at::equal(covered, kept.to(at::kInt))) << where;
+                    EXPECT_GE(largest, std::min<int64_t>(group, 4)) << where;  // head 1: windows 3-6
+                    EXPECT_LE(largest, group) << where;
+                    EXPECT_EQ(covered.sum().item<int64_t>(), non_empty) << where;
+                    const at::Tensor got =
+                        flashvsr::kernels::block_sparse_attention_cpu(c.q, c.k, c.v, c.mask, heads, t);
+                    EXPECT_LE(rel_error(got, oracle), 1e-12) << where;
+                    const at::Tensor got32 =
+                        flashvsr::kernels::block_sparse_attention_cpu(q32, k32, v32, c.mask, heads, t);
+                    EXPECT_LE(rel_error(got32, oracle), 1e-5) << where;
+                    EXPECT_FALSE(got32.isnan().any().item<bool>()) << where;
+                    // Empty windows: head 0 window 0, head 1 window 2: exactly 0.
+                    EXPECT_TRUE(got32[0].narrow(-1, 0, hd).eq(0).all().item<bool>()) << where;
+                    EXPECT_TRUE(got32[2].narrow(-1, hd, hd).eq(0).all().item<bool>()) << where;
                 }
-                EXPECT_TRUE(at::equal(covered, kept.to(at::kInt))) << where;
-                EXPECT_GE(largest, std::min<int64_t>(group, 4)) << where;  // head 1: windows 3-6
-                EXPECT_LE(largest, group) << where;
-                EXPECT_EQ(covered.sum().item<int64_t>(), non_empty) << where;
-                const at::Tensor got =
-                    flashvsr::kernels::block_sparse_attention_cpu(c.q, c.k, c.v, c.mask, heads, t);
-                EXPECT_LE(rel_error(got, oracle), 1e-12) << where;
-                const at::Tensor got32 =
-                    flashvsr::kernels::block_sparse_attention_cpu(q32, k32, v32, c.mask, heads, t);
-                EXPECT_LE(rel_error(got32, oracle), 1e-5) << where;
-                EXPECT_FALSE(got32.isnan().any().item<bool>()) << where;
-                // Empty windows: head 0 window 0, head 1 window 2: exactly 0.
-                EXPECT_TRUE(got32[0].narrow(-1, 0, hd).eq(0).all().item<bool>()) << where;
-                EXPECT_TRUE(got32[2].narrow(-1, hd, hd).eq(0).all().item<bool>()) << where;
             }
         }
     }
