@@ -319,7 +319,8 @@ int main(int argc, char** argv) {
         std::printf("matmul rate of this process: fp32 %.0f GFLOP/s (MKL at::mm %.0f, oneDNN %.0f)", mm_rate,
                     mkl_rate, onednn_rate);
         if (int8_rate > 0) {
-            std::printf(", int8 _int_mm %.0f GOP/s", int8_rate);
+            std::printf(", int8 product %.0f GOP/s (%s)", int8_rate,
+                        flashvsr::kernels::int_mm_is_fast() ? "at::_int_mm" : "exact float32 slices");
         }
         std::printf("\n");
 

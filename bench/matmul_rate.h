@@ -8,13 +8,14 @@
 #include <algorithm>
 #include <chrono>
 
+#include "kernels/int8_linear/int_mm.h"
 #include "models/common/linear.h"
 
 namespace flashvsr::bench {
 
 enum class Gemm { kMkl, kOneDnn, kInt8 };
 
-/// GFLOP/s (GOP/s for kInt8, at::_int_mm) of an n x n x n product.
+/// GFLOP/s (GOP/s for kInt8: kernels::int_mm_cpu, at::_int_mm on AVX512-VNNI CPUs) of an n x n x n product.
 inline double matmul_rate(Gemm which, int64_t n = 2048) {
     const bool int8 = which == Gemm::kInt8;
     const at::Tensor a = int8 ? at::randint(-64, 64, {n, n}, at::kChar) : at::randn({n, n});
@@ -26,7 +27,7 @@ inline double matmul_rate(Gemm which, int64_t n = 2048) {
             case Gemm::kOneDnn:
                 return models::dense_linear(a, b, at::Tensor(), models::LinearBackend::kOneDnn);
             default:
-                return at::_int_mm(a, b);
+                return kernels::int_mm_cpu(a, b);  // what the int8 linears use (at::_int_mm or exact fp32)
         }
     };
     (void)mm();

@@ -46,8 +46,9 @@ std::string shape_str(const std::vector<int64_t>& s) {
     return out + "]";
 }
 
-/// Symmetric per-token int8 activations, int32 products through at::_int_mm, then the token and channel
-/// scales in float32: torch.ops.flashvsr.int8_linear (kernels/int8_linear; fused on the CPU).
+/// Symmetric per-token int8 activations, int32 products (at::_int_mm or its exact float32 form), then the
+/// token and channel scales in float32: torch.ops.flashvsr.int8_linear (kernels/int8_linear; fused on the
+/// CPU).
 at::Tensor linear_int8(const at::Tensor& x, const Linear& l) {
     return kernels::int8_linear(x, l.qweight, l.wscale,
                                 l.bias.defined() ? std::optional(l.bias) : std::nullopt);

@@ -102,7 +102,8 @@ class DiT {
 
     /// Opt-in int8: the weight of every linear layer but the output head becomes int8 per output channel
     /// (symmetric, scale = max|W[o,:]| / 127); at run time activations are quantized per token and multiplied
-    /// with at::_int_mm, then scaled back in float32. Every other parameter is converted to compute_dtype.
+    /// as int8 (kernels/int8_linear: at::_int_mm, or exact float32 slices where it is slow), then scaled back
+    /// in float32. Every other parameter is converted to compute_dtype.
     /// Irreversible; frees the floating-point linear weights.
     void quantize_int8(at::ScalarType compute_dtype);
     bool quantized() const { return quantized_; }

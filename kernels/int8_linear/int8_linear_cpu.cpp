@@ -1,5 +1,6 @@
 // CPU kernel of int8_linear, fused: one pass over x (row absmax, then the row to int8 while it is in cache),
-// at::_int_mm, one epilogue pass that turns the int32 products into the float32 output in place.
+// the int8 product (int_mm.h: at::_int_mm, or exact float32 GEMMs where _int_mm is slow), one epilogue pass
+// that turns the int32 products into the float32 output in place.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -8,6 +9,7 @@
 
 #include "kernels/int8_linear/int8_linear.h"
 #include "kernels/int8_linear/int8_linear_rows.h"
+#include "kernels/int8_linear/int_mm.h"
 
 namespace flashvsr::kernels {
 namespace {
@@ -38,7 +40,7 @@ at::Tensor int8_linear_cpu(const at::Tensor& x, const at::Tensor& qweight, const
         int8_rows::quantize_rows(xp, g.k, begin, end, qp, tp, isa);
     });
 
-    at::Tensor acc = at::_int_mm(xq, qweight);  // [M, K] x [K, N] -> [M, N] int32
+    at::Tensor acc = int_mm_cpu(xq, qweight);  // [M, K] x [K, N] -> [M, N] int32 (int_mm.h)
     TORCH_INTERNAL_ASSERT(acc.is_contiguous() && acc.scalar_type() == at::kInt);
     int32_t* ap = acc.data_ptr<int32_t>();
     const float* wp = ws.const_data_ptr<float>();

@@ -9,7 +9,9 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-#define FLASHVSR_INT8_AVX512 1
+
+#include "csrc/core/avx2_reduce.h"
+#define FLASHVSR_INT8_X86 1
 #endif
 
 namespace flashvsr::kernels::int8_rows {
@@ -50,7 +52,7 @@ void dequantize_rows_scalar(int32_t* acc, int64_t n, int64_t begin, int64_t end,
     }
 }
 
-#ifdef FLASHVSR_INT8_AVX512
+#ifdef FLASHVSR_INT8_X86
 // GCC 12 reports its own _mm512_undefined_* placeholders inside the intrinsics as maybe-uninitialized.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
@@ -113,6 +115,71 @@ __attribute__((target("avx512f"))) void dequantize_rows_avx512(int32_t* acc, int
         }
     }
 }
+
+/// The AVX2 forms: the same operations in the same order (bit-identical to the scalar loops); the vector part
+/// covers whole groups of 8 (quantize: 32) and the rest of a row goes through the scalar loop's body.
+__attribute__((target("avx2,fma"))) void quantize_rows_avx2(const float* x, int64_t k, int64_t begin,
+                                                            int64_t end, int8_t* xq, float* tok) {
+    const int64_t full8 = k / 8 * 8, full32 = k / 32 * 32;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int64_t m = begin; m < end; ++m) {
+        const float* row = x + m * k;
+        __m256 vmax = _mm256_setzero_ps();
+        for (int64_t i = 0; i < full8; i += 8) {
+            vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, _mm256_loadu_ps(row + i)));
+        }
+        float s = core::hmax256(vmax);
+        for (int64_t i = full8; i < k; ++i) {
+            s = std::max(s, std::fabs(row[i]));
+        }
+        s = std::max(s, kMinScale);
+        const float inv_s = 127.0f / s;
+        const __m256 inv = _mm256_set1_ps(inv_s);
+        int8_t* q = xq + m * k;
+        for (int64_t i = 0; i < full32; i += 32) {  // round half to even (the default MXCSR mode)
+            const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(row + i), inv));
+            const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(row + i + 8), inv));
+            const __m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(row + i + 16), inv));
+            const __m256i d = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(row + i + 24), inv));
+            // packs interleave the 128-bit lanes: a0 b0 a1 b1 / c0 d0 c1 d1 -> bytes a0 b0 c0 d0 a1 b1 c1 d1
+            const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i),
+                                _mm256_permutevar8x32_epi32(packed, order));
+        }
+        for (int64_t i = full32; i < k; ++i) {
+            q[i] = static_cast<int8_t>(static_cast<int32_t>(std::nearbyint(row[i] * inv_s)));
+        }
+        tok[m] = s * kInv127;
+    }
+}
+
+__attribute__((target("avx2,fma"))) void dequantize_rows_avx2(int32_t* acc, int64_t n, int64_t begin,
+                                                              int64_t end, const float* tok, const float* ws,
+                                                              const float* bias) {
+    const int64_t full = n / 8 * 8;
+    for (int64_t m = begin; m < end; ++m) {
+        int32_t* row = acc + m * n;
+        const float tm = tok[m];
+        const __m256 t = _mm256_set1_ps(tm);
+        for (int64_t j = 0; j < full; j += 8) {
+            const __m256 a =
+                _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + j)));
+            __m256 y = _mm256_mul_ps(_mm256_mul_ps(a, t), _mm256_loadu_ps(ws + j));
+            if (bias != nullptr) {
+                y = _mm256_add_ps(y, _mm256_loadu_ps(bias + j));
+            }
+            _mm256_storeu_ps(reinterpret_cast<float*>(row + j), y);
+        }
+        for (int64_t j = full; j < n; ++j) {
+            float y = (static_cast<float>(row[j]) * tm) * ws[j];
+            if (bias != nullptr) {
+                y = y + bias[j];
+            }
+            row[j] = std::bit_cast<int32_t>(y);
+        }
+    }
+}
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -120,13 +187,17 @@ __attribute__((target("avx512f"))) void dequantize_rows_avx512(int32_t* acc, int
 
 }  // namespace
 
-Isa best_isa() { return core::cpu_supports(Isa::kAvx512) ? Isa::kAvx512 : Isa::kScalar; }
+Isa best_isa() { return core::best_cpu_isa(); }
 
 void quantize_rows(const float* x, int64_t k, int64_t begin, int64_t end, int8_t* xq, float* token_scale,
                    Isa isa) {
-#ifdef FLASHVSR_INT8_AVX512
-    if (isa == Isa::kAvx512 && best_isa() == Isa::kAvx512) {
+#ifdef FLASHVSR_INT8_X86
+    if (isa == Isa::kAvx512 && core::cpu_supports(isa)) {
         quantize_rows_avx512(x, k, begin, end, xq, token_scale);
+        return;
+    }
+    if (isa == Isa::kAvx2 && core::cpu_supports(isa)) {
+        quantize_rows_avx2(x, k, begin, end, xq, token_scale);
         return;
     }
 #endif
@@ -135,9 +206,13 @@ void quantize_rows(const float* x, int64_t k, int64_t begin, int64_t end, int8_t
 
 void dequantize_rows(int32_t* acc, int64_t n, int64_t begin, int64_t end, const float* token_scale,
                      const float* wscale, const float* bias, Isa isa) {
-#ifdef FLASHVSR_INT8_AVX512
-    if (isa == Isa::kAvx512 && best_isa() == Isa::kAvx512) {
+#ifdef FLASHVSR_INT8_X86
+    if (isa == Isa::kAvx512 && core::cpu_supports(isa)) {
         dequantize_rows_avx512(acc, n, begin, end, token_scale, wscale, bias);
+        return;
+    }
+    if (isa == Isa::kAvx2 && core::cpu_supports(isa)) {
+        dequantize_rows_avx2(acc, n, begin, end, token_scale, wscale, bias);
         return;
     }
 #endif

@@ -1,6 +1,6 @@
 // Row loops of the fused CPU int8_linear (internal: int8_linear_cpu.cpp and tests). Each loop has a portable
-// scalar form and an AVX-512 form chosen at run time; both give bit-identical results (the same IEEE float
-// operations in the same order; rounding half to even).
+// scalar form and AVX2 and AVX-512 forms chosen at run time; both give bit-identical results (the same IEEE
+// float operations in the same order; rounding half to even).
 #pragma once
 
 #include <cstdint>
@@ -11,7 +11,7 @@ namespace flashvsr::kernels::int8_rows {
 
 using Isa = core::CpuIsa;
 
-/// The fastest form this CPU runs: kAvx512 or kScalar (these loops have no AVX2 form).
+/// The fastest form this CPU runs.
 Isa best_isa();
 
 /// Rows [begin, end) of x [M, K] (float32, row-major): s = max(absmax(row), 1e-20), xq = round(x * (127 / s))

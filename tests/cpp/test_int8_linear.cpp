@@ -7,10 +7,13 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
+#include "csrc/core/cpu_isa.h"
 #include "kernels/int8_linear/int8_linear.h"
 #include "kernels/int8_linear/int8_linear_rows.h"
+#include "kernels/int8_linear/int_mm.h"
 
 namespace {
 
@@ -114,6 +117,25 @@ TEST(Int8Linear, ReferenceKernelEqualsUnfused) {
                           unfused(x, qw, ws, std::nullopt)));
 }
 
+TEST(Int8Linear, FloatSliceProductIsExactlyIntMm) {
+    // K across the 1024 slice boundary; one row and one column at -128 make a slice's sum exactly 2^24.
+    at::manual_seed(5);
+    for (const int64_t k : {8, 1024, 1032, 2504}) {
+        auto a = at::randint(-128, 128, {37, k}, at::kChar);
+        auto b = at::randint(-128, 128, {k, 29}, at::kChar);
+        a[3].fill_(-128);
+        b.select(1, 5).fill_(-128);
+        const at::Tensor ref = at::_int_mm(a, b);
+        const at::Tensor got =
+            flashvsr::kernels::int_mm_cpu(a, b, flashvsr::kernels::IntMmPath::kFloatSlices);
+        EXPECT_TRUE(at::equal(got, ref)) << "K=" << k;
+        EXPECT_EQ(got[3][5].item<int32_t>(), 128 * 128 * static_cast<int32_t>(k));
+        EXPECT_TRUE(at::equal(flashvsr::kernels::int_mm_cpu(a, b), ref)) << "K=" << k;
+    }
+    EXPECT_THROW(flashvsr::kernels::int_mm_cpu(at::zeros({2, 3}, at::kChar), at::zeros({4, 2}, at::kChar)),
+                 c10::Error);
+}
+
 TEST(Int8Linear, ScalarAndVectorRowLoopsAgreeBitForBit) {
     at::manual_seed(3);
     // Lengths around the 16-lane width (tails of every size), rows of every magnitude, exact .5 ties.
@@ -126,33 +148,39 @@ TEST(Int8Linear, ScalarAndVectorRowLoopsAgreeBitForBit) {
         if (k >= 3) {
             x[3].copy_(at::arange(k, at::kFloat).sub(k / 2).mul(0.5));  // many values land on .5 ties
         }
-        at::Tensor q[2], t[2];
-        const rows::Isa isas[2] = {rows::Isa::kScalar, rows::best_isa()};
-        for (int i = 0; i < 2; ++i) {
-            q[i] = at::empty({m, k}, at::kChar);
-            t[i] = at::empty({m});
-            rows::quantize_rows(x.const_data_ptr<float>(), k, 0, m, q[i].data_ptr<int8_t>(),
-                                t[i].data_ptr<float>(), isas[i]);
+        const std::vector<rows::Isa> isas = flashvsr::core::supported_cpu_isas();  // ends with kScalar
+        const auto quantize = [&](rows::Isa isa) {
+            std::pair<at::Tensor, at::Tensor> r{at::empty({m, k}, at::kChar), at::empty({m})};
+            rows::quantize_rows(x.const_data_ptr<float>(), k, 0, m, r.first.data_ptr<int8_t>(),
+                                r.second.data_ptr<float>(), isa);
+            return r;
+        };
+        const auto [q0, t0] = quantize(rows::Isa::kScalar);
+        for (const rows::Isa isa : isas) {
+            const auto [q1, t1] = quantize(isa);
+            EXPECT_TRUE(at::equal(q0, q1)) << "K=" << k << " isa " << static_cast<int>(isa);
+            EXPECT_TRUE(at::equal(t0, t1)) << "K=" << k << " isa " << static_cast<int>(isa);
         }
-        EXPECT_TRUE(at::equal(q[0], q[1])) << "K=" << k;
-        EXPECT_TRUE(at::equal(t[0], t[1])) << "K=" << k;
-        EXPECT_LE(q[0].abs().max().item<int>(), 127);
-        EXPECT_EQ(q[0][1].abs().max().item<int>(), 127) << "the row's absmax maps to 127";
-        EXPECT_EQ(q[0][2].abs().max().item<int>(), 0) << "a row under the 1e-20 clamp is all zeros";
+        EXPECT_LE(q0.abs().max().item<int>(), 127);
+        EXPECT_EQ(q0[1].abs().max().item<int>(), 127) << "the row's absmax maps to 127";
+        EXPECT_EQ(q0[2].abs().max().item<int>(), 0) << "a row under the 1e-20 clamp is all zeros";
 
         const int64_t n = k;  // epilogue over rows of N = k products
         const auto acc = at::randint(-2000000, 2000000, {m, n}, at::kInt);
         const auto ws = at::rand({n});
         const auto bias = at::randn({n});
-        at::Tensor out[2];
-        for (int i = 0; i < 2; ++i) {
-            out[i] = acc.clone();
-            rows::dequantize_rows(out[i].data_ptr<int32_t>(), n, 0, m, t[0].const_data_ptr<float>(),
-                                  ws.const_data_ptr<float>(), bias.const_data_ptr<float>(), isas[i]);
+        const auto dequantize = [&](rows::Isa isa) {
+            at::Tensor out = acc.clone();
+            rows::dequantize_rows(out.data_ptr<int32_t>(), n, 0, m, t0.const_data_ptr<float>(),
+                                  ws.const_data_ptr<float>(), bias.const_data_ptr<float>(), isa);
+            return out;
+        };
+        const at::Tensor out0 = dequantize(rows::Isa::kScalar);
+        for (const rows::Isa isa : isas) {
+            EXPECT_TRUE(at::equal(out0, dequantize(isa))) << "K=" << k << " isa " << static_cast<int>(isa);
         }
-        EXPECT_TRUE(at::equal(out[0], out[1])) << "K=" << k;
-        const auto expect = (acc.to(at::kFloat) * t[0].view({m, 1}) * ws) + bias;
-        EXPECT_TRUE(at::equal(out[0].view(at::kFloat), expect)) << "K=" << k;
+        const auto expect = (acc.to(at::kFloat) * t0.view({m, 1}) * ws) + bias;
+        EXPECT_TRUE(at::equal(out0.view(at::kFloat), expect)) << "K=" << k;
     }
 }
 
