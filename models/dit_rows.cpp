@@ -34,9 +34,10 @@ at::Tensor reference_rms_norm(const at::Tensor& x, const at::Tensor& weight, dou
     return (xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps)).to(x.scalar_type()) * weight;
 }
 
-/// Contiguous CPU float32 / float64 tensors whose last dimension is `c`, all of x's dtype.
+/// Whether the fused loops take x: a contiguous, non-empty CPU float32 / float64 tensor, with per-channel
+/// tensors of its dtype holding one value per channel (x's last dimension).
 bool fusable(const at::Tensor& x, std::initializer_list<const at::Tensor*> per_channel) {
-    if (!x.is_cpu() || !x.is_contiguous() || x.dim() < 1 ||
+    if (!x.is_cpu() || !x.is_contiguous() || x.dim() < 1 || x.numel() == 0 ||
         (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble)) {
         return false;
     }
@@ -49,7 +50,7 @@ bool fusable(const at::Tensor& x, std::initializer_list<const at::Tensor*> per_c
     return true;
 }
 
-// ---- scalar row loops (float64 always, float32 without AVX-512) ---------------------------------------
+// ---- scalar row loops (float64 always, float32 where the CPU or the sizes allow no vector form) ---------
 
 template <typename T>
 T sum_of(const T* x, int64_t n) {
