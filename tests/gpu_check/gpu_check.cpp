@@ -458,8 +458,8 @@ void step_weights(const Args& a, const Dev& d, Report& rep) {
     rep.summary.push_back(a.size + " random weights, " + mib(bytes) + (cached ? " (cached)" : ""));
 }
 
-/// CUDA vs CPU end to end: fp32 within 1e-4, bf16 and fp16 PSNR against CPU fp32 (bf16 >= 38 dB).
-/// Whether the CPU has AVX512-BF16 (native bf16 dot products; without them ATen's bf16 convolutions are slow).
+/// Whether the CPU has AVX512-BF16 (native bf16 dot products; without them ATen's bf16 convolutions are
+/// slow).
 bool cpu_has_avx512_bf16() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     return __builtin_cpu_supports("avx512bf16");
@@ -468,6 +468,7 @@ bool cpu_has_avx512_bf16() {
 #endif
 }
 
+/// CUDA vs CPU end to end: fp32 within 1e-4, bf16 and fp16 PSNR against CPU fp32 (bf16 >= 38 dB).
 void step_parity(const Args& a, const Dev& d, Report& rep) {
     const std::string dir = weights_dir(a, a.size);
     // TF32 would make CUDA "fp32" a 10-bit-mantissa computation; the check is about the kernels.
@@ -486,7 +487,8 @@ void step_parity(const Args& a, const Dev& d, Report& rep) {
                 continue;
             }
             if (!d.cuda && dtype == "bf16" && mode == "full" && !cpu_has_avx512_bf16()) {
-                // the dry run: without AVX512-BF16 LibTorch's CPU bf16 convolutions (the Wan VAE) take minutes
+                // the dry run: without AVX512-BF16 LibTorch's CPU bf16 convolutions (the Wan VAE) take
+                // minutes
                 m[dtype] = {{"skipped", "bf16 Wan VAE on a CPU without AVX512-BF16 (no fast kernels)"},
                             {"psnr_db", nullptr}};
                 continue;
