@@ -286,8 +286,7 @@ def test_command_passes_only_the_options_given(monkeypatch):
 
 
 def test_ctrl_c_cancels_every_task(model_dir, frames_dir, tmp_path):
-    # The command in its own process with its own local Ray: SIGINT once the first frames are written. One
-    # worker, so that segments are still queued then (with two, the second pair could finish first).
+    # The command in its own process with its own local Ray: SIGINT once the first frames are written.
     out = tmp_path / "up"
     p = subprocess.Popen(
         [
@@ -303,7 +302,7 @@ def test_ctrl_c_cancels_every_task(model_dir, frames_dir, tmp_path):
             "--scale",
             "2",
             "--workers",
-            "1",
+            "2",
             "--threads",
             "1",
             "--segment-frames",
