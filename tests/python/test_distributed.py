@@ -308,6 +308,9 @@ def test_ctrl_c_cancels_every_task(model_dir, frames_dir, tmp_path):
             "--segment-frames",
             "24",
         ],
+        # SIGINT back to its default in the child: a test run started in the background by a non-interactive
+        # shell (`bash .ci/run &`) passes SIGINT on ignored, and Python then keeps ignoring it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
