@@ -5,6 +5,8 @@
 //                        [--slices 3] (key slices of 2 latent frames; 3 = steady state) [--first 0|1]
 //                        [--sparse-ratio 2] [--local-range 11] [--reps 5] [--threads N] [--dtype fp32|bf16]
 //                        [--only-op 0|1] (1: time the op alone, e.g. under perf)
+//                        [--piece-blocks N] [--max-group N] [--gemm blas|brgemm|tiles] (CPU tuning of the op;
+//                        adds a row "op (tuned)" timed beside the defaults)
 // Useful FLOPs: 4 * 128 * 128 * head_dim per (head, query window, kept key window).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -17,6 +19,7 @@
 #include <string>
 
 #include "bench/matmul_rate.h"
+#include "kernels/block_sparse_attention/block_sparse_attention_cpu.h"
 #include "models/dit_attention.h"
 
 namespace {
@@ -37,6 +40,8 @@ double seconds(const std::function<void()>& fn, int reps) {
 int main(int argc, char** argv) {
     int64_t height = 256, width = 384, heads = 12, hd = 128, slices = 3, first = 0, local = 11, reps = 5,
             threads = 0, only_op = 0;
+    flashvsr::kernels::CpuAttentionTuning tuning;
+    bool tuned = false;
     double sparse = 2.0;
     std::string dtype = "fp32";
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -63,6 +68,21 @@ int main(int argc, char** argv) {
             threads = std::atoll(v.c_str());
         } else if (k == "--only-op") {
             only_op = std::atoll(v.c_str());
+        } else if (k == "--piece-blocks") {
+            tuning.piece_blocks = std::atoll(v.c_str());
+            tuned = true;
+        } else if (k == "--max-group") {
+            tuning.max_group = std::atoll(v.c_str());
+            tuned = true;
+        } else if (k == "--gemm") {
+            using G = flashvsr::kernels::CpuAttentionGemm;
+            if (v != "blas" && v != "brgemm" && v != "tiles") {
+                std::fprintf(stderr, "bench_attention: --gemm must be blas, brgemm or tiles, got %s\n",
+                             v.c_str());
+                return 2;
+            }
+            tuning.gemm = v == "blas" ? G::kBlas : v == "brgemm" ? G::kBrgemm : G::kTiles;
+            tuned = true;
         } else if (k == "--dtype") {
             dtype = v;
         } else {
@@ -105,13 +125,17 @@ int main(int argc, char** argv) {
          [&] { return m::block_sparse_attention(q, k, v, mask, heads, m::AttentionKernel::kOp); }},
         {"gathered SDPA", [&] { return m::gathered_block_sparse_attention(q, k, v, mask, heads); }},
         {"dense masked", [&] { return m::masked_dense_attention(q, k, v, mask, heads); }},
+        {"op (tuned)",
+         [&] { return flashvsr::kernels::block_sparse_attention_cpu(q, k, v, mask, heads, tuning); }},
     };
     const at::Tensor ref = paths[0].run();
     for (const Path& p : paths) {
-        if (only_op && std::string(p.name) != "op (in place)") {
+        const std::string name = p.name;
+        if ((only_op && name != "op (in place)" && name != "op (tuned)") ||
+            (name == "op (tuned)" && !tuned)) {
             continue;
         }
-        if (std::string(p.name) == "dense masked" && nq * nk * 128 * 128 * heads > (int64_t{1} << 28)) {
+        if (name == "dense masked" && nq * nk * 128 * 128 * heads > (int64_t{1} << 28)) {
             continue;  // its [heads, Lq, Lk] scores would not fit
         }
         at::Tensor out;

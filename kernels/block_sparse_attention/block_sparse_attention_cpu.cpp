@@ -11,16 +11,19 @@
 // group of 2 windows halves the K and V packing per FLOP), the fused online-softmax step of each
 // window (online_softmax.h: the columns a window does not keep get p = 0; AVX-512 with a fast exp for
 // float), and O += P V (one GEMM per run); at the end O /= l. Items are handed to the threads one at a
-// time (an atomic counter), and each GEMM runs on its calling thread. On AVX-512 CPUs float GEMMs go through
-// ATen's cpublas::brgemm, oneDNN's batch-reduce micro-kernel: it takes no transposes and no alpha, so K is
-// transposed once per call (K^T [C, nk*128]) and Q scaled once per call; on an AVX-512 AMD CPU it runs these
-// products at 2.2x MKL's sgemm, which takes AVX2 code on AMD. On AVX2-only CPUs (CpuAttentionTuning::brgemm
-// false) they go through MKL's sgemm, the faster there.
+// time (an atomic counter), and each GEMM runs on its calling thread. The float GEMMs take one of three ways
+// (CpuAttentionTuning::gemm, default by CPU): on AVX-512 CPUs ATen's cpublas::brgemm, oneDNN's batch-reduce
+// micro-kernel: it takes no transposes and no alpha, so K is transposed once per call (K^T [C, nk*128]) and Q
+// scaled once per call; on an AVX-512 AMD CPU it runs these products at 2.2x MKL's sgemm, which takes AVX2
+// code on AMD. On AVX2-only CPUs our own register tiles (attention_tiles.h) over K^T and V panels packed once
+// per call: MKL's sgemm, the faster of the two libraries there, repacks Q, K, V and the whole score matrix on
+// every call. Elsewhere, MKL's sgemm.
 // double goes through the wheel's Fortran BLAS (MKL). float16 and bfloat16 inputs are
 // computed in float32 (one conversion of q, k, v per call).
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/native/CPUBlas.h>
+#include <ATen/ops/empty.h>
 #include <ATen/ops/mul.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
@@ -32,6 +35,7 @@
 #include <vector>
 
 #include "csrc/core/cpu_isa.h"
+#include "kernels/block_sparse_attention/attention_tiles.h"
 #include "kernels/block_sparse_attention/block_sparse_attention.h"
 #include "kernels/block_sparse_attention/block_sparse_attention_cpu.h"
 #include "kernels/block_sparse_attention/online_softmax.h"
@@ -66,9 +70,6 @@ void brgemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const 
             float* c, int64_t ldc, bool accumulate) {
     at::native::cpublas::brgemm(m, n, k, lda, ldb, ldc, accumulate, a, b, c, /*is_vnni=*/false);
 }
-/// Never called: double has no brgemm (kt is always null for double).
-void brgemm(int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t, double*, int64_t,
-            bool) {}
 
 struct Run {
     int64_t first;  // first key window
@@ -78,6 +79,20 @@ struct Run {
 struct Range {
     int64_t begin;  // key windows [begin, end)
     int64_t end;
+};
+
+/// What a work item reads and writes; the packed forms exist for the float GEMM way that uses them.
+template <typename T>
+struct Operands {
+    const T* q = nullptr;  // [nq*128, C]; pre-scaled for kBrgemm
+    const T* k = nullptr;  // [nk*128, C]
+    const T* v = nullptr;  // [nk*128, C]
+    const bool* mask = nullptr;
+    T* out = nullptr;
+    CpuAttentionGemm gemm = CpuAttentionGemm::kBlas;  // kBlas for double
+    const float* kt = nullptr;                        // kBrgemm: K^T [C, nk*128]
+    const float* kp = nullptr;  // kTiles: key panels, hd * nk*128 floats per head (attention_tiles.h)
+    const float* vp = nullptr;  // kTiles: value panels, as kp
 };
 
 /// The pieces of a batch: its kept key windows (row: the union of its windows' masks) split into nearly
@@ -133,15 +148,14 @@ struct Scratch {
 
 /// One work item: for each of its windows i, out[i, :, h] = softmax(scale * Q_i K_S^T) V_S over its own kept
 /// windows S. The union of the item's kept windows is taken piece by piece; a piece's scores are computed
-/// for all the item's query rows at once (one BLAS call per run of consecutive windows) and the columns a
+/// for all the item's query rows at once (one GEMM per run of consecutive windows) and the columns a
 /// window does not keep are left out of its softmax.
 template <typename T>
-void attend_item(const T* q, const T* k, const T* kt, const T* v, const bool* mask, T* out,
-                 const AttentionWorkItem& item, const AttentionGeometry& g, int64_t piece_blocks,
-                 softmax_rows::Isa isa, Scratch<T>& sc) {
+void attend_item(const Operands<T>& op, const AttentionWorkItem& item, const AttentionGeometry& g,
+                 int64_t piece_blocks, softmax_rows::Isa isa, Scratch<T>& sc) {
     constexpr int64_t t = kBlockTokens;
-    const int64_t c = g.channels, hd = g.head_dim, h = item.h, rows = item.count * t;
-    const bool* mrow = mask + (h * g.nq + item.first) * g.nk;  // the item's mask rows, nk apart
+    const int64_t c = g.channels, hd = g.head_dim, h = item.h, rows = item.count * t, keys = g.nk * t;
+    const bool* mrow = op.mask + (h * g.nq + item.first) * g.nk;  // the item's mask rows, nk apart
     sc.uni.assign(static_cast<size_t>(g.nk), false);
     for (int64_t i = 0; i < item.count; ++i) {
         for (int64_t j = 0; j < g.nk; ++j) {
@@ -154,8 +168,8 @@ void attend_item(const T* q, const T* k, const T* kt, const T* v, const bool* ma
     sc.l.assign(static_cast<size_t>(rows), T(0));
     const T scale = static_cast<T>(g.scale);
     T* scores = sc.scores.data();
-    T* o = out + item.first * t * c + h * hd;       // [rows, hd], row stride c (consecutive windows)
-    const T* qi = q + item.first * t * c + h * hd;  // [rows, hd], row stride c
+    T* o = op.out + item.first * t * c + h * hd;       // [rows, hd], row stride c (consecutive windows)
+    const T* qi = op.q + item.first * t * c + h * hd;  // [rows, hd], row stride c
     for (const Range& piece : pieces_of(sc.uni, piece_blocks)) {
         runs_of(mrow, item.count, g.nk, piece, sc.runs);
         int64_t blocks = 0;
@@ -163,17 +177,29 @@ void attend_item(const T* q, const T* k, const T* kt, const T* v, const bool* ma
             blocks += run.count;
         }
         const int64_t w = blocks * t;
-        // S[:, col:col+len] = scale * Q K_run^T: column-major C (len x rows, ldc w) is row-major [rows, w].
+        // The tiles' score rows are padded by 16 floats: rows a power-of-two bytes apart share L1 sets.
+        const int64_t ld = op.gemm == CpuAttentionGemm::kTiles ? w + attention_tiles::kPanel : w;
+        // S[:, col:col+len] = scale * Q K_run^T (row-major [rows, ld]).
         int64_t col = 0;
         for (const Run& run : sc.runs) {
             const int64_t len = run.count * t;
-            if (kt != nullptr) {  // float through brgemm: q comes scaled; kt is K^T [C, nk·128]
-                brgemm(rows, len, hd, qi, c, kt + h * hd * g.nk * t + run.first * t, g.nk * t, scores + col,
-                       w, false);
-            } else {
-                gemm<T>('T', 'N', len, rows, hd, scale, k + run.first * t * c + h * hd, c, qi, c, T(0),
-                        scores + col, w);
+            if constexpr (std::is_same_v<T, float>) {
+                if (op.gemm == CpuAttentionGemm::kTiles) {
+                    attention_tiles::scores(qi, c, rows, op.kp + h * hd * keys, run.first * t, len, hd, scale,
+                                            scores + col, ld);
+                    col += len;
+                    continue;
+                }
+                if (op.gemm == CpuAttentionGemm::kBrgemm) {  // q comes scaled; kt is K^T [C, nk*128]
+                    brgemm(rows, len, hd, qi, c, op.kt + h * hd * keys + run.first * t, keys, scores + col,
+                           ld, false);
+                    col += len;
+                    continue;
+                }
             }
+            // Column-major C (len x rows, ldc ld) is row-major [rows, ld].
+            gemm<T>('T', 'N', len, rows, hd, scale, op.k + run.first * t * c + h * hd, c, qi, c, T(0),
+                    scores + col, ld);
             col += len;
         }
         for (int64_t gi = 0; gi < item.count; ++gi) {
@@ -190,18 +216,27 @@ void attend_item(const T* q, const T* k, const T* kt, const T* v, const bool* ma
                 keep = all ? nullptr : sc.keep.data();
             }
             const int64_t r0 = gi * t;
-            softmax_rows::online_softmax_step<T>(scores + gi * t * w, t, w, w, keep, sc.m.data() + r0,
+            softmax_rows::online_softmax_step<T>(scores + gi * t * ld, t, w, ld, keep, sc.m.data() + r0,
                                                  sc.l.data() + r0, o + gi * t * c, c, hd, isa);
         }
         col = 0;
         for (const Run& run : sc.runs) {  // O += P[:, col:col+len] V_run
             const int64_t len = run.count * t;
-            if (kt != nullptr) {
-                brgemm(rows, hd, len, scores + col, w, v + run.first * t * c + h * hd, c, o, c, true);
-            } else {
-                gemm<T>('N', 'N', hd, rows, len, T(1), v + run.first * t * c + h * hd, c, scores + col, w,
-                        T(1), o, c);
+            if constexpr (std::is_same_v<T, float>) {
+                if (op.gemm == CpuAttentionGemm::kTiles) {
+                    attention_tiles::accumulate(scores + col, ld, rows, op.vp + h * hd * keys, keys,
+                                                run.first * t, len, hd, o, c);
+                    col += len;
+                    continue;
+                }
+                if (op.gemm == CpuAttentionGemm::kBrgemm) {
+                    brgemm(rows, hd, len, scores + col, ld, op.v + run.first * t * c + h * hd, c, o, c, true);
+                    col += len;
+                    continue;
+                }
             }
+            gemm<T>('N', 'N', hd, rows, len, T(1), op.v + run.first * t * c + h * hd, c, scores + col, ld,
+                    T(1), o, c);
             col += len;
         }
     }
@@ -209,21 +244,21 @@ void attend_item(const T* q, const T* k, const T* kt, const T* v, const bool* ma
 }
 
 template <typename T>
-void attend(const T* q, const T* k, const T* kt, const T* v, const bool* mask, T* out,
-            const AttentionGeometry& g, const CpuAttentionTuning& tuning) {
-    const std::vector<AttentionWorkItem> items = attention_work_items(mask, g, tuning);
+void attend(const Operands<T>& op, const AttentionGeometry& g, const CpuAttentionTuning& tuning) {
+    const std::vector<AttentionWorkItem> items = attention_work_items(op.mask, g, tuning);
     int64_t max_rows = 0;
     for (const AttentionWorkItem& it : items) {
         max_rows = std::max(max_rows, it.count * kBlockTokens);
     }
+    const int64_t max_ld = tuning.piece_blocks * kBlockTokens + attention_tiles::kPanel;
     std::atomic<size_t> next{0};
     at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) {
         Scratch<T> sc;
-        sc.scores.resize(static_cast<size_t>(max_rows * tuning.piece_blocks * kBlockTokens));
+        sc.scores.resize(static_cast<size_t>(max_rows * max_ld));
         for (size_t i = next++; i < items.size(); i = next++) {
-            attend_item<T>(q, k, kt, v, mask, out, items[i], g, tuning.piece_blocks, tuning.isa, sc);
+            attend_item<T>(op, items[i], g, tuning.piece_blocks, tuning.isa, sc);
         }
-        if (kt != nullptr) {
+        if (op.gemm == CpuAttentionGemm::kBrgemm) {
             at::native::cpublas::brgemm_release(/*is_vnni=*/false);
         }
     });
@@ -276,7 +311,12 @@ std::vector<AttentionWorkItem> attention_work_items(const bool* mask, const Atte
     return items;
 }
 
-bool brgemm_preferred() { return core::cpu_supports(core::CpuIsa::kAvx512); }
+CpuAttentionGemm default_attention_gemm() {
+    if (core::cpu_supports(core::CpuIsa::kAvx512)) {
+        return CpuAttentionGemm::kBrgemm;
+    }
+    return core::cpu_supports(core::CpuIsa::kAvx2) ? CpuAttentionGemm::kTiles : CpuAttentionGemm::kBlas;
+}
 
 at::Tensor block_sparse_attention_cpu(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                       const at::Tensor& mask, int64_t num_heads,
@@ -287,24 +327,50 @@ at::Tensor block_sparse_attention_cpu(const at::Tensor& q, const at::Tensor& k, 
     const at::Tensor qc = q.to(work).contiguous(), kc = k.to(work).contiguous(), vc = v.to(work).contiguous();
     const at::Tensor mc = mask.contiguous();
     at::Tensor out = at::zeros(q.sizes(), qc.options());
-    if (out.numel() > 0) {
-        if (work == at::kDouble) {
-            attend<double>(qc.const_data_ptr<double>(), kc.const_data_ptr<double>(), nullptr,
-                           vc.const_data_ptr<double>(), mc.const_data_ptr<bool>(), out.data_ptr<double>(), g,
-                           tuning);
-        } else if (!tuning.brgemm) {
-            attend<float>(qc.const_data_ptr<float>(), kc.const_data_ptr<float>(), nullptr,
-                          vc.const_data_ptr<float>(), mc.const_data_ptr<bool>(), out.data_ptr<float>(), g,
-                          tuning);
-        } else {
-            // brgemm takes no transposes and no alpha: K^T once per call, Q scaled once per call.
-            const at::Tensor qs = at::mul(qc, at::Scalar(g.scale));
-            const at::Tensor kt = kc.view({g.nk * kBlockTokens, g.channels}).t().contiguous();
-            attend<float>(qs.const_data_ptr<float>(), kc.const_data_ptr<float>(), kt.const_data_ptr<float>(),
-                          vc.const_data_ptr<float>(), mc.const_data_ptr<bool>(), out.data_ptr<float>(), g,
-                          tuning);
-        }
+    if (out.numel() == 0) {
+        return out.to(in_type);
     }
+    if (work == at::kDouble) {
+        Operands<double> op{qc.const_data_ptr<double>(), kc.const_data_ptr<double>(),
+                            vc.const_data_ptr<double>(), mc.const_data_ptr<bool>(), out.data_ptr<double>()};
+        attend<double>(op, g, tuning);
+        return out.to(in_type);
+    }
+    Operands<float> op{qc.const_data_ptr<float>(), kc.const_data_ptr<float>(), vc.const_data_ptr<float>(),
+                       mc.const_data_ptr<bool>(), out.data_ptr<float>()};
+    op.gemm = tuning.gemm;
+    if (op.gemm == CpuAttentionGemm::kTiles && !attention_tiles::supported(g.head_dim)) {
+        op.gemm = CpuAttentionGemm::kBlas;
+    }
+    const int64_t keys = g.nk * kBlockTokens;
+    at::Tensor qs, kt, kp, vp;  // the packed forms live until the call ends
+    if (op.gemm == CpuAttentionGemm::kBrgemm) {
+        // brgemm takes no transposes and no alpha: K^T once per call, Q scaled once per call.
+        qs = at::mul(qc, at::Scalar(g.scale));
+        kt = kc.view({keys, g.channels}).t().contiguous();
+        op.q = qs.const_data_ptr<float>();
+        op.kt = kt.const_data_ptr<float>();
+    } else if (op.gemm == CpuAttentionGemm::kTiles) {
+        kp = at::empty({g.heads, g.head_dim * keys}, qc.options());
+        vp = at::empty({g.heads, g.head_dim * keys}, qc.options());
+        float* kpd = kp.data_ptr<float>();
+        float* vpd = vp.data_ptr<float>();
+        at::parallel_for(0, 2 * g.heads, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t i = begin; i < end; ++i) {
+                const int64_t h = i / 2;
+                if (i % 2 == 0) {
+                    attention_tiles::pack_keys(op.k, keys, g.channels, h, g.head_dim,
+                                               kpd + h * g.head_dim * keys);
+                } else {
+                    attention_tiles::pack_values(op.v, keys, g.channels, h, g.head_dim,
+                                                 vpd + h * g.head_dim * keys);
+                }
+            }
+        });
+        op.kp = kpd;
+        op.vp = vpd;
+    }
+    attend<float>(op, g, tuning);
     return out.to(in_type);
 }
 

@@ -13,18 +13,24 @@
 
 namespace flashvsr::kernels {
 
-/// Whether this CPU runs AVX-512 (the default of CpuAttentionTuning::brgemm).
-bool brgemm_preferred();
+/// How the CPU twin multiplies in float32 (double always goes through the wheel's BLAS).
+enum class CpuAttentionGemm {
+    kBlas,    ///< the wheel's Fortran sgemm (MKL on x86-64): packs both operands on every call
+    kBrgemm,  ///< ATen's cpublas::brgemm (oneDNN's batch-reduce kernel; fast with AVX-512 only)
+    kTiles,   ///< attention_tiles.h: AVX2 register tiles over K^T and V packed once per call; where the CPU
+              ///< or the head size does not suit them (attention_tiles::supported), kBlas
+};
+
+/// The default: kBrgemm where the CPU runs AVX-512 (there it runs these products at 2.2x MKL's sgemm, which
+/// takes AVX2 code on AMD CPUs), kTiles on AVX2-only CPUs, kBlas otherwise.
+CpuAttentionGemm default_attention_gemm();
 
 struct CpuAttentionTuning {
     int64_t max_group = 2;     // most consecutive query windows of one head in one work item
     double min_fill = 0.9;     // group only while sum(kept per window) >= min_fill * windows * |union|
     int64_t piece_blocks = 8;  // most key windows scored at once (split into equal pieces)
     softmax_rows::Isa isa = softmax_rows::best_isa();
-    /// float GEMMs through oneDNN's brgemm (true) or MKL's sgemm (false). The default follows the CPU as the
-    /// DiT's linears do: brgemm where it runs AVX-512 (MKL takes AVX2 code on AMD CPUs), sgemm on AVX2-only
-    /// CPUs (where it is the faster: one block of a 384x256 steady chunk 100 -> 73 ms on a Zen 3).
-    bool brgemm = brgemm_preferred();
+    CpuAttentionGemm gemm = default_attention_gemm();
 };
 
 /// A work item: query windows first .. first+count-1 of head h, scored against the union of their kept key

@@ -17,6 +17,7 @@ namespace {
 using flashvsr::kernels::AttentionGeometry;
 using flashvsr::kernels::AttentionWorkItem;
 using flashvsr::kernels::block_sparse_attention;
+using flashvsr::kernels::CpuAttentionGemm;
 using flashvsr::kernels::CpuAttentionTuning;
 using flashvsr::models::masked_dense_attention;
 
@@ -166,16 +167,18 @@ TEST(BlockSparseAttentionOp, GroupedWorkItemsMatchTheOracleInEveryTuning) {
     for (const int64_t group : {1, 2, 3, 7}) {
         for (const int64_t piece : {1, 3, 8}) {
             for (const sr::Isa isa : flashvsr::core::supported_cpu_isas()) {
-                for (const bool brgemm : {true, false}) {
+                for (const CpuAttentionGemm gemm :
+                     {CpuAttentionGemm::kBlas, CpuAttentionGemm::kBrgemm, CpuAttentionGemm::kTiles}) {
                     CpuAttentionTuning t;
                     t.max_group = group;
                     t.min_fill = 0.0;  // group every run of windows that keep something
                     t.piece_blocks = piece;
                     t.isa = isa;
-                    t.brgemm = brgemm;
-                    const std::string where =
-                        "group " + std::to_string(group) + " piece " + std::to_string(piece) + " isa " +
-                        std::to_string(static_cast<int>(isa)) + " brgemm " + std::to_string(brgemm);
+                    t.gemm = gemm;
+                    const std::string where = "group " + std::to_string(group) + " piece " +
+                                              std::to_string(piece) + " isa " +
+                                              std::to_string(static_cast<int>(isa)) + " gemm " +
+                                              std::to_string(static_cast<int>(gemm));
                     // Every window that keeps something is in exactly one item; groups of up to `group`.
                     at::Tensor covered = at::zeros({heads, nq}, at::kInt);
                     int64_t largest = 0;
