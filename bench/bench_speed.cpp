@@ -26,11 +26,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bench/matmul_rate.h"
+#include "csrc/core/proc_status.h"
 #include "models/test_weights.h"
 
 namespace {
@@ -60,6 +62,7 @@ const char* const kCatName[kCount] = {"prep (bicubic, pad)", "LQ projector", "Di
 struct Totals {
     std::array<double, kCount> seconds{}, gflop{}, conv_seconds{};
     std::array<int64_t, kCount> conv_calls{};
+    std::array<int64_t, kCount> peak_kib{};  // peak RSS inside the network's outermost ranges
 };
 
 struct Observer {
@@ -69,9 +72,19 @@ struct Observer {
     Totals t;
 } g_obs;
 
+/// The process's peak RSS (KiB) over resets of VmHWM: the observer resets it when a network's outermost
+/// range opens (to read that network's own peak when it closes) and books the peak so far first.
+int64_t g_peak_kib = 0;
+
+void reset_peak_rss() {
+    g_peak_kib = std::max(g_peak_kib, flashvsr::proc_status_kib("VmHWM"));
+    std::ofstream("/proc/self/clear_refs") << "5";  // VmHWM := VmRSS
+}
+
 struct Frame : at::ObserverContext {
     Clock::time_point t0;
-    int cat = kNone;  // >= 0: this event opened a category range
+    int cat = kNone;         // >= 0: this event opened a category range
+    bool outermost = false;  // a network range with no range around it: its peak RSS is read at the end
     bool conv = false;
     bool nominal = false;  // a range booked as a whole: the ops inside book no FLOPs
 };
@@ -207,7 +220,11 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
     }
     if (cat != kNone) {
         f->cat = cat;
+        f->outermost = g_obs.open.empty();
         g_obs.open.push_back(cat);
+        if (f->outermost) {
+            reset_peak_rss();
+        }
     }
     const int where = g_obs.open.empty() ? kNone : g_obs.open.back();
     if (where != kNone && g_obs.nominal == 0) {
@@ -234,6 +251,9 @@ void on_end(const at::RecordFunction& fn, at::ObserverContext* ctx) {
     if (f->cat != kNone) {
         g_obs.open.pop_back();
         g_obs.t.seconds[f->cat] += s;
+        if (f->outermost) {
+            g_obs.t.peak_kib[f->cat] = std::max(g_obs.t.peak_kib[f->cat], flashvsr::proc_status_kib("VmHWM"));
+        }
     }
     if (f->conv) {
         const int where = g_obs.open.empty() ? kNone : g_obs.open.back();
@@ -388,8 +408,8 @@ int main(int argc, char** argv) {
             const Totals& t = g_obs.t;
             const double n_out = static_cast<double>(out.size(0));
             double all_flop = 0;
-            std::printf("%-22s %9s %7s %9s %9s %8s %12s\n", "network", "seconds", "share", "GFLOP", "GFLOP/s",
-                        "of mm", "conv s/frame");
+            std::printf("%-22s %9s %7s %9s %9s %8s %9s %12s\n", "network", "seconds", "share", "GFLOP",
+                        "GFLOP/s", "of mm", "peak-w", "conv s/frame");
             for (int c = 0; c < kCount; ++c) {
                 const double sec = t.seconds[c];
                 // FLOPs are booked to the innermost range; the DiT row also holds its attention and linears.
@@ -397,6 +417,12 @@ int main(int argc, char** argv) {
                 all_flop += t.gflop[c];
                 std::printf("%-22s %9.2f %6.1f%% %9.1f %9.1f %7.1f%%", kCatName[c], sec, 100.0 * sec / total,
                             gf, sec > 0 ? gf / sec : 0.0, sec > 0 ? 100.0 * gf / sec / mm_rate : 0.0);
+                if (t.peak_kib[c] > 0) {  // MiB above the weights at the network's peak
+                    std::printf(" %9.0f",
+                                static_cast<double>(t.peak_kib[c]) / 1024.0 - weight_bytes / 1048576.0);
+                } else {
+                    std::printf(" %9s", "");
+                }
                 if (t.conv_calls[c] > 0) {
                     std::printf(" %8.3f (%lld convs, %.1f s)", t.conv_seconds[c] / n_out,
                                 static_cast<long long>(t.conv_calls[c]), t.conv_seconds[c]);
@@ -418,7 +444,11 @@ int main(int argc, char** argv) {
             std::printf("whole run: %.1f GFLOP in %.2f s = %.1f GFLOP/s = %.1f%% of the fp32 matmul rate\n",
                         all_flop, total, all_flop / total, 100.0 * all_flop / total / mm_rate);
         }
-        const flashvsr::MemoryReport mem = flashvsr::memory_report();
+        flashvsr::MemoryReport mem = flashvsr::memory_report();
+        if (profile) {  // the observer reset VmHWM at each network: the peak over all of them
+            mem.peak_rss_bytes =
+                std::max<int64_t>(mem.peak_rss_bytes, std::max(g_peak_kib, int64_t{0}) * 1024);
+        }
         std::printf(
             "weights %.1f MiB, stream state %.1f MiB, RSS %.1f MiB, peak RSS %.1f MiB, peak RSS - weights "
             "%.1f MiB\n",

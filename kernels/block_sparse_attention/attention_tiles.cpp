@@ -49,38 +49,14 @@ namespace {
 constexpr int64_t kRows = 6;        // rows of a tile (12 accumulators + 2 panel vectors + 1 broadcast)
 constexpr int64_t kKeyBlock = 256;  // keys per pass: 128 KiB of key or value panels stay in L2
 
-// The accumulators are plain arrays of __m256 indexed by compile-time constants; the loops run at least once
-// (do-while), or GCC keeps the array in memory and stores all 12 accumulators every step.
-
-/// s[MR x 16] = scale * q[MR x n] (row stride ldq) * panel [n][16] (n >= 1).
-template <int MR>
-__attribute__((target("avx2,fma"))) void score_tile(const float* q, int64_t ldq, const float* panel,
-                                                    int64_t n, float scale, float* s, int64_t lds) {
-    __m256 c[MR][2];
-    for (int r = 0; r < MR; ++r) {
-        c[r][0] = _mm256_setzero_ps();
-        c[r][1] = _mm256_setzero_ps();
-    }
-    int64_t d = 0;
-    do {
-        const __m256 b0 = _mm256_loadu_ps(panel + d * kPanel), b1 = _mm256_loadu_ps(panel + d * kPanel + 8);
-        for (int r = 0; r < MR; ++r) {
-            const __m256 a = _mm256_broadcast_ss(q + r * ldq + d);
-            c[r][0] = _mm256_fmadd_ps(a, b0, c[r][0]);
-            c[r][1] = _mm256_fmadd_ps(a, b1, c[r][1]);
-        }
-    } while (++d < n);
-    const __m256 vs = _mm256_set1_ps(scale);
-    for (int r = 0; r < MR; ++r) {
-        _mm256_storeu_ps(s + r * lds, _mm256_mul_ps(c[r][0], vs));
-        _mm256_storeu_ps(s + r * lds + 8, _mm256_mul_ps(c[r][1], vs));
-    }
-}
-
-/// o[MR x 16] += p[MR x n] (row stride ldp) * panel [n][16] (n >= 1).
-template <int MR>
-__attribute__((target("avx2,fma"))) void value_tile(const float* p, int64_t ldp, const float* panel,
-                                                    int64_t n, float* o, int64_t ldo) {
+/// The product of a row block and a panel: acc[r] = sum_j a[r, j] * panel[j][0..16) for r < MR, j < n (a with
+/// row stride lda; n >= 1), handed to store(r, low 8 columns, high 8 columns). The accumulators are a plain
+/// array of __m256 indexed by compile-time constants and the loop runs at least once (do-while): otherwise
+/// GCC keeps the array in memory and stores all 12 accumulators every step.
+template <int MR, typename Store>
+__attribute__((target("avx2,fma"), always_inline)) inline void tile(const float* a, int64_t lda,
+                                                                    const float* panel, int64_t n,
+                                                                    Store&& store) {
     __m256 c[MR][2];
     for (int r = 0; r < MR; ++r) {
         c[r][0] = _mm256_setzero_ps();
@@ -90,16 +66,36 @@ __attribute__((target("avx2,fma"))) void value_tile(const float* p, int64_t ldp,
     do {
         const __m256 b0 = _mm256_loadu_ps(panel + j * kPanel), b1 = _mm256_loadu_ps(panel + j * kPanel + 8);
         for (int r = 0; r < MR; ++r) {
-            const __m256 a = _mm256_broadcast_ss(p + r * ldp + j);
-            c[r][0] = _mm256_fmadd_ps(a, b0, c[r][0]);
-            c[r][1] = _mm256_fmadd_ps(a, b1, c[r][1]);
+            const __m256 x = _mm256_broadcast_ss(a + r * lda + j);
+            c[r][0] = _mm256_fmadd_ps(x, b0, c[r][0]);
+            c[r][1] = _mm256_fmadd_ps(x, b1, c[r][1]);
         }
     } while (++j < n);
     for (int r = 0; r < MR; ++r) {
-        float* row = o + r * ldo;
-        _mm256_storeu_ps(row, _mm256_add_ps(_mm256_loadu_ps(row), c[r][0]));
-        _mm256_storeu_ps(row + 8, _mm256_add_ps(_mm256_loadu_ps(row + 8), c[r][1]));
+        store(r, c[r][0], c[r][1]);
     }
+}
+
+/// s[MR x 16] = scale * q[MR x n] (row stride ldq) * panel [n][16].
+template <int MR>
+__attribute__((target("avx2,fma"))) void score_tile(const float* q, int64_t ldq, const float* panel,
+                                                    int64_t n, float scale, float* s, int64_t lds) {
+    const __m256 vs = _mm256_set1_ps(scale);
+    tile<MR>(q, ldq, panel, n, [&](int r, __m256 lo, __m256 hi) __attribute__((target("avx2,fma"))) {
+        _mm256_storeu_ps(s + r * lds, _mm256_mul_ps(lo, vs));
+        _mm256_storeu_ps(s + r * lds + 8, _mm256_mul_ps(hi, vs));
+    });
+}
+
+/// o[MR x 16] += p[MR x n] (row stride ldp) * panel [n][16].
+template <int MR>
+__attribute__((target("avx2,fma"))) void value_tile(const float* p, int64_t ldp, const float* panel,
+                                                    int64_t n, float* o, int64_t ldo) {
+    tile<MR>(p, ldp, panel, n, [&](int r, __m256 lo, __m256 hi) __attribute__((target("avx2,fma"))) {
+        float* row = o + r * ldo;
+        _mm256_storeu_ps(row, _mm256_add_ps(_mm256_loadu_ps(row), lo));
+        _mm256_storeu_ps(row + 8, _mm256_add_ps(_mm256_loadu_ps(row + 8), hi));
+    });
 }
 
 /// fn.template operator()<MR>() for the tile height mr (1..kRows).
