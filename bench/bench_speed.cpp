@@ -5,9 +5,11 @@
 // Prints: the fp32 matmul rate of this process (the faster of MKL's at::mm and oneDNN's; and the int8 _int_mm
 // rate for --dtype int8); first-chunk, steady-state and overall frames/s; seconds, GFLOP and GFLOP/s per
 // network (prep, LQ projector, DiT with its linears and attention, decoder with its convolution time, blend,
-// colour fix + output); peak RSS and peak RSS minus the weight bytes. The per-network figures come from the
-// engine's named ranges (flashvsr::prep, ::lq_proj, ::dit, ::decoder, ::blend_accumulate, ::color_fix)
-// through an ATen RecordFunction observer installed only by this program (--no-profile runs without it).
+// colour fix + output) with the peak RSS above the weights inside each; peak RSS and peak RSS minus the
+// weight bytes. The per-network figures come from the engine's named ranges (flashvsr::prep, ::lq_proj,
+// ::dit,
+// ::decoder, ::blend_accumulate, ::color_fix) through an ATen RecordFunction observer installed only by this
+// program (--no-profile runs without it).
 // Full-size random weights take ~7 GB on disk and ~2 minutes to write: make them once with
 // `flashvsr make-test-weights DIR/FlashVSR-v1.1 --size full --version v1.1` and pass --model-dir.
 #include <flashvsr/flashvsr.h>
