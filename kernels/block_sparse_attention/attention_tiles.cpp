@@ -81,21 +81,23 @@ template <int MR>
 __attribute__((target("avx2,fma"))) void score_tile(const float* q, int64_t ldq, const float* panel,
                                                     int64_t n, float scale, float* s, int64_t lds) {
     const __m256 vs = _mm256_set1_ps(scale);
-    tile<MR>(q, ldq, panel, n, [&](int r, __m256 lo, __m256 hi) __attribute__((target("avx2,fma"))) {
+    const auto store = [&](int r, __m256 lo, __m256 hi) __attribute__((target("avx2,fma"))) {
         _mm256_storeu_ps(s + r * lds, _mm256_mul_ps(lo, vs));
         _mm256_storeu_ps(s + r * lds + 8, _mm256_mul_ps(hi, vs));
-    });
+    };
+    tile<MR>(q, ldq, panel, n, store);
 }
 
 /// o[MR x 16] += p[MR x n] (row stride ldp) * panel [n][16].
 template <int MR>
 __attribute__((target("avx2,fma"))) void value_tile(const float* p, int64_t ldp, const float* panel,
                                                     int64_t n, float* o, int64_t ldo) {
-    tile<MR>(p, ldp, panel, n, [&](int r, __m256 lo, __m256 hi) __attribute__((target("avx2,fma"))) {
+    const auto store = [&](int r, __m256 lo, __m256 hi) __attribute__((target("avx2,fma"))) {
         float* row = o + r * ldo;
         _mm256_storeu_ps(row, _mm256_add_ps(_mm256_loadu_ps(row), lo));
         _mm256_storeu_ps(row + 8, _mm256_add_ps(_mm256_loadu_ps(row + 8), hi));
-    });
+    };
+    tile<MR>(p, ldp, panel, n, store);
 }
 
 /// fn.template operator()<MR>() for the tile height mr (1..kRows).
