@@ -100,28 +100,15 @@ __attribute__((target("avx2,fma"))) void value_tile(const float* p, int64_t ldp,
     tile<MR>(p, ldp, panel, n, store);
 }
 
-/// fn.template operator()<MR>() for the tile height mr (1..kRows).
-template <typename Fn>
+/// fn.template operator()<mr>() for the tile height mr (1..kRows), tried from MR down.
+template <int MR = kRows, typename Fn>
 void with_rows(int64_t mr, Fn&& fn) {
-    switch (mr) {
-        case 6:
-            fn.template operator()<6>();
-            break;
-        case 5:
-            fn.template operator()<5>();
-            break;
-        case 4:
-            fn.template operator()<4>();
-            break;
-        case 3:
-            fn.template operator()<3>();
-            break;
-        case 2:
-            fn.template operator()<2>();
-            break;
-        default:
-            fn.template operator()<1>();
-            break;
+    if constexpr (MR == 1) {
+        fn.template operator()<1>();
+    } else if (mr == MR) {
+        fn.template operator()<MR>();
+    } else {
+        with_rows<MR - 1>(mr, fn);
     }
 }
 

@@ -146,6 +146,45 @@ struct Scratch {
     std::vector<uint8_t> keep;  // [blocks of the runs]: kept by the current window
 };
 
+/// S[:, col:col+len] = scale * Q K_run^T for one run of key windows (keys key0 .. key0+len of head h): the
+/// item's rows qi (row stride C) into s (row-major [rows, ld]).
+template <typename T>
+void score_run(const Operands<T>& op, const AttentionGeometry& g, int64_t h, const T* qi, int64_t rows,
+               int64_t key0, int64_t len, T scale, T* s, int64_t ld) {
+    const int64_t c = g.channels, hd = g.head_dim, keys = g.nk * kBlockTokens;
+    if constexpr (std::is_same_v<T, float>) {
+        if (op.gemm == CpuAttentionGemm::kTiles) {
+            attention_tiles::scores(qi, c, rows, op.kp + h * hd * keys, key0, len, hd, scale, s, ld);
+            return;
+        }
+        if (op.gemm == CpuAttentionGemm::kBrgemm) {  // q comes scaled; kt is K^T [C, nk*128]
+            brgemm(rows, len, hd, qi, c, op.kt + h * hd * keys + key0, keys, s, ld, false);
+            return;
+        }
+    }
+    // Column-major C (len x rows, ldc ld) is row-major [rows, ld].
+    gemm<T>('T', 'N', len, rows, hd, scale, op.k + key0 * c + h * hd, c, qi, c, T(0), s, ld);
+}
+
+/// O += P[:, :len] V_run for the same run: p (row-major, row stride ld) into o (the item's rows of head h,
+/// row stride C).
+template <typename T>
+void accumulate_run(const Operands<T>& op, const AttentionGeometry& g, int64_t h, const T* p, int64_t ld,
+                    int64_t rows, int64_t key0, int64_t len, T* o) {
+    const int64_t c = g.channels, hd = g.head_dim, keys = g.nk * kBlockTokens;
+    if constexpr (std::is_same_v<T, float>) {
+        if (op.gemm == CpuAttentionGemm::kTiles) {
+            attention_tiles::accumulate(p, ld, rows, op.vp + h * hd * keys, keys, key0, len, hd, o, c);
+            return;
+        }
+        if (op.gemm == CpuAttentionGemm::kBrgemm) {
+            brgemm(rows, hd, len, p, ld, op.v + key0 * c + h * hd, c, o, c, true);
+            return;
+        }
+    }
+    gemm<T>('N', 'N', hd, rows, len, T(1), op.v + key0 * c + h * hd, c, p, ld, T(1), o, c);
+}
+
 /// One work item: for each of its windows i, out[i, :, h] = softmax(scale * Q_i K_S^T) V_S over its own kept
 /// windows S. The union of the item's kept windows is taken piece by piece; a piece's scores are computed
 /// for all the item's query rows at once (one GEMM per run of consecutive windows) and the columns a
@@ -154,7 +193,7 @@ template <typename T>
 void attend_item(const Operands<T>& op, const AttentionWorkItem& item, const AttentionGeometry& g,
                  int64_t piece_blocks, softmax_rows::Isa isa, Scratch<T>& sc) {
     constexpr int64_t t = kBlockTokens;
-    const int64_t c = g.channels, hd = g.head_dim, h = item.h, rows = item.count * t, keys = g.nk * t;
+    const int64_t c = g.channels, hd = g.head_dim, h = item.h, rows = item.count * t;
     const bool* mrow = op.mask + (h * g.nq + item.first) * g.nk;  // the item's mask rows, nk apart
     sc.uni.assign(static_cast<size_t>(g.nk), false);
     for (int64_t i = 0; i < item.count; ++i) {
@@ -179,27 +218,10 @@ void attend_item(const Operands<T>& op, const AttentionWorkItem& item, const Att
         const int64_t w = blocks * t;
         // The tiles' score rows are padded by 16 floats: rows a power-of-two bytes apart share L1 sets.
         const int64_t ld = op.gemm == CpuAttentionGemm::kTiles ? w + attention_tiles::kPanel : w;
-        // S[:, col:col+len] = scale * Q K_run^T (row-major [rows, ld]).
         int64_t col = 0;
         for (const Run& run : sc.runs) {
             const int64_t len = run.count * t;
-            if constexpr (std::is_same_v<T, float>) {
-                if (op.gemm == CpuAttentionGemm::kTiles) {
-                    attention_tiles::scores(qi, c, rows, op.kp + h * hd * keys, run.first * t, len, hd, scale,
-                                            scores + col, ld);
-                    col += len;
-                    continue;
-                }
-                if (op.gemm == CpuAttentionGemm::kBrgemm) {  // q comes scaled; kt is K^T [C, nk*128]
-                    brgemm(rows, len, hd, qi, c, op.kt + h * hd * keys + run.first * t, keys, scores + col,
-                           ld, false);
-                    col += len;
-                    continue;
-                }
-            }
-            // Column-major C (len x rows, ldc ld) is row-major [rows, ld].
-            gemm<T>('T', 'N', len, rows, hd, scale, op.k + run.first * t * c + h * hd, c, qi, c, T(0),
-                    scores + col, ld);
+            score_run<T>(op, g, h, qi, rows, run.first * t, len, scale, scores + col, ld);
             col += len;
         }
         for (int64_t gi = 0; gi < item.count; ++gi) {
@@ -222,21 +244,7 @@ void attend_item(const Operands<T>& op, const AttentionWorkItem& item, const Att
         col = 0;
         for (const Run& run : sc.runs) {  // O += P[:, col:col+len] V_run
             const int64_t len = run.count * t;
-            if constexpr (std::is_same_v<T, float>) {
-                if (op.gemm == CpuAttentionGemm::kTiles) {
-                    attention_tiles::accumulate(scores + col, ld, rows, op.vp + h * hd * keys, keys,
-                                                run.first * t, len, hd, o, c);
-                    col += len;
-                    continue;
-                }
-                if (op.gemm == CpuAttentionGemm::kBrgemm) {
-                    brgemm(rows, hd, len, scores + col, ld, op.v + run.first * t * c + h * hd, c, o, c, true);
-                    col += len;
-                    continue;
-                }
-            }
-            gemm<T>('N', 'N', hd, rows, len, T(1), op.v + run.first * t * c + h * hd, c, scores + col, ld,
-                    T(1), o, c);
+            accumulate_run<T>(op, g, h, scores + col, ld, rows, run.first * t, len, o);
             col += len;
         }
     }
