@@ -6,10 +6,10 @@
 // rate for --dtype int8); first-chunk, steady-state and overall frames/s; seconds, GFLOP and GFLOP/s per
 // network (prep, LQ projector, DiT with its linears and attention, decoder with its convolution time, blend,
 // colour fix + output) with the peak RSS above the weights inside each; peak RSS and peak RSS minus the
-// weight bytes. The per-network figures come from the engine's named ranges (flashvsr::prep, ::lq_proj,
-// ::dit,
-// ::decoder, ::blend_accumulate, ::color_fix) through an ATen RecordFunction observer installed only by this
-// program (--no-profile runs without it).
+// weight bytes, and minus the checkpoints' parameter bytes (what a PyTorch pipeline counts as weights). The
+// per-network figures come from the engine's named ranges (flashvsr::prep, ::lq_proj, ::dit, ::decoder,
+// ::blend_accumulate, ::color_fix) through an ATen RecordFunction observer installed only by this program
+// (--no-profile runs without it).
 // Full-size random weights take ~7 GB on disk and ~2 minutes to write: make them once with
 // `flashvsr make-test-weights DIR/FlashVSR-v1.1 --size full --version v1.1` and pass --model-dir.
 #include <flashvsr/flashvsr.h>
@@ -456,6 +456,13 @@ int main(int argc, char** argv) {
             "%.1f MiB\n",
             weight_bytes / 1048576.0, s.state_bytes() / 1048576.0, mem.rss_bytes / 1048576.0,
             mem.peak_rss_bytes / 1048576.0, (mem.peak_rss_bytes - weight_bytes) / 1048576.0);
+        // What a PyTorch pipeline of the same networks counts as its weights: the checkpoints' parameters.
+        const int64_t ckpt_bytes = engine->info().checkpoint_bytes;
+        std::printf(
+            "checkpoint parameters %.1f MiB (the weights above add %.1f MiB made at load: Winograd and phase "
+            "weights, prompt constants), peak RSS - checkpoint parameters %.1f MiB\n",
+            ckpt_bytes / 1048576.0, (weight_bytes - ckpt_bytes) / 1048576.0,
+            (mem.peak_rss_bytes - ckpt_bytes) / 1048576.0);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_speed: %s\n", e.what());
         if (!tmp.empty()) {

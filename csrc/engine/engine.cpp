@@ -232,6 +232,13 @@ std::shared_ptr<Engine> Engine::load(const EngineOptions& o) {
     }
     info.weight_bytes =
         impl->dit->weight_bytes() + impl->lq_proj->weight_bytes() + decoder_bytes + impl->constants.bytes();
+    const auto elem = static_cast<int64_t>(c10::elementSize(impl->dtype));
+    const int64_t decoder_params =
+        impl->tc_decoder ? models::manifest_numel(models::TCDecoder::manifest(impl->tc_decoder->config()))
+                         : models::manifest_numel(models::VAEDecoder::manifest(impl->vae_decoder->config()));
+    info.checkpoint_bytes =
+        impl->dit->weight_bytes() +  // the DiT derives nothing (int8: its quantized linears and scales)
+        (models::manifest_numel(models::LQProj::manifest(impl->lq_proj->config())) + decoder_params) * elem;
     // The load's temporaries (int8: the bf16 DiT it quantized; dtype conversions) went back to glibc's heap,
     // which keeps the pages: hand them to the OS, so that a run's working set starts at the weights (int8,
     // full size: 0.7 GiB stayed resident for the whole run otherwise).

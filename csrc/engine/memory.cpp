@@ -25,10 +25,14 @@ void engine::fill_cuda_memory(MemoryReport&) {}  // CPU build: no CUDA figures (
 void engine::empty_cuda_cache() {}
 #endif
 
-void engine::return_free_memory() {
+void engine::trim_host_heap() {
 #if defined(__GLIBC__)
     malloc_trim(0);
 #endif
+}
+
+void engine::return_free_memory() {
+    trim_host_heap();
     empty_cuda_cache();
 }
 

@@ -82,6 +82,16 @@ std::string TileRunner::describe_layout() const {
            std::to_string(layout_.rows.tile) + " output pixels";
 }
 
+// glibc's free heap pages back to the OS between the networks of a CPU chunk (trim_host_heap), so that one
+// network's freed activations do not stay resident under the next one's peak. ~1 % of the CPU time (page
+// faults), no wall time measured (896x512: 656.7 s with, 657.5 s without). Not on CUDA: the device memory is
+// the caching allocator's, and the host heap holds little there.
+void TileRunner::trim_heap_on_cpu() const {
+    if (eng_.device.is_cpu()) {
+        trim_host_heap();
+    }
+}
+
 // Named ranges (flashvsr::lq_proj, dit, decoder) for profilers and bench_speed; free when nothing observes
 // them.
 at::Tensor TileRunner::run_tile(TileCore& core, const ChunkPlan& c, const ChunkInputs& in) {
@@ -106,6 +116,7 @@ at::Tensor TileRunner::run_tile(TileCore& core, const ChunkPlan& c, const ChunkI
         }
         lq_tokens = at::cat(tokens, 1);  // f x [1, h*w, dim] -> [1, f*h*w, dim]
     }
+    trim_heap_on_cpu();
     // Noise keyed by the global latent position: the tile's latent offset is its pixel origin / 8.
     const LatentRegion r{c.latent_begin, c.latent_end - c.latent_begin,
                          rect.top / 8,   rect.height / 8,
@@ -122,6 +133,7 @@ at::Tensor TileRunner::run_tile(TileCore& core, const ChunkPlan& c, const ChunkI
         RECORD_USER_SCOPE("flashvsr::dit");
         v = eng_.dit->forward_chunk(n, lq_tokens, eng_.constants, st.dit, attn_);
     }
+    trim_heap_on_cpu();
     const at::Tensor latent = n - v;
     at::Tensor frames;
     {
@@ -134,6 +146,7 @@ at::Tensor TileRunner::run_tile(TileCore& core, const ChunkPlan& c, const ChunkI
             frames = eng_.vae_decoder->decode(latent, st.vae);
         }
     }
+    trim_heap_on_cpu();
     TORCH_CHECK(frames.size(2) == c.out_end - c.out_begin, "chunk ", c.index, ": decoder produced ",
                 frames.size(2), " frames, expected ", c.out_end - c.out_begin);
     if (park_) {

@@ -68,6 +68,7 @@ py::dict info_dict(const EngineInfo& i) {
     d["files"] = i.files;
     d["warnings"] = i.warnings;
     d["weight_bytes"] = i.weight_bytes;
+    d["checkpoint_bytes"] = i.checkpoint_bytes;
     return d;
 }
 

@@ -12,6 +12,8 @@
 
 #include "csrc/engine/noise.h"
 #include "memory_test_util.h"
+#include "models/checkpoint/load.h"
+#include "models/model_dir.h"
 #include "models/test_weights.h"
 
 namespace fs = std::filesystem;
@@ -62,6 +64,22 @@ TEST_F(EngineTest, LoadsTinyWeights) {
     EXPECT_EQ(e->info().device, "cpu");
     EXPECT_TRUE(e->info().warnings.empty());
     EXPECT_GT(e->info().weight_bytes, 0);
+}
+
+// checkpoint_bytes is what a PyTorch pipeline of the same networks holds as weights (the files' parameters
+// in float32); weight_bytes adds what the engine derives at load (the LQ projector's Winograd weights, the
+// decoder's phase weights, the prompt constants), so "peak RSS - checkpoint_bytes" is the comparable figure.
+TEST_F(EngineTest, CheckpointBytesAreTheFilesParametersInTheComputeDtype) {
+    const auto e = load();
+    using F = flashvsr::models::ModelFiles;
+    int64_t numel = 0;
+    for (const char* file : {F::kDiT, F::kLQProj, F::kTCDecoder}) {
+        for (const auto& [key, t] : flashvsr::models::load_tensors((*dir_ / file).string())) {
+            numel += t.numel();
+        }
+    }
+    EXPECT_EQ(e->info().checkpoint_bytes, numel * 4);
+    EXPECT_GT(e->info().weight_bytes, e->info().checkpoint_bytes);
 }
 
 TEST_F(EngineTest, FrameSizeDtypeRangeContract) {

@@ -148,7 +148,14 @@ struct EngineInfo {
     std::string dtype;   // "bf16" | "fp16" | "fp32" | "int8"
     std::vector<std::string> files;
     std::vector<std::string> warnings;  // e.g. mixed v1.0/v1.1 files
+    /// Bytes of every tensor the engine holds for its networks: the checkpoints' parameters in the compute
+    /// dtype plus what it derives from them at load (the LQ projector's Winograd weights, 16/9 of its
+    /// convolutions' bytes on CPU float32; the decoder's phase weights; the prompt's K/V constants).
     int64_t weight_bytes = 0;
+    /// Bytes of the checkpoints' parameters alone in the compute dtype (int8: the DiT's quantized linears
+    /// and their scales, the rest in the compute dtype): what a PyTorch pipeline of the same networks holds
+    /// as its weights, so "peak RSS - checkpoint_bytes" compares with such a pipeline's working set.
+    int64_t checkpoint_bytes = 0;
 };
 
 /// Process memory now (RSS from /proc/self/status) and, on CUDA, the caching allocator's counters.
