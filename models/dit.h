@@ -76,11 +76,16 @@ struct AttentionOptions {
     int64_t local_range = 11;
     bool dense_oracle = false;  ///< dense masked attention instead of the fast path (tests)
     AttentionKernel kernel = AttentionKernel::kAuto;  ///< which fast path (dit_attention.h)
+    /// Not the attention's: tokens per block of the FFN (0 = DiT::kFfnTokens; tests set small blocks).
+    int64_t ffn_tokens = 0;
 };
 
 class DiT {
   public:
     using Config = DiTConfig;
+    /// Tokens per block of the FFN (AttentionOptions::ffn_tokens = 0): one block at 384x256 and in every
+    /// steady chunk up to 896x512; the first chunk at 896x512 (10 752 tokens) runs in three.
+    static constexpr int64_t kFfnTokens = 4096;
 
     /// Strict load of every key of `cfg`'s manifest (config from shapes); errors name `source` and key.
     DiT(const TensorMap& tensors, const std::string& source, const LoadOptions& opts = {},

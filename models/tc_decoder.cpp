@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <utility>
 
 namespace flashvsr::models {
@@ -243,7 +244,38 @@ at::Tensor TCDecoder::mem_block(const at::Tensor& x, const MemBlockWeights& m, a
     return y.add_(x).relu_();  // identity skip (in == out channels)
 }
 
-at::Tensor TCDecoder::decode(const at::Tensor& latents, const at::Tensor& cond, TCDecoderState& state) const {
+int64_t TCDecoder::output_band_rows(int64_t width) const {
+    // Full-resolution activations of about kOutputBandBytes each, an even number of rows (at least 2).
+    const int64_t row_bytes = std::max<int64_t>(
+        1, config_.channels[3] * width * static_cast<int64_t>(conv24_weight_.element_size()));
+    return std::max<int64_t>(2, kOutputBandBytes / row_bytes / 2 * 2);
+}
+
+void TCDecoder::output_stage(const at::Tensor& x, const at::Tensor& frame, int64_t band_rows) const {
+    // x: [1, c2, H/2, W/2] (TGrow 21's step); frame: [1, 3, H, W] (a view of the output). Band [r0, r1) of
+    // the frame needs rows [c0, c1) of conv 24's output, which need rows [u0, u1) of conv 22's, which need
+    // input rows [i0, i1); a convolution of a band with padding 1 is exact except in its first and last row
+    // where they border another band (there the padding stands in for real rows): those rows are computed
+    // and cut. Rows outside the frame are the real zero padding. One band = the whole frame, as before.
+    const int64_t hh = x.size(2), height = 2 * hh;
+    const int64_t rows = band_rows > 0 ? band_rows : output_band_rows(2 * x.size(3));
+    for (int64_t r0 = 0; r0 < height; r0 += rows) {
+        const int64_t r1 = std::min(height, r0 + rows);
+        const int64_t c0 = std::max<int64_t>(r0 - 1, 0), c1 = std::min(height, r1 + 1);
+        const int64_t u0 = std::max<int64_t>(c0 - 1, 0), u1 = std::min(height, c1 + 1);
+        const int64_t i0 = std::max<int64_t>(u0 / 2 - 1, 0), i1 = std::min(hh, (u1 - 1) / 2 + 2);
+        // 20 Upsample + 22 Conv as its four phases, 23 ReLU: rows [u0, u1)
+        const at::Tensor u = upsample2_conv3x3(x.narrow(2, i0, i1 - i0), conv22_phases_)
+                                 .narrow(2, u0 - 2 * i0, u1 - u0)
+                                 .relu_();
+        const at::Tensor c = conv3x3(u, conv24_weight_).narrow(2, c0 - u0, c1 - c0).relu_();        // 24, 25
+        const at::Tensor y = conv3x3(c, conv26_weight_, conv26_bias_).narrow(2, r0 - c0, r1 - r0);  // 26
+        frame.narrow(2, r0, r1 - r0).copy_(y);
+    }
+}
+
+at::Tensor TCDecoder::decode(const at::Tensor& latents, const at::Tensor& cond, TCDecoderState& state,
+                             int64_t band_rows) const {
     TORCH_CHECK(latents.dim() == 5 && latents.size(0) == 1 && latents.size(1) == config_.latent_channels &&
                     latents.size(2) > 0,
                 "tc_decoder: expected latents [1,", config_.latent_channels, ",T,h,w], got ",
@@ -264,29 +296,36 @@ at::Tensor TCDecoder::decode(const at::Tensor& latents, const at::Tensor& cond, 
     const int64_t trim = state.started ? 0 : kFramesToTrim;
     const int64_t c1 = config_.channels[1], c2 = config_.channels[2];
 
-    // The decoder input [T, 784, h, w], condition first, written once in channels-last memory: the only
-    // layout change of the chunk (everything after it, the output included, stays channels-last).
-    const int64_t cc = config_.cond_channels;
-    at::Tensor x = at::empty({t, cc + config_.latent_channels, h, w},
-                             latents.options().memory_format(at::MemoryFormat::ChannelsLast));
-    x.narrow(1, 0, cc).copy_(tc_condition(cond).squeeze(0));  // [1,T,768,h,w] -> [T,768,h,w]
-    x.narrow(1, cc, config_.latent_channels)
-        .copy_(latents.squeeze(0).transpose(0, 1));  // [1,16,T,h,w] -> [T,16,h,w]
-    x.div_(3.0).tanh_().mul_(3.0);                   // 0: Clamp
+    // The decoder input of one step [1, 784, h, w], condition first, written in channels-last memory: the
+    // only layout change of the chunk (everything after it, the output included, stays channels-last). One
+    // step at a time: the whole chunk's input and unshuffled condition are 2 x 135 MB at 896x512.
+    const int64_t cc = config_.cond_channels, lc = config_.latent_channels;
+    const int64_t pad = (kCondT - cond.size(2) % kCondT) % kCondT;  // tc_condition's copies of frame 0
+    const auto step_input = [&](int64_t step) {
+        const at::Tensor clip =  // frames [4·step, 4·step + 4) of the padded condition
+            step == 0 && pad > 0 ? at::cat({cond.narrow(2, 0, 1).expand({-1, -1, pad, -1, -1}),
+                                            cond.narrow(2, 0, kCondT - pad)},
+                                           2)
+                                 : cond.narrow(2, kCondT * step - pad, kCondT);
+        at::Tensor x =
+            at::empty({1, cc + lc, h, w}, latents.options().memory_format(at::MemoryFormat::ChannelsLast));
+        x.narrow(1, 0, cc).copy_(tc_condition(clip).select(1, 0));  // [1,1,768,h,w] -> [1,768,h,w]
+        x.narrow(1, cc, lc).copy_(latents.select(2, step));         // [1,16,T,h,w] -> [1,16,h,w]
+        return x.div_(3.0).tanh_().mul_(3.0);                       // 0: Clamp
+    };
 
     // Frames [1, 3, 4T - trim, 8h, 8w] whose memory is [4T - trim, 8h, 8w, 3] (frame-major, channels last).
     const int64_t height = h * kSpaceUpscale, width = w * kSpaceUpscale;
-    const at::Tensor out =
-        at::empty({1, kTimeUpscale * t - trim, height, width, kRgb}, x.options()).permute({0, 4, 1, 2, 3});
+    const at::Tensor out = at::empty({1, kTimeUpscale * t - trim, height, width, kRgb}, latents.options())
+                               .permute({0, 4, 1, 2, 3});
 
     // Depth-first, one time step at a time (as the official decode_video(parallel=False)): each MemBlock
     // sees its previous step's input from `state` and every activation is one frame, so the working set
     // stays in cache-sized pieces instead of T-frame batches (same values: convolution rows are independent).
     int64_t frame = -trim;  // output index of the next decoded frame; the first `trim` are dropped
     for (int64_t step = 0; step < t; ++step) {
-        at::Tensor a =
-            conv3x3(x.narrow(0, step, 1), conv1_weight_, conv1_bias_).relu_();  // 1, 2: [1, c0, h, w]
-        a = conv3x3(a, conv3_weight_).relu_();                                  // 3, 4
+        at::Tensor a = conv3x3(step_input(step), conv1_weight_, conv1_bias_).relu_();  // 1, 2: [1, c0, h, w]
+        a = conv3x3(a, conv3_weight_).relu_();                                         // 3, 4
         for (int i = 0; i < 3; ++i) {
             a = mem_block(a, stage0_[i], state.memory(5 + i));  // 5, 6, 7
         }
@@ -306,12 +345,10 @@ at::Tensor TCDecoder::decode(const at::Tensor& latents, const at::Tensor& cond, 
             }
             TORCH_INTERNAL_ASSERT(b.size(1) == c2 && tgrow21_weight_.size(0) == 2 * c2);
             for (int64_t k2 = 0; k2 < 2; ++k2, ++frame) {
-                // 20 Upsample, 21 TGrow (stride 2: step k2), 22 Conv, 23 ReLU
-                at::Tensor y = upsample2_conv3x3(tgrow_step(b, tgrow21_weight_, k2), conv22_phases_).relu_();
-                y = conv3x3(y, conv24_weight_).relu_();        // 24, 25
-                y = conv3x3(y, conv26_weight_, conv26_bias_);  // 26: [1, 3, H, W]
+                // 20 Upsample, 21 TGrow (stride 2: step k2), 22-26: stateless from here on, so the frames
+                // the first call trims are not computed at all.
                 if (frame >= 0) {
-                    out.select(2, frame).copy_(y);  // [1, 3, H, W] -> out[:, :, frame]
+                    output_stage(tgrow_step(b, tgrow21_weight_, k2), out.select(2, frame), band_rows);
                 }
             }
         }

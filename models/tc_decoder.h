@@ -93,8 +93,14 @@ class TCDecoder {
     /// after state.reset(), 0 afterwards; the frames' memory is channels-last ([4T - trim, 8h, 8w, 3]).
     /// Depth-first over time, one step at a time: each MemBlock sees its input of the previous step (from
     /// `state`, zeros after a reset) and keeps the current one; activations are channels-last single
-    /// frames, so peak memory holds a few output-size frames, never 4T.
-    at::Tensor decode(const at::Tensor& latents, const at::Tensor& cond, TCDecoderState& state) const;
+    /// frames; the stateless output layers (20-26) run in bands of rows of the frame (`band_rows`, even;
+    /// 0 = bands of about kOutputBandBytes per activation), so no full-resolution activation is ever whole
+    /// (896x512: two 235 MB activations -> 33 MB bands). Frames the first call trims are not computed.
+    at::Tensor decode(const at::Tensor& latents, const at::Tensor& cond, TCDecoderState& state,
+                      int64_t band_rows = 0) const;
+    /// Rows per band of the output layers for frames `width` pixels wide (band_rows = 0).
+    int64_t output_band_rows(int64_t width) const;
+    static constexpr int64_t kOutputBandBytes = int64_t{32} << 20;
 
   private:
     struct MemBlockWeights {  // decoder.N.conv: 0 Conv(2C->C), 1 ReLU, 2 Conv(C->C), 3 ReLU, 4 Conv(C->C)
@@ -104,6 +110,8 @@ class TCDecoder {
     TCDecoder() = default;  // manifest(): a weightless instance to enumerate the table
     ParamTable table();
     at::Tensor mem_block(const at::Tensor& x, const MemBlockWeights& m, at::Tensor& memory) const;
+    /// Layers 20-26 on TGrow 21's step x [1, c2, H/2, W/2] into `frame` [1, 3, H, W], band by band.
+    void output_stage(const at::Tensor& x, const at::Tensor& frame, int64_t band_rows) const;
 
     Config config_;
     // 0 is Clamp (3·tanh(x/3)), parameterless.

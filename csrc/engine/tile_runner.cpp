@@ -140,8 +140,9 @@ at::Tensor TileRunner::run_tile(TileCore& core, const ChunkPlan& c, const ChunkI
         const StageScope scope(hooks_, "decoder");
         RECORD_USER_SCOPE("flashvsr::decoder");
         if (eng_.tc_decoder) {
-            // ~[0,1] -> ~[-1,1]
-            frames = eng_.tc_decoder->decode(latent, transfers_.to(crop(in.cond, rect), dev), st.tc) * 2 - 1;
+            // ~[0,1] -> ~[-1,1], in place (a second copy of the chunk's frames otherwise)
+            frames = eng_.tc_decoder->decode(latent, transfers_.to(crop(in.cond, rect), dev), st.tc);
+            frames.mul_(2).sub_(1);
         } else {
             frames = eng_.vae_decoder->decode(latent, st.vae);
         }

@@ -78,9 +78,11 @@ void bind_nn(py::module_& m) {
                  return models::TCDecoder(x.tensors, x.source, load_options(dtype, device));
              }),
              py::arg("weights"), py::arg("dtype") = "fp32", py::arg("device") = "cpu")
-        .def("decode", &models::TCDecoder::decode, py::arg("latents"), py::arg("cond"), py::arg("state"),
-             py::call_guard<py::gil_scoped_release>(),
-             "latents [1,16,T,h,w], cond [1,3,Fc,8h,8w] in [-1,1] -> frames [1,3,4T-trim,8h,8w] (~[0,1]).");
+        .def(
+            "decode", &models::TCDecoder::decode, py::arg("latents"), py::arg("cond"), py::arg("state"),
+            py::arg("band_rows") = 0, py::call_guard<py::gil_scoped_release>(),
+            "latents [1,16,T,h,w], cond [1,3,Fc,8h,8w] in [-1,1] -> frames [1,3,4T-trim,8h,8w] (~[0,1]); the "
+            "output layers run in bands of band_rows rows (0: about 32 MiB per activation).");
 
     py::class_<models::VAEDecodeState>(nn, "VAEDecodeState")
         .def(py::init<>())

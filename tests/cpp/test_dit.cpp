@@ -222,6 +222,34 @@ TEST(DitForward, FastPathEqualsDenseOracleOverThreeChunks) {
     EXPECT_GT(max_abs(with, without), 1e-3);
 }
 
+TEST(DitForward, FfnInTokenBlocksEqualsOneBlock) {
+    // The FFN runs a block of tokens at a time (its hidden layer is the DiT's largest activation): any block
+    // size, even ones that leave a short last block, gives the one-block result over a stream of chunks;
+    // float64 to its rounding, bfloat16 (where the residual is rounded out of place and copied back) to its.
+    Fixture fx;
+    const auto chunks = make_chunks(2, 64, 24);  // 1152 tokens, then 384
+    for (const int64_t block : {7, 384, 1000}) {
+        auto blocked = sparse_options();
+        blocked.ffn_tokens = block;
+        DiTState a, b;
+        for (const auto& ch : chunks) {
+            const auto va = fx.dit.forward_chunk(ch.latents, ch.lq, fx.consts, a, sparse_options());
+            const auto vb = fx.dit.forward_chunk(ch.latents, ch.lq, fx.consts, b, blocked);
+            EXPECT_LT(max_abs(va, vb), 1e-12) << block << " tokens per block, chunk " << a.chunk_index - 1;
+        }
+    }
+    const DiT bf(random_weights(test_config(), 1), "test.safetensors", LoadOptions{at::kBFloat16}, 32);
+    const DiTConstants consts = bf.prepare(at::randn({1, 7, 32}, kF64).to(at::kBFloat16));
+    auto blocked = sparse_options();
+    blocked.ffn_tokens = 100;
+    DiTState a, b;
+    const auto va =
+        bf.forward_chunk(chunks[0].latents, chunks[0].lq, consts, a, sparse_options()).to(at::kDouble);
+    const auto vb = bf.forward_chunk(chunks[0].latents, chunks[0].lq, consts, b, blocked).to(at::kDouble);
+    EXPECT_GT(va.abs().max().item<double>(), 1e-2);
+    EXPECT_LE(max_abs(va, vb), 1e-2 * va.abs().max().item<double>());
+}
+
 TEST(DitForward, KvTrimmingSlicesAndRatioOneEqualsTwo) {
     Fixture fx;
     const auto chunks = make_chunks(3, 64, 22);

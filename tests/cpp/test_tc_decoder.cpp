@@ -263,3 +263,27 @@ TEST(TcDecoder, UpsampleConvPhasesEqualUpsampleThenConv) {
     EXPECT_GT((upsample2_conv3x3(x, upsample2_conv3x3_weights(bad)) - ref).abs().max().item<double>(), 1e-5);
     EXPECT_THROW(upsample2_conv3x3(x, upsample2_conv3x3_weights(at::randn({2, 3, 3, 3}, kF64))), c10::Error);
 }
+
+TEST(TcDecoder, OutputLayersInBandsOfRowsEqualTheWholeFrame) {
+    // Layers 20-26 run in bands of output rows (no whole full-resolution activation): every band height,
+    // even ones that leave a short last band, gives the frames of one whole-frame band; float64, so the only
+    // difference allowed is the rounding of a convolution computed over fewer rows.
+    TinyDecoder t;
+    at::manual_seed(23);
+    const at::Tensor z = random_latents(3), lq = random_lq(9);
+    TCDecoderState whole_state;
+    const at::Tensor whole = t.dec.decode(z, lq, whole_state, /*band_rows=*/kH);
+    ASSERT_EQ(whole.sizes(), (at::IntArrayRef{1, 3, 9, kH, kW}));
+    for (const int64_t rows : {2, 4, 6, 10, 30}) {
+        TCDecoderState s;
+        const at::Tensor banded = t.dec.decode(z, lq, s, rows);
+        EXPECT_LT((banded - whole).abs().max().item<double>(), 1e-12) << rows << " rows per band";
+    }
+    // The automatic height: about kOutputBandBytes per activation, even, at least 2; the tiny frames fit in
+    // one band, so the default path above is the whole frame.
+    const TCDecoder small32{random_weights(TCDecoder::manifest(TCDecoderConfig::preset("small"))), "tc.ckpt",
+                            LoadOptions{at::kFloat}};
+    EXPECT_EQ(small32.output_band_rows(896), 292);    // 32 MiB / (32 channels x 896 px x 4 B) = 292.6
+    EXPECT_EQ(small32.output_band_rows(1 << 20), 2);  // never below 2
+    EXPECT_GE(t.dec.output_band_rows(kW), kH);        // tiny preset: one band
+}
