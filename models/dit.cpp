@@ -425,43 +425,51 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
         const Block& b = w_->blocks[i];
         const auto mod = (b.modulation + consts.t_mod).chunk(6, 1);  // 6 x [1, 1, dim]
         // shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp
-        const auto a = norm_modulate(x, mod[0], mod[1], cfg_.eps);
+        {
+            // Self-attention (LCSA): projections, RoPE, windows, cache first, draft mask, sparse attention.
+            // Its activations die at the end of this scope, before the cross-attention and the FFN (the
+            // windows with the cache in front are (kv_ratio + 1) slices: 2 x 88 MB at 896x512).
+            at::Tensor a = norm_modulate(x, mod[0], mod[1], cfg_.eps);
+            const Attention& sa = b.self_attn;
+            auto q = linear(a, sa.q);
+            rms_norm_rope_(q, sa.norm_q, cfg_.eps, rope, heads);
+            auto k = linear(a, sa.k);
+            rms_norm_rope_(k, sa.norm_k, cfg_.eps, rope, heads);
+            const auto qw = as_windows(q);  // [(f/2)*S, 128, dim]
+            auto kw = as_windows(k);
+            auto vw = as_windows(linear(a, sa.v));
+            a = at::Tensor();  // only the projections read it
+            if (cached) {
+                kw = at::cat({state.k_cache[i], kw}, 0);  // cache first (oldest slice first)
+                vw = at::cat({state.v_cache[i], vw}, 0);
+            }
+            const auto mask = draft_block_mask(qw, kw, heads, local, topk);
+            const auto ow = opts.dense_oracle ? masked_dense_attention(qw, kw, vw, mask, heads)
+                                              : block_sparse_attention(qw, kw, vw, mask, heads, opts.kernel);
+            residual_(x, linear(ow.reshape({1, l, cfg_.dim}), sa.o), mod[2]);
 
-        // Self-attention (LCSA): projections, RoPE, windows, cache first, draft mask, sparse attention.
-        const Attention& sa = b.self_attn;
-        auto q = linear(a, sa.q);
-        rms_norm_rope_(q, sa.norm_q, cfg_.eps, rope, heads);
-        auto k = linear(a, sa.k);
-        rms_norm_rope_(k, sa.norm_k, cfg_.eps, rope, heads);
-        const auto qw = as_windows(q);  // [(f/2)*S, 128, dim]
-        auto kw = as_windows(k);
-        auto vw = as_windows(linear(a, sa.v));
-        if (cached) {
-            kw = at::cat({state.k_cache[i], kw}, 0);  // cache first (oldest slice first)
-            vw = at::cat({state.v_cache[i], vw}, 0);
+            // Cache update after use: drop the oldest slice when over int(kv_ratio); copy so that the
+            // trimmed cache does not keep the concatenated buffer alive.
+            const int64_t n_slices = kw.size(0) / s, keep = kv_slices_to_keep(n_slices, opts.kv_ratio);
+            state.k_cache[i] = keep == n_slices ? kw : kw.narrow(0, (n_slices - keep) * s, keep * s).clone();
+            kw = at::Tensor();
+            state.v_cache[i] = keep == n_slices ? vw : vw.narrow(0, (n_slices - keep) * s, keep * s).clone();
         }
-        const auto mask = draft_block_mask(qw, kw, heads, local, topk);
-        const auto ow = opts.dense_oracle ? masked_dense_attention(qw, kw, vw, mask, heads)
-                                          : block_sparse_attention(qw, kw, vw, mask, heads, opts.kernel);
-        residual_(x, linear(ow.reshape({1, l, cfg_.dim}), sa.o), mod[2]);
 
-        // Cache update after use: drop the oldest slice when over int(kv_ratio); copy so that the
-        // trimmed cache does not keep the concatenated buffer alive.
-        const int64_t n_slices = kw.size(0) / s, keep = kv_slices_to_keep(n_slices, opts.kv_ratio);
-        state.k_cache[i] = keep == n_slices ? kw : kw.narrow(0, (n_slices - keep) * s, keep * s).clone();
-        state.v_cache[i] = keep == n_slices ? vw : vw.narrow(0, (n_slices - keep) * s, keep * s).clone();
-
-        // Cross-attention on LN3(x) (affine), dense, against the constant prompt K/V; no gate.
-        const Attention& ca = b.cross_attn;
-        auto xq = linear(layer_norm(x, cfg_.eps, b.norm3_weight, b.norm3_bias), ca.q);
-        rms_norm_(xq, ca.norm_q, cfg_.eps);
-        const int64_t lc = consts.cross_k[i].size(1);
-        const auto qh = xq.view({1, l, heads, hd}).transpose(1, 2);                  // -> [1,heads,L,hd]
-        const auto kh = consts.cross_k[i].view({1, lc, heads, hd}).transpose(1, 2);  // -> [1,heads,Lc,hd]
-        const auto vh = consts.cross_v[i].view({1, lc, heads, hd}).transpose(1, 2);  // -> [1,heads,Lc,hd]
-        const auto co = at::scaled_dot_product_attention(qh, kh, vh);
-        residual_(x,
-                  linear(co.transpose(1, 2).reshape({1, l, cfg_.dim}), ca.o));  // [1,heads,L,hd] -> [1,L,dim]
+        {
+            // Cross-attention on LN3(x) (affine), dense, against the constant prompt K/V; no gate. Its
+            // activations die before the FFN runs.
+            const Attention& ca = b.cross_attn;
+            auto xq = linear(layer_norm(x, cfg_.eps, b.norm3_weight, b.norm3_bias), ca.q);
+            rms_norm_(xq, ca.norm_q, cfg_.eps);
+            const int64_t lc = consts.cross_k[i].size(1);
+            const auto qh = xq.view({1, l, heads, hd}).transpose(1, 2);                  // -> [1,heads,L,hd]
+            const auto kh = consts.cross_k[i].view({1, lc, heads, hd}).transpose(1, 2);  // -> [1,heads,Lc,hd]
+            const auto vh = consts.cross_v[i].view({1, lc, heads, hd}).transpose(1, 2);  // -> [1,heads,Lc,hd]
+            const auto co = at::scaled_dot_product_attention(qh, kh, vh);
+            // [1,heads,L,hd] -> [1,L,dim]
+            residual_(x, linear(co.transpose(1, 2).reshape({1, l, cfg_.dim}), ca.o));
+        }
 
         // FFN, a block of tokens at a time: every step is token-wise, and its hidden layer (ffn_dim wide,
         // 5.8x dim) is the DiT's largest activation (896x512 first chunk: 385 MB whole, 147 MB a block).
