@@ -93,7 +93,7 @@ class TCDecoder {
     /// after state.reset(), 0 afterwards; the frames' memory is channels-last ([4T - trim, 8h, 8w, 3]).
     /// Depth-first over time, one step at a time: each MemBlock sees its input of the previous step (from
     /// `state`, zeros after a reset) and keeps the current one; activations are channels-last single
-    /// frames; the stateless output layers (20-26) run in bands of rows of the frame (`band_rows`, even;
+    /// frames; the stateless output layers (20-26) run in bands of rows of the frame (`band_rows` > 0 rows;
     /// 0 = bands of about kOutputBandBytes per activation), so no full-resolution activation is ever whole
     /// (896x512: two 235 MB activations -> 33 MB bands). Frames the first call trims are not computed.
     at::Tensor decode(const at::Tensor& latents, const at::Tensor& cond, TCDecoderState& state,

@@ -83,9 +83,9 @@ std::string TileRunner::describe_layout() const {
 }
 
 // glibc's free heap pages back to the OS between the networks of a CPU chunk (trim_host_heap), so that one
-// network's freed activations do not stay resident under the next one's peak. ~1 % of the CPU time (page
-// faults), no wall time measured (896x512: 656.7 s with, 657.5 s without). Not on CUDA: the device memory is
-// the caching allocator's, and the host heap holds little there.
+// network's freed activations do not stay resident under the next one's peak. ~2 % more CPU time (system
+// time of the page faults), no wall time measured (896x512: 656.7 s with, 657.5 s without). Not on CUDA: the
+// device memory is the caching allocator's, and the host heap holds little there.
 void TileRunner::trim_heap_on_cpu() const {
     if (eng_.device.is_cpu()) {
         trim_host_heap();
