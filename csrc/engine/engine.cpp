@@ -222,23 +222,19 @@ std::shared_ptr<Engine> Engine::load(const EngineOptions& o) {
         info.warnings.push_back("legacy_v10_cache_order is meant for v1.0 weights, the folder is " +
                                 info.version);
     }
-    int64_t decoder_bytes = 0;
-    if (impl->tc_decoder) {
-        decoder_bytes = impl->tc_decoder->weight_bytes();
-    }
-    if (impl->vae_decoder) {
-        decoder_bytes = models::manifest_numel(models::VAEDecoder::manifest(impl->vae_decoder->config())) *
-                        static_cast<int64_t>(c10::elementSize(impl->dtype));
-    }
-    info.weight_bytes =
-        impl->dit->weight_bytes() + impl->lq_proj->weight_bytes() + decoder_bytes + impl->constants.bytes();
+    // Held weights: the checkpoints' parameters in the compute dtype (the DiT derives nothing; int8: its
+    // quantized linears and scales) plus what the LQ projector and the TCDecoder derive at load, and the
+    // prompt constants. The VAE decoder derives nothing.
     const auto elem = static_cast<int64_t>(c10::elementSize(impl->dtype));
     const int64_t decoder_params =
         impl->tc_decoder ? models::manifest_numel(models::TCDecoder::manifest(impl->tc_decoder->config()))
                          : models::manifest_numel(models::VAEDecoder::manifest(impl->vae_decoder->config()));
+    const int64_t decoder_bytes = impl->tc_decoder ? impl->tc_decoder->weight_bytes() : decoder_params * elem;
     info.checkpoint_bytes =
-        impl->dit->weight_bytes() +  // the DiT derives nothing (int8: its quantized linears and scales)
+        impl->dit->weight_bytes() +
         (models::manifest_numel(models::LQProj::manifest(impl->lq_proj->config())) + decoder_params) * elem;
+    info.weight_bytes =
+        impl->dit->weight_bytes() + impl->lq_proj->weight_bytes() + decoder_bytes + impl->constants.bytes();
     // The load's temporaries (int8: the bf16 DiT it quantized; dtype conversions) went back to glibc's heap,
     // which keeps the pages: hand them to the OS, so that a run's working set starts at the weights (int8,
     // full size: 0.7 GiB stayed resident for the whole run otherwise).
