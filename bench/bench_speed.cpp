@@ -160,17 +160,18 @@ double op_flop(const at::RecordFunction& fn) {
         const auto x = dims(0), w = dims(1);
         return w.size() == 2 ? 2.0 * numel_of(x) * static_cast<double>(w[0]) : 0.0;
     }
-    if (std::strcmp(name, "flashvsr::winograd_conv3d") == 0 && in.size() >= 4) {
+    if (std::strcmp(name, "flashvsr::winograd_conv3d") == 0 && in.size() >= 3) {
         // the direct convolution's multiply-adds (the ops inside, fewer, are not booked): x [1, Ci, F, Hp,
-        // Wp], u [16, Co, kt·Ci]
-        const auto x = dims(0), u = dims(1);
-        const int64_t kt = in[2].toInt(), st = in[3].toInt();
-        if (x.size() != 5 || u.size() != 3) {
+        // Wp], w [Co, Ci, kt, 3, 3]
+        const auto x = dims(0), w = dims(1);
+        const int64_t st = in[2].toInt();
+        if (x.size() != 5 || w.size() != 5) {
             return 0.0;
         }
-        const double out = static_cast<double>(u[1]) * static_cast<double>((x[2] - kt) / st + 1) *
+        const int64_t kt = w[2];
+        const double out = static_cast<double>(w[0]) * static_cast<double>((x[2] - kt) / st + 1) *
                            static_cast<double>(x[3] - 2) * static_cast<double>(x[4] - 2);
-        return 2.0 * out * static_cast<double>(u[2]) * 9;
+        return 2.0 * out * static_cast<double>(w[1] * kt) * 9;
     }
     if (std::strcmp(name, "aten::bmm") == 0 || std::strcmp(name, "aten::baddbmm") == 0) {
         const size_t o = std::strcmp(name, "aten::bmm") == 0 ? 0 : 1;
@@ -459,8 +460,8 @@ int main(int argc, char** argv) {
         // What a PyTorch pipeline of the same networks counts as its weights: the checkpoints' parameters.
         const int64_t ckpt_bytes = engine->info().checkpoint_bytes;
         std::printf(
-            "checkpoint parameters %.1f MiB (the weights above add %.1f MiB made at load: Winograd and phase "
-            "weights, prompt constants), peak RSS - checkpoint parameters %.1f MiB\n",
+            "checkpoint parameters %.1f MiB (the weights above add %.1f MiB made at load: phase weights, "
+            "prompt constants), peak RSS - checkpoint parameters %.1f MiB\n",
             ckpt_bytes / 1048576.0, (weight_bytes - ckpt_bytes) / 1048576.0,
             (mem.peak_rss_bytes - ckpt_bytes) / 1048576.0);
     } catch (const std::exception& e) {

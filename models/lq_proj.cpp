@@ -20,10 +20,10 @@ constexpr int64_t kStrideT = 2;
 constexpr int64_t kClipFrames = 4;  // frames per clip = one latent frame
 
 /// Causal 3D conv: `cache` (may be undefined) replaces the temporal front padding; the rest of the
-/// front padding and the 1-px spatial padding replicate the edge. x: [1, C, T, h, w]. The weight is either
-/// `weight` (direct) or, when defined, `wino` (its F(2x2, 3x3) form).
+/// front padding and the 1-px spatial padding replicate the edge. x: [1, C, T, h, w]. With `winograd` (and x
+/// on the CPU) the F(2x2, 3x3) form, the weight transformed a block at a time; else at::conv3d.
 at::Tensor causal_conv(const at::Tensor& x, const at::Tensor& cache, const at::Tensor& weight,
-                       const at::Tensor& wino, const at::Tensor& bias) {
+                       const at::Tensor& bias, bool winograd) {
     at::Tensor in = x;
     int64_t front = kCacheT;
     if (cache.defined()) {
@@ -31,8 +31,8 @@ at::Tensor causal_conv(const at::Tensor& x, const at::Tensor& cache, const at::T
         front -= cache.size(2);
     }
     in = at::pad(in, {1, 1, 1, 1, front, 0}, "replicate");  // [1, C, T', h, w] -> [1, C, T'+front, h+2, w+2]
-    if (wino.defined()) {
-        return winograd_conv3d(in, wino, bias, kKernelT, kStrideT);
+    if (winograd && in.device().is_cpu()) {
+        return winograd_conv3d(in, weight, bias, kStrideT);
     }
     return at::conv3d(in, weight, bias, {kStrideT, 1, 1});
 }
@@ -119,11 +119,10 @@ LQProj::LQProj(const TensorMap& tensors, const std::string& source, const LoadOp
     : config_(LQProjConfig::from_tensors(tensors, source)) {
     table().load(tensors, source, opts);
     const bool exact_float = opts.dtype == at::kFloat || opts.dtype == at::kDouble;
-    if (opts.winograd && opts.device.is_cpu() && exact_float) {
-        conv1_wino_ = winograd_weight(conv1_weight_);
-        conv1_weight_ = at::Tensor();
-        conv2_wino_ = winograd_weight(conv2_weight_);
-        conv2_weight_ = at::Tensor();
+    winograd_ = opts.winograd && opts.device.is_cpu() && exact_float;
+    if (winograd_) {  // the same values and bytes, input channels innermost (the transform's fastest layout)
+        conv1_weight_ = winograd_weight_layout(conv1_weight_);
+        conv2_weight_ = winograd_weight_layout(conv2_weight_);
     }
 }
 
@@ -139,8 +138,6 @@ ParamTable LQProj::table() {
     // pixel_shuffle (the unshuffle) has no parameters; linear_layers holds one Linear (layer_num = 1).
     t.add("linear_layers.0.weight", &linear_weight_, {c.out_dim, c.conv2_channels});
     t.add("linear_layers.0.bias", &linear_bias_, {c.out_dim});
-    t.add_derived(&conv1_wino_);
-    t.add_derived(&conv2_wino_);
     return t;
 }
 
@@ -164,8 +161,8 @@ at::Tensor LQProj::stream(const at::Tensor& clip, LQProjState& state, CacheOrder
         TORCH_CHECK(clip.size(2) == 1, "lq_proj: the first clip after reset must be one frame, got ",
                     clip.sizes());
         const at::Tensor x = lq_pixel_unshuffle(clip.expand({1, 3, kClipFrames, clip.size(3), clip.size(4)}));
-        const at::Tensor y = rms_norm_silu(
-            causal_conv(x, at::Tensor(), conv1_weight_, conv1_wino_, conv1_bias_), norm1_gamma_);
+        const at::Tensor y =
+            rms_norm_silu(causal_conv(x, at::Tensor(), conv1_weight_, conv1_bias_, winograd_), norm1_gamma_);
         state.conv1_cache = tail_frames(x);
         state.conv2_cache = tail_frames(y);
         state.clip_index = 1;
@@ -181,19 +178,19 @@ at::Tensor LQProj::stream(const at::Tensor& clip, LQProjState& state, CacheOrder
 
     at::Tensor y, z;
     if (order == CacheOrder::UseThenUpdate) {
-        y = rms_norm_silu(causal_conv(x, state.conv1_cache, conv1_weight_, conv1_wino_, conv1_bias_),
+        y = rms_norm_silu(causal_conv(x, state.conv1_cache, conv1_weight_, conv1_bias_, winograd_),
                           norm1_gamma_);
         state.conv1_cache = tail_frames(x);
-        z = rms_norm_silu(causal_conv(y, state.conv2_cache, conv2_weight_, conv2_wino_, conv2_bias_),
+        z = rms_norm_silu(causal_conv(y, state.conv2_cache, conv2_weight_, conv2_bias_, winograd_),
                           norm2_gamma_);
         state.conv2_cache = tail_frames(y);
     } else {
         // legacy_v10_cache_order: the cache is replaced by this clip's own tail before the conv reads it.
         state.conv1_cache = tail_frames(x);
-        y = rms_norm_silu(causal_conv(x, state.conv1_cache, conv1_weight_, conv1_wino_, conv1_bias_),
+        y = rms_norm_silu(causal_conv(x, state.conv1_cache, conv1_weight_, conv1_bias_, winograd_),
                           norm1_gamma_);
         state.conv2_cache = tail_frames(y);
-        z = rms_norm_silu(causal_conv(y, state.conv2_cache, conv2_weight_, conv2_wino_, conv2_bias_),
+        z = rms_norm_silu(causal_conv(y, state.conv2_cache, conv2_weight_, conv2_bias_, winograd_),
                           norm2_gamma_);
     }
     ++state.clip_index;

@@ -72,7 +72,7 @@ class LQProj {
     /// Moves every weight to `device` (Engine::to); a tensor member outside table() must move here too.
     void to(at::Device device) { table().move_to(device); }
 
-    /// Bytes of the weights held (the Winograd form of conv1/conv2 is 16/9 of their checkpoint bytes).
+    /// Bytes of the weights held: the checkpoint's (the Winograd form is made per call, a block at a time).
     int64_t weight_bytes() { return table().bytes(); }
 
     /// One streaming step. `clip`: [1, 3, Fc, H, W] in [-1, 1], the weights' dtype and device, H and W
@@ -91,9 +91,9 @@ class LQProj {
     at::Tensor conv1_weight_, conv1_bias_;  // conv1: CausalConv3d 768 -> C1, kernel (4,3,3), stride (2,1,1)
     at::Tensor norm1_gamma_;                // norm1: RMS_norm(C1), no bias; then SiLU (parameterless)
     at::Tensor conv2_weight_, conv2_bias_;  // conv2: CausalConv3d C1 -> C2
-    // conv1/conv2 weights in F(2x2, 3x3) form (models/common/winograd_conv.h), held instead of
-    // conv*_weight_ (then undefined) when loaded on the CPU in float32/float64 with LoadOptions::winograd.
-    at::Tensor conv1_wino_, conv2_wino_;
+    // Loaded on the CPU in float32/float64 with LoadOptions::winograd: conv1/conv2 run in F(2x2, 3x3) form
+    // (models/common/winograd_conv.h), their weights held in winograd_weight_layout (same values and bytes).
+    bool winograd_ = false;
     at::Tensor norm2_gamma_;                  // norm2: RMS_norm(C2); then SiLU
     at::Tensor linear_weight_, linear_bias_;  // linear_layers.0: Linear C2 -> D (layer_num = 1)
 };

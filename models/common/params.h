@@ -27,10 +27,11 @@ struct ParamSpec {
 struct LoadOptions {
     at::ScalarType dtype = at::kFloat;
     at::Device device = at::kCPU;
-    /// LQ projector only: hold its (4, 3, 3) convolutions in Winograd form
-    /// (models/common/winograd_conv: 2.25x fewer multiplications, 16/9 of their bytes) when loaded on the CPU
-    /// in float32/float64; false keeps the direct convolution. (The TCDecoder's 3x3 convolutions stay direct:
-    /// oneDNN runs them channels-last at 390-540 GFLOP/s, faster than this Winograd code.)
+    /// LQ projector only: run its (4, 3, 3) convolutions in Winograd form (models/common/winograd_conv: 2.25x
+    /// fewer multiplications; the weights are transformed per call a block at a time, no bytes held beyond
+    /// the checkpoint's) when loaded on the CPU in float32/float64; false runs the direct convolution. (The
+    /// TCDecoder's 3x3 convolutions stay direct: oneDNN runs them channels-last at 390-540 GFLOP/s, faster
+    /// than this Winograd code.)
     bool winograd = true;
 };
 

@@ -6,9 +6,16 @@
 
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <vector>
 
+#include "csrc/core/cpu_isa.h"
 #include "models/common/linear.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define FLASHVSR_WINOGRAD_X86 1
+#endif
 
 namespace flashvsr::models {
 namespace {
@@ -30,26 +37,95 @@ struct Tiles {
     int64_t n() const { return th * tw; }
 };
 
-/// u[4a+b, o, k·Ci+i] = (G w[o, i, k] Gᵀ)[a, b] in float64, rounded once to T; G's rows are g0,
-/// (g0+g1+g2)/2, (g0-g1+g2)/2, g2.
+/// Strides of a conv3d weight [Co, Ci, kt, 3, 3], in elements.
+struct WeightStrides {
+    int64_t o, i, k, r, s;
+};
+
+/// Which part of a weight one transform call covers: every output channel, taps [k0, k0 + nk), input
+/// channels [i0, i0 + ni); written to u[e * xi + o * ld + (k - k0) * ni + (i - i0)].
+struct WeightBlock {
+    int64_t k0, nk, i0, ni, ld, xi;
+};
+
+/// G applied to three values (stride apart) -> four (out_stride apart): g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2.
+/// Adds, then a halving: no multiply-add a compiler could fuse, so the scalar and vector forms round alike.
+template <typename V>
+inline void apply_g(const V* g, int64_t stride, V* out, int64_t out_stride) {
+    const V s = g[0] + g[2 * stride];
+    out[0] = g[0];
+    out[out_stride] = (s + g[stride]) * V(0.5);
+    out[2 * out_stride] = (s - g[stride]) * V(0.5);
+    out[3 * out_stride] = g[2 * stride];
+}
+
+#ifdef FLASHVSR_WINOGRAD_X86
+/// apply_g on eight float32 lanes.
+__attribute__((target("avx2,fma"), always_inline)) inline void apply_g_avx2(const __m256* g, int64_t stride,
+                                                                            __m256* out, int64_t out_stride) {
+    const __m256 half = _mm256_set1_ps(0.5f);
+    const __m256 s = _mm256_add_ps(g[0], g[2 * stride]);
+    out[0] = g[0];
+    out[out_stride] = _mm256_mul_ps(_mm256_add_ps(s, g[stride]), half);
+    out[2 * out_stride] = _mm256_mul_ps(_mm256_sub_ps(s, g[stride]), half);
+    out[3 * out_stride] = g[2 * stride];
+}
+
+/// Eight input channels at a time (the same operations as the scalar form, so the same bits). `src` points
+/// at tap (0, 0) of the first input channel; input channels at stride 1. Returns how many were done.
+__attribute__((target("avx2,fma"))) int64_t weight_row_avx2(const float* src, int64_t sr, int64_t ss,
+                                                            int64_t ni, float* dst, int64_t xi) {
+    int64_t i = 0;
+    for (; i + 8 <= ni; i += 8) {
+        __m256 g[9], rows[12], t[16];
+        for (int64_t r = 0; r < 3; ++r) {
+            for (int64_t c = 0; c < 3; ++c) {
+                g[3 * r + c] = _mm256_loadu_ps(src + r * sr + c * ss + i);
+            }
+        }
+        for (int64_t c = 0; c < 3; ++c) {
+            apply_g_avx2(g + c, 3, rows + c, 3);
+        }
+        for (int64_t a = 0; a < 4; ++a) {
+            apply_g_avx2(rows + 3 * a, 1, t + 4 * a, 1);
+        }
+        for (int64_t e = 0; e < kAlpha; ++e) {
+            _mm256_storeu_ps(dst + e * xi + i, t[e]);
+        }
+    }
+    return i;
+}
+#endif
+
+/// u = (G w Gᵀ) for w's block `b` (see WeightBlock), in T (the coefficients are ±1 and ½: a value is
+/// rounded at most four times). The inner loop runs over input channels: with winograd_weight_layout's
+/// strides its loads are contiguous (and vectorised for float32 on AVX2).
 template <typename T>
-void weight_transform_cpu(const T* w, int64_t co, int64_t ci, int64_t kt, T* u) {
-    const int64_t k_all = kt * ci, xi = co * k_all;  // xi: stride between the 16 outputs
-    const auto apply_g = [](const double* g, int64_t stride, double* out, int64_t out_stride) {
-        const double s = g[0] + g[2 * stride];
-        out[0] = g[0];
-        out[out_stride] = (s + g[stride]) * 0.5;
-        out[2 * out_stride] = (s - g[stride]) * 0.5;
-        out[3 * out_stride] = g[2 * stride];
-    };
+void weight_transform_cpu(const T* w, const WeightStrides& st, int64_t co, const WeightBlock& b, T* u) {
+    bool avx2 = false;
+#ifdef FLASHVSR_WINOGRAD_X86
+    avx2 = std::is_same_v<T, float> && st.i == 1 && core::cpu_supports(core::CpuIsa::kAvx2);
+#endif
     at::parallel_for(0, co, 1, [&](int64_t begin, int64_t end) {
         for (int64_t o = begin; o < end; ++o) {
-            for (int64_t k = 0; k < kt; ++k) {  // taps outer: the 16 outputs are written in order
-                for (int64_t i = 0; i < ci; ++i) {
-                    const T* src = w + ((o * ci + i) * kt + k) * 9;
-                    double g[9], rows[12], t[16];  // g [3][3] -> rows G g [4][3] -> t (G g) Gᵀ [4][4]
-                    for (int64_t e = 0; e < 9; ++e) {
-                        g[e] = static_cast<double>(src[e]);
+            for (int64_t k = b.k0; k < b.k0 + b.nk; ++k) {  // taps outer: the 16 outputs are written in order
+                const T* base = w + o * st.o + k * st.k + b.i0 * st.i;
+                T* dst = u + o * b.ld + (k - b.k0) * b.ni;
+                int64_t i = 0;
+#ifdef FLASHVSR_WINOGRAD_X86
+                if constexpr (std::is_same_v<T, float>) {
+                    if (avx2) {
+                        i = weight_row_avx2(base, st.r, st.s, b.ni, dst, b.xi);
+                    }
+                }
+#endif
+                for (; i < b.ni; ++i) {
+                    const T* src = base + i * st.i;
+                    T g[9], rows[12], t[16];  // g [3][3] -> rows G g [4][3] -> t (G g) Gᵀ [4][4]
+                    for (int64_t r = 0; r < 3; ++r) {
+                        for (int64_t c = 0; c < 3; ++c) {
+                            g[3 * r + c] = src[r * st.r + c * st.s];
+                        }
                     }
                     for (int64_t c = 0; c < 3; ++c) {
                         apply_g(g + c, 3, rows + c, 3);
@@ -57,13 +133,29 @@ void weight_transform_cpu(const T* w, int64_t co, int64_t ci, int64_t kt, T* u) 
                     for (int64_t a = 0; a < 4; ++a) {
                         apply_g(rows + 3 * a, 1, t + 4 * a, 1);
                     }
-                    T* dst = u + o * k_all + k * ci + i;
                     for (int64_t e = 0; e < kAlpha; ++e) {
-                        dst[e * xi] = static_cast<T>(t[e]);
+                        dst[e * b.xi + i] = t[e];
                     }
                 }
             }
         }
+    });
+}
+
+/// Checks w is a float32/float64 conv3d weight [Co, Ci, kt, 3, 3]; `what` names the caller.
+void check_weight(const at::Tensor& w, const char* what) {
+    TORCH_CHECK(w.dim() == 5 && w.size(3) == 3 && w.size(4) == 3, what,
+                ": expected a conv3d weight [Co, Ci, kt, 3, 3], got ", w.sizes());
+    TORCH_CHECK(w.scalar_type() == at::kFloat || w.scalar_type() == at::kDouble, what,
+                ": expected a float32 or float64 weight, got ", w.scalar_type());
+}
+
+/// weight_transform_cpu of w's block `b` into u (CPU tensors of w's dtype).
+void transform_block(const at::Tensor& w, const WeightBlock& b, at::Tensor& u) {
+    const WeightStrides st{w.stride(0), w.stride(1), w.stride(2), w.stride(3), w.stride(4)};
+    AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "winograd_weight", [&] {
+        weight_transform_cpu<scalar_t>(w.const_data_ptr<scalar_t>(), st, w.size(0), b,
+                                       u.mutable_data_ptr<scalar_t>());
     });
 }
 
@@ -108,27 +200,25 @@ void input_transform_cpu(const T* x, const Tiles& g, T* v) {
     });
 }
 
-/// y[o] (+ bias[o]) = Aᵀ m A for every tile, m given as 16 matrices [n, Co] (tile-major, what dense_linear
-/// returns); channel o's output plane [ho, wo] starts at y + o * plane_stride.
+/// y[o] (+ bias[o]) = Aᵀ m A for every tile, m given as 16 matrices [Co, n] (channel-major, what the
+/// accumulated products give); channel o's output plane [ho, wo] starts at y + o * plane_stride.
 template <typename T>
 void output_transform_cpu(const std::array<const T*, kAlpha>& m, const T* bias, int64_t co, const Tiles& g,
                           T* y, int64_t plane_stride) {
-    constexpr int64_t kChannels = 64;  // output channels per task: reads of m stay contiguous
-    at::parallel_for(0, (co + kChannels - 1) / kChannels, 1, [&](int64_t begin, int64_t end) {
-        const int64_t o_end = std::min(co, end * kChannels);
-        for (int64_t ty = 0; ty < g.th; ++ty) {
-            for (int64_t tx = 0; tx < g.tw; ++tx) {
-                const int64_t tile = ty * g.tw + tx;
-                for (int64_t o = begin * kChannels; o < o_end; ++o) {
-                    const int64_t at = tile * co + o;
+    const int64_t n = g.n();
+    at::parallel_for(0, co, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t o = begin; o < end; ++o) {
+            const T b = bias != nullptr ? bias[o] : T(0);
+            T* dst = y + o * plane_stride;
+            for (int64_t ty = 0; ty < g.th; ++ty) {
+                for (int64_t tx = 0; tx < g.tw; ++tx) {
+                    const int64_t at = o * n + ty * g.tw + tx;
                     T r[2][4];  // Aᵀ M
                     for (int64_t c = 0; c < 4; ++c) {
                         const T m0 = m[c][at], m1 = m[4 + c][at], m2 = m[8 + c][at], m3 = m[12 + c][at];
                         r[0][c] = m0 + m1 + m2;
                         r[1][c] = m1 - m2 - m3;
                     }
-                    const T b = bias != nullptr ? bias[o] : T(0);
-                    T* dst = y + o * plane_stride;
                     for (int64_t a = 0; a < 2; ++a) {  // (Aᵀ M) A, row a
                         const int64_t yy = 2 * ty + a, xx = 2 * tx;
                         if (yy >= g.ho) {
@@ -169,68 +259,108 @@ at::Tensor output_transform_ref(const at::Tensor& m, const at::Tensor& bias, con
 }  // namespace
 
 at::Tensor winograd_weight(const at::Tensor& w) {
-    TORCH_CHECK(w.dim() == 5 && w.size(3) == 3 && w.size(4) == 3,
-                "winograd_weight: expected a conv3d weight [Co, Ci, kt, 3, 3], got ", w.sizes());
-    TORCH_CHECK(w.scalar_type() == at::kFloat || w.scalar_type() == at::kDouble,
-                "winograd_weight: expected a float32 or float64 weight, got ", w.scalar_type());
+    check_weight(w, "winograd_weight");
     const int64_t co = w.size(0), ci = w.size(1), kt = w.size(2);
-    const at::Tensor wc = w.to(at::kCPU).contiguous();
+    const at::Tensor wc = w.to(at::kCPU);
     at::Tensor u = at::empty({kAlpha, co, kt * ci}, wc.options());
-    AT_DISPATCH_FLOATING_TYPES(wc.scalar_type(), "winograd_weight", [&] {
-        weight_transform_cpu<scalar_t>(wc.const_data_ptr<scalar_t>(), co, ci, kt,
-                                       u.mutable_data_ptr<scalar_t>());
-    });
+    transform_block(wc, WeightBlock{0, kt, 0, ci, kt * ci, co * kt * ci}, u);
     return u.to(w.device());
 }
 
-at::Tensor winograd_conv3d(const at::Tensor& x, const at::Tensor& u, const at::Tensor& bias, int64_t kt,
-                           int64_t stride_t, bool reference) {
+at::Tensor winograd_weight_layout(const at::Tensor& w) {
+    check_weight(w, "winograd_weight_layout");
+    // [Co, Ci, kt, 3, 3] -> memory order (o, r, s, k, i) -> the same logical dims again.
+    return w.permute({0, 3, 4, 2, 1}).contiguous().permute({0, 4, 3, 1, 2});
+}
+
+at::Tensor winograd_conv3d(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, int64_t stride_t,
+                           bool reference, int64_t block_channels, LinearBackend backend) {
+    check_weight(w, "winograd_conv3d");
+    const int64_t kt = w.size(2);
     TORCH_CHECK(x.dim() == 5 && x.size(0) == 1 && x.size(2) >= kt && x.size(3) >= 3 && x.size(4) >= 3,
                 "winograd_conv3d: expected x [1, Ci, F >= ", kt, ", H >= 3, W >= 3], got ", x.sizes());
-    TORCH_CHECK(u.dim() == 3 && u.size(0) == kAlpha && u.size(2) == kt * x.size(1) && stride_t >= 1,
-                "winograd_conv3d: weight ", u.sizes(), " does not fit x ", x.sizes(), " with ", kt, " taps");
-    TORCH_CHECK(u.scalar_type() == x.scalar_type() && u.device() == x.device(), "winograd_conv3d: x is ",
-                x.scalar_type(), " on ", x.device(), ", the weight ", u.scalar_type(), " on ", u.device());
+    TORCH_CHECK(w.size(1) == x.size(1) && stride_t >= 1, "winograd_conv3d: weight ", w.sizes(),
+                " does not fit x ", x.sizes(), " with temporal stride ", stride_t);
+    TORCH_CHECK(w.scalar_type() == x.scalar_type() && w.device() == x.device(), "winograd_conv3d: x is ",
+                x.scalar_type(), " on ", x.device(), ", the weight ", w.scalar_type(), " on ", w.device());
     // A named range: benchmarks book the direct convolution's FLOPs to it (bench/bench_speed.cpp).
-    RECORD_FUNCTION("flashvsr::winograd_conv3d", std::vector<c10::IValue>({x, u, kt, stride_t}));
+    RECORD_FUNCTION("flashvsr::winograd_conv3d", std::vector<c10::IValue>({x, w, stride_t}));
     const Tiles g{x.size(1),     x.size(2),     x.size(3),           x.size(4),
                   x.size(3) - 2, x.size(4) - 2, (x.size(3) - 1) / 2, (x.size(4) - 1) / 2};
-    const int64_t co = u.size(1), to = (g.f - kt) / stride_t + 1;
+    const int64_t co = w.size(0), to = (g.f - kt) / stride_t + 1;
     const at::Tensor xc = x.contiguous();
-    const bool loops = !reference && x.device().is_cpu() &&
-                       (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble);
-    at::Tensor v;
-    if (loops) {
-        v = at::empty({kAlpha, g.f * g.ci, g.n()}, x.options());
-        AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winograd_input", [&] {
-            input_transform_cpu<scalar_t>(xc.const_data_ptr<scalar_t>(), g, v.mutable_data_ptr<scalar_t>());
-        });
-    } else {
-        v = input_transform_ref(xc, g);
-    }
-    at::Tensor y = at::empty({1, co, to, g.ho, g.wo}, x.options());
     const at::Tensor b = bias.defined() ? bias.contiguous() : bias;
-    for (int64_t t = 0; t < to; ++t) {
-        const at::Tensor vt = v.narrow(1, stride_t * t * g.ci, kt * g.ci);  // [16, kt·Ci, n]
-        if (loops) {
-            // Per transformed position: [n, kt·Ci] x [Co, kt·Ci]ᵀ through dense_linear (oneDNN for float32).
-            const at::Tensor rows = vt.transpose(1, 2).contiguous();  // [16, n, kt·Ci]
-            std::array<at::Tensor, kAlpha> m;
-            for (int64_t e = 0; e < kAlpha; ++e) {
-                m[e] = dense_linear(rows[e], u[e], at::Tensor());  // [n, Co]
-            }
-            AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winograd_output", [&] {
-                std::array<const scalar_t*, kAlpha> mp{};
-                for (int64_t e = 0; e < kAlpha; ++e) {
-                    mp[e] = m[e].const_data_ptr<scalar_t>();
-                }
-                output_transform_cpu<scalar_t>(mp, b.defined() ? b.const_data_ptr<scalar_t>() : nullptr, co,
-                                               g, y.mutable_data_ptr<scalar_t>() + t * g.ho * g.wo,
-                                               to * g.ho * g.wo);
-            });
-        } else {
+    at::Tensor y = at::empty({1, co, to, g.ho, g.wo}, x.options());
+    if (reference || !x.device().is_cpu()) {
+        const at::Tensor u = winograd_weight(w), v = input_transform_ref(xc, g);
+        for (int64_t t = 0; t < to; ++t) {
+            const at::Tensor vt = v.narrow(1, stride_t * t * g.ci, kt * g.ci);    // [16, kt·Ci, n]
             y[0].select(1, t).copy_(output_transform_ref(at::bmm(u, vt), b, g));  // [16, Co, n]
         }
+        return y;
+    }
+    at::Tensor v = at::empty({kAlpha, g.f * g.ci, g.n()}, x.options());
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winograd_input", [&] {
+        input_transform_cpu<scalar_t>(xc.const_data_ptr<scalar_t>(), g, v.mutable_data_ptr<scalar_t>());
+    });
+    // Blocks of input channels: one tap, `cb` channels; as few as fit kWinogradBlockBytes, equal sizes.
+    int64_t cb = block_channels;
+    if (cb <= 0) {
+        const int64_t per_channel = kAlpha * co * static_cast<int64_t>(x.element_size());
+        const int64_t most = std::max<int64_t>(16, kWinogradBlockBytes / per_channel);
+        const int64_t blocks = (g.ci + most - 1) / most;
+        cb = ((g.ci + blocks - 1) / blocks + 15) / 16 * 16;
+    }
+    cb = std::min(cb, g.ci);
+    // The products: MKL's addmm (accumulating in place) unless dense_linear would take oneDNN (AVX-512
+    // CPUs, where MKL's AVX2 code on AMD CPUs is about half as fast; float32): then oneDNN and an add.
+    const bool onednn = x.scalar_type() == at::kFloat && onednn_linear_available() &&
+                        (backend == LinearBackend::kOneDnn ||
+                         (backend == LinearBackend::kAuto && onednn_preferred_for_float32()));
+    // m[t][e] [Co, n] = Σ over taps and channel blocks of the block's u [Co, ni] x v's rows [ni, n] (a view).
+    std::vector<std::array<at::Tensor, kAlpha>> m(static_cast<size_t>(to));
+    for (auto& mt : m) {
+        for (auto& me : mt) {
+            me = onednn ? at::Tensor() : at::empty({co, g.n()}, x.options());  // oneDNN returns its own
+        }
+    }
+    at::Tensor u = at::empty({kAlpha, co, cb}, x.options());  // one block, reused
+    bool first = true;
+    for (int64_t k = 0; k < kt; ++k) {
+        for (int64_t i0 = 0; i0 < g.ci; i0 += cb) {
+            const int64_t ni = std::min(cb, g.ci - i0);
+            transform_block(w, WeightBlock{k, 1, i0, ni, ni, co * ni}, u);
+            const at::Tensor ub = u.view(-1).narrow(0, 0, kAlpha * co * ni).view({kAlpha, co, ni});
+            for (int64_t t = 0; t < to; ++t) {
+                const at::Tensor rows = v.narrow(1, (stride_t * t + k) * g.ci + i0, ni);  // [16, ni, n]
+                for (int64_t e = 0; e < kAlpha; ++e) {
+                    if (onednn) {  // dense_linear computes x wᵀ: [Co, ni] x ([n, ni], copied: ni x n)ᵀ
+                        at::Tensor p = dense_linear(ub[e], rows[e].t(), at::Tensor(), LinearBackend::kOneDnn);
+                        if (first) {
+                            m[t][e] = std::move(p);
+                        } else {
+                            m[t][e].add_(p);
+                        }
+                    } else if (first) {
+                        at::mm_out(m[t][e], ub[e], rows[e]);  // [Co, ni] x [ni, n]
+                    } else {
+                        m[t][e].addmm_(ub[e], rows[e]);
+                    }
+                }
+            }
+            first = false;
+        }
+    }
+    for (int64_t t = 0; t < to; ++t) {
+        AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winograd_output", [&] {
+            std::array<const scalar_t*, kAlpha> mp{};
+            for (int64_t e = 0; e < kAlpha; ++e) {
+                mp[e] = m[t][e].const_data_ptr<scalar_t>();
+            }
+            output_transform_cpu<scalar_t>(mp, b.defined() ? b.const_data_ptr<scalar_t>() : nullptr, co, g,
+                                           y.mutable_data_ptr<scalar_t>() + t * g.ho * g.wo,
+                                           to * g.ho * g.wo);
+        });
     }
     return y;
 }

@@ -67,8 +67,8 @@ TEST_F(EngineTest, LoadsTinyWeights) {
 }
 
 // checkpoint_bytes is what a PyTorch pipeline of the same networks holds as weights (the files' parameters
-// in float32); weight_bytes adds what the engine derives at load (the LQ projector's Winograd weights, the
-// decoder's phase weights, the prompt constants), so "peak RSS - checkpoint_bytes" is the comparable figure.
+// in float32); weight_bytes adds what the engine derives at load (the decoder's phase weights, the prompt
+// constants), so "peak RSS - checkpoint_bytes" is the comparable figure.
 TEST_F(EngineTest, CheckpointBytesAreTheFilesParametersInTheComputeDtype) {
     const auto e = load();
     using F = flashvsr::models::ModelFiles;

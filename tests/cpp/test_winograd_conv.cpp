@@ -7,8 +7,10 @@
 
 #include "models/common/winograd_conv.h"
 
+using flashvsr::models::LinearBackend;
 using flashvsr::models::winograd_conv3d;
 using flashvsr::models::winograd_weight;
+using flashvsr::models::winograd_weight_layout;
 
 namespace {
 
@@ -21,7 +23,9 @@ double max_rel(const at::Tensor& a, const at::Tensor& b) {
     return ((a - b).abs().max() / b.abs().max()).item<double>();
 }
 
-/// Both the CPU loops and the ATen-op transforms against conv3d, in `dtype`.
+/// The CPU loops (the weight in the checkpoint's layout and in winograd_weight_layout, whole and in blocks
+/// of 1, 2 and 3 input channels: the last block ragged where Ci is not a multiple) and the ATen-op transforms
+/// against conv3d, in `dtype`.
 void check(const Case& c, at::ScalarType dtype, double tol) {
     SCOPED_TRACE("ci " + std::to_string(c.ci) + " co " + std::to_string(c.co) + " " + std::to_string(c.hp) +
                  "x" + std::to_string(c.wp) + " kt " + std::to_string(c.kt) + " stride " +
@@ -30,14 +34,27 @@ void check(const Case& c, at::ScalarType dtype, double tol) {
     const at::Tensor x = at::randn({1, c.ci, c.frames, c.hp, c.wp}, opt);
     const at::Tensor w = at::randn({c.co, c.ci, c.kt, 3, 3}, opt), b = at::randn({c.co}, opt);
     const at::Tensor ref = at::conv3d(x, w, b, {c.stride, 1, 1});
-    const at::Tensor u = winograd_weight(w);
-    ASSERT_EQ(u.sizes(), (at::IntArrayRef{16, c.co, c.kt * c.ci}));
-    const at::Tensor loops = winograd_conv3d(x, u, b, c.kt, c.stride);
-    const at::Tensor aten = winograd_conv3d(x, u, b, c.kt, c.stride, /*reference=*/true);
+    ASSERT_EQ(winograd_weight(w).sizes(), (at::IntArrayRef{16, c.co, c.kt * c.ci}));
+    const at::Tensor wl = winograd_weight_layout(w);
+    const at::Tensor loops = winograd_conv3d(x, w, b, c.stride);
+    const at::Tensor aten = winograd_conv3d(x, w, b, c.stride, /*reference=*/true);
     ASSERT_EQ(loops.sizes(), ref.sizes());
     ASSERT_EQ(aten.sizes(), ref.sizes());
     EXPECT_LE(max_rel(loops, ref), tol);
     EXPECT_LE(max_rel(aten, ref), tol);
+    for (const int64_t block : {1, 2, 3}) {
+        SCOPED_TRACE("blocks of " + std::to_string(block));
+        for (const at::Tensor& weight : {w, wl}) {
+            const at::Tensor blocked = winograd_conv3d(x, weight, b, c.stride, false, block);
+            EXPECT_LE(max_rel(blocked, ref), tol);
+            EXPECT_LE(max_rel(blocked, loops), tol);
+        }
+    }
+    // Both GEMMs of the float32 products (oneDNN where this torch has it; float64 always takes ATen's).
+    for (const auto backend : {LinearBackend::kATen, LinearBackend::kOneDnn}) {
+        const at::Tensor y = winograd_conv3d(x, wl, b, c.stride, false, 2, backend);
+        EXPECT_LE(max_rel(y, ref), tol) << (backend == LinearBackend::kATen ? "ATen" : "oneDNN");
+    }
     EXPECT_GT(ref.abs().max().item<double>(), 1.0);  // not trivially zero
 }
 
@@ -78,11 +95,27 @@ TEST(WinogradConv, WeightCornersAreTheKernelCorners) {
     EXPECT_LE((u[1][1] - wk.sum({0, 1}) / 4).abs().max().item<double>(), 1e-15);
 }
 
+TEST(WinogradConv, TheWeightLayoutKeepsValuesAndBytesWithInputChannelsInnermost) {
+    // winograd_weight_layout changes only the memory order: equal values, shape and bytes, input channels
+    // at stride 1, and the same transformed weight bit for bit.
+    at::manual_seed(3);
+    const at::Tensor w = at::randn({3, 5, 4, 3, 3});
+    const at::Tensor wl = winograd_weight_layout(w);
+    EXPECT_TRUE(at::equal(wl, w));
+    EXPECT_EQ(wl.sizes(), w.sizes());
+    EXPECT_EQ(wl.stride(1), 1);
+    EXPECT_EQ(wl.stride(2), 5);
+    EXPECT_EQ(wl.stride(0), 9 * 4 * 5);
+    EXPECT_EQ(static_cast<int64_t>(wl.storage().nbytes()), w.numel() * 4);
+    EXPECT_TRUE(at::equal(winograd_weight(wl), winograd_weight(w)));
+}
+
 TEST(WinogradConv, BadShapesNameThem) {
-    const at::Tensor x = at::zeros({1, 4, 6, 5, 5}), u = at::zeros({16, 2, 16});
+    const at::Tensor x = at::zeros({1, 4, 6, 5, 5}), w = at::zeros({2, 4, 4, 3, 3});
     EXPECT_THROW(winograd_weight(at::zeros({2, 4, 4, 5, 5})), c10::Error);
-    EXPECT_THROW(winograd_conv3d(x, at::zeros({16, 2, 12}), at::Tensor(), 4, 2), c10::Error);  // Ci·kt
-    EXPECT_THROW(winograd_conv3d(x.narrow(2, 0, 3), u, at::Tensor(), 4, 2), c10::Error);       // F < kt
-    EXPECT_THROW(winograd_conv3d(x, u.to(at::kDouble), at::Tensor(), 4, 2), c10::Error);       // dtype
-    EXPECT_EQ(winograd_conv3d(x, u, at::Tensor(), 4, 2).sizes(), (at::IntArrayRef{1, 2, 2, 3, 3}));
+    EXPECT_THROW(winograd_conv3d(x, at::zeros({2, 3, 4, 3, 3}), at::Tensor(), 2), c10::Error);  // Ci
+    EXPECT_THROW(winograd_conv3d(x, at::zeros({2, 4, 4, 5, 5}), at::Tensor(), 2), c10::Error);  // 5x5
+    EXPECT_THROW(winograd_conv3d(x.narrow(2, 0, 3), w, at::Tensor(), 2), c10::Error);           // F < kt
+    EXPECT_THROW(winograd_conv3d(x, w.to(at::kDouble), at::Tensor(), 2), c10::Error);           // dtype
+    EXPECT_EQ(winograd_conv3d(x, w, at::Tensor(), 2).sizes(), (at::IntArrayRef{1, 2, 2, 3, 3}));
 }

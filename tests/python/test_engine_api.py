@@ -38,7 +38,7 @@ def test_info(engine, model_dir):
     assert info["version"] == "v1.1" and info["mode"] == "tiny"
     assert info["device"] == "cpu" and info["dtype"] == "fp32"
     assert info["weight_bytes"] > 0
-    # the files' parameters alone; the held weights add the LQ projector's Winograd form and the constants
+    # the files' parameters alone; the held weights add the decoder's phase weights and the prompt constants
     assert 0 < info["checkpoint_bytes"] < info["weight_bytes"]
 
 

@@ -149,8 +149,8 @@ struct EngineInfo {
     std::vector<std::string> files;
     std::vector<std::string> warnings;  // e.g. mixed v1.0/v1.1 files
     /// Bytes of every tensor the engine holds for its networks: the checkpoints' parameters in the compute
-    /// dtype plus what it derives from them at load (the LQ projector's Winograd weights, 16/9 of its
-    /// convolutions' bytes on CPU float32; the decoder's phase weights; the prompt's K/V constants).
+    /// dtype plus what it derives from them at load (the decoder's phase weights; the prompt's K/V
+    /// constants; the LQ projector's Winograd form is made per call, a block at a time, and not held).
     int64_t weight_bytes = 0;
     /// Bytes of the checkpoints' parameters alone in the compute dtype (int8: the DiT's quantized linears
     /// and their scales, the rest in the compute dtype): what a PyTorch pipeline of the same networks holds
