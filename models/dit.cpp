@@ -359,8 +359,8 @@ at::Tensor DiT::unpatchify(const at::Tensor& tokens, int64_t f, int64_t h, int64
 }
 
 at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_tokens,
-                              const DiTConstants& consts, DiTState& state,
-                              const AttentionOptions& opts) const {
+                              const DiTConstants& consts, DiTState& state, const AttentionOptions& opts,
+                              const std::function<void()>& after_block) const {
     TORCH_CHECK(latents.dim() == 5 && latents.size(0) == 1 && latents.size(1) == cfg_.in_dim,
                 "dit: latents expected [1, ", cfg_.in_dim, ", f, H/8, W/8], got ", latents.sizes());
     const int64_t f = latents.size(2), lh = latents.size(3), lw = latents.size(4);
@@ -488,6 +488,9 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
                     xs.copy_(r);  // half dtypes: residual_ returned a new tensor
                 }
             }
+        }
+        if (after_block) {
+            after_block();
         }
     }
     // Head: modulation + t (not t_mod) -> shift, scale.

@@ -122,9 +122,11 @@ class DiT {
     /// of 128), lq_tokens [1, f*(H/16)*(W/16), dim] added before block 0 (undefined = none). Uses, then
     /// updates `state` (K/V windows trimmed per kv_ratio, chunk_index + 1). Returns the predicted
     /// velocity [1, out_dim, f, H/8, W/8] in the weights' dtype (caller: latent = noise - v).
+    /// `after_block`, when set, runs after each block, once that block's activations are freed (the tile
+    /// runner hands glibc's free heap pages back there on the CPU).
     at::Tensor forward_chunk(const at::Tensor& latents, const at::Tensor& lq_tokens,
-                             const DiTConstants& consts, DiTState& state,
-                             const AttentionOptions& opts = {}) const;
+                             const DiTConstants& consts, DiTState& state, const AttentionOptions& opts = {},
+                             const std::function<void()>& after_block = {}) const;
 
     /// Absolute RoPE temporal position of the first latent frame of chunk `chunk_index`
     /// (0 for chunk 0 with frames 0..5; 4 + 2k for chunk k >= 1).

@@ -275,7 +275,7 @@ void TCDecoder::output_stage(const at::Tensor& x, const at::Tensor& frame, int64
 }
 
 at::Tensor TCDecoder::decode(const at::Tensor& latents, const at::Tensor& cond, TCDecoderState& state,
-                             int64_t band_rows) const {
+                             int64_t band_rows, const std::function<void()>& after_step) const {
     TORCH_CHECK(latents.dim() == 5 && latents.size(0) == 1 && latents.size(1) == config_.latent_channels &&
                     latents.size(2) > 0,
                 "tc_decoder: expected latents [1,", config_.latent_channels, ",T,h,w], got ",
@@ -324,33 +324,39 @@ at::Tensor TCDecoder::decode(const at::Tensor& latents, const at::Tensor& cond, 
     // stays in cache-sized pieces instead of T-frame batches (same values: convolution rows are independent).
     int64_t frame = -trim;  // output index of the next decoded frame; the first `trim` are dropped
     for (int64_t step = 0; step < t; ++step) {
-        at::Tensor a = conv3x3(step_input(step), conv1_weight_, conv1_bias_).relu_();  // 1, 2: [1, c0, h, w]
-        a = conv3x3(a, conv3_weight_).relu_();                                         // 3, 4
-        for (int i = 0; i < 3; ++i) {
-            a = mem_block(a, stage0_[i], state.memory(5 + i));  // 5, 6, 7
-        }
-        // 8 Upsample, 9 TGrow (stride 1), 10 Conv: the 1x1 conv runs before the nearest upsample (they
-        // commute: the same dot product per pixel) and the upsample + 3x3 conv runs as its four phases.
-        a = upsample2_conv3x3(tgrow_step(a, tgrow9_weight_, 0), conv10_phases_);  // [1, c1, 2h, 2w]
-        for (int i = 0; i < 3; ++i) {
-            a = mem_block(a, stage1_[i], state.memory(11 + i));  // 11, 12, 13
-        }
-        TORCH_INTERNAL_ASSERT(a.size(1) == c1 && tgrow15_weight_.size(0) == 2 * c1);
-        for (int64_t k1 = 0; k1 < 2; ++k1) {
-            // 14 Upsample, 15 TGrow (stride 2: step k1), 16 Conv
-            at::Tensor b =
-                upsample2_conv3x3(tgrow_step(a, tgrow15_weight_, k1), conv16_phases_);  // [1, c2, 4h, 4w]
+        {  // one step; its activations die at the end of this scope, before after_step
+            at::Tensor a =
+                conv3x3(step_input(step), conv1_weight_, conv1_bias_).relu_();  // 1, 2: [1, c0, h, w]
+            a = conv3x3(a, conv3_weight_).relu_();                              // 3, 4
             for (int i = 0; i < 3; ++i) {
-                b = mem_block(b, stage2_[i], state.memory(17 + i));  // 17, 18, 19
+                a = mem_block(a, stage0_[i], state.memory(5 + i));  // 5, 6, 7
             }
-            TORCH_INTERNAL_ASSERT(b.size(1) == c2 && tgrow21_weight_.size(0) == 2 * c2);
-            for (int64_t k2 = 0; k2 < 2; ++k2, ++frame) {
-                // 20 Upsample, 21 TGrow (stride 2: step k2), 22-26: stateless from here on, so the frames
-                // the first call trims are not computed at all.
-                if (frame >= 0) {
-                    output_stage(tgrow_step(b, tgrow21_weight_, k2), out.select(2, frame), band_rows);
+            // 8 Upsample, 9 TGrow (stride 1), 10 Conv: the 1x1 conv runs before the nearest upsample (they
+            // commute: the same dot product per pixel) and the upsample + 3x3 conv runs as its four phases.
+            a = upsample2_conv3x3(tgrow_step(a, tgrow9_weight_, 0), conv10_phases_);  // [1, c1, 2h, 2w]
+            for (int i = 0; i < 3; ++i) {
+                a = mem_block(a, stage1_[i], state.memory(11 + i));  // 11, 12, 13
+            }
+            TORCH_INTERNAL_ASSERT(a.size(1) == c1 && tgrow15_weight_.size(0) == 2 * c1);
+            for (int64_t k1 = 0; k1 < 2; ++k1) {
+                // 14 Upsample, 15 TGrow (stride 2: step k1), 16 Conv
+                at::Tensor b =
+                    upsample2_conv3x3(tgrow_step(a, tgrow15_weight_, k1), conv16_phases_);  // [1, c2, 4h, 4w]
+                for (int i = 0; i < 3; ++i) {
+                    b = mem_block(b, stage2_[i], state.memory(17 + i));  // 17, 18, 19
+                }
+                TORCH_INTERNAL_ASSERT(b.size(1) == c2 && tgrow21_weight_.size(0) == 2 * c2);
+                for (int64_t k2 = 0; k2 < 2; ++k2, ++frame) {
+                    // 20 Upsample, 21 TGrow (stride 2: step k2), 22-26: stateless from here on, so the frames
+                    // the first call trims are not computed at all.
+                    if (frame >= 0) {
+                        output_stage(tgrow_step(b, tgrow21_weight_, k2), out.select(2, frame), band_rows);
+                    }
                 }
             }
+        }
+        if (after_step) {
+            after_step();
         }
     }
     state.started = true;

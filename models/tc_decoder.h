@@ -96,8 +96,10 @@ class TCDecoder {
     /// frames; the stateless output layers (20-26) run in bands of rows of the frame (`band_rows` > 0 rows;
     /// 0 = bands of about kOutputBandBytes per activation), so no full-resolution activation is ever whole
     /// (896x512: two 235 MB activations -> 33 MB bands). Frames the first call trims are not computed.
+    /// `after_step`, when set, runs after each latent step, once its activations are freed (the tile runner
+    /// hands glibc's free heap pages back there on the CPU).
     at::Tensor decode(const at::Tensor& latents, const at::Tensor& cond, TCDecoderState& state,
-                      int64_t band_rows = 0) const;
+                      int64_t band_rows = 0, const std::function<void()>& after_step = {}) const;
     /// Rows per band of the output layers for frames `width` pixels wide (band_rows = 0).
     int64_t output_band_rows(int64_t width) const;
     static constexpr int64_t kOutputBandBytes = int64_t{32} << 20;

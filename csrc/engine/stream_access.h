@@ -23,6 +23,9 @@ struct TilingHooks {
     /// Called around each step of a tile's chunk ("lq_proj", "dit", "decoder", "blend") and of the chunk
     /// ("color_fix"): `begin` true before, false after (profiling: scripts/gpu_check.sh).
     std::function<void(const char* stage, bool begin)> stage;
+    /// Called after each trim of the host heap (CPU runs: between the networks of a chunk, after each DiT
+    /// block and after each decoder step).
+    std::function<void()> heap_trimmed;
 };
 
 /// Calls hooks.stage(name, true) now and hooks.stage(name, false) when it goes out of scope normally.

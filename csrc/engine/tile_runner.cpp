@@ -82,13 +82,19 @@ std::string TileRunner::describe_layout() const {
            std::to_string(layout_.rows.tile) + " output pixels";
 }
 
-// glibc's free heap pages back to the OS between the networks of a CPU chunk (trim_host_heap), so that one
-// network's freed activations do not stay resident under the next one's peak. ~2 % more CPU time (system
-// time of the page faults), no wall time measured (896x512: 656.7 s with, 657.5 s without). Not on CUDA: the
-// device memory is the caching allocator's, and the host heap holds little there.
+// glibc's free heap pages back to the OS between the networks of a CPU chunk and inside the two large ones,
+// after each DiT block and each decoder step (trim_host_heap), so that freed activations do not stay resident
+// under the next peak: glibc reuses its free chunks in a different order than they were freed, and the
+// pages in between stay. Measured at full size: between networks ~2 % more CPU time (page faults), no wall
+// time (896x512: 656.7 s with, 657.5 s without); inside the DiT, 384x256: its peak 2033 -> 1595 MiB above the
+// weights for +1.9 s (2.6 %) of its 74.5 s. Not on CUDA: the device memory is the caching allocator's, and
+// the host heap holds little there.
 void TileRunner::trim_heap_on_cpu() const {
     if (eng_.device.is_cpu()) {
         trim_host_heap();
+        if (hooks_.heap_trimmed) {
+            hooks_.heap_trimmed();
+        }
     }
 }
 
@@ -102,6 +108,8 @@ at::Tensor TileRunner::run_tile(TileCore& core, const ChunkPlan& c, const ChunkI
     unpark(core, dev);
     TileState& st = core.state;
     const TileRect& rect = core.rect;
+    // Inside the DiT (per block) and the TCDecoder (per step) too, on the CPU.
+    const std::function<void()> trim_between = [this] { trim_heap_on_cpu(); };
     std::vector<at::Tensor> tokens;
     at::Tensor lq_tokens;
     {
@@ -131,7 +139,7 @@ at::Tensor TileRunner::run_tile(TileCore& core, const ChunkPlan& c, const ChunkI
     {
         const StageScope scope(hooks_, "dit");
         RECORD_USER_SCOPE("flashvsr::dit");
-        v = eng_.dit->forward_chunk(n, lq_tokens, eng_.constants, st.dit, attn_);
+        v = eng_.dit->forward_chunk(n, lq_tokens, eng_.constants, st.dit, attn_, trim_between);
     }
     trim_heap_on_cpu();
     const at::Tensor latent = n - v;
@@ -141,7 +149,8 @@ at::Tensor TileRunner::run_tile(TileCore& core, const ChunkPlan& c, const ChunkI
         RECORD_USER_SCOPE("flashvsr::decoder");
         if (eng_.tc_decoder) {
             // ~[0,1] -> ~[-1,1], in place (a second copy of the chunk's frames otherwise)
-            frames = eng_.tc_decoder->decode(latent, transfers_.to(crop(in.cond, rect), dev), st.tc);
+            frames = eng_.tc_decoder->decode(latent, transfers_.to(crop(in.cond, rect), dev), st.tc, 0,
+                                             trim_between);
             frames.mul_(2).sub_(1);
         } else {
             frames = eng_.vae_decoder->decode(latent, st.vae);

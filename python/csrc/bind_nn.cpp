@@ -79,8 +79,12 @@ void bind_nn(py::module_& m) {
              }),
              py::arg("weights"), py::arg("dtype") = "fp32", py::arg("device") = "cpu")
         .def(
-            "decode", &models::TCDecoder::decode, py::arg("latents"), py::arg("cond"), py::arg("state"),
-            py::arg("band_rows") = 0, py::call_guard<py::gil_scoped_release>(),
+            "decode",
+            [](const models::TCDecoder& d, const at::Tensor& latents, const at::Tensor& cond,
+               models::TCDecoderState& state,
+               int64_t band_rows) { return d.decode(latents, cond, state, band_rows); },
+            py::arg("latents"), py::arg("cond"), py::arg("state"), py::arg("band_rows") = 0,
+            py::call_guard<py::gil_scoped_release>(),
             "latents [1,16,T,h,w], cond [1,3,Fc,8h,8w] in [-1,1] -> frames [1,3,4T-trim,8h,8w] (~[0,1]); the "
             "output layers run in bands of band_rows rows (0: about 32 MiB per activation).");
 

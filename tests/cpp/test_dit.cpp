@@ -250,6 +250,37 @@ TEST(DitForward, FfnInTokenBlocksEqualsOneBlock) {
     EXPECT_LE(max_abs(va, vb), 1e-2 * va.abs().max().item<double>());
 }
 
+TEST(DitForward, AfterBlockRunsAfterEachBlockInOrderAndChangesNothing) {
+    // The hook (where the tile runner trims the host heap) runs once per block, after the block: when it runs
+    // for block i, block i has replaced its K/V window and block i + 1 has not; the output is the same.
+    Fixture fx;
+    const auto chunks = make_chunks(2, 64, 25);
+    const size_t layers = static_cast<size_t>(test_config().num_layers);
+    ASSERT_GE(layers, 2u);
+    DiTState a, b;
+    for (const auto& ch : chunks) {
+        const std::vector<at::Tensor> before = b.k_cache;
+        size_t calls = 0;
+        const auto hook = [&] {
+            ASSERT_LT(calls, layers);
+            EXPECT_TRUE(b.k_cache[calls].defined());
+            if (!before.empty()) {
+                EXPECT_FALSE(b.k_cache[calls].is_same(before[calls])) << "block " << calls;
+                if (calls + 1 < layers) {
+                    EXPECT_TRUE(b.k_cache[calls + 1].is_same(before[calls + 1])) << "block " << calls + 1;
+                }
+            } else if (calls + 1 < layers) {
+                EXPECT_FALSE(b.k_cache[calls + 1].defined()) << "block " << calls + 1;
+            }
+            ++calls;
+        };
+        const auto va = fx.dit.forward_chunk(ch.latents, ch.lq, fx.consts, a, sparse_options());
+        const auto vb = fx.dit.forward_chunk(ch.latents, ch.lq, fx.consts, b, sparse_options(), hook);
+        EXPECT_EQ(calls, layers);
+        EXPECT_TRUE(at::equal(va, vb)) << "chunk " << a.chunk_index - 1;
+    }
+}
+
 TEST(DitForward, KvTrimmingSlicesAndRatioOneEqualsTwo) {
     Fixture fx;
     const auto chunks = make_chunks(3, 64, 22);

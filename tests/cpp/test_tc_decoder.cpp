@@ -264,6 +264,24 @@ TEST(TcDecoder, UpsampleConvPhasesEqualUpsampleThenConv) {
     EXPECT_THROW(upsample2_conv3x3(x, upsample2_conv3x3_weights(at::randn({2, 3, 3, 3}, kF64))), c10::Error);
 }
 
+TEST(TcDecoder, AfterStepRunsOncePerLatentStepAndChangesNothing) {
+    // The hook (where the tile runner trims the host heap) runs after each latent step, over a stream of
+    // two calls (the first trims 3 frames); the frames are the same.
+    TinyDecoder t;
+    at::manual_seed(29);
+    const at::Tensor z0 = random_latents(3), lq0 = random_lq(9), z1 = random_latents(2), lq1 = random_lq(8);
+    TCDecoderState a, b;
+    int64_t calls = 0;
+    const auto hook = [&] { ++calls; };
+    const at::Tensor a0 = t.dec.decode(z0, lq0, a), b0 = t.dec.decode(z0, lq0, b, 0, hook);
+    EXPECT_EQ(calls, 3);
+    const at::Tensor a1 = t.dec.decode(z1, lq1, a), b1 = t.dec.decode(z1, lq1, b, 0, hook);
+    EXPECT_EQ(calls, 3 + 2);
+    EXPECT_TRUE(at::equal(a0, b0));
+    EXPECT_TRUE(at::equal(a1, b1));
+    EXPECT_EQ(b1.size(2), 8);
+}
+
 TEST(TcDecoder, OutputLayersInBandsOfRowsEqualTheWholeFrame) {
     // Layers 20-26 run in bands of output rows (no whole full-resolution activation): every band height,
     // odd or even, and ones that leave a short last band, gives the frames of one whole-frame band; float64,
