@@ -307,9 +307,9 @@ at::Tensor winograd_conv3d(const at::Tensor& x, const at::Tensor& w, const at::T
     int64_t cb = block_channels;
     if (cb <= 0) {
         const int64_t per_channel = kAlpha * co * static_cast<int64_t>(x.element_size());
-        const int64_t most = std::max<int64_t>(16, kWinogradBlockBytes / per_channel);
+        const int64_t most = std::max<int64_t>(16, kWinogradBlockBytes / per_channel / 16 * 16);
         const int64_t blocks = (g.ci + most - 1) / most;
-        cb = ((g.ci + blocks - 1) / blocks + 15) / 16 * 16;
+        cb = ((g.ci + blocks - 1) / blocks + 15) / 16 * 16;  // <= most: most is a multiple of 16
     }
     cb = std::min(cb, g.ci);
     // The products: MKL's addmm (accumulating in place) unless dense_linear would take oneDNN (AVX-512

@@ -18,9 +18,10 @@
 
 namespace flashvsr::models {
 
-/// Transformed-weight bytes per block in winograd_conv3d: 16 MiB, one tap of 96 of the LQ projector's conv2
-/// input channels at full size in float32 (its whole transformed weight would be 1.5 GiB); a block stays in
-/// a 32 MiB L3 between its transform and its products (64 MiB measured no faster).
+/// Transformed-weight bytes per block in winograd_conv3d (at most; a block of fewer than 16 input channels
+/// excepted): 16 MiB, one tap of 80 of the LQ projector's conv2 input channels (15 MiB) or 128 of conv1's at
+/// full size in float32 (conv2's whole transformed weight would be 1.5 GiB); a block stays in a 32 MiB L3
+/// between its transform and its products (64 MiB measured no faster).
 constexpr int64_t kWinogradBlockBytes = int64_t{16} << 20;
 
 /// The F(2x2, 3x3) form of a conv3d weight: w [Co, Ci, kt, 3, 3] (any strides) -> u [16, Co, kt·Ci] with
