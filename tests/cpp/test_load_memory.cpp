@@ -38,6 +38,21 @@ class LoadMemory : public ::testing::Test {
         fs::remove_all(dir_->parent_path());
         delete dir_;
     }
+    /// A x4 stream of a fresh fp32 CPU engine on the small weights (the stream keeps the networks alive).
+    static flashvsr::Stream cpu_stream_x4() {
+        flashvsr::EngineOptions eo;
+        eo.model_dir = dir_->string();
+        eo.device = "cpu";
+        flashvsr::UpscaleOptions u;
+        u.scale = 4;
+        return flashvsr::Engine::load(eo)->stream(u);
+    }
+    /// Chunks 0 and 1 of a 256x384 output through `s`.
+    static void push_two_chunks(flashvsr::Stream& s, uint64_t seed) {
+        at::manual_seed(seed);
+        s.push(at::rand({25 + 8, 64, 96, 3}));
+        ASSERT_EQ(s.chunks_done(), 2);
+    }
     static fs::path* dir_;
 };
 fs::path* LoadMemory::dir_ = nullptr;
@@ -101,13 +116,7 @@ TEST_F(LoadMemory, EachNetworkOfACpuChunkHandsItsFreedActivationsBack) {
     // next network's peak (896x512 full size: the decoder's peak 246 MiB higher). The tile runner trims the
     // heap between the networks of a CPU chunk, so trimming again when the next network starts frees nearly
     // nothing.
-    flashvsr::EngineOptions eo;
-    eo.model_dir = dir_->string();
-    eo.device = "cpu";
-    auto e = flashvsr::Engine::load(eo);
-    flashvsr::UpscaleOptions u;
-    u.scale = 4;
-    flashvsr::Stream s = e->stream(u);
+    flashvsr::Stream s = cpu_stream_x4();
     long worst = -1;
     std::string where;
     int checked = 0;
@@ -126,9 +135,7 @@ TEST_F(LoadMemory, EachNetworkOfACpuChunkHandsItsFreedActivationsBack) {
         }
     };
     flashvsr::engine::StreamAccess::set_hooks(s, h);
-    at::manual_seed(5);
-    s.push(at::rand({25 + 8, 64, 96, 3}));  // chunks 0 and 1 of a 256x384 output
-    ASSERT_EQ(s.chunks_done(), 2);
+    push_two_chunks(s, 5);
     ASSERT_EQ(checked, 2 * 2);
     EXPECT_LT(worst, 1024) << "trimming at the start of the " << where << " freed " << worst << " KiB";
 }
@@ -138,13 +145,7 @@ TEST_F(LoadMemory, TheHeapIsTrimmedAfterEachDiTBlockAndDecoderStepOfACpuChunk) {
     // order than they were freed: 384x256 full size, the DiT's peak 438 MiB higher without this). The tile
     // runner trims after each DiT block and each decoder step; per chunk: 3 trims between the networks, one
     // per DiT block, one per latent step of the decoder (6 in the first chunk, 2 later).
-    flashvsr::EngineOptions eo;
-    eo.model_dir = dir_->string();
-    eo.device = "cpu";
-    auto e = flashvsr::Engine::load(eo);
-    flashvsr::UpscaleOptions u;
-    u.scale = 4;
-    flashvsr::Stream s = e->stream(u);
+    flashvsr::Stream s = cpu_stream_x4();
     std::string stage = "none";
     std::map<std::string, int> trims;
     flashvsr::engine::TilingHooks h;
@@ -153,9 +154,7 @@ TEST_F(LoadMemory, TheHeapIsTrimmedAfterEachDiTBlockAndDecoderStepOfACpuChunk) {
     };
     h.heap_trimmed = [&] { ++trims[stage]; };
     flashvsr::engine::StreamAccess::set_hooks(s, h);
-    at::manual_seed(6);
-    s.push(at::rand({25 + 8, 64, 96, 3}));
-    ASSERT_EQ(s.chunks_done(), 2);
+    push_two_chunks(s, 6);
     const int layers = static_cast<int>(flashvsr::models::DiTConfig::preset("small").num_layers);
     EXPECT_EQ(trims["dit of chunk 0"], layers);
     EXPECT_EQ(trims["dit of chunk 1"], layers);
