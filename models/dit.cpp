@@ -358,8 +358,8 @@ at::Tensor DiT::unpatchify(const at::Tensor& tokens, int64_t f, int64_t h, int64
         .reshape({1, c, f, 2 * h, 2 * w});  // -> [1,C,f,2h,2w]
 }
 
-at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_tokens,
-                              const DiTConstants& consts, DiTState& state, const AttentionOptions& opts,
+at::Tensor DiT::forward_chunk(const at::Tensor& latents, at::Tensor lq_tokens, const DiTConstants& consts,
+                              DiTState& state, const AttentionOptions& opts,
                               const std::function<void()>& after_block) const {
     TORCH_CHECK(latents.dim() == 5 && latents.size(0) == 1 && latents.size(1) == cfg_.in_dim,
                 "dit: latents expected [1, ", cfg_.in_dim, ", f, H/8, W/8], got ", latents.sizes());
@@ -390,6 +390,7 @@ at::Tensor DiT::forward_chunk(const at::Tensor& latents, const at::Tensor& lq_to
         TORCH_CHECK(lq_tokens.sizes() == at::IntArrayRef({1, l, cfg_.dim}), "dit: lq_tokens expected [1, ", l,
                     ", ", cfg_.dim, "], got ", lq_tokens.sizes());
         x = x + lq_tokens.to(dev, dt);  // before block 0 only
+        lq_tokens = at::Tensor();
     }
     // Everything but the self-attention's inner product is token-wise, so the tokens are put in window order
     // once here and back once after the head: the attention reads and writes its windows as views.

@@ -119,13 +119,14 @@ class DiT {
     DiTConstants prepare(const at::Tensor& prompt) const;
 
     /// One streaming chunk. latents [1, in_dim, f, H/8, W/8] (f = 6 for chunk 0, then 2; H, W multiples
-    /// of 128), lq_tokens [1, f*(H/16)*(W/16), dim] added before block 0 (undefined = none). Uses, then
-    /// updates `state` (K/V windows trimmed per kv_ratio, chunk_index + 1). Returns the predicted
+    /// of 128), lq_tokens [1, f*(H/16)*(W/16), dim] added before block 0 (undefined = none; taken by value
+    /// and released once added, so a caller that moves them in does not hold them under the blocks). Uses,
+    /// then updates `state` (K/V windows trimmed per kv_ratio, chunk_index + 1). Returns the predicted
     /// velocity [1, out_dim, f, H/8, W/8] in the weights' dtype (caller: latent = noise - v).
     /// `after_block`, when set, runs after each block, once that block's activations are freed (the tile
     /// runner hands glibc's free heap pages back there on the CPU).
-    at::Tensor forward_chunk(const at::Tensor& latents, const at::Tensor& lq_tokens,
-                             const DiTConstants& consts, DiTState& state, const AttentionOptions& opts = {},
+    at::Tensor forward_chunk(const at::Tensor& latents, at::Tensor lq_tokens, const DiTConstants& consts,
+                             DiTState& state, const AttentionOptions& opts = {},
                              const std::function<void()>& after_block = {}) const;
 
     /// Absolute RoPE temporal position of the first latent frame of chunk `chunk_index`

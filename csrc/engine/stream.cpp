@@ -119,24 +119,28 @@ struct Stream::State {
             }
             return;
         }
-        // One colour fix on the blended full frames against the full LQ frames.
-        RECORD_USER_SCOPE("flashvsr::color_fix");
-        const at::Tensor blended = canvas.permute({3, 0, 1, 2}).unsqueeze(0);  // [n,Hp,Wp,3] -> [1,3,n,Hp,Wp]
-        at::Tensor fixed;
-        {
-            const engine::StageScope scope(runner.hooks(), "color_fix");
-            fixed = engine::color_fix(blended, in.cond, color_fix);  // float32 [1,3,n,Hp,Wp]
-        }
-        canvas = at::Tensor();
-        at::Tensor out = engine::crop_from_grid(fixed.add(1).mul_(0.5).clamp_(0, 1), pad)[0];  // [3,n,H,W]
-        out = out.permute({1, 2, 3, 0});                                                       // -> [n,H,W,3]
-        // Frames past the user's last frame (tail padding) are not output.
+        // One colour fix on the blended full frames against the full LQ frames, one frame at a time straight
+        // into the output, so its temporaries are a frame each, not the chunk's (every colour fix works
+        // frame by frame: the values do not depend on the grouping). Frames past the user's last frame
+        // (tail padding) are neither fixed nor output.
         const int64_t limit = plan ? plan->output : lq.pushed();
         const int64_t keep = std::min(c.out_end, limit) - c.out_begin;
         if (keep > 0) {
-            ready.push_back(transfers.to(out.narrow(0, 0, keep), at::Device(at::kCPU)).contiguous());
+            RECORD_USER_SCOPE("flashvsr::color_fix");
+            const engine::StageScope scope(runner.hooks(), "color_fix");
+            const at::Tensor blended =
+                canvas.permute({3, 0, 1, 2}).unsqueeze(0);  // [n,Hp,Wp,3] -> [1,3,n,Hp,Wp]
+            const at::Tensor out = at::empty({keep, pad.height, pad.width, 3}, at::dtype(at::kFloat));
+            for (int64_t f = 0; f < keep; ++f) {
+                const at::Tensor fixed =  // float32 [1,3,1,Hp,Wp] in [-1,1]
+                    engine::color_fix(blended.narrow(2, f, 1), in.cond.narrow(2, f, 1), color_fix);
+                const at::Tensor y = engine::crop_from_grid(fixed.add(1).mul_(0.5).clamp_(0, 1), pad)[0];
+                out.narrow(0, f, 1).copy_(transfers.to(y.permute({1, 2, 3, 0}), at::Device(at::kCPU)));
+            }
+            ready.push_back(out);
             done += keep;
         }
+        canvas = at::Tensor();
         finish_chunk(c);
         if (progress && !progress(done, total_out())) {
             throw Cancelled("cancelled by the progress callback after " + std::to_string(done) + " frames");

@@ -123,6 +123,7 @@ at::Tensor TileRunner::run_tile(TileCore& core, const ChunkPlan& c, const ChunkI
             }
         }
         lq_tokens = at::cat(tokens, 1);  // f x [1, h*w, dim] -> [1, f*h*w, dim]
+        tokens.clear();                  // (66 MB each at 896x512 in chunk 0: not kept under the DiT's peak)
     }
     trim_heap_on_cpu();
     // Noise keyed by the global latent position: the tile's latent offset is its pixel origin / 8.
@@ -139,7 +140,8 @@ at::Tensor TileRunner::run_tile(TileCore& core, const ChunkPlan& c, const ChunkI
     {
         const StageScope scope(hooks_, "dit");
         RECORD_USER_SCOPE("flashvsr::dit");
-        v = eng_.dit->forward_chunk(n, lq_tokens, eng_.constants, st.dit, attn_, trim_between);
+        // moved in: the DiT drops them once they are added, before block 0
+        v = eng_.dit->forward_chunk(n, std::move(lq_tokens), eng_.constants, st.dit, attn_, trim_between);
     }
     trim_heap_on_cpu();
     const at::Tensor latent = n - v;
@@ -189,6 +191,10 @@ void TileRunner::run_tiles(const ChunkPlan& c, const ChunkInputs& in, at::Tensor
             const at::Tensor tile = it->second[0].permute({1, 2, 3, 0});  // [3,n,th,tw] -> [n,th,tw,3]
             const TileRect& rr = tiles_[static_cast<size_t>(next_blend)].rect;
             const StageScope scope(hooks_, "blend");
+            if (!canvas.defined()) {  // made at the first blend, not under the first tile's decoder peak
+                canvas = at::zeros({c.out_end - c.out_begin, layout_.rows.length, layout_.cols.length, 3},
+                                   at::TensorOptions().dtype(at::kFloat).device(eng_.device));
+            }
             kernels::blend_accumulate(canvas, tile.contiguous(), rr.top, rr.left, layout_.ramps(next_blend));
             waiting.erase(it);
             ++next_blend;
@@ -231,9 +237,9 @@ at::Tensor TileRunner::run(const ChunkPlan& c, const ChunkInputs& in, const Chun
                 start_cold_at(c.index);  // the stream's first chunk: fresh tiles start cold there (none at 0)
             }
             rebuild = false;
-            at::Tensor canvas = at::zeros({n, layout_.rows.length, layout_.cols.length, 3},
-                                          at::TensorOptions().dtype(at::kFloat).device(eng_.device));
+            at::Tensor canvas;  // float32 [n, Hp, Wp, 3], made by run_tiles at its first blend
             run_tiles(c, in, canvas);
+            TORCH_INTERNAL_ASSERT(canvas.size(0) == n);
             return canvas;
         } catch (...) {
             const std::exception_ptr e = std::current_exception();

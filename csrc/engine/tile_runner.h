@@ -76,7 +76,8 @@ class TileRunner {
     void trim_heap_on_cpu() const;  // trim_host_heap() between the networks of a CPU chunk
     /// One chunk of one tile: raw decoded frames [1, 3, n, th, tw] in ~[-1, 1] (compute dtype, unclamped).
     at::Tensor run_tile(TileCore& core, const ChunkPlan& c, const ChunkInputs& in);
-    /// Every tile's chunk c blended into `canvas` [n, Hp, Wp, 3] (float32), in index order.
+    /// Every tile's chunk c blended into `canvas` [n, Hp, Wp, 3] (float32), in index order; `canvas` (given
+    /// undefined) is made zero at the first blend, after the first tile's decoder has returned.
     void run_tiles(const ChunkPlan& c, const ChunkInputs& in, at::Tensor& canvas);
     std::string describe_layout() const;
 

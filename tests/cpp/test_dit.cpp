@@ -281,6 +281,28 @@ TEST(DitForward, AfterBlockRunsAfterEachBlockInOrderAndChangesNothing) {
     }
 }
 
+TEST(DitForward, MovedInLqTokensAreReleasedOnceAdded) {
+    // The tile runner moves a chunk's LQ tokens in (66 MB at 896x512 in chunk 0): the DiT drops them once
+    // they are added to the patch tokens, so they are not held under the blocks; a caller's copy stays valid.
+    Fixture fx;
+    const auto chunks = make_chunks(1, 64, 26);
+    DiTState a, b;
+    const at::Tensor kept = chunks[0].lq.clone();
+    at::Tensor moved = chunks[0].lq.clone();
+    const c10::weak_intrusive_ptr<c10::StorageImpl> storage(moved.storage().getWeakStorageImpl());
+    int checked = 0;
+    const auto hook = [&] {
+        EXPECT_TRUE(storage.expired()) << "block " << checked;
+        ++checked;
+    };
+    const at::Tensor vb =
+        fx.dit.forward_chunk(chunks[0].latents, std::move(moved), fx.consts, b, sparse_options(), hook);
+    EXPECT_EQ(checked, test_config().num_layers);
+    const at::Tensor va = fx.dit.forward_chunk(chunks[0].latents, kept, fx.consts, a, sparse_options());
+    EXPECT_TRUE(at::equal(kept, chunks[0].lq)) << "the caller's tokens are not changed";
+    EXPECT_TRUE(at::equal(va, vb));
+}
+
 TEST(DitForward, KvTrimmingSlicesAndRatioOneEqualsTwo) {
     Fixture fx;
     const auto chunks = make_chunks(3, 64, 22);

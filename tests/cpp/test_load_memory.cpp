@@ -12,6 +12,7 @@
 #include <map>
 #include <string>
 
+#include "counting_allocator.h"
 #include "csrc/engine/stream_access.h"
 #include "memory_test_util.h"
 #include "models/dit.h"
@@ -162,4 +163,49 @@ TEST_F(LoadMemory, TheHeapIsTrimmedAfterEachDiTBlockAndDecoderStepOfACpuChunk) {
     EXPECT_EQ(trims["decoder of chunk 1"], 2);
     EXPECT_EQ(trims["none"], 2 * 3);  // after the LQ projector, the DiT and the decoder of each chunk
     EXPECT_EQ(trims.size(), 5u) << "no trim inside another stage";
+}
+
+TEST_F(LoadMemory, NoChunkSizedBufferWaitsUnderTheDecoderAndTheColourFixWorksFrameByFrame) {
+    // Allocator bytes (exact, unlike RSS): the chunk's blend canvas [n, Hp, Wp, 3] float32 is made at the
+    // first blend, not before the first tile's decoder (whose peak it would raise: 115 MB at 896x512 in
+    // chunk 0). Untiled, the chunk's LQ frames (the decoder's condition) [1, 3, n, Hp, Wp], the canvas and
+    // the decoded tile have the same size. The colour fix writes frame by frame into the output, so besides
+    // the output it needs a few frames, not copies of the chunk.
+    const flashvsr::testing::CountingCpuAllocator bytes;
+    flashvsr::Stream s = cpu_stream_x4();
+    const size_t frame = size_t{256} * 384 * 3 * sizeof(float);  // output 256x384 = the padded frame
+    const size_t frames[2] = {21, 8};                            // chunk 0, chunk 1
+    int decoders = 0, blends = 0, fixes = 0;
+    size_t before_fix = 0;
+    flashvsr::engine::TilingHooks h;
+    h.stage = [&](const char* stage, bool begin) {
+        const int64_t k = s.chunks_done();
+        ASSERT_LT(k, 2);
+        const size_t canvas = frames[k] * frame;
+        if (begin && std::strcmp(stage, "decoder") == 0) {
+            EXPECT_EQ(bytes.blocks_of(canvas), 1) << "chunk-sized blocks before the decoder of chunk " << k
+                                                  << " (expected only the chunk's LQ frames)";
+            ++decoders;
+        } else if (!begin && std::strcmp(stage, "blend") == 0) {
+            EXPECT_EQ(bytes.blocks_of(canvas), 3)
+                << "the LQ frames, the canvas, the decoded tile; chunk " << k;
+            ++blends;
+        } else if (std::strcmp(stage, "color_fix") == 0) {
+            if (begin) {
+                bytes.reset_peak();
+                before_fix = bytes.live();
+            } else {
+                const size_t used = bytes.peak() - before_fix;
+                EXPECT_LE(used, canvas + 6 * frame) << "the colour fix of chunk " << k << " used "
+                                                    << used / frame << " frames besides the chunk's output";
+                EXPECT_GE(used, canvas) << "the output of chunk " << k;
+                ++fixes;
+            }
+        }
+    };
+    flashvsr::engine::StreamAccess::set_hooks(s, h);
+    push_two_chunks(s, 7);
+    EXPECT_EQ(decoders, 2);
+    EXPECT_EQ(blends, 2);
+    EXPECT_EQ(fixes, 2);
 }
