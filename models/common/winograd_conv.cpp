@@ -159,14 +159,15 @@ void transform_block(const at::Tensor& w, const WeightBlock& b, at::Tensor& u) {
     });
 }
 
-/// v [16, F·Ci, n] = Bᵀ d B for every 4x4 input tile d (stride 2); plane p = f·Ci + c. Rows/columns past the
-/// input (odd output sizes) read as 0; they only feed the output row/column that is cut.
+/// v [16, F·nc, n] = Bᵀ d B for every 4x4 input tile d (stride 2) of input channels [c0, c0 + nc); plane
+/// p = f·nc + (c - c0). Rows/columns past the input (odd output sizes) read as 0; they only feed the output
+/// row/column that is cut.
 template <typename T>
-void input_transform_cpu(const T* x, const Tiles& g, T* v) {
-    const int64_t planes = g.f * g.ci, n = g.n(), xi = planes * n;  // xi: stride between the 16 outputs
+void input_transform_cpu(const T* x, const Tiles& g, int64_t c0, int64_t nc, T* v) {
+    const int64_t planes = g.f * nc, n = g.n(), xi = planes * n;  // xi: stride between the 16 outputs
     at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
         for (int64_t p = begin; p < end; ++p) {
-            const int64_t fi = p / g.ci, c = p % g.ci;
+            const int64_t fi = p / nc, c = c0 + p % nc;
             const T* src = x + (c * g.f + fi) * g.hp * g.wp;
             T* dst = v + p * n;
             for (int64_t ty = 0; ty < g.th; ++ty) {
@@ -299,11 +300,7 @@ at::Tensor winograd_conv3d(const at::Tensor& x, const at::Tensor& w, const at::T
         }
         return y;
     }
-    at::Tensor v = at::empty({kAlpha, g.f * g.ci, g.n()}, x.options());
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winograd_input", [&] {
-        input_transform_cpu<scalar_t>(xc.const_data_ptr<scalar_t>(), g, v.mutable_data_ptr<scalar_t>());
-    });
-    // Blocks of input channels: one tap, `cb` channels; as few as fit kWinogradBlockBytes, equal sizes.
+    // Blocks of input channels: `cb` channels, as few as fit kWinogradBlockBytes per tap, equal sizes.
     int64_t cb = block_channels;
     if (cb <= 0) {
         const int64_t per_channel = kAlpha * co * static_cast<int64_t>(x.element_size());
@@ -324,15 +321,25 @@ at::Tensor winograd_conv3d(const at::Tensor& x, const at::Tensor& w, const at::T
             me = onednn ? at::Tensor() : at::empty({co, g.n()}, x.options());  // oneDNN returns its own
         }
     }
-    at::Tensor u = at::empty({kAlpha, co, cb}, x.options());  // one block, reused
+    // Per block of input channels: their input transform (all frames), then per tap the weight's transform
+    // and the products of every output frame. Neither transform is ever whole: at 896x512 the LQ projector's
+    // conv2 input transform would be 235 MB, one block of it is 9 MB.
+    at::Tensor u = at::empty({kAlpha, co, cb}, x.options());           // one weight block, reused
+    at::Tensor v = at::empty({kAlpha, g.f * cb, g.n()}, x.options());  // one input block, reused
     bool first = true;
-    for (int64_t k = 0; k < kt; ++k) {
-        for (int64_t i0 = 0; i0 < g.ci; i0 += cb) {
-            const int64_t ni = std::min(cb, g.ci - i0);
+    for (int64_t i0 = 0; i0 < g.ci; i0 += cb) {
+        const int64_t ni = std::min(cb, g.ci - i0);
+        const at::Tensor vb =
+            v.view(-1).narrow(0, 0, kAlpha * g.f * ni * g.n()).view({kAlpha, g.f * ni, g.n()});
+        AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winograd_input", [&] {
+            input_transform_cpu<scalar_t>(xc.const_data_ptr<scalar_t>(), g, i0, ni,
+                                          vb.mutable_data_ptr<scalar_t>());
+        });
+        for (int64_t k = 0; k < kt; ++k) {
             transform_block(w, WeightBlock{k, 1, i0, ni, ni, co * ni}, u);
             const at::Tensor ub = u.view(-1).narrow(0, 0, kAlpha * co * ni).view({kAlpha, co, ni});
             for (int64_t t = 0; t < to; ++t) {
-                const at::Tensor rows = v.narrow(1, (stride_t * t + k) * g.ci + i0, ni);  // [16, ni, n]
+                const at::Tensor rows = vb.narrow(1, (stride_t * t + k) * ni, ni);  // [16, ni, n]
                 for (int64_t e = 0; e < kAlpha; ++e) {
                     if (onednn) {  // dense_linear computes x wᵀ: [Co, ni] x ([n, ni], copied: ni x n)ᵀ
                         at::Tensor p = dense_linear(ub[e], rows[e].t(), at::Tensor(), LinearBackend::kOneDnn);

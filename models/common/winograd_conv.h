@@ -1,8 +1,9 @@
 // A 3D convolution with a (kt, 3, 3) kernel computed by Winograd's F(2x2, 3x3) minimal filtering: each
 // temporal tap is a 3x3 spatial correlation, and 2x2 output pixels cost 16 multiplications instead of 36.
-// The input is transformed once per call; the weight per call too, one tap and a block of input channels at
-// a time, so the transformed weights (16/9 of the checkpoint's bytes) are never held: at most one block of
-// them (kWinogradBlockBytes) exists. The sums over input channels and taps are 16 matrix products per block,
+// Both transforms are made per call, a block of input channels at a time (the weight's one tap at a time), so
+// neither is ever whole: the transformed weights (16/9 of the checkpoint's bytes) are never held, at most one
+// block of them (kWinogradBlockBytes) and the block's input transform (all frames) exist. The sums over
+// input channels and taps are 16 matrix products per block,
 // accumulated (MKL's addmm_, or oneDNN where dense_linear prefers it). Used by the LQ projector on the CPU in
 // float32/float64 (MODEL.md §3): its two convolutions are most of its time and run at the matmul rate
 // already, so only fewer multiplications make them faster. Accuracy: the transforms use exact binary

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "counting_allocator.h"
 #include "models/common/winograd_conv.h"
 
 using flashvsr::models::LinearBackend;
@@ -113,6 +114,27 @@ TEST(WinogradConv, TheWeightLayoutKeepsValuesAndBytesWithInputChannelsInnermost)
     // CPU has it) plus the scalar tail; the checkpoint's layout takes the scalar form; the same bits.
     const at::Tensor w13 = at::randn({3, 13, 4, 3, 3});
     EXPECT_TRUE(at::equal(winograd_weight(winograd_weight_layout(w13)), winograd_weight(w13)));
+}
+
+TEST(WinogradConv, HoldsOneBlockOfEachTransformNotTheWholeInputTransform) {
+    // Allocator bytes of one call: the output, the accumulated products [16, Co, n] per output frame and one
+    // input-channel block of each transform (weight: one tap; input: every frame). The whole input
+    // transform [16, F·Ci, n] (235 MB for the LQ projector's conv2 at 896x512) never exists.
+    at::manual_seed(5);
+    const int64_t ci = 64, co = 8, f = 3, kt = 3, cb = 16, hp = 18, wp = 18, n = 8 * 8;
+    const at::Tensor x = at::randn({1, ci, f, hp, wp}), b = at::randn({co});
+    const at::Tensor w = winograd_weight_layout(at::randn({co, ci, kt, 3, 3}));
+    const flashvsr::testing::CountingCpuAllocator bytes;
+    const size_t before = bytes.live();
+    const at::Tensor y = winograd_conv3d(x, w, b, 1, false, cb, LinearBackend::kATen);
+    const size_t used = bytes.peak() - before, fl = sizeof(float);
+    const size_t out = co * (hp - 2) * (wp - 2) * fl, products = 16 * co * n * fl;
+    const size_t weight_block = 16 * co * cb * fl, input_block = 16 * f * cb * n * fl;
+    EXPECT_LE(used, out + products + weight_block + input_block + 4096);
+    EXPECT_GE(used, out + products + weight_block + input_block);
+    EXPECT_LT(out + products + weight_block + input_block + 4096, 16 * f * ci * n * fl)
+        << "the test tells them apart";
+    EXPECT_LE(max_rel(y, at::conv3d(x, w, b)), 1e-5);
 }
 
 TEST(WinogradConv, BadShapesNameThem) {
