@@ -234,14 +234,47 @@ std::vector<ParamSpec> TCDecoder::manifest(const Config& config) {
     return d.table().specs();
 }
 
-at::Tensor TCDecoder::mem_block(const at::Tensor& x, const MemBlockWeights& m, at::Tensor& memory) const {
+at::Tensor TCDecoder::mem_block(const at::Tensor& x, const MemBlockWeights& m, at::Tensor& memory,
+                                int64_t band_rows) const {
     // x: [1, C, H, W], one time step; past = the previous step's input (zeros after a reset).
-    const at::Tensor past = memory.defined() ? memory : at::zeros_like(x);
-    at::Tensor y = conv3x3(at::cat({x, past}, 1), m.w0, m.b0).relu_();  // [1, 2C, H, W] -> [1, C, H, W]
-    memory = x;  // used above, updated now (x is an activation of its own, never written in place)
-    y = conv3x3(y, m.w2, m.b2).relu_();
-    y = conv3x3(y, m.w4, m.b4);
-    return y.add_(x).relu_();  // identity skip (in == out channels)
+    const int64_t height = x.size(2);
+    if (band_rows >= height) {
+        const at::Tensor past = memory.defined() ? memory : at::zeros_like(x);
+        at::Tensor y = conv3x3(at::cat({x, past}, 1), m.w0, m.b0).relu_();  // [1, 2C, H, W] -> [1, C, H, W]
+        memory = x;  // used above, updated now (x is an activation of its own, never written in place)
+        y = conv3x3(y, m.w2, m.b2).relu_();
+        y = conv3x3(y, m.w4, m.b4);
+        return y.add_(x).relu_();  // identity skip (in == out channels)
+    }
+    // In bands of rows, as the output layers (output_stage): band [r0, r1) of the output needs rows [c0, c1)
+    // of conv 2's output, rows [u0, u1) of conv 0's, input rows [i0, i1); each band's first and last
+    // computed rows border another band (the padding stands in for real rows there) and are cut. Only the
+    // output and one band of the 2C-channel concatenation and of the activations exist besides x and past.
+    const at::Tensor zeros = memory.defined() ? at::Tensor() : at::zeros_like(x);
+    const at::Tensor& past = memory.defined() ? memory : zeros;
+    const at::Tensor y = at::empty_like(x);  // channels-last like x
+    for (int64_t r0 = 0; r0 < height; r0 += band_rows) {
+        const int64_t r1 = std::min(height, r0 + band_rows);
+        const int64_t c0 = std::max<int64_t>(r0 - 1, 0), c1 = std::min(height, r1 + 1);
+        const int64_t u0 = std::max<int64_t>(c0 - 1, 0), u1 = std::min(height, c1 + 1);
+        const int64_t i0 = std::max<int64_t>(u0 - 1, 0), i1 = std::min(height, u1 + 1);
+        const at::Tensor in = at::cat({x.narrow(2, i0, i1 - i0), past.narrow(2, i0, i1 - i0)}, 1);
+        const at::Tensor u = conv3x3(in, m.w0, m.b0).narrow(2, u0 - i0, u1 - u0).relu_();
+        const at::Tensor c = conv3x3(u, m.w2, m.b2).narrow(2, c0 - u0, c1 - c0).relu_();
+        const at::Tensor o = conv3x3(c, m.w4, m.b4).narrow(2, r0 - c0, r1 - r0);
+        y.narrow(2, r0, r1 - r0).copy_(o.add_(x.narrow(2, r0, r1 - r0)).relu_());
+    }
+    memory = x;  // used by every band above, updated now
+    return y;
+}
+
+int64_t TCDecoder::mem_block_band_rows(const at::Tensor& x) {
+    const int64_t row_bytes =
+        std::max<int64_t>(1, x.size(1) * x.size(3) * static_cast<int64_t>(x.element_size()));
+    if (row_bytes * x.size(2) <= kMemBlockWholeBytes) {
+        return x.size(2);  // whole
+    }
+    return std::max<int64_t>(1, kMemBlockBandBytes / row_bytes);
 }
 
 int64_t TCDecoder::output_band_rows(int64_t width) const {
@@ -251,23 +284,25 @@ int64_t TCDecoder::output_band_rows(int64_t width) const {
     return std::max<int64_t>(2, kOutputBandBytes / row_bytes / 2 * 2);
 }
 
-void TCDecoder::output_stage(const at::Tensor& x, const at::Tensor& frame, int64_t band_rows) const {
-    // x: [1, c2, H/2, W/2] (TGrow 21's step); frame: [1, 3, H, W] (a view of the output). Band [r0, r1) of
-    // the frame needs rows [c0, c1) of conv 24's output, which need rows [u0, u1) of conv 22's, which need
-    // input rows [i0, i1); a convolution of a band with padding 1 is exact except in its first and last row
-    // where they border another band (there the padding stands in for real rows): those rows are computed
-    // and cut. Rows outside the frame are the real zero padding. One band = the whole frame, as before.
-    const int64_t hh = x.size(2), height = 2 * hh;
-    const int64_t rows = band_rows > 0 ? band_rows : output_band_rows(2 * x.size(3));
+void TCDecoder::output_stage(const at::Tensor& b, int64_t k2, const at::Tensor& frame,
+                             int64_t band_rows) const {
+    // b: [1, c2, H/2, W/2] (MemBlock 19's output); frame: [1, 3, H, W] (a view of the output). TGrow 21's
+    // step k2 is a 1x1 conv, so it runs on each band's input rows (never a whole [1, c2, H/2, W/2] of it).
+    // Band [r0, r1) of the frame needs rows [c0, c1) of conv 24's output, which need rows [u0, u1) of conv
+    // 22's, which need input rows [i0, i1); a convolution of a band with padding 1 is exact except in its
+    // first and last row where they border another band (there the padding stands in for real rows): those
+    // rows are computed and cut. Rows outside the frame are the real zero padding. One band = the whole
+    // frame, as before.
+    const int64_t hh = b.size(2), height = 2 * hh;
+    const int64_t rows = band_rows > 0 ? band_rows : output_band_rows(2 * b.size(3));
     for (int64_t r0 = 0; r0 < height; r0 += rows) {
         const int64_t r1 = std::min(height, r0 + rows);
         const int64_t c0 = std::max<int64_t>(r0 - 1, 0), c1 = std::min(height, r1 + 1);
         const int64_t u0 = std::max<int64_t>(c0 - 1, 0), u1 = std::min(height, c1 + 1);
         const int64_t i0 = std::max<int64_t>(u0 / 2 - 1, 0), i1 = std::min(hh, (u1 - 1) / 2 + 2);
         // 20 Upsample + 22 Conv as its four phases, 23 ReLU: rows [u0, u1)
-        const at::Tensor u = upsample2_conv3x3(x.narrow(2, i0, i1 - i0), conv22_phases_)
-                                 .narrow(2, u0 - 2 * i0, u1 - u0)
-                                 .relu_();
+        const at::Tensor x = tgrow_step(b.narrow(2, i0, i1 - i0), tgrow21_weight_, k2);  // 21: rows [i0, i1)
+        const at::Tensor u = upsample2_conv3x3(x, conv22_phases_).narrow(2, u0 - 2 * i0, u1 - u0).relu_();
         const at::Tensor c = conv3x3(u, conv24_weight_).narrow(2, c0 - u0, c1 - c0).relu_();        // 24, 25
         const at::Tensor y = conv3x3(c, conv26_weight_, conv26_bias_).narrow(2, r0 - c0, r1 - r0);  // 26
         frame.narrow(2, r0, r1 - r0).copy_(y);
@@ -322,6 +357,9 @@ at::Tensor TCDecoder::decode(const at::Tensor& latents, const at::Tensor& cond, 
     // Depth-first, one time step at a time (as the official decode_video(parallel=False)): each MemBlock
     // sees its previous step's input from `state` and every activation is one frame, so the working set
     // stays in cache-sized pieces instead of T-frame batches (same values: convolution rows are independent).
+    const auto mem_rows = [&](const at::Tensor& x) {
+        return band_rows > 0 ? band_rows : mem_block_band_rows(x);
+    };
     int64_t frame = -trim;  // output index of the next decoded frame; the first `trim` are dropped
     for (int64_t step = 0; step < t; ++step) {
         {  // one step; its activations die at the end of this scope, before after_step
@@ -329,13 +367,13 @@ at::Tensor TCDecoder::decode(const at::Tensor& latents, const at::Tensor& cond, 
                 conv3x3(step_input(step), conv1_weight_, conv1_bias_).relu_();  // 1, 2: [1, c0, h, w]
             a = conv3x3(a, conv3_weight_).relu_();                              // 3, 4
             for (int i = 0; i < 3; ++i) {
-                a = mem_block(a, stage0_[i], state.memory(5 + i));  // 5, 6, 7
+                a = mem_block(a, stage0_[i], state.memory(5 + i), mem_rows(a));  // 5, 6, 7
             }
             // 8 Upsample, 9 TGrow (stride 1), 10 Conv: the 1x1 conv runs before the nearest upsample (they
             // commute: the same dot product per pixel) and the upsample + 3x3 conv runs as its four phases.
             a = upsample2_conv3x3(tgrow_step(a, tgrow9_weight_, 0), conv10_phases_);  // [1, c1, 2h, 2w]
             for (int i = 0; i < 3; ++i) {
-                a = mem_block(a, stage1_[i], state.memory(11 + i));  // 11, 12, 13
+                a = mem_block(a, stage1_[i], state.memory(11 + i), mem_rows(a));  // 11, 12, 13
             }
             TORCH_INTERNAL_ASSERT(a.size(1) == c1 && tgrow15_weight_.size(0) == 2 * c1);
             for (int64_t k1 = 0; k1 < 2; ++k1) {
@@ -343,14 +381,14 @@ at::Tensor TCDecoder::decode(const at::Tensor& latents, const at::Tensor& cond, 
                 at::Tensor b =
                     upsample2_conv3x3(tgrow_step(a, tgrow15_weight_, k1), conv16_phases_);  // [1, c2, 4h, 4w]
                 for (int i = 0; i < 3; ++i) {
-                    b = mem_block(b, stage2_[i], state.memory(17 + i));  // 17, 18, 19
+                    b = mem_block(b, stage2_[i], state.memory(17 + i), mem_rows(b));  // 17, 18, 19
                 }
                 TORCH_INTERNAL_ASSERT(b.size(1) == c2 && tgrow21_weight_.size(0) == 2 * c2);
                 for (int64_t k2 = 0; k2 < 2; ++k2, ++frame) {
                     // 20 Upsample, 21 TGrow (stride 2: step k2), 22-26: stateless from here on, so the frames
                     // the first call trims are not computed at all.
                     if (frame >= 0) {
-                        output_stage(tgrow_step(b, tgrow21_weight_, k2), out.select(2, frame), band_rows);
+                        output_stage(b, k2, out.select(2, frame), band_rows);
                     }
                 }
             }

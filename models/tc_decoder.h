@@ -93,16 +93,24 @@ class TCDecoder {
     /// after state.reset(), 0 afterwards; the frames' memory is channels-last ([4T - trim, 8h, 8w, 3]).
     /// Depth-first over time, one step at a time: each MemBlock sees its input of the previous step (from
     /// `state`, zeros after a reset) and keeps the current one; activations are channels-last single
-    /// frames; the stateless output layers (20-26) run in bands of rows of the frame (`band_rows` > 0 rows;
-    /// 0 = bands of about kOutputBandBytes per activation), so no full-resolution activation is ever whole
-    /// (896x512: two 235 MB activations -> 33 MB bands). Frames the first call trims are not computed.
-    /// `after_step`, when set, runs after each latent step, once its activations are freed (the tile runner
-    /// hands glibc's free heap pages back there on the CPU).
+    /// frames. The stateless output layers (20-26) run in bands of rows of the frame, so no full-resolution
+    /// activation is ever whole (896x512: two 235 MB activations -> 33 MB bands), and so do the MemBlocks
+    /// whose activation is over kMemBlockWholeBytes (896x512: the 1/4-resolution ones, 59 MB; their
+    /// 2C-channel concatenation 117 MB -> bands of ~8 MiB per activation). `band_rows` > 0: bands of that
+    /// many rows for both (tests); 0: output_band_rows / mem_block_band_rows. Bands change no value (each row
+    /// is computed from the same input rows; the rows at a band's border are computed twice and cut). Frames
+    /// the first call trims are not computed. `after_step`, when set, runs after each latent step, once its
+    /// activations are freed (the tile runner hands glibc's free heap pages back there on the CPU).
     at::Tensor decode(const at::Tensor& latents, const at::Tensor& cond, TCDecoderState& state,
                       int64_t band_rows = 0, const std::function<void()>& after_step = {}) const;
     /// Rows per band of the output layers for frames `width` pixels wide (band_rows = 0).
     int64_t output_band_rows(int64_t width) const;
     static constexpr int64_t kOutputBandBytes = int64_t{32} << 20;
+    /// Rows per band of a MemBlock on activation x [1, C, H, W] (band_rows = 0): H (whole) up to
+    /// kMemBlockWholeBytes per activation, else about kMemBlockBandBytes per activation band.
+    static int64_t mem_block_band_rows(const at::Tensor& x);
+    static constexpr int64_t kMemBlockWholeBytes = int64_t{32} << 20;
+    static constexpr int64_t kMemBlockBandBytes = int64_t{8} << 20;
 
   private:
     struct MemBlockWeights {  // decoder.N.conv: 0 Conv(2C->C), 1 ReLU, 2 Conv(C->C), 3 ReLU, 4 Conv(C->C)
@@ -111,9 +119,12 @@ class TCDecoder {
 
     TCDecoder() = default;  // manifest(): a weightless instance to enumerate the table
     ParamTable table();
-    at::Tensor mem_block(const at::Tensor& x, const MemBlockWeights& m, at::Tensor& memory) const;
-    /// Layers 20-26 on TGrow 21's step x [1, c2, H/2, W/2] into `frame` [1, 3, H, W], band by band.
-    void output_stage(const at::Tensor& x, const at::Tensor& frame, int64_t band_rows) const;
+    /// One MemBlock on one step x [1, C, H, W] in bands of `band_rows` rows (>= H: whole).
+    at::Tensor mem_block(const at::Tensor& x, const MemBlockWeights& m, at::Tensor& memory,
+                         int64_t band_rows) const;
+    /// Layers 20-26 (TGrow 21's step k2 included) on MemBlock 19's output b [1, c2, H/2, W/2] into `frame`
+    /// [1, 3, H, W], band by band.
+    void output_stage(const at::Tensor& b, int64_t k2, const at::Tensor& frame, int64_t band_rows) const;
 
     Config config_;
     // 0 is Clamp (3·tanh(x/3)), parameterless.

@@ -6,6 +6,7 @@
 #include <map>
 #include <vector>
 
+#include "counting_allocator.h"
 #include "error_test_util.h"
 #include "models/tc_decoder.h"
 #include "random_weights.h"
@@ -282,10 +283,11 @@ TEST(TcDecoder, AfterStepRunsOncePerLatentStepAndChangesNothing) {
     EXPECT_EQ(b1.size(2), 8);
 }
 
-TEST(TcDecoder, OutputLayersInBandsOfRowsEqualTheWholeFrame) {
-    // Layers 20-26 run in bands of output rows (no whole full-resolution activation): every band height,
-    // odd or even, and ones that leave a short last band, gives the frames of one whole-frame band; float64,
-    // so the only difference allowed is the rounding of a convolution computed over fewer rows.
+TEST(TcDecoder, OutputLayersAndMemBlocksInBandsOfRowsEqualTheWholeFrame) {
+    // Layers 20-26 and the MemBlocks run in bands of rows (no whole full-resolution activation, no whole
+    // 2C-channel concatenation): every band height, odd or even, and ones that leave a short last band (the
+    // MemBlocks' heights here are 4, 8 and 16 rows), gives the frames of one whole-frame band; float64, so
+    // the only difference allowed is the rounding of a convolution computed over fewer rows.
     TinyDecoder t;
     at::manual_seed(23);
     const at::Tensor z = random_latents(3), lq = random_lq(9);
@@ -304,4 +306,39 @@ TEST(TcDecoder, OutputLayersInBandsOfRowsEqualTheWholeFrame) {
     EXPECT_EQ(small32.output_band_rows(896), 292);    // 32 MiB / (32 channels x 896 px x 4 B) = 292.6
     EXPECT_EQ(small32.output_band_rows(1 << 20), 2);  // never below 2
     EXPECT_GE(t.dec.output_band_rows(kW), kH);        // tiny preset: one band
+    // MemBlocks: whole up to kMemBlockWholeBytes per activation, else bands of about kMemBlockBandBytes. The
+    // full model at 896x512: 1/4 resolution [128, 256, 448] (59 MB) in bands of 36 rows (229 KB per row),
+    // 1/2 resolution [256, 128, 224] (29 MB) whole.
+    const auto meta = [](std::vector<int64_t> s) {
+        return at::empty(s, at::TensorOptions().device(at::kMeta));
+    };
+    EXPECT_EQ(TCDecoder::mem_block_band_rows(meta({1, 128, 256, 448})), 36);
+    EXPECT_EQ(TCDecoder::mem_block_band_rows(meta({1, 256, 128, 224})), 128);
+    EXPECT_EQ(TCDecoder::mem_block_band_rows(meta({1, 512, 64, 112})), 64);
+    EXPECT_EQ(TCDecoder::mem_block_band_rows(meta({1, 128, 4096, 1 << 16})), 1);  // never below 1
+}
+
+TEST(TcDecoder, MemBlocksInBandsHoldLessThanOneWholeActivationMore) {
+    // Allocator bytes of one latent step: whole, a 1/4-resolution MemBlock holds its input, the 2C-channel
+    // concatenation and the first conv's output (4 activations with the previous stage's output); in bands
+    // of 8 rows only x, its output and a band of each. The output layers have one channel here, so the
+    // MemBlocks make the peak.
+    TCDecoderConfig cfg;
+    cfg.channels = {8, 8, 32, 1};
+    const TCDecoder dec{random_weights(TCDecoder::manifest(cfg)), "tc.ckpt", LoadOptions{at::kFloat}};
+    at::manual_seed(31);
+    const at::Tensor z = at::randn({1, 16, 1, 16, 32}), lq = at::rand({1, 3, 4, 128, 256}) * 2 - 1;
+    const size_t activation = size_t{32} * 64 * 128 * sizeof(float);  // one 1/4-resolution activation
+    std::vector<at::Tensor> out;
+    std::vector<size_t> peak;
+    for (const int64_t rows : {int64_t{128}, int64_t{8}}) {
+        TCDecoderState st;
+        st.cold_start();  // nothing trimmed
+        const flashvsr::testing::CountingCpuAllocator bytes;
+        const size_t before = bytes.live();
+        out.push_back(dec.decode(z, lq, st, rows));
+        peak.push_back(bytes.peak() - before);
+    }
+    EXPECT_TRUE(at::allclose(out[0], out[1], 1e-5, 1e-6));
+    EXPECT_LT(peak[1] + activation, peak[0]) << "whole " << peak[0] << " B, in bands " << peak[1] << " B";
 }
