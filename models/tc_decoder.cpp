@@ -250,15 +250,15 @@ at::Tensor TCDecoder::mem_block(const at::Tensor& x, const MemBlockWeights& m, a
     // of conv 2's output, rows [u0, u1) of conv 0's, input rows [i0, i1); each band's first and last
     // computed rows border another band (the padding stands in for real rows there) and are cut. Only the
     // output and one band of the 2C-channel concatenation and of the activations exist besides x and past.
-    const at::Tensor zeros = memory.defined() ? at::Tensor() : at::zeros_like(x);
-    const at::Tensor& past = memory.defined() ? memory : zeros;
     const at::Tensor y = at::empty_like(x);  // channels-last like x
     for (int64_t r0 = 0; r0 < height; r0 += band_rows) {
         const int64_t r1 = std::min(height, r0 + band_rows);
         const int64_t c0 = std::max<int64_t>(r0 - 1, 0), c1 = std::min(height, r1 + 1);
         const int64_t u0 = std::max<int64_t>(c0 - 1, 0), u1 = std::min(height, c1 + 1);
         const int64_t i0 = std::max<int64_t>(u0 - 1, 0), i1 = std::min(height, u1 + 1);
-        const at::Tensor in = at::cat({x.narrow(2, i0, i1 - i0), past.narrow(2, i0, i1 - i0)}, 1);
+        const at::Tensor xb = x.narrow(2, i0, i1 - i0);
+        const at::Tensor in =
+            at::cat({xb, memory.defined() ? memory.narrow(2, i0, i1 - i0) : at::zeros_like(xb)}, 1);
         const at::Tensor u = conv3x3(in, m.w0, m.b0).narrow(2, u0 - i0, u1 - u0).relu_();
         const at::Tensor c = conv3x3(u, m.w2, m.b2).narrow(2, c0 - u0, c1 - c0).relu_();
         const at::Tensor o = conv3x3(c, m.w4, m.b4).narrow(2, r0 - c0, r1 - r0);

@@ -1,7 +1,8 @@
 // Allocator bytes for tests that assert what is alive at a point of a run: a CPU allocator that wraps
 // ATen's, counting the live bytes, their peak and the live blocks by size. Installed for the lifetime of a
 // CountingCpuAllocator (one at a time); blocks allocated before keep their own deleters, blocks allocated
-// through it and freed after it is gone are still freed (the registry is never destroyed).
+// through it and freed after it is gone are still freed and uncounted (the registry is never destroyed).
+// Assert differences of live() / peak() taken while it is installed.
 #pragma once
 
 #include <c10/core/Allocator.h>
@@ -19,9 +20,7 @@ namespace flashvsr::testing {
 class CountingCpuAllocator final : public c10::Allocator {
   public:
     CountingCpuAllocator() : inner_(c10::GetCPUAllocator()) {
-        const std::lock_guard<std::mutex> lock(registry().mu);
-        registry().live = registry().peak = 0;
-        registry().sizes.clear();
+        reset_peak();  // blocks of an earlier instance still alive stay counted (live) until freed
         c10::SetCPUAllocator(this, kPriority);
     }
     ~CountingCpuAllocator() override { c10::SetCPUAllocator(inner_, kPriority); }
